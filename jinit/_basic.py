@@ -1,0 +1,172 @@
+"""Distribution initializers without fan scaling: constants, uniform, normal, truncated normal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from jinit import _checks, _random
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+
+def zeros(key: KeyArray, shape: Shape, dtype: DTypeLike | None = None,
+          out_sharding: OutSharding = None) -> Array:
+    """An initializer that returns an array of zeros; ``key`` is ignored.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.zeros(jax.random.key(0), (2, 3)).sum()
+      Array(0., dtype=float32)
+    """
+    shape = _checks.canonical_shape("zeros", shape)
+    dtype = _checks.canonical_dtype("zeros", dtype)
+    return jnp.zeros(shape, dtype, out_sharding=out_sharding)
+
+
+def ones(key: KeyArray, shape: Shape, dtype: DTypeLike | None = None,
+         out_sharding: OutSharding = None) -> Array:
+    """An initializer that returns an array of ones; ``key`` is ignored.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.ones(jax.random.key(0), (2, 3)).sum()
+      Array(6., dtype=float32)
+    """
+    shape = _checks.canonical_shape("ones", shape)
+    dtype = _checks.canonical_dtype("ones", dtype)
+    return jnp.ones(shape, dtype, out_sharding=out_sharding)
+
+
+def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer that fills arrays with ``value``; the key is ignored.
+
+    Args:
+      value: the fill value (a scalar; it is cast to the output dtype).
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.constant(-7)(jax.random.key(0), (2, 2)).tolist()
+      [[-7.0, -7.0], [-7.0, -7.0]]
+    """
+    if np.ndim(value) != 0:
+        raise ValueError(f"`constant(value=...)` must be a scalar; got an array of shape "
+                         f"{np.shape(value)}.")
+    _checks.check_factory_dtype("constant", dtype)
+
+    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
+             out_sharding: OutSharding = None) -> Array:
+        shape = _checks.canonical_shape("constant", shape)
+        dtype = _checks.canonical_dtype("constant", dtype)
+        return jnp.full(shape, value, dtype, out_sharding=out_sharding)
+
+    return init
+
+
+def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer of U[0, scale) values (jax's one-sided convention).
+
+    Args:
+      scale: the upper bound of the interval.
+      dtype: the initializer's default dtype (real floating).
+
+    Returns:
+      An initializer. Low-precision outputs are sampled in float32 and rounded once.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.uniform(10.0)(jax.random.key(0), (1000,))
+      >>> bool(w.min() >= 0.0), bool(w.max() < 10.0)
+      (True, True)
+    """
+    _checks.check_real("uniform", "scale", scale)
+    _checks.check_factory_dtype("uniform", dtype, allow_complex=False)
+
+    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
+             out_sharding: OutSharding = None) -> Array:
+        shape = _checks.canonical_shape("uniform", shape)
+        dtype = _checks.canonical_dtype("uniform", dtype, allow_complex=False)
+        ct = _random.compute_dtype(dtype)
+        u = _random.uniform(key, shape, dtype, out_sharding=out_sharding)
+        return (u * jnp.array(scale, ct)).astype(dtype)
+
+    return init
+
+
+def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer of N(0, stddev^2) values (complex: E|w|^2 = stddev^2).
+
+    Args:
+      stddev: the standard deviation.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer. Low-precision outputs are sampled in float32 and rounded once, so a
+      bfloat16 draw has thousands of distinct values and its full tails (jax's has 128 values).
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.normal(5.0)(jax.random.key(0), (100_000,))
+      >>> round(float(w.std()), 1)
+      5.0
+    """
+    _checks.check_real("normal", "stddev", stddev, nonnegative=True)
+    _checks.check_factory_dtype("normal", dtype)
+
+    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
+             out_sharding: OutSharding = None) -> Array:
+        shape = _checks.canonical_shape("normal", shape)
+        dtype = _checks.canonical_dtype("normal", dtype)
+        ct = _random.compute_dtype(dtype)
+        z = _random.normal(key, shape, dtype, out_sharding=out_sharding)
+        return (z * jnp.array(stddev, ct)).astype(dtype)
+
+    return init
+
+
+def truncated_normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None, lower: Any = -2.0,
+                     upper: Any = 2.0) -> Initializer:
+    r"""Builds an initializer of truncated-normal values: ``stddev * TN(lower, upper)``.
+
+    ``lower`` and ``upper`` are in units of ``stddev`` (jax's convention; torch's
+    ``trunc_normal_`` bounds are absolute, see :func:`jinit.torch_trunc_normal`). As in jax there is
+    no variance correction: the actual standard deviation is below ``stddev`` (0.8796 * stddev for
+    the default bounds); :func:`variance_scaling` applies the correction.
+
+    Args:
+      stddev: the standard deviation of the normal before truncation.
+      dtype: the initializer's default dtype (real floating).
+      lower: lower truncation bound, in units of ``stddev``.
+      upper: upper truncation bound, in units of ``stddev``.
+
+    Returns:
+      An initializer whose values lie in :math:`(\text{lower}\cdot\sigma, \text{upper}\cdot\sigma)`.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.truncated_normal(1.0)(jax.random.key(0), (100_000,))
+      >>> round(float(w.std()), 2), bool(abs(w).max() < 2.0)
+      (0.88, True)
+    """
+    _checks.check_real("truncated_normal", "stddev", stddev, nonnegative=True)
+    _checks.check_real("truncated_normal", "lower", lower)
+    _checks.check_real("truncated_normal", "upper", upper)
+    if _checks.is_static_number(lower) and _checks.is_static_number(upper) and not lower < upper:
+        raise ValueError(f"`truncated_normal(lower=..., upper=...)` needs lower < upper; got "
+                         f"lower={lower!r}, upper={upper!r}.")
+    _checks.check_factory_dtype("truncated_normal", dtype, allow_complex=False)
+
+    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
+             out_sharding: OutSharding = None) -> Array:
+        shape = _checks.canonical_shape("truncated_normal", shape)
+        dtype = _checks.canonical_dtype("truncated_normal", dtype, allow_complex=False)
+        ct = _random.compute_dtype(dtype)
+        z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
+        return (z * jnp.array(stddev, ct)).astype(dtype)
+
+    return init

@@ -1,0 +1,135 @@
+"""Orthogonal and delta-orthogonal initializers, computed in float32 for low-precision outputs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jinit import _checks, _random
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+
+def _check_column_axis(where: str, column_axis: Any) -> None:
+    if isinstance(column_axis, bool) or not isinstance(column_axis, (int, np.integer)):
+        raise TypeError(f"`{where}(column_axis=...)` must be an int; got {column_axis!r}.")
+
+
+def _place(x: Array, out_sharding: OutSharding) -> Array:
+    """Lays out a replicated result as `out_sharding` (QR is not partitionable)."""
+    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
+
+
+def _orthogonal_matrix(key: KeyArray, n: int, m: int, dtype: np.dtype) -> Array:
+    """jax.random.orthogonal's algorithm (QR of a normal matrix with Mezzadri's sign fix)."""
+    z = _random.normal(key, (max(n, m), min(n, m)), dtype)
+    q, r = jnp.linalg.qr(z)
+    d = jnp.linalg.diagonal(r)
+    x = q * jnp.expand_dims(jnp.sign(d), -2)
+    return x.mT if n < m else x
+
+
+def orthogonal(scale: Any = 1.0, column_axis: int = -1,
+               dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer of (semi-)orthogonal matrices, uniform over the orthogonal group.
+
+    The weight is viewed as a matrix with ``shape[column_axis]`` columns and the product of the
+    other axes as rows; its rows or columns (whichever are fewer) are orthonormal, times
+    ``scale``. Same float32 bits as ``jax.nn.initializers.orthogonal``. Unlike jax, bfloat16 and
+    float16 work (the QR runs in float32, the result is rounded once) and ``out_sharding`` is
+    honoured: QR is not partitionable, so each device computes the whole matrix and keeps its
+    shard, a cost of one full matrix per device.
+
+    Args:
+      scale: the multiplier (the gain); singular values all equal ``scale``.
+      column_axis: the axis holding the columns.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer for shapes of rank >= 2.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jinit
+      >>> w = jinit.orthogonal()(jax.random.key(0), (64, 64))
+      >>> bool(jnp.allclose(w.T @ w, jnp.eye(64), atol=1e-5))
+      True
+
+    References:
+      Saxe et al. 2014, arXiv:1312.6120; Mezzadri 2007, arXiv:math-ph/0609050.
+    """
+    where = "orthogonal"
+    _checks.check_real(where, "scale", scale)
+    _check_column_axis(where, column_axis)
+    _checks.check_factory_dtype(where, dtype)
+
+    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
+             out_sharding: OutSharding = None) -> Array:
+        shape = _checks.canonical_shape(where, shape)
+        dtype = _checks.canonical_dtype(where, dtype)
+        if len(shape) < 2:
+            raise ValueError(f"`{where}` needs a shape of rank >= 2; got {shape}.")
+        (col,) = _checks.normalize_axes(where, "column_axis", column_axis, len(shape))
+        if 0 in shape:
+            return jnp.zeros(shape, dtype, out_sharding=out_sharding)
+        ct = _random.compute_dtype(dtype)
+        n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
+        q = _orthogonal_matrix(key, n_rows, n_cols, ct)
+        q = jnp.reshape(q, tuple(np.delete(shape, col)) + (shape[col],))
+        q = jnp.moveaxis(q, -1, col)
+        return _place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
+
+    return init
+
+
+def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1,
+                     dtype: DTypeLike | None = None) -> Initializer:
+    """Builds a delta-orthogonal initializer for 1-D, 2-D and 3-D convolution kernels.
+
+    The kernel (spatial axes first, then in and out channels) is zero except at the spatial
+    centre ``(k - 1) // 2``, which holds an orthogonal ``(in, out)`` matrix times ``scale``: the
+    convolution then starts as a norm-preserving map, which lets very deep CNNs train without
+    normalisation. Same float32 bits as ``jax.nn.initializers.delta_orthogonal``; bfloat16,
+    float16 and ``out_sharding`` work as in :func:`orthogonal`.
+
+    Args:
+      scale: the multiplier (the gain) of the central orthogonal matrix.
+      column_axis: the column axis of the central ``(in, out)`` matrix.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer for shapes of rank 3, 4 or 5 with ``in <= out`` channels.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.delta_orthogonal()(jax.random.key(0), (3, 3, 16, 16))
+      >>> float(abs(w[0, 0]).max()), w[1, 1].shape
+      (0.0, (16, 16))
+
+    References:
+      Xiao et al. 2018, 'Dynamical isometry and a mean field theory of CNNs', arXiv:1806.05393.
+    """
+    where = "delta_orthogonal"
+    _checks.check_real(where, "scale", scale)
+    _check_column_axis(where, column_axis)
+    _checks.check_factory_dtype(where, dtype)
+    ortho = orthogonal(scale=scale, column_axis=column_axis, dtype=dtype)
+
+    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
+             out_sharding: OutSharding = None) -> Array:
+        shape = _checks.canonical_shape(where, shape)
+        dtype = _checks.canonical_dtype(where, dtype)
+        if len(shape) not in (3, 4, 5):
+            raise ValueError(f"`{where}` needs a kernel of rank 3, 4 or 5 (spatial axes, in, out); "
+                             f"got shape {shape}.")
+        if shape[-1] < shape[-2]:
+            raise ValueError(f"`{where}` needs in-channels <= out-channels (shape[-2] <= "
+                             f"shape[-1]); got shape {shape}.")
+        _checks.normalize_axes(where, "column_axis", column_axis, 2)
+        centre = tuple((k - 1) // 2 for k in shape[:-2])
+        w = jnp.zeros(shape, dtype).at[centre].set(ortho(key, shape[-2:], dtype))
+        return _place(w, out_sharding)
+
+    return init

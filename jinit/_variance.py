@@ -1,0 +1,202 @@
+"""Variance scaling and the named schemes built on it (Glorot/Xavier, He/Kaiming, LeCun)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import jax.numpy as jnp
+
+from jinit import _checks, _fans, _random
+from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution = Literal["truncated_normal", "normal", "uniform"]
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+
+# Standard deviation of N(0, 1) truncated to (-2, 2), as in jax, Keras and haiku.
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+_COMPLEX_TRUNCATED_NORMAL_STD = _random.complex_truncated_normal_std(2.0)
+
+
+def variance_scaling(
+    scale: Any,
+    mode: Mode,
+    distribution: Distribution,
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    *,
+    einsum: str | None = None,
+    kernel_operand: int = -1,
+) -> Initializer:
+    r"""Builds an initializer whose variance adapts to the weight's fans.
+
+    Samples have mean 0 and variance :math:`\text{scale}/n`, where :math:`n` is ``fan_in``,
+    ``fan_out``, their mean (``"fan_avg"``) or their geometric mean (``"fan_geo_avg"``); fans come
+    from :func:`jinit.compute_fans`. ``"truncated_normal"`` truncates at two standard deviations and
+    rescales so the *truncated* variance is exact; ``"uniform"`` draws from
+    :math:`U(\pm\sqrt{3\,\text{scale}/n})` (complex: a uniform disk).
+
+    Same names, defaults and float32 bits as ``jax.nn.initializers.variance_scaling``, with three
+    differences: hyperparameters are validated here, not on first call; low-precision dtypes are
+    sampled in float32 and rounded once; complex ``"truncated_normal"`` divides by the sampler's
+    true std, 0.96196 (jax's 0.95311 gives E|w|^2 1.8% too large).
+
+    Args:
+      scale: the variance multiplier (non-negative).
+      mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
+      distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
+      in_axis: axis or axes of the input dimension.
+      out_axis: axis or axes of the output dimension.
+      batch_axis: axis or axes that count in neither fan.
+      dtype: the initializer's default dtype.
+      einsum: an explicit einsum spec such as ``"btd,dnh->btnh"``; the kernel operand's
+        contracted labels become ``in_axis``, its output-only labels ``out_axis`` and labels
+        shared with the input and output ``batch_axis``. Exclusive with the axis arguments.
+      kernel_operand: with ``einsum``, which operand is the kernel (default: the last).
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> init = jinit.variance_scaling(1.0, "fan_in", "normal", einsum="btd,dnh->btnh")
+      >>> w = init(jax.random.key(0), (512, 8, 64))
+      >>> round(float(w.var() * 512), 2)
+      1.0
+
+    References:
+      Glorot & Bengio 2010; He et al. 2015, arXiv:1502.01852; Klambauer et al. 2017.
+    """
+    where = "variance_scaling"
+    _checks.check_real(where, "scale", scale, nonnegative=True)
+    _checks.check_one_of(where, "mode", mode, MODES)
+    _checks.check_one_of(where, "distribution", distribution, DISTRIBUTIONS)
+    for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
+        _checks.check_axes(where, name, axes)
+    _checks.check_factory_dtype(where, dtype)
+    rank: int | None = None
+    if einsum is not None:
+        if (in_axis, out_axis, batch_axis) != (-2, -1, ()):
+            raise ValueError(f"`{where}(einsum=...)` derives the fan axes from the spec; do not "
+                             "also pass `in_axis`, `out_axis` or `batch_axis`.")
+        axes_ = _fans.einsum_axes(einsum, kernel_operand)
+        in_axis, out_axis, batch_axis = axes_
+        rank = len(axes_.in_axis) + len(axes_.out_axis) + len(axes_.batch_axis)
+
+    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
+             out_sharding: OutSharding = None) -> Array:
+        shape = _checks.canonical_shape(where, shape)
+        dtype = _checks.canonical_dtype(where, dtype)
+        if rank is not None and len(shape) != rank:
+            raise ValueError(f"`{where}(einsum={einsum!r})`: the kernel has {rank} axes in the "
+                             f"spec but the shape {shape} has {len(shape)}.")
+        fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
+        denominator = {
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+            "fan_avg": (fan_in + fan_out) / 2,
+            "fan_geo_avg": (fan_in * fan_out) ** 0.5,
+        }[mode]
+        # Same operations as jax, in the compute dtype, so float32 results are bit-identical.
+        ct = _random.compute_dtype(dtype)
+        variance = jnp.array(scale / denominator, dtype=ct)
+        is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
+        if distribution == "truncated_normal":
+            if is_complex:
+                stddev = jnp.sqrt(variance) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
+                z = _random.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
+            else:
+                stddev = jnp.sqrt(variance) / jnp.array(TRUNCATED_NORMAL_STD, ct)
+                z = _random.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
+            out = z * stddev
+        elif distribution == "normal":
+            out = _random.normal(key, shape, dtype, out_sharding) * jnp.sqrt(variance)
+        elif is_complex:
+            out = _random.complex_uniform(key, shape, dtype, out_sharding) * jnp.sqrt(variance)
+        else:
+            u = _random.uniform(key, shape, dtype, -1, 1, out_sharding)
+            out = u * jnp.sqrt(3 * variance)
+        return out.astype(dtype)
+
+    return init
+
+
+_SCHEME_DOC = """{summary}
+
+    ``variance_scaling({scale}, {mode!r}, {distribution!r}, ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: {ref}
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.{name}()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
+
+
+def _doc(name: str, summary: str, scale: float, mode: str, distribution: str, ref: str):
+    def decorate(f):
+        f.__doc__ = _SCHEME_DOC.format(summary=summary, scale=scale, mode=mode,
+                                       distribution=distribution, ref=ref, name=name)
+        return f
+    return decorate
+
+
+_GLOROT = "Glorot & Bengio 2010, 'Understanding the difficulty of training deep feedforward nets'."
+_HE = "He et al. 2015, 'Delving deep into rectifiers', arXiv:1502.01852."
+_LECUN = "LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al. 2017, arXiv:1706.02515."
+
+
+@_doc("glorot_uniform", "Glorot (Xavier) uniform: U(+-sqrt(6 / (fan_in + fan_out))).", 1.0,
+      "fan_avg", "uniform", _GLOROT)
+def glorot_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                   dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
+    return variance_scaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype,
+                            einsum=einsum)
+
+
+@_doc("glorot_normal", "Glorot (Xavier) truncated normal with Var = 2 / (fan_in + fan_out).", 1.0,
+      "fan_avg", "truncated_normal", _GLOROT)
+def glorot_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                  dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
+    return variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis,
+                            dtype, einsum=einsum)
+
+
+@_doc("he_uniform", "He (Kaiming) uniform: U(+-sqrt(6 / fan_in)).", 2.0, "fan_in", "uniform", _HE)
+def he_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+               dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
+    return variance_scaling(2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype,
+                            einsum=einsum)
+
+
+@_doc("he_normal", "He (Kaiming) truncated normal with Var = 2 / fan_in.", 2.0, "fan_in",
+      "truncated_normal", _HE)
+def he_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+              dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
+    return variance_scaling(2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis,
+                            dtype, einsum=einsum)
+
+
+@_doc("lecun_uniform", "LeCun uniform: U(+-sqrt(3 / fan_in)).", 1.0, "fan_in", "uniform", _LECUN)
+def lecun_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                  dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
+    return variance_scaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype,
+                            einsum=einsum)
+
+
+@_doc("lecun_normal", "LeCun truncated normal with Var = 1 / fan_in (Flax's default kernel init).",
+      1.0, "fan_in", "truncated_normal", _LECUN)
+def lecun_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                 dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
+    return variance_scaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis,
+                            dtype, einsum=einsum)
+
+
+xavier_uniform = glorot_uniform
+xavier_normal = glorot_normal
+kaiming_uniform = he_uniform
+kaiming_normal = he_normal
