@@ -8,11 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _random
+from jinit._core import make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 
-def zeros(key: KeyArray, shape: Shape, dtype: DTypeLike | None = None,
-          out_sharding: OutSharding = None) -> Array:
+def zeros(
+    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
+) -> Array:
     """An initializer that returns an array of zeros; ``key`` is ignored.
 
     Examples:
@@ -25,8 +27,9 @@ def zeros(key: KeyArray, shape: Shape, dtype: DTypeLike | None = None,
     return jnp.zeros(shape, dtype, out_sharding=out_sharding)
 
 
-def ones(key: KeyArray, shape: Shape, dtype: DTypeLike | None = None,
-         out_sharding: OutSharding = None) -> Array:
+def ones(
+    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
+) -> Array:
     """An initializer that returns an array of ones; ``key`` is ignored.
 
     Examples:
@@ -55,17 +58,15 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
       [[-7.0, -7.0], [-7.0, -7.0]]
     """
     if np.ndim(value) != 0:
-        raise ValueError(f"`constant(value=...)` must be a scalar; got an array of shape "
-                         f"{np.shape(value)}.")
+        raise ValueError(
+            f"`constant(value=...)` must be a scalar; got an array of shape {np.shape(value)}."
+        )
     _checks.check_factory_dtype("constant", dtype)
 
-    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
-             out_sharding: OutSharding = None) -> Array:
-        shape = _checks.canonical_shape("constant", shape)
-        dtype = _checks.canonical_dtype("constant", dtype)
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         return jnp.full(shape, value, dtype, out_sharding=out_sharding)
 
-    return init
+    return make_init("constant", body, dtype)
 
 
 def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -87,15 +88,12 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     _checks.check_real("uniform", "scale", scale)
     _checks.check_factory_dtype("uniform", dtype, allow_complex=False)
 
-    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
-             out_sharding: OutSharding = None) -> Array:
-        shape = _checks.canonical_shape("uniform", shape)
-        dtype = _checks.canonical_dtype("uniform", dtype, allow_complex=False)
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         ct = _random.compute_dtype(dtype)
         u = _random.uniform(key, shape, dtype, out_sharding=out_sharding)
         return (u * jnp.array(scale, ct)).astype(dtype)
 
-    return init
+    return make_init("uniform", body, dtype, allow_complex=False)
 
 
 def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -118,19 +116,17 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     _checks.check_real("normal", "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype("normal", dtype)
 
-    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
-             out_sharding: OutSharding = None) -> Array:
-        shape = _checks.canonical_shape("normal", shape)
-        dtype = _checks.canonical_dtype("normal", dtype)
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         ct = _random.compute_dtype(dtype)
         z = _random.normal(key, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
-    return init
+    return make_init("normal", body, dtype)
 
 
-def truncated_normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None, lower: Any = -2.0,
-                     upper: Any = 2.0) -> Initializer:
+def truncated_normal(
+    stddev: Any = 1e-2, dtype: DTypeLike | None = None, lower: Any = -2.0, upper: Any = 2.0
+) -> Initializer:
     r"""Builds an initializer of truncated-normal values: ``stddev * TN(lower, upper)``.
 
     ``lower`` and ``upper`` are in units of ``stddev`` (jax's convention; torch's
@@ -157,16 +153,15 @@ def truncated_normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None, lower: 
     _checks.check_real("truncated_normal", "lower", lower)
     _checks.check_real("truncated_normal", "upper", upper)
     if _checks.is_static_number(lower) and _checks.is_static_number(upper) and not lower < upper:
-        raise ValueError(f"`truncated_normal(lower=..., upper=...)` needs lower < upper; got "
-                         f"lower={lower!r}, upper={upper!r}.")
+        raise ValueError(
+            f"`truncated_normal(lower=..., upper=...)` needs lower < upper; got "
+            f"lower={lower!r}, upper={upper!r}."
+        )
     _checks.check_factory_dtype("truncated_normal", dtype, allow_complex=False)
 
-    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
-             out_sharding: OutSharding = None) -> Array:
-        shape = _checks.canonical_shape("truncated_normal", shape)
-        dtype = _checks.canonical_dtype("truncated_normal", dtype, allow_complex=False)
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         ct = _random.compute_dtype(dtype)
         z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
-    return init
+    return make_init("truncated_normal", body, dtype, allow_complex=False)

@@ -1,4 +1,4 @@
-"""Early, explicit validation: every error names the call, what was expected and what was received."""
+"""Early validation: every error names the call, what was expected and what was received."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def is_static_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_real(where: str, name: str, value: Any, *, positive: bool = False,
-               nonnegative: bool = False) -> None:
+def check_real(
+    where: str, name: str, value: Any, *, positive: bool = False, nonnegative: bool = False
+) -> None:
     """Checks a real hyperparameter. Arrays (possibly traced) are accepted unchecked."""
     if isinstance(value, (jax.Array, np.ndarray)) and not isinstance(value, np.generic):
         return
@@ -47,11 +48,13 @@ def check_axes(where: str, name: str, axes: Axes) -> None:
     items = (axes,) if isinstance(axes, (int, np.integer)) else axes
     if isinstance(axes, (str, bytes)) or not isinstance(items, Sequence | tuple | list):
         raise TypeError(
-            f"`{where}({name}=...)` must be an int or a sequence of ints; got {axes!r}.")
+            f"`{where}({name}=...)` must be an int or a sequence of ints; got {axes!r}."
+        )
     for a in items:
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
             raise TypeError(
-                f"`{where}({name}=...)` must be an int or a sequence of ints; got {axes!r}.")
+                f"`{where}({name}=...)` must be an int or a sequence of ints; got {axes!r}."
+            )
 
 
 def normalize_axes(where: str, name: str, axes: Axes, ndim: int) -> tuple[int, ...]:
@@ -62,7 +65,8 @@ def normalize_axes(where: str, name: str, axes: Axes, ndim: int) -> tuple[int, .
         a = operator.index(a)
         if not -ndim <= a < ndim:
             raise ValueError(
-                f"`{where}({name}={axes!r})` is out of range for a {ndim}-dimensional shape.")
+                f"`{where}({name}={axes!r})` is out of range for a {ndim}-dimensional shape."
+            )
         out.append(a % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"`{where}({name}={axes!r})` names the same axis twice.")
@@ -83,7 +87,8 @@ def canonical_shape(where: str, shape: Any) -> tuple[int, ...]:
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0:
             raise TypeError(
-                f"`{where}`: `shape` must be a sequence of non-negative ints; got {shape!r}.")
+                f"`{where}`: `shape` must be a sequence of non-negative ints; got {shape!r}."
+            )
         out.append(int(d))
     return tuple(out)
 

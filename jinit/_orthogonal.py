@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _random
+from jinit._core import make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 
@@ -32,8 +33,9 @@ def _orthogonal_matrix(key: KeyArray, n: int, m: int, dtype: np.dtype) -> Array:
     return x.mT if n < m else x
 
 
-def orthogonal(scale: Any = 1.0, column_axis: int = -1,
-               dtype: DTypeLike | None = None) -> Initializer:
+def orthogonal(
+    scale: Any = 1.0, column_axis: int = -1, dtype: DTypeLike | None = None
+) -> Initializer:
     """Builds an initializer of (semi-)orthogonal matrices, uniform over the orthogonal group.
 
     The weight is viewed as a matrix with ``shape[column_axis]`` columns and the product of the
@@ -65,10 +67,7 @@ def orthogonal(scale: Any = 1.0, column_axis: int = -1,
     _check_column_axis(where, column_axis)
     _checks.check_factory_dtype(where, dtype)
 
-    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
-             out_sharding: OutSharding = None) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype)
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a shape of rank >= 2; got {shape}.")
         (col,) = _checks.normalize_axes(where, "column_axis", column_axis, len(shape))
@@ -77,15 +76,16 @@ def orthogonal(scale: Any = 1.0, column_axis: int = -1,
         ct = _random.compute_dtype(dtype)
         n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
         q = _orthogonal_matrix(key, n_rows, n_cols, ct)
-        q = jnp.reshape(q, tuple(np.delete(shape, col)) + (shape[col],))
+        q = jnp.reshape(q, (*np.delete(shape, col).tolist(), shape[col]))
         q = jnp.moveaxis(q, -1, col)
         return _place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
 
-    return init
+    return make_init(where, body, dtype)
 
 
-def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1,
-                     dtype: DTypeLike | None = None) -> Initializer:
+def delta_orthogonal(
+    scale: Any = 1.0, column_axis: int = -1, dtype: DTypeLike | None = None
+) -> Initializer:
     """Builds a delta-orthogonal initializer for 1-D, 2-D and 3-D convolution kernels.
 
     The kernel (spatial axes first, then in and out channels) is zero except at the spatial
@@ -117,19 +117,20 @@ def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1,
     _checks.check_factory_dtype(where, dtype)
     ortho = orthogonal(scale=scale, column_axis=column_axis, dtype=dtype)
 
-    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
-             out_sharding: OutSharding = None) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype)
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         if len(shape) not in (3, 4, 5):
-            raise ValueError(f"`{where}` needs a kernel of rank 3, 4 or 5 (spatial axes, in, out); "
-                             f"got shape {shape}.")
+            raise ValueError(
+                f"`{where}` needs a kernel of rank 3, 4 or 5 (spatial axes, in, out); "
+                f"got shape {shape}."
+            )
         if shape[-1] < shape[-2]:
-            raise ValueError(f"`{where}` needs in-channels <= out-channels (shape[-2] <= "
-                             f"shape[-1]); got shape {shape}.")
+            raise ValueError(
+                f"`{where}` needs in-channels <= out-channels (shape[-2] <= "
+                f"shape[-1]); got shape {shape}."
+            )
         _checks.normalize_axes(where, "column_axis", column_axis, 2)
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         w = jnp.zeros(shape, dtype).at[centre].set(ortho(key, shape[-2:], dtype))
         return _place(w, out_sharding)
 
-    return init
+    return make_init(where, body, dtype)

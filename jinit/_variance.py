@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import jax.numpy as jnp
+import numpy as np
 
 from jinit import _checks, _fans, _random
+from jinit._core import make_init
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
@@ -80,19 +82,20 @@ def variance_scaling(
     rank: int | None = None
     if einsum is not None:
         if (in_axis, out_axis, batch_axis) != (-2, -1, ()):
-            raise ValueError(f"`{where}(einsum=...)` derives the fan axes from the spec; do not "
-                             "also pass `in_axis`, `out_axis` or `batch_axis`.")
+            raise ValueError(
+                f"`{where}(einsum=...)` derives the fan axes from the spec; do not "
+                "also pass `in_axis`, `out_axis` or `batch_axis`."
+            )
         axes_ = _fans.einsum_axes(einsum, kernel_operand)
         in_axis, out_axis, batch_axis = axes_
         rank = len(axes_.in_axis) + len(axes_.out_axis) + len(axes_.batch_axis)
 
-    def init(key: KeyArray, shape: Shape, dtype: DTypeLike | None = dtype,
-             out_sharding: OutSharding = None) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype)
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         if rank is not None and len(shape) != rank:
-            raise ValueError(f"`{where}(einsum={einsum!r})`: the kernel has {rank} axes in the "
-                             f"spec but the shape {shape} has {len(shape)}.")
+            raise ValueError(
+                f"`{where}(einsum={einsum!r})`: the kernel has {rank} axes in the "
+                f"spec but the shape {shape} has {len(shape)}."
+            )
         fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
         denominator = {
             "fan_in": fan_in,
@@ -121,7 +124,7 @@ def variance_scaling(
             out = u * jnp.sqrt(3 * variance)
         return out.astype(dtype)
 
-    return init
+    return make_init(where, body, dtype)
 
 
 _SCHEME_DOC = """{summary}
@@ -139,9 +142,11 @@ _SCHEME_DOC = """{summary}
 
 def _doc(name: str, summary: str, scale: float, mode: str, distribution: str, ref: str):
     def decorate(f):
-        f.__doc__ = _SCHEME_DOC.format(summary=summary, scale=scale, mode=mode,
-                                       distribution=distribution, ref=ref, name=name)
+        f.__doc__ = _SCHEME_DOC.format(
+            summary=summary, scale=scale, mode=mode, distribution=distribution, ref=ref, name=name
+        )
         return f
+
     return decorate
 
 
@@ -150,50 +155,116 @@ _HE = "He et al. 2015, 'Delving deep into rectifiers', arXiv:1502.01852."
 _LECUN = "LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al. 2017, arXiv:1706.02515."
 
 
-@_doc("glorot_uniform", "Glorot (Xavier) uniform: U(+-sqrt(6 / (fan_in + fan_out))).", 1.0,
-      "fan_avg", "uniform", _GLOROT)
-def glorot_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-                   dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
-    return variance_scaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype,
-                            einsum=einsum)
+@_doc(
+    "glorot_uniform",
+    "Glorot (Xavier) uniform: U(+-sqrt(6 / (fan_in + fan_out))).",
+    1.0,
+    "fan_avg",
+    "uniform",
+    _GLOROT,
+)
+def glorot_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    *,
+    einsum: str | None = None,
+) -> Initializer:
+    return variance_scaling(
+        1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
+    )
 
 
-@_doc("glorot_normal", "Glorot (Xavier) truncated normal with Var = 2 / (fan_in + fan_out).", 1.0,
-      "fan_avg", "truncated_normal", _GLOROT)
-def glorot_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-                  dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
-    return variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis,
-                            dtype, einsum=einsum)
+@_doc(
+    "glorot_normal",
+    "Glorot (Xavier) truncated normal with Var = 2 / (fan_in + fan_out).",
+    1.0,
+    "fan_avg",
+    "truncated_normal",
+    _GLOROT,
+)
+def glorot_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    *,
+    einsum: str | None = None,
+) -> Initializer:
+    return variance_scaling(
+        1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
+    )
 
 
 @_doc("he_uniform", "He (Kaiming) uniform: U(+-sqrt(6 / fan_in)).", 2.0, "fan_in", "uniform", _HE)
-def he_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-               dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
-    return variance_scaling(2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype,
-                            einsum=einsum)
+def he_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    *,
+    einsum: str | None = None,
+) -> Initializer:
+    return variance_scaling(
+        2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
+    )
 
 
-@_doc("he_normal", "He (Kaiming) truncated normal with Var = 2 / fan_in.", 2.0, "fan_in",
-      "truncated_normal", _HE)
-def he_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-              dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
-    return variance_scaling(2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis,
-                            dtype, einsum=einsum)
+@_doc(
+    "he_normal",
+    "He (Kaiming) truncated normal with Var = 2 / fan_in.",
+    2.0,
+    "fan_in",
+    "truncated_normal",
+    _HE,
+)
+def he_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    *,
+    einsum: str | None = None,
+) -> Initializer:
+    return variance_scaling(
+        2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
+    )
 
 
 @_doc("lecun_uniform", "LeCun uniform: U(+-sqrt(3 / fan_in)).", 1.0, "fan_in", "uniform", _LECUN)
-def lecun_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-                  dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
-    return variance_scaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype,
-                            einsum=einsum)
+def lecun_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    *,
+    einsum: str | None = None,
+) -> Initializer:
+    return variance_scaling(
+        1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
+    )
 
 
-@_doc("lecun_normal", "LeCun truncated normal with Var = 1 / fan_in (Flax's default kernel init).",
-      1.0, "fan_in", "truncated_normal", _LECUN)
-def lecun_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-                 dtype: DTypeLike | None = None, *, einsum: str | None = None) -> Initializer:
-    return variance_scaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis,
-                            dtype, einsum=einsum)
+@_doc(
+    "lecun_normal",
+    "LeCun truncated normal with Var = 1 / fan_in (Flax's default kernel init).",
+    1.0,
+    "fan_in",
+    "truncated_normal",
+    _LECUN,
+)
+def lecun_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    *,
+    einsum: str | None = None,
+) -> Initializer:
+    return variance_scaling(
+        1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
+    )
 
 
 xavier_uniform = glorot_uniform

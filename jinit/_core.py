@@ -1,0 +1,45 @@
+"""The one wrapper every initializer goes through: validate in Python, then run one compiled body.
+
+Running the numeric body under `jax.jit` even for eager calls makes eager and jitted results
+bit-identical. (jax's own initializers differ between the two in the last bit: under `jit`, XLA
+reassociates ``sqrt(2) * erfinv(u) * stddev`` into ``erfinv(u) * (sqrt(2) * stddev)``; eagerly the
+multiplications are separate programs.) It also makes an eager call one dispatch instead of many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from jinit import _checks
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+Body = Callable[[KeyArray, tuple[int, ...], np.dtype, OutSharding], Array]
+
+
+def make_init(
+    where: str, body: Body, dtype: DTypeLike | None, *, allow_complex: bool = True
+) -> Initializer:
+    """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
+
+    ``body`` receives a canonical shape (tuple of ints) and dtype (``np.dtype``), both static,
+    and is traced once per (shape, dtype, out_sharding); shape-dependent checks inside it run at
+    trace time on static ints.
+    """
+    compiled = jax.jit(body, static_argnums=(1, 2, 3))
+    default_dtype = dtype
+
+    def init(
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = default_dtype,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        shape = _checks.canonical_shape(where, shape)
+        dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
+        return compiled(key, shape, dtype, out_sharding)
+
+    init.__qualname__ = f"{where}.<locals>.init"
+    return init

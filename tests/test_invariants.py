@@ -1,0 +1,185 @@
+"""Invariants every public initializer satisfies: one test per property x registry row."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from registry import CASES, Case
+from scipy import stats
+
+import jinit
+
+ROWS = [pytest.param(c, id=c.name) for c in CASES]
+RANDOM_ROWS = [pytest.param(c, id=c.name) for c in CASES if c.random]
+DIST_ROWS = [pytest.param(c, id=c.name) for c in CASES if c.dist is not None]
+CHECK_ROWS = [pytest.param(c, id=c.name) for c in CASES if c.check is not None]
+
+
+def bits(x: jax.Array) -> np.ndarray:
+    """The raw bytes of an array, so equality is bitwise (NaN- and -0.0-exact)."""
+    return np.asarray(x).view(np.uint8)
+
+
+# Public callables that are not initializers (tools around them); everything else public and
+# callable must have a registry row, so a new initializer cannot skip the invariant tests.
+NOT_INITIALIZERS = {
+    "compute_fans",
+    "einsum_axes",
+    "EinsumAxes",
+    "Initializer",
+    "calculate_gain",
+    "describe",
+    "key_for_path",
+    "keys_like",
+    "path_str",
+    "init_tree",
+    "scaled",
+    "deepnorm_beta",
+    "flax",
+}
+
+
+def test_registry_covers_the_public_api():
+    public = {n for n in dir(jinit) if not n.startswith("_") and callable(getattr(jinit, n))}
+    row_names = {c.name for c in CASES}
+    missing = {
+        n
+        for n in public - NOT_INITIALIZERS
+        if not any(r == n or r.startswith(n + "_") for r in row_names)
+    }
+    assert not missing, f"public initializers without a registry row: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_shape_and_dtype(case: Case, key):
+    init = case.make()
+    for shape in case.shapes:
+        for dtype in case.dtypes:
+            x = init(key, shape, dtype)
+            assert x.shape == shape and x.dtype == jnp.dtype(dtype), (shape, dtype)
+            assert bool(jnp.isfinite(x.astype(jnp.float32)).all()), (shape, dtype)
+        # dtype=None means jax's default float dtype.
+        assert init(key, shape).dtype == jnp.float32
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_protocol(case: Case):
+    assert isinstance(case.make(), jinit.Initializer)
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_deterministic_and_key_sensitive(case: Case, key):
+    init = case.make()
+    shape = case.shapes[0]
+    a, b = init(key, shape), init(key, shape)
+    np.testing.assert_array_equal(bits(a), bits(b))
+    other = init(jax.random.key(1), shape)
+    if case.random:
+        assert not np.array_equal(np.asarray(a), np.asarray(other))
+    else:
+        np.testing.assert_array_equal(bits(a), bits(other))
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_jit_equals_eager(case: Case, key):
+    init = case.make()
+    for shape in case.shapes:
+        for dtype in (jnp.float32, jnp.bfloat16):
+            eager = init(key, shape, dtype)
+            jitted = jax.jit(init, static_argnums=(1, 2))(key, shape, dtype)
+            np.testing.assert_array_equal(bits(eager), bits(jitted), err_msg=f"{shape} {dtype}")
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_legacy_key_equals_typed_key(case: Case):
+    init = case.make()
+    shape = case.shapes[0]
+    typed = init(jax.random.key(7), shape)
+    legacy = init(jax.random.PRNGKey(7), shape)
+    np.testing.assert_array_equal(bits(typed), bits(legacy))
+
+
+@pytest.mark.parametrize("mesh_shape", [(1, 8), (2, 4), (4, 2), (8, 1)])
+@pytest.mark.parametrize("case", ROWS)
+def test_sharded_equals_unsharded(case: Case, key, mesh_shape):
+    init = case.make()
+    shape = case.shapes[0]
+    mesh = jax.make_mesh(mesh_shape, ("a", "b"), axis_types=(jax.sharding.AxisType.Explicit,) * 2)
+    # Shard the last two axes when they divide evenly, else replicate them.
+    spec = [None] * len(shape)
+    for ax, name, n in ((-2, "a", mesh_shape[0]), (-1, "b", mesh_shape[1])):
+        if shape[ax] % n == 0:
+            spec[ax] = name
+    sharding = NamedSharding(mesh, P(*spec))
+    expected = init(key, shape)
+    with jax.set_mesh(mesh):
+        got = init(key, shape, None, sharding)
+        got_jit = jax.jit(init, static_argnums=(1, 2, 3))(key, shape, None, sharding)
+    assert got.sharding.is_equivalent_to(sharding, len(shape))
+    assert got_jit.sharding.is_equivalent_to(sharding, len(shape))
+    np.testing.assert_array_equal(bits(got), bits(expected))
+    np.testing.assert_array_equal(bits(got_jit), bits(expected))
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_no_recompile_on_second_call(case: Case, key):
+    init = case.make()
+    shape = case.shapes[0]
+    init(key, shape)  # warm: compiles whatever the initializer needs
+    compiles: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if "backend_compile" in event:
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        init(jax.random.key(99), shape)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert not compiles, f"second call with a new key compiled {len(compiles)} program(s)"
+
+
+@pytest.mark.parametrize("case", DIST_ROWS)
+def test_distribution_ks(case: Case, key):
+    """Kolmogorov-Smirnov against the target distribution, float32."""
+    assert case.dist is not None
+    x = np.asarray(case.make()(key, case.stat_shape, jnp.float32), np.float64).ravel()
+    dist = case.dist(case.stat_shape)
+    result = stats.kstest(x, dist.cdf)
+    assert result.pvalue > 1e-4, f"KS statistic {result.statistic:.4g}, p={result.pvalue:.3g}"
+    # The variance is right to within 4 standard errors (var of the sample variance ~ 2 s^4 / n
+    # for near-Gaussian data, larger for heavier tails: use the reference's own 4th moment).
+    mu4 = (
+        dist.moment(4)
+        - 4 * dist.mean() * dist.moment(3)
+        + 6 * dist.mean() ** 2 * dist.moment(2)
+        - 3 * dist.mean() ** 4
+    )
+    se = math.sqrt((mu4 - dist.var() ** 2) / x.size)
+    assert abs(x.var() - dist.var()) < 4 * se, (x.var(), dist.var())
+
+
+@pytest.mark.parametrize("case", DIST_ROWS)
+def test_low_precision_statistics(case: Case, key):
+    """bfloat16 outputs are float32 samples rounded once: the moments stay right."""
+    assert case.dist is not None
+    x = np.asarray(case.make()(key, case.stat_shape, jnp.bfloat16).astype(jnp.float32), np.float64)
+    dist = case.dist(case.stat_shape)
+    rel = 2**-8  # bfloat16 rounding error, relative
+    tol = 6 * dist.std() / math.sqrt(x.size) + rel * abs(dist.mean()) + 1e-12
+    assert abs(x.mean() - dist.mean()) < tol
+    assert abs(x.std() / dist.std() - 1) < 0.01 + 4 / math.sqrt(x.size)
+
+
+@pytest.mark.parametrize("case", CHECK_ROWS)
+def test_property(case: Case, key):
+    assert case.check is not None
+    for shape in (*case.shapes, case.stat_shape):
+        case.check(np.asarray(case.make()(key, shape, jnp.float32)), shape)
