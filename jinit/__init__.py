@@ -9,8 +9,12 @@ from jinit._basic import zeros as zeros
 from jinit._fans import EinsumAxes as EinsumAxes
 from jinit._fans import compute_fans as compute_fans
 from jinit._fans import einsum_axes as einsum_axes
+from jinit._keys import key_for_path as key_for_path
+from jinit._keys import keys_like as keys_like
+from jinit._keys import path_str as path_str
 from jinit._orthogonal import delta_orthogonal as delta_orthogonal
 from jinit._orthogonal import orthogonal as orthogonal
+from jinit._tree import init_tree as init_tree
 from jinit._typing import Initializer as Initializer
 from jinit._variance import glorot_normal as glorot_normal
 from jinit._variance import glorot_uniform as glorot_uniform

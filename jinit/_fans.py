@@ -70,7 +70,8 @@ def _compute_fans_cached(
         raise ValueError(
             f"`compute_fans`: the default `in_axis=-2` needs a weight of rank >= 2; got shape "
             f"{shape}. Pass `in_axis`/`out_axis` explicitly, or use a non-fan initializer "
-            "(e.g. `zeros`, `normal`) for biases and scales.")
+            "(e.g. `zeros`, `normal`) for biases and scales."
+        )
     sizes = []
     for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
         idx = _checks.normalize_axes("compute_fans", name, axes, ndim)
@@ -79,7 +80,8 @@ def _compute_fans_cached(
     if 0 in (in_size, out_size, batch_size):
         raise ValueError(
             f"`compute_fans`: shape {shape} has a zero-sized fan or batch axis, so the fans are "
-            "undefined.")
+            "undefined."
+        )
     # Same operation order as jax.nn.initializers._compute_fans, so the floats are identical.
     receptive_field_size = math.prod(shape) / in_size / out_size / batch_size
     return in_size * receptive_field_size, out_size * receptive_field_size
@@ -122,7 +124,8 @@ def einsum_axes(spec: str, kernel_operand: int = -1) -> EinsumAxes:
     if compact.count("->") != 1 or "." in compact:
         raise ValueError(
             f"`{where}`: expected an explicit spec like 'btd,dnh->btnh' (one '->', no "
-            f"ellipsis); got {spec!r}.")
+            f"ellipsis); got {spec!r}."
+        )
     lhs, out = compact.split("->")
     operands = lhs.split(",")
     if len(operands) < 2:
@@ -130,11 +133,13 @@ def einsum_axes(spec: str, kernel_operand: int = -1) -> EinsumAxes:
     if not -len(operands) <= kernel_operand < len(operands):
         raise ValueError(
             f"`{where}`: `kernel_operand={kernel_operand}` is out of range for "
-            f"{len(operands)} operands.")
+            f"{len(operands)} operands."
+        )
     for term in (*operands, out):
         if not term.isalpha() or len(set(term)) != len(term):
             raise ValueError(
-                f"`{where}`: each term must be distinct letters; got {term!r} in {spec!r}.")
+                f"`{where}`: each term must be distinct letters; got {term!r} in {spec!r}."
+            )
     kernel = operands[kernel_operand]
     others = set("".join(t for i, t in enumerate(operands) if i != kernel_operand % len(operands)))
     unknown = set(out) - set(lhs.replace(",", ""))
@@ -151,9 +156,11 @@ def einsum_axes(spec: str, kernel_operand: int = -1) -> EinsumAxes:
         else:
             raise ValueError(
                 f"`{where}`: kernel label {label!r} is summed away without meeting another "
-                "operand, so it is neither a fan-in nor a fan-out axis.")
+                "operand, so it is neither a fan-in nor a fan-out axis."
+            )
     if not in_axes or not out_axes:
         raise ValueError(
             f"`{where}`: the kernel {kernel!r} needs at least one contracted (fan-in) label and "
-            f"one output (fan-out) label; got in={in_axes}, out={out_axes}.")
+            f"one output (fan-out) label; got in={in_axes}, out={out_axes}."
+        )
     return EinsumAxes(tuple(in_axes), tuple(out_axes), tuple(batch_axes))

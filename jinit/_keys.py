@@ -1,0 +1,161 @@
+"""Per-parameter keys derived from the parameter's path through a fixed, documented digest.
+
+The digest (stable across versions; changing it changes users' initial weights)::
+
+    path  = "params/Block_3/attn/kernel"        # path_str(keypath)
+    d     = SHA-256(path.encode("utf-8"))        # 32 bytes
+    hi    = uint32 big-endian of d[0:4]
+    lo    = uint32 big-endian of d[4:8]
+    k     = fold_in(fold_in(root, hi), lo)       # jax.random.fold_in
+
+``root`` is a typed key; an int seed ``s`` means ``jax.random.key(s)`` and a legacy ``uint32[2]``
+key means ``jax.random.wrap_key_data(k)``. With the default ``threefry2x32`` implementation every
+step is integer arithmetic, so the derived key is the same on every backend, mesh and process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
+
+from jinit._typing import KeyArray
+
+KeyLike = Any  # a typed key, a legacy uint32[2] key, or an int seed
+PathLike = str | Sequence[Any]
+
+
+def path_str(keypath: PathLike) -> str:
+    """Joins a jax key path into the ``'/'``-separated string that rules and keys are derived from.
+
+    ``DictKey`` gives its key, ``GetAttrKey`` its name, ``SequenceKey`` and ``FlattenedIndexKey``
+    their index; plain ``str`` and ``int`` entries (as in ``flax.nnx`` state paths) are taken as
+    they are. A string is returned unchanged.
+
+    Args:
+      keypath: a tuple of key entries, as from ``jax.tree_util.tree_flatten_with_path``, or a str.
+
+    Returns:
+      The path string, e.g. ``"params/Dense_0/kernel"``.
+
+    Examples:
+      >>> import jax, jinit
+      >>> tree = {"params": {"layers": [{"kernel": 0}]}}
+      >>> [jinit.path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+      ['params/layers/0/kernel']
+    """
+    if isinstance(keypath, str):
+        return keypath
+    parts = []
+    for entry in keypath:
+        if isinstance(entry, DictKey):
+            parts.append(str(entry.key))
+        elif isinstance(entry, GetAttrKey):
+            parts.append(entry.name)
+        elif isinstance(entry, SequenceKey):
+            parts.append(str(entry.idx))
+        elif isinstance(entry, FlattenedIndexKey):
+            parts.append(str(entry.key))
+        elif isinstance(entry, (str, int, np.integer)) and not isinstance(entry, bool):
+            parts.append(str(entry))
+        else:
+            raise TypeError(
+                f"`path_str(keypath=...)`: expected DictKey, GetAttrKey, SequenceKey, "
+                f"FlattenedIndexKey, str or int entries; got {entry!r} in {keypath!r}."
+            )
+    return "/".join(parts)
+
+
+@functools.lru_cache(maxsize=65536)
+def path_words(path: str) -> tuple[int, int]:
+    """The two uint32 words folded into the root key: SHA-256 of the UTF-8 path, bytes 0-8."""
+    d = hashlib.sha256(path.encode("utf-8")).digest()
+    return int.from_bytes(d[0:4], "big"), int.from_bytes(d[4:8], "big")
+
+
+def as_key(key: KeyLike, where: str = "key_for_path") -> KeyArray:
+    """Returns `key` as a scalar typed key: int seeds and legacy uint32[2] keys are converted."""
+    if isinstance(key, bool):
+        raise TypeError(
+            f"`{where}(key=...)` must be a typed key, a uint32[2] key or an int seed; got {key!r}."
+        )
+    if isinstance(key, (int, np.integer)):
+        return jax.random.key(key)
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape != ():
+            raise ValueError(
+                f"`{where}(key=...)` must be a single key; got a key array of shape "
+                f"{shape} (use jax.vmap over the keys)."
+            )
+        return key
+    if dtype is not None and jnp.issubdtype(dtype, jnp.integer):
+        if shape == ():
+            return jax.random.key(key)
+        if shape == (2,) and dtype == jnp.uint32:
+            return jax.random.wrap_key_data(key)
+    raise TypeError(
+        f"`{where}(key=...)` must be a typed key, a uint32[2] key or an int seed; "
+        f"got {_describe(key)}."
+    )
+
+
+def _describe(x: Any) -> str:
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
+    return repr(x)
+
+
+def key_for_path(key: KeyLike, path: PathLike) -> KeyArray:
+    """Derives a parameter's key from the root key and the parameter's path.
+
+    The key depends only on ``key`` and the path string, never on the other parameters or their
+    order, so adding, removing or reordering parameters leaves this one's values unchanged. See the
+    module docstring for the digest; it is fixed, and works under ``jit`` and ``vmap``.
+
+    Args:
+      key: the root key: a typed key, a legacy ``uint32[2]`` key or an int seed.
+      path: a ``'/'``-joined path string such as ``"params/Dense_0/kernel"`` or a jax key path.
+
+    Returns:
+      A typed key (always typed, whatever form ``key`` had).
+
+    Examples:
+      >>> import jax, jinit
+      >>> k = jinit.key_for_path(jax.random.key(0), "params/Dense_0/kernel")
+      >>> k.shape, jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key)
+      ((), True)
+      >>> bool((jax.random.key_data(k) == jax.random.key_data(
+      ...     jinit.key_for_path(0, ("params", "Dense_0", "kernel")))).all())
+      True
+    """
+    hi, lo = path_words(path_str(path))
+    root = as_key(key)
+    return jax.random.fold_in(jax.random.fold_in(root, np.uint32(hi)), np.uint32(lo))
+
+
+def keys_like(key: KeyLike, tree: Any) -> Any:
+    """Returns a tree of the same structure whose leaves are ``key_for_path(key, leaf_path)``.
+
+    Args:
+      key: the root key (typed key, ``uint32[2]`` key or int seed).
+      tree: any pytree; only its structure and paths are used.
+
+    Returns:
+      A pytree of typed keys.
+
+    Examples:
+      >>> import jax, jinit
+      >>> keys = jinit.keys_like(jax.random.key(0), {"w": 1.0, "b": [2.0, 3.0]})
+      >>> jax.tree.map(lambda k: k.shape, keys)
+      {'b': [(), ()], 'w': ()}
+    """
+    root = as_key(key, "keys_like")
+    return jax.tree_util.tree_map_with_path(lambda p, _: key_for_path(root, p), tree)
