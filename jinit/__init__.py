@@ -6,14 +6,39 @@ from jinit._basic import ones as ones
 from jinit._basic import truncated_normal as truncated_normal
 from jinit._basic import uniform as uniform
 from jinit._basic import zeros as zeros
+from jinit._deepnorm import deepnorm as deepnorm
+from jinit._deepnorm import deepnorm_alpha as deepnorm_alpha
+from jinit._deepnorm import deepnorm_beta as deepnorm_beta
+from jinit._describe import Description as Description
+from jinit._describe import describe as describe
 from jinit._fans import EinsumAxes as EinsumAxes
 from jinit._fans import compute_fans as compute_fans
 from jinit._fans import einsum_axes as einsum_axes
 from jinit._keys import key_for_path as key_for_path
 from jinit._keys import keys_like as keys_like
 from jinit._keys import path_str as path_str
+from jinit._mup import mup_hidden as mup_hidden
+from jinit._mup import mup_readout as mup_readout
 from jinit._orthogonal import delta_orthogonal as delta_orthogonal
 from jinit._orthogonal import orthogonal as orthogonal
+from jinit._research import fixup as fixup
+from jinit._research import scaled as scaled
+from jinit._research import scaled_residual as scaled_residual
+from jinit._research import t_fixup as t_fixup
+from jinit._research import t_fixup_embedding as t_fixup_embedding
+from jinit._research import t_fixup_scale as t_fixup_scale
+from jinit._structured import dirac as dirac
+from jinit._structured import identity as identity
+from jinit._structured import sparse as sparse
+from jinit._torch import calculate_gain as calculate_gain
+from jinit._torch import torch_kaiming_normal as torch_kaiming_normal
+from jinit._torch import torch_kaiming_uniform as torch_kaiming_uniform
+from jinit._torch import torch_xavier_normal as torch_xavier_normal
+from jinit._torch import torch_xavier_uniform as torch_xavier_uniform
+from jinit._torch_defaults import torch_bias_default as torch_bias_default
+from jinit._torch_defaults import torch_embedding_default as torch_embedding_default
+from jinit._torch_defaults import torch_linear_default as torch_linear_default
+from jinit._torch_defaults import torch_trunc_normal as torch_trunc_normal
 from jinit._tree import init_tree as init_tree
 from jinit._typing import Initializer as Initializer
 from jinit._variance import glorot_normal as glorot_normal
@@ -27,5 +52,7 @@ from jinit._variance import lecun_uniform as lecun_uniform
 from jinit._variance import variance_scaling as variance_scaling
 from jinit._variance import xavier_normal as xavier_normal
 from jinit._variance import xavier_uniform as xavier_uniform
+from jinit._zero import hadamard as hadamard
+from jinit._zero import zero_init as zero_init
 
 __version__ = "0.1.0"

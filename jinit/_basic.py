@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax.numpy as jnp
@@ -66,7 +67,7 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         return jnp.full(shape, value, dtype, out_sharding=out_sharding)
 
-    return make_init("constant", body, dtype)
+    return make_init("constant", body, dtype, target=lambda s: (None, None, float(value), 0.0))
 
 
 def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -93,7 +94,8 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
         u = _random.uniform(key, shape, dtype, out_sharding=out_sharding)
         return (u * jnp.array(scale, ct)).astype(dtype)
 
-    return make_init("uniform", body, dtype, allow_complex=False)
+    target = lambda s: (None, None, scale / 2, abs(scale) / 12**0.5)
+    return make_init("uniform", body, dtype, allow_complex=False, target=target)
 
 
 def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -121,7 +123,7 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
         z = _random.normal(key, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
-    return make_init("normal", body, dtype)
+    return make_init("normal", body, dtype, target=lambda s: (None, None, 0.0, stddev))
 
 
 def truncated_normal(
@@ -164,4 +166,22 @@ def truncated_normal(
         z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
-    return make_init("truncated_normal", body, dtype, allow_complex=False)
+    def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:
+        mean, var = _truncated_moments(float(lower), float(upper))
+        return None, None, stddev * mean, stddev * var**0.5
+
+    return make_init("truncated_normal", body, dtype, allow_complex=False, target=target)
+
+
+def _truncated_moments(a: float, b: float) -> tuple[float, float]:
+    """Mean and variance of N(0, 1) truncated to (a, b)."""
+    phi = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
+    z = cdf(b) - cdf(a)
+    mean = (phi(a) - phi(b)) / z
+    var = 1 + (a * phi(a) - b * phi(b)) / z - mean**2
+    return mean, var
+
+
+zeros.jinit_target = lambda shape: (None, None, 0.0, 0.0)  # type: ignore[attr-defined]
+ones.jinit_target = lambda shape: (None, None, 1.0, 0.0)  # type: ignore[attr-defined]

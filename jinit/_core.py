@@ -17,16 +17,24 @@ from jinit import _checks
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 Body = Callable[[KeyArray, tuple[int, ...], np.dtype, OutSharding], Array]
+# shape -> (fan_in or None, fan_out or None, target mean, target std): what `describe` reports.
+Target = Callable[[tuple[int, ...]], tuple[float | None, float | None, float, float]]
 
 
 def make_init(
-    where: str, body: Body, dtype: DTypeLike | None, *, allow_complex: bool = True
+    where: str,
+    body: Body,
+    dtype: DTypeLike | None,
+    *,
+    allow_complex: bool = True,
+    target: Target | None = None,
 ) -> Initializer:
     """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
 
     ``body`` receives a canonical shape (tuple of ints) and dtype (``np.dtype``), both static,
     and is traced once per (shape, dtype, out_sharding); shape-dependent checks inside it run at
-    trace time on static ints.
+    trace time on static ints. ``target`` (optional) gives the fans and the intended mean and
+    standard deviation for a shape, which :func:`jinit.describe` reports.
     """
     compiled = jax.jit(body, static_argnums=(1, 2, 3))
     default_dtype = dtype
@@ -42,4 +50,5 @@ def make_init(
         return compiled(key, shape, dtype, out_sharding)
 
     init.__qualname__ = f"{where}.<locals>.init"
+    init.jinit_target = target  # type: ignore[attr-defined]
     return init

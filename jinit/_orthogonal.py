@@ -80,7 +80,13 @@ def orthogonal(
         q = jnp.moveaxis(q, -1, col)
         return _place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype)
+    def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:
+        # min(n, m) orthonormal vectors of unit norm spread over n * m entries.
+        n_cols = shape[column_axis]
+        n_rows = math.prod(shape) // n_cols
+        return None, None, 0.0, abs(scale) * (min(n_rows, n_cols) / (n_rows * n_cols)) ** 0.5
+
+    return make_init(where, body, dtype, target=target)
 
 
 def delta_orthogonal(

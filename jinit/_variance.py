@@ -124,7 +124,17 @@ def variance_scaling(
             out = u * jnp.sqrt(3 * variance)
         return out.astype(dtype)
 
-    return make_init(where, body, dtype)
+    def target(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+        fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
+        n = {
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+            "fan_avg": (fan_in + fan_out) / 2,
+            "fan_geo_avg": (fan_in * fan_out) ** 0.5,
+        }[mode]
+        return fan_in, fan_out, 0.0, (scale / n) ** 0.5
+
+    return make_init(where, body, dtype, target=target)
 
 
 _SCHEME_DOC = """{summary}

@@ -88,6 +88,78 @@ def _delta_orthogonal(x: np.ndarray, shape: Shape) -> None:
     _orthonormal(1.0)(x[centre], shape[-2:])
 
 
+def _eye_check(gain: float) -> Callable[[np.ndarray, Shape], None]:
+    def check(x: np.ndarray, shape: Shape) -> None:
+        want = np.broadcast_to(gain * np.eye(shape[-2], shape[-1], dtype=np.float32), shape)
+        np.testing.assert_array_equal(x, want)
+
+    return check
+
+
+def _torch_dirac_flax(shape: Shape, groups: int) -> np.ndarray:
+    """torch.nn.init.dirac_'s loop, written out on the torch layout and permuted to Flax's."""
+    *spatial, n_in, n_out = shape
+    w = np.zeros((n_out, n_in, *spatial), np.float32)
+    per_group = n_out // groups
+    for g in range(groups):
+        for d in range(min(per_group, n_in)):
+            w[(g * per_group + d, d, *(k // 2 for k in spatial))] = 1
+    return np.transpose(w, (*range(2, len(shape)), 1, 0))
+
+
+def _dirac_check(groups: int) -> Callable[[np.ndarray, Shape], None]:
+    def check(x: np.ndarray, shape: Shape) -> None:
+        np.testing.assert_array_equal(x, _torch_dirac_flax(shape, groups))
+
+    return check
+
+
+def _sparse_check(sparsity: float, std: float) -> Callable[[np.ndarray, Shape], None]:
+    def check(x: np.ndarray, shape: Shape) -> None:
+        zeros_per_row = (x == 0).sum(axis=-1)
+        np.testing.assert_array_equal(zeros_per_row, math.ceil(sparsity * shape[-1]))
+        nonzero = x[x != 0]
+        if nonzero.size >= 10_000:
+            assert abs(nonzero.std() / std - 1) < 0.05, nonzero.std()
+
+    return check
+
+
+def _zero_init_reference(shape: Shape) -> np.ndarray:
+    """ZerO's Algorithm 1 on W (P = out, Q = in), with scipy's Hadamard, transposed to (in, out)."""
+    from scipy.linalg import hadamard
+
+    n_in, n_out = shape[-2:]
+    if n_out <= n_in:
+        w = np.eye(n_out, n_in)  # I* (P x Q)
+    else:
+        m = math.ceil(math.log2(n_out))
+        c = 2 ** (-(m - 1) / 2)
+        w = c * np.eye(n_out, 2**m) @ hadamard(2**m) @ np.eye(2**m, n_in)
+    mat = w.T.astype(np.float32)
+    if len(shape) == 2:
+        return mat
+    out = np.zeros(shape, np.float32)
+    out[tuple(k // 2 for k in shape[:-2])] = mat
+    return out
+
+
+def _zero_init_check(x: np.ndarray, shape: Shape) -> None:
+    np.testing.assert_allclose(x, _zero_init_reference(shape), rtol=1e-6, atol=0)
+
+
+def _hadamard_check(scale: float) -> Callable[[np.ndarray, Shape], None]:
+    def check(x: np.ndarray, shape: Shape) -> None:
+        from scipy.linalg import hadamard
+
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        n = 2 ** math.ceil(math.log2(max(rows, cols)))
+        want = scale / math.sqrt(n) * hadamard(n)[:rows, :cols]
+        np.testing.assert_allclose(x.reshape(rows, cols), want, rtol=1e-6, atol=0)
+
+    return check
+
+
 CASES: tuple[Case, ...] = (
     Case("zeros", lambda: jinit.zeros, random=False, check=_constant(0.0)),
     Case("ones", lambda: jinit.ones, random=False, check=_constant(1.0)),
@@ -148,6 +220,151 @@ CASES: tuple[Case, ...] = (
         check=_delta_orthogonal,
     ),
     # --- rows for the torch/Keras-compatible, structured and research schemes start here ---
+    Case(
+        "torch_kaiming_uniform",
+        jinit.torch_kaiming_uniform,
+        dist=_u(lambda s: math.sqrt(2.0) * math.sqrt(3 / _fan_in(s))),
+    ),
+    Case(
+        "torch_kaiming_uniform_fan_out_tanh",
+        lambda: jinit.torch_kaiming_uniform(mode="fan_out", nonlinearity="tanh"),
+        dist=_u(lambda s: 5 / 3 * math.sqrt(3 / jinit.compute_fans(s)[1])),
+    ),
+    Case(
+        "torch_kaiming_normal",
+        lambda: jinit.torch_kaiming_normal(a=0.2),
+        dist=_n(lambda s: math.sqrt(2 / 1.04) / math.sqrt(_fan_in(s))),
+    ),
+    Case(
+        "torch_xavier_uniform",
+        lambda: jinit.torch_xavier_uniform(gain=2.0),
+        dist=_u(lambda s: 2.0 * math.sqrt(3 / _fan_avg(s))),
+    ),
+    Case(
+        "torch_xavier_normal",
+        jinit.torch_xavier_normal,
+        dist=_n(lambda s: math.sqrt(1 / _fan_avg(s))),
+    ),
+    Case(
+        "torch_trunc_normal",
+        lambda: jinit.torch_trunc_normal(mean=0.5, std=2.0, a=-1.0, b=3.0),
+        dist=lambda s: stats.truncnorm((-1.0 - 0.5) / 2.0, (3.0 - 0.5) / 2.0, loc=0.5, scale=2.0),
+    ),
+    Case(
+        "torch_linear_default",
+        jinit.torch_linear_default,
+        dist=_u(lambda s: 1 / math.sqrt(_fan_in(s))),
+    ),
+    Case(
+        "torch_bias_default",
+        lambda: jinit.torch_bias_default(fan_in=64),
+        shapes=((16, 32), (32,)),
+        stat_shape=(131072,),
+        dist=lambda s: stats.uniform(-1 / 8, 2 / 8),
+    ),
+    Case(
+        "torch_embedding_default",
+        jinit.torch_embedding_default,
+        dist=lambda s: stats.norm(scale=1.0),
+    ),
+    Case(
+        "identity",
+        lambda: jinit.identity(2.0),
+        shapes=((16, 32), (32, 16), (4, 16, 16)),
+        stat_shape=(256, 128),
+        random=False,
+        check=_eye_check(2.0),
+    ),
+    Case(
+        "dirac",
+        jinit.dirac,
+        shapes=((3, 8, 16), (3, 3, 16, 8), (3, 2, 3, 8, 8)),
+        stat_shape=(5, 5, 32, 64),
+        random=False,
+        check=_dirac_check(1),
+    ),
+    Case(
+        "dirac_groups_4",
+        lambda: jinit.dirac(groups=4),
+        shapes=((3, 8, 16), (3, 3, 4, 32), (3, 3, 3, 2, 16)),
+        stat_shape=(3, 3, 32, 64),
+        random=False,
+        check=_dirac_check(4),
+    ),
+    Case(
+        "sparse",
+        lambda: jinit.sparse(0.3, std=0.5),
+        shapes=((16, 32), (32, 16)),
+        stat_shape=(256, 512),
+        check=_sparse_check(0.3, 0.5),
+    ),
+    Case(
+        "zero_init",
+        jinit.zero_init,
+        shapes=((16, 16), (32, 16), (16, 32), (8, 24), (3, 3, 8, 16)),
+        stat_shape=(256, 1000),
+        random=False,
+        check=_zero_init_check,
+    ),
+    Case(
+        "hadamard",
+        lambda: jinit.hadamard(2.0),
+        shapes=((16, 32), (32, 16), (4, 4, 16), (16, 24)),
+        stat_shape=(512, 256),
+        random=False,
+        check=_hadamard_check(2.0),
+    ),
+    Case(
+        "scaled_residual",
+        lambda: jinit.scaled_residual(n_layers=8),
+        dist=lambda s: stats.norm(scale=0.02 / 4),
+    ),
+    Case(
+        "scaled_normal",
+        lambda: jinit.scaled(jinit.normal(1.0), -3.0),
+        dist=lambda s: stats.norm(scale=3.0),
+    ),
+    Case(
+        "deepnorm",
+        lambda: jinit.deepnorm(6),
+        dist=_n(lambda s: (8 * 6) ** -0.25 * math.sqrt(1 / _fan_avg(s))),
+    ),
+    Case(
+        "deepnorm_encoder_decoder_encoder",
+        lambda: jinit.deepnorm(6, decoder_layers=12, part="encoder"),
+        dist=_n(lambda s: 0.87 * (6**4 * 12) ** (-1 / 16) * math.sqrt(1 / _fan_avg(s))),
+    ),
+    Case(
+        "fixup",
+        lambda: jinit.fixup(16, 2),
+        dist=_tn(lambda s: 2 / _fan_in(s) / 16),
+    ),
+    Case(
+        "t_fixup",
+        lambda: jinit.t_fixup(6, "encoder"),
+        dist=_u(lambda s: 0.67 * 6**-0.25 * math.sqrt(3 / _fan_avg(s))),
+    ),
+    Case(
+        "t_fixup_embedding",
+        lambda: jinit.t_fixup_embedding(6),
+        dist=_n(lambda s: s[-1] ** -0.5 * 54**-0.25),
+    ),
+    Case(
+        "mup_hidden",
+        lambda: jinit.mup_hidden(2.0),
+        dist=_n(lambda s: math.sqrt(2 / _fan_in(s))),
+    ),
+    Case(
+        "mup_readout",
+        lambda: jinit.mup_readout(4.0),
+        dist=_n(lambda s: math.sqrt(1 / (4 * _fan_in(s)))),
+    ),
+    Case(
+        "mup_readout_zero",
+        lambda: jinit.mup_readout(4.0, zero=True),
+        random=False,
+        check=_constant(0.0),
+    ),
 )
 
 CASES_BY_NAME = {c.name: c for c in CASES}

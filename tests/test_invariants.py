@@ -183,3 +183,17 @@ def test_property(case: Case, key):
     assert case.check is not None
     for shape in (*case.shapes, case.stat_shape):
         case.check(np.asarray(case.make()(key, shape, jnp.float32)), shape)
+
+
+@pytest.mark.parametrize("case", DIST_ROWS)
+def test_describe_targets_match_the_reference(case: Case, key):
+    """`describe`'s intended mean/std is the reference distribution's, and the draw matches it."""
+    assert case.dist is not None
+    init = case.make()
+    if getattr(init, "jinit_target", None) is None:
+        pytest.skip(f"{case.name} carries no target formula; describe reports measurements only")
+    d = jinit.describe(init, case.stat_shape, key=key)
+    dist = case.dist(case.stat_shape)
+    assert d.target_std == pytest.approx(dist.std(), rel=1e-9)
+    assert d.target_mean == pytest.approx(dist.mean(), rel=1e-9, abs=1e-12)
+    assert d.std == pytest.approx(dist.std(), rel=0.02)

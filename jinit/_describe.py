@@ -1,0 +1,68 @@
+"""Introspection: what an initializer does to a shape, intended and measured."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jinit import _checks
+from jinit._typing import Initializer, Shape
+
+
+class Description(NamedTuple):
+    """What :func:`describe` reports for one initializer and shape."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    fan_in: float | None
+    fan_out: float | None
+    target_mean: float | None
+    target_std: float | None
+    mean: float
+    std: float
+
+
+def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None) -> Description:
+    """Fans, intended mean/std and the measured mean/std of one draw of ``init(key, shape)``.
+
+    The intended values come from the initializer's own formula (jinit initializers carry it);
+    for other callables they are ``None`` and only the measurement is reported. Fans are the
+    initializer's own (its ``in_axis``/``out_axis``/``einsum``) where it scales by them.
+
+    Args:
+      init: an initializer.
+      shape: the weight's shape.
+      dtype: the weight's dtype (default: jax's default float).
+      key: the key for the measured draw (default ``jax.random.key(0)``).
+
+    Returns:
+      A :class:`Description`.
+
+    Examples:
+      >>> import jinit
+      >>> d = jinit.describe(jinit.he_normal(), (3, 3, 64, 128))
+      >>> d.fan_in, round(d.target_std, 4), abs(d.std / d.target_std - 1) < 0.01
+      (576.0, 0.0589, True)
+    """
+    if not callable(init):
+        raise TypeError(f"`describe(init=...)` must be an initializer; got {init!r}.")
+    shape = _checks.canonical_shape("describe", shape)
+    key = jax.random.key(0) if key is None else key
+    w = np.asarray(jnp.asarray(init(key, shape, dtype)).astype(jnp.float32), np.float64)
+    target = getattr(init, "jinit_target", None)
+    fan_in = fan_out = mean = std = None
+    if target is not None:
+        fan_in, fan_out, mean, std = target(shape)
+    return Description(
+        shape,
+        str(jnp.dtype(dtype or _checks.default_float_dtype())),
+        fan_in,
+        fan_out,
+        mean,
+        std,
+        float(w.mean()) if w.size else 0.0,
+        float(w.std()) if w.size else 0.0,
+    )

@@ -1,0 +1,189 @@
+"""Structured initializers: identity (torch's ``eye_``), Dirac (``dirac_``), sparse (``sparse_``).
+
+Deterministic constructions are built whole and laid out as ``out_sharding`` at the end (cheap:
+an iota comparison per element); random values are sampled where they will live.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jinit import _checks, _random
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+
+def place(x: Array, out_sharding: OutSharding) -> Array:
+    """Lays out a deterministic (replicated) result as `out_sharding`."""
+    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
+
+
+def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
+    r"""Builds an initializer of (possibly rectangular) identity matrices times ``gain``.
+
+    For a Dense kernel ``(in, out)`` the result is :math:`W_{ij} = \text{gain}\cdot[i = j]`: the
+    first ``min(in, out)`` inputs are passed through unchanged. This is ``torch.nn.init.eye_``
+    (which fills the torch weight ``(out, in)`` with ``eye(out, in)``, the transpose of this) and
+    Keras's ``Identity(gain)``; rectangular shapes are allowed. For rank > 2 the identity is on
+    the last two axes and repeated over the leading ones, like haiku's ``Identity`` (a stack of
+    per-head or per-expert matrices); for convolutions use :func:`dirac`.
+
+    Args:
+      gain: the multiplier of the diagonal.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer for shapes of rank >= 2; the key is ignored.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.identity(2.0)(jax.random.key(0), (2, 3)).tolist()
+      [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
+    """
+    where = "identity"
+    _checks.check_real(where, "gain", gain)
+    _checks.check_factory_dtype(where, dtype)
+
+    def init(
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = dtype,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        shape = _checks.canonical_shape(where, shape)
+        dtype = _checks.canonical_dtype(where, dtype)
+        if len(shape) < 2:
+            raise ValueError(f"`{where}` needs a shape of rank >= 2 (..., in, out); got {shape}.")
+        ct = _random.compute_dtype(dtype)
+        eye = jnp.eye(shape[-2], shape[-1], dtype=ct) * jnp.array(gain, ct)
+        return place(jnp.broadcast_to(eye, shape).astype(dtype), out_sharding)
+
+    return init
+
+
+def _check_positive_int(where: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{where}({name}=...)` must be a positive int; got {value!r}.")
+
+
+def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
+    r"""Builds a Dirac-delta initializer for convolution kernels (``torch.nn.init.dirac_``).
+
+    The Flax kernel ``(*spatial, in / groups, out)`` is zero except at the spatial centre
+    ``k // 2`` (torch's centre; :func:`jinit.delta_orthogonal` uses ``(k - 1) // 2``), where
+    output channel ``o`` of group ``g = o // (out / groups)`` copies input channel
+    ``d = o mod (out / groups)`` of its group when ``d < in / groups``:
+
+    .. math::
+       W[c_1, \dots, c_n, d, g\cdot\tfrac{\text{out}}{\text{groups}} + d] = 1
+
+    so the convolution starts as the identity on as many channels as fit. The result equals
+    ``dirac_(torch.empty(out, in / groups, *spatial), groups)`` permuted to Flax's layout, for
+    any rank >= 3 (torch accepts ranks 3 to 5 only).
+
+    Args:
+      groups: the number of convolution groups; it must divide ``out``.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer for shapes of rank >= 3; the key is ignored.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.dirac()(jax.random.key(0), (3, 3, 4, 4))
+      >>> w[1, 1].tolist() == jax.numpy.eye(4).tolist(), float(w.sum())
+      (True, 4.0)
+    """
+    where = "dirac"
+    _check_positive_int(where, "groups", groups)
+    _checks.check_factory_dtype(where, dtype)
+
+    def init(
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = dtype,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        shape = _checks.canonical_shape(where, shape)
+        dtype = _checks.canonical_dtype(where, dtype)
+        if len(shape) < 3:
+            raise ValueError(
+                f"`{where}` needs a convolution kernel of rank >= 3 (*spatial, in, "
+                f"out); got shape {shape}."
+            )
+        n_in, n_out = shape[-2:]
+        if n_out % groups:
+            raise ValueError(
+                f"`{where}(groups={groups})`: the output channels (shape[-1] = "
+                f"{n_out}) must be divisible by groups; got shape {shape}."
+            )
+        per_group = n_out // groups
+        i = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 0)
+        o = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 1)
+        tap = (i == o % per_group).astype(dtype)
+        centre = tuple(k // 2 for k in shape[:-2])
+        return place(jnp.zeros(shape, dtype).at[centre].set(tap), out_sharding)
+
+    return init
+
+
+def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> Initializer:
+    r"""Builds a sparse initializer: N(0, std^2) with a fixed number of zeros per input unit.
+
+    ``torch.nn.init.sparse_`` zeroes, in each *column* of the torch weight ``(out, in)``,
+    exactly :math:`k = \lceil \text{sparsity}\cdot\text{out}\rceil` entries at random rows. A
+    torch column is one input unit, which is a *row* of the Flax kernel ``(in, out)``; so here
+    each row ``W[i, :]`` (axis -1) has exactly ``k = ceil(sparsity * shape[-1])`` zeros, the rest
+    are :math:`N(0, \text{std}^2)`. The zero positions are drawn from the key (torch's ``randperm``
+    ignores its ``generator``), so the result is a pure function of the key.
+
+    Args:
+      sparsity: the fraction of zeros in each row, in ``[0, 1]``.
+      std: the standard deviation of the non-zero values.
+      dtype: the initializer's default dtype (real floating).
+
+    Returns:
+      An initializer for 2-D kernels ``(in, out)``. The zero pattern is a per-row sort, computed
+      whole on each device and then laid out as ``out_sharding``; the normal values are sampled
+      sharded.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.sparse(0.25)(jax.random.key(0), (8, 100))
+      >>> (w == 0).sum(axis=-1).tolist()
+      [25, 25, 25, 25, 25, 25, 25, 25]
+
+    References:
+      Martens 2010, 'Deep learning via Hessian-free optimization'; ``torch.nn.init.sparse_``.
+    """
+    where = "sparse"
+    _checks.check_real(where, "sparsity", sparsity)
+    if _checks.is_static_number(sparsity) and not 0 <= sparsity <= 1:
+        raise ValueError(f"`{where}(sparsity=...)` must be in [0, 1]; got {sparsity!r}.")
+    _checks.check_real(where, "std", std, nonnegative=True)
+    _checks.check_factory_dtype(where, dtype, allow_complex=False)
+
+    def init(
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = dtype,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        shape = _checks.canonical_shape(where, shape)
+        dtype = _checks.canonical_dtype(where, dtype, allow_complex=False)
+        if len(shape) != 2:
+            raise ValueError(f"`{where}` needs a 2-D kernel (in, out); got shape {shape}.")
+        n_zeros = math.ceil(sparsity * shape[-1])
+        ct = _random.compute_dtype(dtype)
+        key_values, key_mask = jax.random.split(key)
+        values = _random.normal(key_values, shape, dtype, out_sharding) * jnp.array(std, ct)
+        u = _random.uniform(key_mask, shape, jnp.dtype(jnp.float32))
+        rank = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
+        keep = place(rank >= n_zeros, out_sharding)
+        return jnp.where(keep, values, jnp.zeros((), ct)).astype(dtype)
+
+    return init

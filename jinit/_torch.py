@@ -1,0 +1,261 @@
+r"""``torch.nn.init`` compatibility: the same formulas and constants, on Flax-layout kernels.
+
+**Layouts.** torch stores a Linear weight as ``(out, in)`` and a Conv weight as
+``(out, in / groups, *kernel)``; Flax stores a Dense kernel as ``(in, out)`` and a Conv kernel as
+``(*kernel, in / groups, out)``. The same layer's weights are related by
+
+.. code-block:: python
+
+   flax_kernel = torch_weight.permute(*range(2, ndim), 1, 0)   # Conv; Linear: torch_weight.T
+
+and torch's ``_calculate_fan_in_and_fan_out`` (``fan_in = size(1) * prod(size[2:])``,
+``fan_out = size(0) * prod(size[2:])``) equals :func:`jinit.compute_fans` on the Flax kernel with
+the defaults ``in_axis=-2, out_axis=-1``. So every function here takes the *Flax* shape and gives
+the distribution torch gives the corresponding torch tensor. Transposed convolutions are the
+exception: torch's ``ConvTranspose`` weight is ``(in, out / groups, *kernel)`` and torch still
+calls ``size(1)`` the fan-in, so to reproduce torch there pass ``in_axis=-1, out_axis=-2``.
+
+The values are jinit's (a JAX key, not a ``torch.Generator``), so they match torch in
+distribution, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Literal
+
+from jinit import _checks
+from jinit._typing import Axes, DTypeLike, Initializer
+from jinit._variance import variance_scaling
+
+NONLINEARITIES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+)
+TorchMode = Literal["fan_in", "fan_out"]
+
+
+def calculate_gain(nonlinearity: str, param: Any = None) -> float:
+    r"""The gain ``torch.nn.init.calculate_gain`` recommends for a nonlinearity.
+
+    ============================================ =============================================
+    nonlinearity                                 gain
+    ============================================ =============================================
+    ``linear``, ``conv{1,2,3}d``,                :math:`1`
+    ``conv_transpose{1,2,3}d``, ``sigmoid``
+    ``tanh``                                     :math:`5/3`
+    ``relu``                                     :math:`\sqrt{2}`
+    ``leaky_relu``                               :math:`\sqrt{2 / (1 + s^2)}`, ``s = param``
+                                                 (default 0.01)
+    ``selu``                                     :math:`3/4` (torch's empirical value; for
+                                                 self-normalising nets use ``linear``)
+    ============================================ =============================================
+
+    Args:
+      nonlinearity: the ``torch.nn.functional`` name of the nonlinearity.
+      param: the negative slope of ``leaky_relu`` (ignored otherwise, as in torch).
+
+    Returns:
+      The gain, a Python float.
+
+    Raises:
+      ValueError: for an unknown nonlinearity or a ``leaky_relu`` slope that is not a real number
+        (torch raises ``ValueError`` for both too).
+
+    Examples:
+      >>> import jinit
+      >>> jinit.calculate_gain("tanh"), round(jinit.calculate_gain("leaky_relu"), 5)
+      (1.6666666666666667, 1.41414)
+      >>> round(jinit.calculate_gain("leaky_relu", 0.2), 5)
+      1.38675
+
+    References:
+      ``torch.nn.init.calculate_gain`` (torch 2.13); PyTorch PR #50664 for the SELU gain.
+    """
+    _checks.check_one_of("calculate_gain", "nonlinearity", nonlinearity, NONLINEARITIES)
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    if nonlinearity != "leaky_relu":
+        return 1.0
+    if param is None:
+        slope = 0.01
+    elif isinstance(param, numbers.Real) and not isinstance(param, bool) and math.isfinite(param):
+        slope = float(param)
+    else:
+        raise ValueError(
+            "`calculate_gain('leaky_relu', param=...)` must be a finite real number "
+            f"(the negative slope) or None; got {param!r}."
+        )
+    return math.sqrt(2.0 / (1 + slope**2))
+
+
+def _gain(where: str, nonlinearity: str, a: Any) -> float:
+    _checks.check_one_of(where, "nonlinearity", nonlinearity, NONLINEARITIES)
+    if nonlinearity == "leaky_relu":
+        _checks.check_real(where, "a", a)
+    return calculate_gain(nonlinearity, a)
+
+
+def torch_kaiming_uniform(
+    a: Any = 0.0,
+    mode: TorchMode = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> Initializer:
+    r"""``torch.nn.init.kaiming_uniform_``: :math:`U(\pm\,\text{gain}\sqrt{3/\text{fan}})`.
+
+    ``gain = calculate_gain(nonlinearity, a)``; with the defaults (``a=0``, ``leaky_relu``) the gain
+    is :math:`\sqrt 2` (torch passes ``a=0`` as the slope, not the default 0.01).
+
+    Args:
+      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only).
+      mode: ``"fan_in"`` (default) or ``"fan_out"``.
+      nonlinearity: a name accepted by :func:`calculate_gain`.
+      in_axis: fan-in axis or axes of the Flax-layout kernel (``-2``; see the module docstring).
+      out_axis: fan-out axis or axes (``-1``).
+      batch_axis: axes that count in neither fan.
+      dtype: the initializer's default dtype (real floating).
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.torch_kaiming_uniform(nonlinearity="relu")(jax.random.key(0), (3, 3, 64, 128))
+      >>> round(float(abs(w).max() * (576 / 6) ** 0.5), 2)  # bound = sqrt(6 / fan_in)
+      1.0
+
+    References:
+      He et al. 2015, 'Delving deep into rectifiers', arXiv:1502.01852; ``torch.nn.init``.
+    """
+    where = "torch_kaiming_uniform"
+    _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
+    gain = _gain(where, nonlinearity, a)
+    return variance_scaling(gain**2, mode, "uniform", in_axis, out_axis, batch_axis, dtype)
+
+
+def torch_kaiming_normal(
+    a: Any = 0.0,
+    mode: TorchMode = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> Initializer:
+    r"""``torch.nn.init.kaiming_normal_``: :math:`N(0, \text{gain}^2/\text{fan})`, *untruncated*.
+
+    Unlike :func:`jinit.he_normal` (a truncated normal, jax's convention) the tails are not cut.
+    The arguments are those of :func:`torch_kaiming_uniform`.
+
+    Args:
+      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only).
+      mode: ``"fan_in"`` (default) or ``"fan_out"``.
+      nonlinearity: a name accepted by :func:`calculate_gain`.
+      in_axis: fan-in axis or axes of the Flax-layout kernel.
+      out_axis: fan-out axis or axes.
+      batch_axis: axes that count in neither fan.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.torch_kaiming_normal(mode="fan_out")(jax.random.key(0), (512, 256))
+      >>> round(float(w.std() * (256 / 2) ** 0.5), 2)
+      1.0
+
+    References:
+      He et al. 2015, arXiv:1502.01852; ``torch.nn.init.kaiming_normal_``.
+    """
+    where = "torch_kaiming_normal"
+    _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
+    gain = _gain(where, nonlinearity, a)
+    return variance_scaling(gain**2, mode, "normal", in_axis, out_axis, batch_axis, dtype)
+
+
+def torch_xavier_uniform(
+    gain: Any = 1.0,
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> Initializer:
+    r"""torch's ``xavier_uniform_``: :math:`U(\pm g\sqrt{6/(\text{fan\_in}+\text{fan\_out})})`.
+
+    ``g`` is ``gain``; the fans are those of :func:`jinit.compute_fans` on the Flax-layout kernel.
+
+    Args:
+      gain: the multiplier (non-negative), e.g. ``calculate_gain("tanh")``.
+      in_axis: fan-in axis or axes of the Flax-layout kernel.
+      out_axis: fan-out axis or axes.
+      batch_axis: axes that count in neither fan.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.torch_xavier_uniform()(jax.random.key(0), (256, 512))
+      >>> round(float(abs(w).max() * (768 / 6) ** 0.5), 2)
+      1.0
+
+    References:
+      Glorot & Bengio 2010; ``torch.nn.init.xavier_uniform_``.
+    """
+    _checks.check_real("torch_xavier_uniform", "gain", gain, nonnegative=True)
+    return variance_scaling(gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
+
+
+def torch_xavier_normal(
+    gain: Any = 1.0,
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> Initializer:
+    r"""``torch.nn.init.xavier_normal_``: :math:`N(0, 2g^2/(\text{fan\_in}+\text{fan\_out}))`.
+
+    ``g`` is ``gain``. Untruncated, unlike :func:`jinit.glorot_normal`.
+
+    Args:
+      gain: the multiplier (non-negative).
+      in_axis: fan-in axis or axes of the Flax-layout kernel.
+      out_axis: fan-out axis or axes.
+      batch_axis: axes that count in neither fan.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.torch_xavier_normal(gain=2.0)(jax.random.key(0), (256, 512))
+      >>> round(float(w.std() * (768 / 2 / 4) ** 0.5), 2)
+      1.0
+
+    References:
+      Glorot & Bengio 2010; ``torch.nn.init.xavier_normal_``.
+    """
+    _checks.check_real("torch_xavier_normal", "gain", gain, nonnegative=True)
+    return variance_scaling(gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)
