@@ -1,0 +1,303 @@
+"""The preset trees as the modules users actually write: Flax linen, and PyTorch (when importable).
+
+Flax parameter paths and shapes match :mod:`bench.presets` exactly (checked in the tests).
+PyTorch stores Linear weights as (out, in) and names them its own way, so only the parameter
+count and the multiset of sizes match.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from bench.presets import Preset
+
+
+class _GPT2Attn(nn.Module):
+    d: int
+    pd: Any
+
+    @nn.compact
+    def __call__(self, x):
+        b, t, _ = x.shape
+        heads = max(1, self.d // 64)
+        qkv = nn.Dense(3 * self.d, param_dtype=self.pd, name="c_attn")(x)
+        q, k, v = (a.reshape(b, t, heads, -1) for a in jnp.split(qkv, 3, axis=-1))
+        y = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(b, t, self.d)
+        return nn.Dense(self.d, param_dtype=self.pd, name="c_proj")(y)
+
+
+class _GPT2MLP(nn.Module):
+    d: int
+    pd: Any
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Dense(4 * self.d, param_dtype=self.pd, name="c_fc")(x)
+        return nn.Dense(self.d, param_dtype=self.pd, name="c_proj")(nn.gelu(h))
+
+
+class _GPT2Block(nn.Module):
+    d: int
+    pd: Any
+
+    @nn.compact
+    def __call__(self, x):
+        x = x + _GPT2Attn(self.d, self.pd, name="attn")(
+            nn.LayerNorm(param_dtype=self.pd, name="ln_1")(x)
+        )
+        return x + _GPT2MLP(self.d, self.pd, name="mlp")(
+            nn.LayerNorm(param_dtype=self.pd, name="ln_2")(x)
+        )
+
+
+class GPT2(nn.Module):
+    vocab: int
+    ctx: int
+    d: int
+    layers: int
+    pd: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens):
+        x = nn.Embed(self.vocab, self.d, param_dtype=self.pd, name="wte")(tokens)
+        x = (
+            x
+            + nn.Embed(self.ctx, self.d, param_dtype=self.pd, name="wpe")(
+                jnp.arange(tokens.shape[-1])
+            )[None]
+        )
+        for i in range(self.layers):
+            x = _GPT2Block(self.d, self.pd, name=f"h_{i}")(x)
+        x = nn.LayerNorm(param_dtype=self.pd, name="ln_f")(x)
+        return nn.Dense(self.vocab, use_bias=False, param_dtype=self.pd, name="lm_head")(x)
+
+
+class _LlamaAttn(nn.Module):
+    d: int
+    heads: int
+    kv_heads: int
+    pd: Any
+
+    @nn.compact
+    def __call__(self, h):
+        hd, (b, t, _) = self.d // self.heads, h.shape
+        dense = lambda n, name: nn.Dense(n, use_bias=False, param_dtype=self.pd, name=name)
+        q = dense(self.d, "q_proj")(h).reshape(b, t, self.heads, hd)
+        k = dense(self.kv_heads * hd, "k_proj")(h).reshape(b, t, self.kv_heads, hd)
+        v = dense(self.kv_heads * hd, "v_proj")(h).reshape(b, t, self.kv_heads, hd)
+        y = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(b, t, self.d)
+        return dense(self.d, "o_proj")(y)
+
+
+class _LlamaMLP(nn.Module):
+    d: int
+    hidden: int
+    pd: Any
+
+    @nn.compact
+    def __call__(self, h):
+        dense = lambda n, name: nn.Dense(n, use_bias=False, param_dtype=self.pd, name=name)
+        g, u = dense(self.hidden, "gate_proj")(h), dense(self.hidden, "up_proj")(h)
+        return dense(self.d, "down_proj")(nn.silu(g) * u)
+
+
+class _LlamaBlock(nn.Module):
+    d: int
+    heads: int
+    kv_heads: int
+    hidden: int
+    pd: Any
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.RMSNorm(param_dtype=self.pd, name="input_layernorm")(x)
+        x = x + _LlamaAttn(self.d, self.heads, self.kv_heads, self.pd, name="self_attn")(h)
+        h = nn.RMSNorm(param_dtype=self.pd, name="post_attention_layernorm")(x)
+        return x + _LlamaMLP(self.d, self.hidden, self.pd, name="mlp")(h)
+
+
+class Llama(nn.Module):
+    vocab: int
+    d: int
+    layers: int
+    heads: int
+    kv_heads: int
+    hidden: int
+    pd: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens):
+        x = nn.Embed(self.vocab, self.d, param_dtype=self.pd, name="embed_tokens")(tokens)
+        for i in range(self.layers):
+            x = _LlamaBlock(
+                self.d, self.heads, self.kv_heads, self.hidden, self.pd, name=f"layers_{i}"
+            )(x)
+        x = nn.RMSNorm(param_dtype=self.pd, name="norm")(x)
+        return nn.Dense(self.vocab, use_bias=False, param_dtype=self.pd, name="lm_head")(x)
+
+
+class MLP(nn.Module):
+    widths: tuple[int, ...]
+    pd: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        for i, w in enumerate(self.widths[1:]):
+            x = nn.Dense(w, param_dtype=self.pd)(x)
+            if i < len(self.widths) - 2:
+                x = nn.relu(x)
+        return x
+
+
+class BottleneckBlock(nn.Module):
+    width: int
+    strides: int
+    proj: bool
+    pd: Any
+
+    @nn.compact
+    def __call__(self, x):
+        conv = lambda f, k, s=1: nn.Conv(f, (k, k), (s, s), use_bias=False, param_dtype=self.pd)
+        bn = lambda **kw: nn.BatchNorm(use_running_average=True, param_dtype=self.pd, **kw)
+        y = nn.relu(bn()(conv(self.width, 1)(x)))
+        y = nn.relu(bn()(conv(self.width, 3, self.strides)(y)))
+        y = bn()(conv(4 * self.width, 1)(y))
+        if self.proj:
+            x = nn.Conv(
+                4 * self.width,
+                (1, 1),
+                (self.strides, self.strides),
+                use_bias=False,
+                param_dtype=self.pd,
+                name="conv_proj",
+            )(x)
+            x = bn(name="norm_proj")(x)
+        return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+    stages: tuple[int, ...]
+    classes: int
+    pd: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(64, (7, 7), (2, 2), use_bias=False, param_dtype=self.pd, name="conv_init")(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=True, param_dtype=self.pd, name="bn_init")(x))
+        for i, n in enumerate(self.stages):
+            for j in range(n):
+                x = BottleneckBlock(64 * 2**i, 2 if i > 0 and j == 0 else 1, j == 0, self.pd)(x)
+        return nn.Dense(self.classes, param_dtype=self.pd)(x.mean(axis=(1, 2)))
+
+
+def flax_model(preset: Preset, dtype: Any) -> tuple[nn.Module, jax.ShapeDtypeStruct]:
+    """The linen module of `preset` with ``param_dtype=dtype``, and an input to init it with."""
+    c = preset.config
+    if preset.kind == "gpt2":
+        return GPT2(**c, pd=dtype), jax.ShapeDtypeStruct((1, 8), jnp.int32)
+    if preset.kind == "llama":
+        return Llama(**c, pd=dtype), jax.ShapeDtypeStruct((1, 8), jnp.int32)
+    if preset.kind == "mlp":
+        return MLP(tuple(c["widths"]), pd=dtype), jax.ShapeDtypeStruct(
+            (1, c["widths"][0]), jnp.float32
+        )
+    if preset.kind == "resnet50":
+        return ResNet(tuple(c["stages"]), c["classes"], pd=dtype), jax.ShapeDtypeStruct(
+            (1, 32, 32, 3), jnp.float32
+        )
+    raise ValueError(f"flax_model: unknown preset kind {preset.kind!r}.")
+
+
+def torch_model(preset: Preset, dtype: Any):
+    """The PyTorch module of `preset`, built with torch's default initialisation."""
+    import torch
+    from torch import nn as tnn
+
+    kw = {"dtype": dtype}
+    c = preset.config
+    if preset.kind == "gpt2":
+        d = c["d"]
+        blocks = [
+            tnn.ModuleDict(
+                {
+                    "ln_1": tnn.LayerNorm(d, **kw),
+                    "c_attn": tnn.Linear(d, 3 * d, **kw),
+                    "attn_proj": tnn.Linear(d, d, **kw),
+                    "ln_2": tnn.LayerNorm(d, **kw),
+                    "c_fc": tnn.Linear(d, 4 * d, **kw),
+                    "mlp_proj": tnn.Linear(4 * d, d, **kw),
+                }
+            )
+            for _ in range(c["layers"])
+        ]
+        return tnn.ModuleDict(
+            {
+                "wte": tnn.Embedding(c["vocab"], d, **kw),
+                "wpe": tnn.Embedding(c["ctx"], d, **kw),
+                "h": tnn.ModuleList(blocks),
+                "ln_f": tnn.LayerNorm(d, **kw),
+                "lm_head": tnn.Linear(d, c["vocab"], bias=False, **kw),
+            }
+        )
+    if preset.kind == "llama":
+        d, kv = c["d"], c["d"] // c["heads"] * c["kv_heads"]
+        lin = lambda a, b: tnn.Linear(a, b, bias=False, **kw)
+        blocks = [
+            tnn.ModuleDict(
+                {
+                    "input_layernorm": tnn.RMSNorm(d, **kw),
+                    "q_proj": lin(d, d),
+                    "k_proj": lin(d, kv),
+                    "v_proj": lin(d, kv),
+                    "o_proj": lin(d, d),
+                    "post_attention_layernorm": tnn.RMSNorm(d, **kw),
+                    "gate_proj": lin(d, c["hidden"]),
+                    "up_proj": lin(d, c["hidden"]),
+                    "down_proj": lin(c["hidden"], d),
+                }
+            )
+            for _ in range(c["layers"])
+        ]
+        return tnn.ModuleDict(
+            {
+                "embed_tokens": tnn.Embedding(c["vocab"], d, **kw),
+                "layers": tnn.ModuleList(blocks),
+                "norm": tnn.RMSNorm(d, **kw),
+                "lm_head": lin(d, c["vocab"]),
+            }
+        )
+    if preset.kind == "mlp":
+        w = c["widths"]
+        return tnn.Sequential(*(tnn.Linear(a, b, **kw) for a, b in itertools.pairwise(w)))
+    if preset.kind == "resnet50":
+        layers: list[Any] = [
+            tnn.Conv2d(3, 64, 7, 2, 3, bias=False, **kw),
+            tnn.BatchNorm2d(64, **kw),
+        ]
+        cin = 64
+        for i, n in enumerate(c["stages"]):
+            width = 64 * 2**i
+            for j in range(n):
+                layers += [
+                    tnn.Conv2d(cin, width, 1, bias=False, **kw),
+                    tnn.BatchNorm2d(width, **kw),
+                    tnn.Conv2d(width, width, 3, padding=1, bias=False, **kw),
+                    tnn.BatchNorm2d(width, **kw),
+                    tnn.Conv2d(width, 4 * width, 1, bias=False, **kw),
+                    tnn.BatchNorm2d(4 * width, **kw),
+                ]
+                if j == 0:
+                    layers += [
+                        tnn.Conv2d(cin, 4 * width, 1, bias=False, **kw),
+                        tnn.BatchNorm2d(4 * width, **kw),
+                    ]
+                cin = 4 * width
+        layers.append(tnn.Linear(cin, c["classes"], **kw))
+        return tnn.ModuleList(layers)
+    del torch
+    raise ValueError(f"torch_model: unknown preset kind {preset.kind!r}.")

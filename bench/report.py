@@ -1,0 +1,191 @@
+"""Tables, plots, JSON and the RESULTS.md section of a benchmark run.
+
+``python -m bench.report RESULT.json [...] [-o bench/RESULTS.md]`` renders saved runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+
+def _fmt(x: Any, spec: str, none: str = "-") -> str:
+    return none if x is None else format(x, spec)
+
+
+def _gb(b: Any) -> str:
+    return "-" if b is None else f"{b / 1e9:.2f}"
+
+
+def table(result: dict[str, Any], markdown: bool = False) -> str:
+    """One row per peer: times, throughput, ratios, memory, correctness."""
+    head = [
+        "peer",
+        "warm s",
+        "cold s",
+        "compile s",
+        "Mparam/s",
+        "GB/s",
+        "of fill",
+        "x jinit",
+        "CPUs",
+        "peak RSS GB",
+        "RSS/bytes",
+        "XLA out+temp GB",
+        "check",
+    ]
+    rows = []
+    for r in result["peers"]:
+        ma = r.get("memory_analysis") or {}
+        xla = (ma["output_size_in_bytes"] + ma["temp_size_in_bytes"]) if ma else None
+        check = r.get("check") or r.get("note") or r.get("status", "")
+        if r.get("status") in ("skipped", "error", "abstract") and r.get("note"):
+            check = f"{r['status']}: {r['note']}"
+        rows.append(
+            [
+                r["label"],
+                _fmt(r.get("warm_s"), ".3f"),
+                _fmt(r.get("cold_s"), ".2f"),
+                _fmt(r.get("compile_s"), ".2f"),
+                _fmt(r.get("params_per_s") and r["params_per_s"] / 1e6, ".0f"),
+                _fmt(r.get("gb_per_s"), ".2f"),
+                _fmt(r.get("fill_fraction"), ".0%"),
+                _fmt(r.get("x_slower_than_jinit"), ".2f"),
+                _fmt(r.get("cpu_util"), ".1f"),
+                _gb(r.get("peak_rss_bytes")),
+                _fmt(r.get("peak_rss_over_param_bytes"), ".2f"),
+                _gb(xla),
+                check,
+            ]
+        )
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head[:-1])]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head[:-1]) + "  " + head[-1]]
+    lines += [fmt.format(*row[:-1]) + "  " + row[-1] for row in rows]
+    return "\n".join(lines)
+
+
+def header(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    return (
+        f"{result['preset']} ({result['description']}), {result['dtype']}: "
+        f"{result['num_params'] / 1e6:.1f}M params in {result['num_leaves']} leaves, "
+        f"{result['param_bytes'] / 1e9:.3f} GB; mesh {result['mesh'] or 'none'}"
+        f"{' (XLA memory figures are per device)' if result['mesh'] else ''}; "
+        f"{result['mode']}; warm = median of {result['repeats']}; init_tree: "
+        f"{result['init_tree']}\nmachine: {m['cpu']}, {m['cpu_affinity']} cores, "
+        f"{m['ram_gib']} GiB RAM, {m['backend']} x{m['device_count']}; jax {m['jax']}, "
+        f"flax {m.get('flax')}, torch {m.get('torch')}, numpy {m['numpy']}"
+    )
+
+
+def summary(result: dict[str, Any]) -> str:
+    s = result.get("summary") or {}
+    parts = [
+        f"jinit warm {v:.2f}x faster than {k.removeprefix('warm_speedup_vs_')}"
+        for k, v in s.items()
+        if k.startswith("warm_speedup_vs_")
+    ]
+    if "cold_jinit_over_flax" in s:
+        parts.append(f"jinit cold = {s['cold_jinit_over_flax']:.2f}x Flax's cold")
+    if s.get("jinit_peak_rss_over_param_bytes") is not None:
+        parts.append(f"jinit peak RSS = {s['jinit_peak_rss_over_param_bytes']:.2f}x param bytes")
+    return "; ".join(parts)
+
+
+def save_json(result: dict[str, Any], path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Warm and cold seconds per peer (log scale) and GB/s against the fill limit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["peers"] if r.get("warm_s")]
+    if not rows:
+        return
+    labels = [r["label"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.5 * len(rows) + 2))
+    y = range(len(rows))
+    ax1.barh([i + 0.2 for i in y], [r["warm_s"] for r in rows], 0.4, label="warm (median)")
+    ax1.barh(
+        [i - 0.2 for i in y],
+        [r.get("cold_s") or 0 for r in rows],
+        0.4,
+        label="cold (compile + first run)",
+    )
+    ax1.set_yticks(list(y), labels)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("seconds (log)")
+    ax1.invert_yaxis()
+    ax1.legend(fontsize=8)
+    ax2.barh(list(y), [r["gb_per_s"] for r in rows], color="tab:green")
+    ax2.set_yticks(list(y), [""] * len(rows))
+    ax2.set_xlabel("GB/s written (warm)")
+    ax2.invert_yaxis()
+    fill = next((r["gb_per_s"] for r in rows if r["peer"] == "fill"), None)
+    if fill:
+        ax2.axvline(fill, color="k", ls="--", lw=1, label="fill limit")
+        ax2.legend(fontsize=8)
+    fig.suptitle(
+        f"{result['preset']} {result['dtype']}: {result['num_params'] / 1e6:.0f}M "
+        f"params, {result['param_bytes'] / 1e9:.2f} GB; {result['machine']['cpu']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown_section(result: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"### {result['preset']} {result['dtype']}"
+            + (f", mesh {result['mesh']}" if result["mesh"] else ""),
+            "",
+            "```",
+            f"$ {result.get('command', 'python -m bench')}",
+            header(result),
+            "```",
+            "",
+            table(result, markdown=True),
+            "",
+            summary(result),
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.report", description="Render saved benchmark JSON as tables/markdown."
+    )
+    ap.add_argument("json", nargs="+")
+    ap.add_argument("-o", "--out", help="write the markdown sections here (else print)")
+    args = ap.parse_args(argv)
+    sections = []
+    for p in args.json:
+        with open(p) as f:
+            sections.append(markdown_section(json.load(f)))
+    text = "\n".join(sections)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
