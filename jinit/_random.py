@@ -1,18 +1,38 @@
-"""Sampling primitives used by every jinit initializer.
+"""Sampling primitives used by every jinit initializer: jax.random's bits, several times faster.
 
 Each sampler returns values in the *compute dtype* (see :func:`compute_dtype`): float32 for
 low-precision floats (bfloat16, float16, float8), the requested dtype otherwise. Initializers
 scale in the compute dtype and round to the requested dtype once, at the end.
-For float32 and wider the samplers return exactly the bits of the matching ``jax.random`` call.
+
+For a float32 (or complex64) compute dtype and a threefry key (typed ``jax.random.key`` or legacy
+``uint32[2]``), the samplers run jinit's own kernels (:mod:`jinit._threefry`): the same counters,
+hash and transforms as ``jax.random`` with ``jax_threefry_partitionable`` on (jax's default),
+hence exactly the same bits, written as fusible element-wise ops instead of jax's rolled CPU
+loop. Everything else falls back to the matching ``jax.random`` call, with its bits and errors:
+``jax_threefry_partitionable`` off (a different counter layout), float64 (64-bit bits), keys of
+other implementations (rbg, unsafe_rbg, custom), and legacy keys that jax would warn about.
+
+``out_sharding`` has ``jax.random``'s semantics (a ``NamedSharding``, or a ``PartitionSpec``
+under ``jax.set_mesh``, explicit mesh axes): the kernel runs under ``jax.sharding.auto_axes`` and
+its counters are per-axis iotas, so each device hashes only the counters of its own shard.
 """
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax._src.sharding_impls import canonicalize_sharding  # jax.random's own validation
 
+from jinit import _threefry
 from jinit._typing import Array, KeyArray, OutSharding, Shape
+
+_F32 = np.dtype(np.float32)
+_SQRT2 = np.array(np.sqrt(2), _F32)
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -28,28 +48,185 @@ def real_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.array(0, dtype).real.dtype)
 
 
-def uniform(key: KeyArray, shape: Shape, dtype: np.dtype, minval: float = 0.0,
-            maxval: float = 1.0, out_sharding: OutSharding = None) -> Array:
+def use_kernels(key: Any, dtype: Any = _F32, shape: Shape = ()) -> bool:
+    """Whether jinit's kernels reproduce ``jax.random`` for this key, compute dtype and shape.
+
+    False (so the caller uses ``jax.random``) with ``jax_threefry_partitionable`` off, a float64
+    or complex128 compute dtype, a key that is not threefry, or an axis of ``2**32`` or more.
+    """
+    return (
+        bool(_threefry.config("jax_threefry_partitionable"))
+        and real_dtype(compute_dtype(dtype)) == _F32
+        and all(d < 2**32 for d in shape)
+        and _threefry.is_threefry_key(key)
+    )
+
+
+def _run(
+    name: str, kernel: Any, shape: tuple[int, ...], out_sharding: OutSharding, *args: Any
+) -> Array:
+    """Calls ``kernel(*args, shape=shape)`` laid out as ``out_sharding`` (jax.random's rules)."""
+    sharding = canonicalize_sharding(out_sharding, name)
+    mesh = jax.sharding.get_abstract_mesh()
+    if sharding is None and not shape and mesh.are_all_axes_explicit:
+        sharding = jax.NamedSharding(mesh, jax.P())
+    f = partial(kernel, shape=shape)
+    if sharding is not None:
+        f = jax.sharding.auto_axes(f, out_sharding=sharding, axes=sharding.mesh.explicit_axes)
+    return f(*args)
+
+
+def _to_rank(x: Array, rank: int) -> Array:
+    return jnp.reshape(x, (1,) * (rank - x.ndim) + x.shape)
+
+
+def _uniform_f32(k0: Array, k1: Array, shape: tuple[int, ...], minval: Any, maxval: Any) -> Array:
+    """jax.random's ``_uniform`` for float32: 23 random mantissa bits, scaled to the range."""
+    bits = _threefry.random_bits32(k0, k1, shape)
+    float_bits = lax.shift_right_logical(bits, np.uint32(9)) | np.uint32(0x3F800000)
+    floats = lax.bitcast_convert_type(float_bits, _F32) - np.float32(1)
+    minval = _to_rank(lax.convert_element_type(minval, _F32), len(shape))
+    maxval = _to_rank(lax.convert_element_type(maxval, _F32), len(shape))
+    return jnp.maximum(minval, floats * (maxval - minval) + minval)
+
+
+def _normal_f32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
+    """jax.random's ``_normal_real`` for float32: sqrt(2) * erf_inv(U(nextafter(-1, 0), 1))."""
+    lo = np.nextafter(np.float32(-1), np.float32(0))
+    u = _uniform_f32(k0, k1, shape, lo, np.float32(1))
+    return jnp.multiply(_SQRT2, lax.erf_inv(u))
+
+
+@partial(jax.jit, static_argnames="shape")
+def _bits_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
+    return _threefry.random_bits32(*_threefry.key_words(key), shape)
+
+
+@partial(jax.jit, static_argnames="shape")
+def _uniform_kernel(key: Array, minval: Any, maxval: Any, *, shape: tuple[int, ...]) -> Array:
+    return _uniform_f32(*_threefry.key_words(key), shape, minval, maxval)
+
+
+@partial(jax.jit, static_argnames="shape")
+def _normal_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
+    return _normal_f32(*_threefry.key_words(key), shape)
+
+
+@partial(jax.jit, static_argnames="shape")
+def _complex_normal_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
+    key_re, key_im = _threefry.split2(*_threefry.key_words(key))
+    re = _normal_f32(*key_re, shape).astype(np.complex64)
+    im = _normal_f32(*key_im, shape).astype(np.complex64)
+    return (re + 1j * im) / np.array(np.sqrt(2), np.complex64)
+
+
+@partial(jax.jit, static_argnames="shape")
+def _truncated_normal_kernel(
+    key: Array, lower: Any, upper: Any, *, shape: tuple[int, ...]
+) -> Array:
+    lower = _to_rank(lax.convert_element_type(lower, _F32), len(shape))
+    upper = _to_rank(lax.convert_element_type(upper, _F32), len(shape))
+    a = lax.erf(lower / _SQRT2)
+    b = lax.erf(upper / _SQRT2)
+    u = _uniform_f32(*_threefry.key_words(key), shape, a, b)
+    out = _SQRT2 * lax.erf_inv(u)
+    lo = lax.nextafter(lax.stop_gradient(lower), jnp.full_like(lower, np.inf))
+    hi = lax.nextafter(lax.stop_gradient(upper), jnp.full_like(upper, -np.inf))
+    return jnp.clip(out, lo, hi)
+
+
+@partial(jax.jit, static_argnames=("shape", "dtype"))
+def _complex_uniform_kernel(key: Array, *, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    key_r, key_theta = _threefry.split2(*_threefry.key_words(key))
+    r = jnp.sqrt(2 * _uniform_f32(*key_r, shape, 0.0, 1.0)).astype(dtype)
+    theta = 2 * np.pi * _uniform_f32(*key_theta, shape, 0.0, 1.0).astype(dtype)
+    return r * jnp.exp(1j * theta)
+
+
+@partial(jax.jit, static_argnames=("upper", "shape", "dtype"))
+def _complex_truncated_normal_kernel(
+    key: Array, *, upper: float, shape: tuple[int, ...], dtype: np.dtype
+) -> Array:
+    key_r, key_theta = _threefry.split2(*_threefry.key_words(key))
+    t = (1 - jnp.exp(jnp.array(-(upper**2), dtype))) * _uniform_f32(*key_r, shape, 0.0, 1.0).astype(
+        dtype
+    )
+    r = jnp.sqrt(-jnp.log(1 - t))
+    theta = 2 * np.pi * _uniform_f32(*key_theta, shape, 0.0, 1.0).astype(dtype)
+    return r * jnp.exp(1j * theta)
+
+
+def bits(key: KeyArray, shape: Shape, out_sharding: OutSharding = None) -> Array:
+    """uint32 bits, equal to ``jax.random.bits(key, shape, jnp.uint32)``."""
+    shape = tuple(shape)
+    if not use_kernels(key, _F32, shape):
+        return jax.random.bits(key, shape, jnp.uint32, out_sharding=out_sharding)
+    return _run("bits", _bits_kernel, shape, out_sharding, key)
+
+
+def uniform(
+    key: KeyArray,
+    shape: Shape,
+    dtype: np.dtype,
+    minval: Any = 0.0,
+    maxval: Any = 1.0,
+    out_sharding: OutSharding = None,
+) -> Array:
     """U[minval, maxval) in ``compute_dtype(dtype)``; same bits as ``jax.random.uniform``."""
-    return jax.random.uniform(key, shape, compute_dtype(dtype), minval, maxval,
-                              out_sharding=out_sharding)
+    shape, ct = tuple(shape), compute_dtype(dtype)
+    if not use_kernels(key, ct, shape) or jnp.issubdtype(ct, jnp.complexfloating):
+        return jax.random.uniform(key, shape, ct, minval, maxval, out_sharding=out_sharding)
+    return _run("uniform", _uniform_kernel, shape, out_sharding, key, minval, maxval)
 
 
 def normal(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding = None) -> Array:
     """Standard normal (complex: unit E|z|^2) in ``compute_dtype(dtype)``; same bits as jax."""
-    return jax.random.normal(key, shape, compute_dtype(dtype), out_sharding=out_sharding)
+    shape, ct = tuple(shape), compute_dtype(dtype)
+    if not use_kernels(key, ct, shape):
+        return jax.random.normal(key, shape, ct, out_sharding=out_sharding)
+    kernel = _complex_normal_kernel if ct == np.complex64 else _normal_kernel
+    return _run("normal", kernel, shape, out_sharding, key)
 
 
-def truncated_normal(key: KeyArray, lower: float, upper: float, shape: Shape, dtype: np.dtype,
-                     out_sharding: OutSharding = None) -> Array:
+def truncated_normal(
+    key: KeyArray,
+    lower: Any,
+    upper: Any,
+    shape: Shape,
+    dtype: np.dtype,
+    out_sharding: OutSharding = None,
+) -> Array:
     """Standard normal truncated to (lower, upper) in ``compute_dtype(dtype)``; same bits as jax."""
-    return jax.random.truncated_normal(key, lower, upper, shape, compute_dtype(dtype),
-                                       out_sharding=out_sharding)
+    shape, ct = tuple(shape), compute_dtype(dtype)
+    if not use_kernels(key, ct, shape) or jnp.issubdtype(ct, jnp.complexfloating):
+        return jax.random.truncated_normal(key, lower, upper, shape, ct, out_sharding=out_sharding)
+    try:
+        ok = jnp.broadcast_shapes(np.shape(lower), np.shape(upper), shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"`truncated_normal`: the shapes of `lower` {np.shape(lower)} and "
+            f"`upper` {np.shape(upper)} must broadcast to `shape` {shape}."
+        )
+    return _run(
+        "truncated_normal", _truncated_normal_kernel, shape, out_sharding, key, lower, upper
+    )
 
 
-def complex_uniform(key: KeyArray, shape: Shape, dtype: np.dtype,
-                    out_sharding: OutSharding = None) -> Array:
+def complex_uniform(
+    key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding = None
+) -> Array:
     """Uniform on the disk of radius sqrt(2): zero mean, E|z|^2 = 1 (jax's construction)."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    if use_kernels(key, dtype, shape):
+        return _run(
+            "complex_uniform",
+            partial(_complex_uniform_kernel, dtype=dtype),
+            shape,
+            out_sharding,
+            key,
+        )
     key_r, key_theta = jax.random.split(key)
     real = real_dtype(dtype)
     r = jnp.sqrt(2 * uniform(key_r, shape, real, out_sharding=out_sharding)).astype(dtype)
@@ -57,17 +234,23 @@ def complex_uniform(key: KeyArray, shape: Shape, dtype: np.dtype,
     return r * jnp.exp(1j * theta)
 
 
-def complex_truncated_normal(key: KeyArray, upper: float, shape: Shape, dtype: np.dtype,
-                             out_sharding: OutSharding = None) -> Array:
+def complex_truncated_normal(
+    key: KeyArray, upper: float, shape: Shape, dtype: np.dtype, out_sharding: OutSharding = None
+) -> Array:
     """Circular complex normal (E|z|^2 = 1 before truncation) with modulus truncated to `upper`.
 
     The modulus is drawn by inverting the CDF of |z|^2 ~ Exp(1) restricted to [0, upper^2]
     (jax's construction).
     """
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    if use_kernels(key, dtype, shape):
+        kernel = partial(_complex_truncated_normal_kernel, upper=float(upper), dtype=dtype)
+        return _run("complex_truncated_normal", kernel, shape, out_sharding, key)
     key_r, key_theta = jax.random.split(key)
     real = real_dtype(dtype)
     t = (1 - jnp.exp(jnp.array(-(upper**2), dtype))) * uniform(
-        key_r, shape, real, out_sharding=out_sharding).astype(dtype)
+        key_r, shape, real, out_sharding=out_sharding
+    ).astype(dtype)
     r = jnp.sqrt(-jnp.log(1 - t))
     theta = 2 * np.pi * uniform(key_theta, shape, real, out_sharding=out_sharding).astype(dtype)
     return r * jnp.exp(1j * theta)

@@ -1,0 +1,157 @@
+"""Threefry-2x32 in straight-line ``jnp``: the bits of ``jax.random`` without its CPU loop.
+
+``jax.random`` hashes a 64-bit row-major counter with the ``threefry2x32`` primitive, which jax
+lowers on CPU as a rolled ``while`` loop in an out-of-line function: each of its five iterations
+streams two whole arrays through memory and nothing fuses with the consumer. Written as plain
+element-wise ``lax`` ops the same hash fuses into one loop with its consumer (uniform, erf_inv,
+the initializer's scale and cast), and the SPMD partitioner sees per-axis iotas, so each device
+hashes only the counters of its own shard.
+
+Everything here works on raw key words ``(k0, k1)`` (uint32 scalars); which keys qualify is
+decided by :func:`is_threefry_key`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from typing import Any
+
+import jax
+import numpy as np
+from jax import lax
+
+from jinit._typing import Array
+
+_U32 = np.dtype(np.uint32)
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = np.uint32(0x1BD11BDA)
+
+
+def config(name: str) -> Any:
+    """The current value of a jax flag, context managers included (``jax.config.<name>``)."""
+    return getattr(jax.config, name)
+
+
+def is_threefry_key(key: object) -> bool:
+    """Whether jinit's kernels produce ``jax.random``'s bits for ``key`` (a static check).
+
+    True for a typed key (``jax.random.key``) whose implementation is ``threefry2x32`` and for a
+    legacy ``uint32[2]`` key (``jax.random.PRNGKey``) when jax's default implementation is
+    threefry and ``jax_legacy_prng_key`` is ``"allow"`` (otherwise jax's warning or error is the
+    contract). Anything else (rbg / unsafe_rbg / custom keys, batched keys, non-arrays) is False
+    and the caller falls back to ``jax.random``, which also raises jax's errors.
+    """
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if dtype is None or shape is None:
+        return False
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return shape == () and str(jax.random.key_impl(key)) == "threefry2x32"  # type: ignore[arg-type]
+    return (
+        np.dtype(dtype) == _U32
+        and tuple(shape) == (2,)
+        and config("jax_default_prng_impl") == "threefry2x32"
+        and config("jax_legacy_prng_key") == "allow"
+    )
+
+
+def key_words(key: Array) -> tuple[Array, Array]:
+    """The two uint32 words of a key accepted by :func:`is_threefry_key`."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return key[0], key[1]
+
+
+def _rotl(x: Array, d: int) -> Array:
+    return lax.shift_left(x, np.uint32(d)) | lax.shift_right_logical(x, np.uint32(32 - d))
+
+
+def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+    """The Threefry-2x32 hash (20 rounds) of counter words ``(x0, x1)`` under key ``(k0, k1)``.
+
+    The same rounds, rotations and key schedule as jax's ``threefry2x32_p``, unrolled, so the
+    result is bit-identical and fuses with whatever consumes it.
+    """
+    ks = (k0, k1, k0 ^ k1 ^ _PARITY)
+    x0 = x0 + ks[0]
+    x1 = x1 + ks[1]
+    for block in range(5):
+        for r in _ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = x0 ^ _rotl(x1, r)
+        x0 = x0 + ks[(block + 1) % 3]
+        x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
+    return x0, x1
+
+
+def _mul_wide(a: Array, b: int) -> tuple[Array, Array]:
+    """(hi, lo) words of the 64-bit product of uint32 array ``a`` and the constant ``b < 2**32``."""
+    a1, a0 = lax.shift_right_logical(a, np.uint32(16)), a & np.uint32(0xFFFF)
+    b1, b0 = np.uint32(b >> 16), np.uint32(b & 0xFFFF)
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = p01 + p10
+    mid_carry = (mid < p01).astype(_U32)
+    lo = p00 + lax.shift_left(mid, np.uint32(16))
+    carry = (lo < p00).astype(_U32)
+    hi = (
+        p11
+        + lax.shift_right_logical(mid, np.uint32(16))
+        + lax.shift_left(mid_carry, np.uint32(16))
+        + carry
+    )
+    return hi, lo
+
+
+def counter_words(indices: list[Array], shape: tuple[int, ...]) -> tuple[Array | None, Array]:
+    """(hi, lo) uint32 words of the row-major flat index ``sum(indices[d] * stride[d])``.
+
+    ``indices[d]`` holds (broadcastable) uint32 positions along axis ``d`` of ``shape``; this is
+    the counter that ``jax._src.random.prng.iota_2x32_shape`` builds as a uint64 iota. ``hi`` is
+    ``None`` (all zero) when the array has at most ``2**32`` elements, the common case.
+    """
+    strides = [math.prod(shape[d + 1 :]) for d in range(len(shape))]
+    if math.prod(shape) <= 2**32:  # every flat index fits the low word: hi == 0
+        terms = [i if s == 1 else i * np.uint32(s) for i, s in zip(indices, strides, strict=True)]
+        return None, functools.reduce(operator.add, terms)
+    hi_acc, lo_acc = _times_stride(indices[0], strides[0])
+    for i, s in zip(indices[1:], strides[1:], strict=True):
+        hi, lo = _times_stride(i, s)
+        lo_sum = lo_acc + lo
+        hi_acc = hi_acc + hi + (lo_sum < lo_acc).astype(_U32)
+        lo_acc = lo_sum
+    return hi_acc, lo_acc
+
+
+def _times_stride(i: Array, stride: int) -> tuple[Array, Array]:
+    """(hi, lo) words of ``i * stride mod 2**64`` for a static ``stride < 2**64``."""
+    hi, lo = _mul_wide(i, stride & 0xFFFFFFFF)
+    if stride >> 32:
+        hi = hi + i * np.uint32(stride >> 32)
+    return hi, lo
+
+
+def iota_counters(shape: tuple[int, ...]) -> tuple[Array | None, Array]:
+    """The counters of every element of ``shape``, from one broadcasted iota per axis."""
+    if not shape:
+        return None, jax.numpy.zeros((), _U32)
+    if max(shape) > 2**32 - 1:
+        raise ValueError(f"jinit's threefry counters need every axis below 2**32; got {shape}.")
+    idx = [lax.broadcasted_iota(_U32, shape, d) for d in range(len(shape))]
+    return counter_words(idx, shape)
+
+
+def random_bits32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
+    """uint32 bits equal to ``jax.random.bits(key, shape)`` with partitionable threefry."""
+    hi, lo = iota_counters(shape)
+    x0 = jax.numpy.zeros(shape, _U32) if hi is None else hi
+    out0, out1 = threefry2x32(k0, k1, x0, lo)
+    return out0 ^ out1
+
+
+def split2(k0: Array, k1: Array) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
+    """The two keys of ``jax.random.split(key)`` (partitionable threefry), as word pairs."""
+    counters = jax.numpy.arange(2, dtype=_U32)
+    out0, out1 = threefry2x32(k0, k1, jax.numpy.zeros_like(counters), counters)
+    return (out0[0], out1[0]), (out0[1], out1[1])
