@@ -18,6 +18,12 @@ import jinit
 ROWS = [pytest.param(c, id=c.name) for c in CASES]
 RANDOM_ROWS = [pytest.param(c, id=c.name) for c in CASES if c.random]
 DIST_ROWS = [pytest.param(c, id=c.name) for c in CASES if c.dist is not None]
+# Rows whose initializer carries its intended mean/std (what `jinit.describe` reports).
+TARGET_ROWS = [
+    pytest.param(c, id=c.name)
+    for c in CASES
+    if c.dist is not None and getattr(c.make(), "jinit_target", None) is not None
+]
 CHECK_ROWS = [pytest.param(c, id=c.name) for c in CASES if c.check is not None]
 
 
@@ -62,13 +68,16 @@ def test_registry_covers_the_public_api():
 @pytest.mark.parametrize("case", ROWS)
 def test_shape_and_dtype(case: Case, key):
     init = case.make()
-    for shape in case.shapes:
-        for dtype in case.dtypes:
-            x = init(key, shape, dtype)
-            assert x.shape == shape and x.dtype == jnp.dtype(dtype), (shape, dtype)
-            assert bool(jnp.isfinite(x.astype(jnp.float32)).all()), (shape, dtype)
-        # dtype=None means jax's default float dtype.
-        assert init(key, shape).dtype == jnp.float32
+    # Every dtype on the first shape, float32 on the rest (each combination is a compile).
+    combos = [(case.shapes[0], d) for d in case.dtypes] + [
+        (s, jnp.float32) for s in case.shapes[1:]
+    ]
+    for shape, dtype in combos:
+        x = init(key, shape, dtype)
+        assert x.shape == shape and x.dtype == jnp.dtype(dtype), (shape, dtype)
+        assert bool(jnp.isfinite(x.astype(jnp.float32)).all()), (shape, dtype)
+    # dtype=None means jax's default float dtype.
+    assert init(key, case.shapes[0]).dtype == jnp.float32
 
 
 @pytest.mark.parametrize("case", ROWS)
@@ -92,11 +101,11 @@ def test_deterministic_and_key_sensitive(case: Case, key):
 @pytest.mark.parametrize("case", ROWS)
 def test_jit_equals_eager(case: Case, key):
     init = case.make()
-    for shape in case.shapes:
-        for dtype in (jnp.float32, jnp.bfloat16):
-            eager = init(key, shape, dtype)
-            jitted = jax.jit(init, static_argnums=(1, 2))(key, shape, dtype)
-            np.testing.assert_array_equal(bits(eager), bits(jitted), err_msg=f"{shape} {dtype}")
+    shape = case.shapes[-1]
+    for dtype in (jnp.float32, jnp.bfloat16):
+        eager = init(key, shape, dtype)
+        jitted = jax.jit(init, static_argnums=(1, 2))(key, shape, dtype)
+        np.testing.assert_array_equal(bits(eager), bits(jitted), err_msg=f"{shape} {dtype}")
 
 
 @pytest.mark.parametrize("case", ROWS)
@@ -108,7 +117,7 @@ def test_legacy_key_equals_typed_key(case: Case):
     np.testing.assert_array_equal(bits(typed), bits(legacy))
 
 
-@pytest.mark.parametrize("mesh_shape", [(1, 8), (2, 4), (4, 2), (8, 1)])
+@pytest.mark.parametrize("mesh_shape", [(2, 4), (8, 1)])
 @pytest.mark.parametrize("case", ROWS)
 def test_sharded_equals_unsharded(case: Case, key, mesh_shape):
     init = case.make()
@@ -188,13 +197,11 @@ def test_property(case: Case, key):
         case.check(np.asarray(case.make()(key, shape, jnp.float32)), shape)
 
 
-@pytest.mark.parametrize("case", DIST_ROWS)
+@pytest.mark.parametrize("case", TARGET_ROWS)
 def test_describe_targets_match_the_reference(case: Case, key):
     """`describe`'s intended mean/std is the reference distribution's, and the draw matches it."""
     assert case.dist is not None
     init = case.make()
-    if getattr(init, "jinit_target", None) is None:
-        pytest.skip(f"{case.name} carries no target formula; describe reports measurements only")
     d = jinit.describe(init, case.stat_shape, key=key)
     dist = case.dist(case.stat_shape)
     assert d.target_std == pytest.approx(dist.std(), rel=1e-9)

@@ -329,34 +329,6 @@ def test_each_device_generates_only_its_shard(name, devices, key):
     assert "all-gather" not in entry and "dynamic-slice" not in entry
 
 
-# --- initializers keep jax's float32 bits -----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "lecun_normal",
-        "glorot_uniform",
-        "he_normal",
-        "lecun_uniform",
-        "normal",
-        "truncated_normal",
-        "uniform",
-    ],
-)
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-def test_initializers_match_jax_nn(name, jit, any_key):
-    if name == "normal" and not jit:
-        pytest.skip(
-            "jinit.normal runs its body jitted (XLA folds sqrt(2) * stddev into one "
-            "constant); jax multiplies op by op when eager. Same bits under jit."
-        )
-    ours, theirs = getattr(jinit, name)(), getattr(jax.nn.initializers, name)()
-    if jit:
-        ours, theirs = jax.jit(ours, static_argnums=1), jax.jit(theirs, static_argnums=1)
-    assert_same_bits(ours(any_key, (64, 128)), theirs(any_key, (64, 128)))
-
-
 def test_low_precision_is_sampled_in_float32(key):
     z = _random.normal(key, (4096,), jnp.bfloat16)
     assert z.dtype == jnp.float32
