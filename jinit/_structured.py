@@ -12,9 +12,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jinit import _checks, _random
-from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._core import make_init
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 
 def place(x: Array, out_sharding: OutSharding) -> Array:
@@ -48,21 +50,16 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     _checks.check_real(where, "gain", gain)
     _checks.check_factory_dtype(where, dtype)
 
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = dtype,
-        out_sharding: OutSharding = None,
+    def body(
+        key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype)
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a shape of rank >= 2 (..., in, out); got {shape}.")
         ct = _random.compute_dtype(dtype)
         eye = jnp.eye(shape[-2], shape[-1], dtype=ct) * jnp.array(gain, ct)
         return place(jnp.broadcast_to(eye, shape).astype(dtype), out_sharding)
 
-    return init
+    return make_init(where, body, dtype)
 
 
 def _check_positive_int(where: str, name: str, value: Any) -> None:
@@ -102,14 +99,9 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
     _check_positive_int(where, "groups", groups)
     _checks.check_factory_dtype(where, dtype)
 
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = dtype,
-        out_sharding: OutSharding = None,
+    def body(
+        key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype)
         if len(shape) < 3:
             raise ValueError(
                 f"`{where}` needs a convolution kernel of rank >= 3 (*spatial, in, "
@@ -128,7 +120,7 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
         centre = tuple(k // 2 for k in shape[:-2])
         return place(jnp.zeros(shape, dtype).at[centre].set(tap), out_sharding)
 
-    return init
+    return make_init(where, body, dtype)
 
 
 def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> Initializer:
@@ -167,14 +159,9 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
     _checks.check_real(where, "std", std, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = dtype,
-        out_sharding: OutSharding = None,
+    def body(
+        key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype, allow_complex=False)
         if len(shape) != 2:
             raise ValueError(f"`{where}` needs a 2-D kernel (in, out); got shape {shape}.")
         n_zeros = math.ceil(sparsity * shape[-1])
@@ -186,4 +173,4 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
         keep = place(rank >= n_zeros, out_sharding)
         return jnp.where(keep, values, jnp.zeros((), ct)).astype(dtype)
 
-    return init
+    return make_init(where, body, dtype, allow_complex=False)

@@ -5,17 +5,17 @@ The layout conventions are those of :mod:`jinit._torch`: Flax-layout kernels, to
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from typing import Any
 
-import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jinit import _checks, _random
 from jinit._basic import normal
-from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._core import make_init
+from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._variance import variance_scaling
 
 
@@ -62,25 +62,14 @@ def torch_trunc_normal(
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     lower, upper = (a - mean) / std, (b - mean) / std
 
-    @functools.partial(jax.jit, static_argnums=(1, 2, 3))
     def sample(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
-        # One compiled program, so eager and jit round the affine map identically.
+        # make_init compiles this as one program, so eager and jit round the affine map alike.
         ct = _random.compute_dtype(dtype)
         z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         x = z * jnp.array(std, ct) + jnp.array(mean, ct)
         return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
 
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = dtype,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype, allow_complex=False)
-        return sample(key, shape, dtype, out_sharding)
-
-    return init
+    return make_init(where, sample, dtype, allow_complex=False)
 
 
 def torch_linear_default(
@@ -145,19 +134,14 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
 
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = dtype,
-        out_sharding: OutSharding = None,
+    def body(
+        key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype, allow_complex=False)
         ct = _random.compute_dtype(dtype)
         u = _random.uniform(key, shape, dtype, -1, 1, out_sharding)
         return (u * jnp.array(bound, ct)).astype(dtype)
 
-    return init
+    return make_init(where, body, dtype, allow_complex=False)
 
 
 def torch_embedding_default(dtype: DTypeLike | None = None) -> Initializer:

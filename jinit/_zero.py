@@ -7,10 +7,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jinit import _checks, _random
+from jinit._core import make_init
 from jinit._structured import place
-from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 
 def _sylvester_signs(n_rows: int, n_cols: int) -> Array:
@@ -61,14 +63,9 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     _checks.check_real(where, "scale", scale)
     _checks.check_factory_dtype(where, dtype)
 
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = dtype,
-        out_sharding: OutSharding = None,
+    def body(
+        key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype)
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a shape of rank >= 2; got {shape}.")
         rows, cols = math.prod(shape[:-1]), shape[-1]
@@ -79,7 +76,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         w = _sylvester_signs(rows, cols).astype(ct) * jnp.array(scale / math.sqrt(n), ct)
         return place(w.reshape(shape).astype(dtype), out_sharding)
 
-    return init
+    return make_init(where, body, dtype)
 
 
 def zero_init(dtype: DTypeLike | None = None) -> Initializer:
@@ -129,14 +126,9 @@ def zero_init(dtype: DTypeLike | None = None) -> Initializer:
     where = "zero_init"
     _checks.check_factory_dtype(where, dtype)
 
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = dtype,
-        out_sharding: OutSharding = None,
+    def body(
+        key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        shape = _checks.canonical_shape(where, shape)
-        dtype = _checks.canonical_dtype(where, dtype)
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a kernel of rank >= 2 (..., in, out); got {shape}.")
         n_in, n_out = shape[-2:]
@@ -154,4 +146,4 @@ def zero_init(dtype: DTypeLike | None = None) -> Initializer:
             w = jnp.zeros(shape, dtype).at[centre].set(mat.astype(dtype))
         return place(w, out_sharding)
 
-    return init
+    return make_init(where, body, dtype)
