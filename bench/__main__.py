@@ -1,7 +1,12 @@
-"""``python -m bench``: initialisation throughput of a large parameter tree, jinit against peers.
+"""``python -m bench``: time to a large parameter tree's initial values, jinit against peers.
 
 With no arguments: the GPT-2-small tree (163M params, float32) with Flax's default schemes, on
-the devices present, every peer; a table on stdout, JSON and a plot in ``bench/results/``.
+the devices present, every peer. The table leads with the cold start a user waits for: each of
+jinit, Flax (also with jax's Threefry GPU kernel), jax.nn.initializers and PyTorch in a fresh
+process, from spawn to parameters on the device, and again in a second process that finds a warm
+persistent compilation cache; then, in this process, the warm time, memory and bit-identity.
+``--depths 12,24,48`` instead sweeps the depth and plots compile time against it.
+Outputs (JSON, PNG) go to the git-ignored ``bench/out/`` unless --json/--plot name a path.
 """
 
 from __future__ import annotations
@@ -10,10 +15,15 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Callable
 
+from bench import depth
+from bench.cold import COLD_PEERS
+from bench.depth import DEFAULT_PEERS
 from bench.presets import PRESETS, parse_mesh
 
-PEER_NAMES = ("jinit", "flax", "jax-jit", "jax-eager", "torch", "numpy", "fill")
+PEER_NAMES = ("jinit", "flax", "flax-threefry", "jax-jit", "jax-eager", "torch", "numpy", "fill")
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -29,13 +39,37 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(PRESETS),
         help="the parameter tree (default gpt2-small)",
     )
+    ap.add_argument(
+        "--layers", type=int, default=None, help="override a gpt2/llama preset's layer count"
+    )
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     ap.add_argument("--repeats", "-r", type=int, default=3, help="warm repeats (median)")
     ap.add_argument(
         "--peers",
-        default=",".join(PEER_NAMES),
+        default=None,
         help=f"comma-separated peers (default {','.join(PEER_NAMES)}; also "
-        "jinit-api: init_tree called directly, per-call planning included)",
+        "jinit-api: init_tree called directly, per-call planning included; with --depths "
+        f"default {','.join(DEFAULT_PEERS)}, any of {','.join(COLD_PEERS)})",
+    )
+    ap.add_argument(
+        "--depths",
+        default=None,
+        help="sweep the depth instead, e.g. '12,24,48': fresh-process cold and compile time "
+        "per peer at each layer count (a gpt2/llama preset), a table and a plot",
+    )
+    ap.add_argument(
+        "--cold-repeats", type=int, default=1, help="fresh processes per cold figure (median)"
+    )
+    ap.add_argument(
+        "--cache",
+        default="auto",
+        help="the persistent-cache runs (two more fresh processes per jax peer): 'auto' (a "
+        "fresh temporary folder, removed after), 'none' (skip), or a folder (DIR/<peer>)",
+    )
+    ap.add_argument(
+        "--no-fresh",
+        action="store_true",
+        help="skip the fresh-process cold runs (in-process figures only)",
     )
     ap.add_argument(
         "--devices",
@@ -58,7 +92,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--json",
         default=None,
-        help="result JSON (default bench/results/<preset>-<dtype>[-mesh].json; 'none' to skip)",
+        help="result JSON (default bench/out/<preset>-<dtype>[-mesh].json, or "
+        "bench/out/depth-<preset>-<dtype>.json; 'none' to skip)",
     )
     ap.add_argument("--plot", default=None, help="plot PNG (default next to the JSON; 'none')")
     ap.add_argument("--list", action="store_true", help="list the presets and exit")
@@ -66,6 +101,24 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error(f"--repeats must be >= 1; got {args.repeats}")
+    if args.cold_repeats < 1:
+        ap.error(f"--cold-repeats must be >= 1; got {args.cold_repeats}")
+    try:
+        args.depths = depth.parse_depths(args.depths) if args.depths else None
+        PRESETS[args.preset].with_layers(args.layers)
+    except ValueError as e:
+        ap.error(str(e))
+    if args.depths and args.layers:
+        ap.error("--layers and --depths both set the depth; give one.")
+    if args.depths and "layers" not in PRESETS[args.preset].config:
+        ap.error(f"--depths needs a gpt2 or llama preset; got {args.preset!r}.")
+    default = DEFAULT_PEERS if args.depths else PEER_NAMES
+    args.peers = [p.strip() for p in (args.peers or ",".join(default)).split(",") if p.strip()]
+    known = COLD_PEERS if args.depths else (*PEER_NAMES, "jinit-api")
+    if not args.peers or any(p not in known for p in args.peers):
+        what = "with --depths (fresh processes) " if args.depths else ""
+        ap.error(f"--peers {what}must be among {','.join(known)}; got {','.join(args.peers)}.")
+    args.cache = None if args.cache == "none" else args.cache
     return args
 
 
@@ -84,6 +137,21 @@ def _set_devices(args: argparse.Namespace) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
+def _outputs(args: argparse.Namespace, stem: str) -> tuple[str | None, str | None]:
+    """The JSON and PNG paths: --json/--plot, else bench/out/<stem>.*; None for 'none'."""
+    json_path = args.json or os.path.join(OUT_DIR, stem + ".json")
+    plot_path = args.plot or os.path.join(OUT_DIR, stem + ".png")
+    if args.json and not args.plot and json_path != "none":
+        plot_path = os.path.splitext(json_path)[0] + ".png"
+    return (None if json_path == "none" else json_path), (
+        None if plot_path == "none" else plot_path
+    )
+
+
+def _command(argv: list[str] | None) -> str:
+    return "python -m bench" + (" " + shlex.join(sys.argv[1:] if argv is None else argv)).rstrip()
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
     if args.list:
@@ -91,41 +159,59 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name:12s} {p.num_params() / 1e6:9.1f}M params  {p.description}")
         return {}
     _set_devices(args)
-    from bench import report, run  # imports jax, after XLA_FLAGS is final
+    from bench import report
 
-    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    if args.depths:
+        kw = {"repeats": args.cold_repeats, "seed": args.seed, "mesh": args.mesh}
+        kw["quiet"] = args.quiet
+        result = depth.sweep(args.preset, args.dtype, args.peers, args.depths, **kw)
+        result["command"] = _command(argv)
+        print(depth.header(result))
+        print(depth.table(result))
+        json_path, plot_path = _outputs(args, f"depth-{args.preset}-{args.dtype}")
+        _write(result, json_path, plot_path, depth.plot)
+        return result
+
+    from bench import run  # imports jax, after XLA_FLAGS is final
+
     result = run.run(
         args.preset,
         args.dtype,
-        peers,
+        args.peers,
         args.repeats,
         args.mesh,
         args.seed,
         args.abstract,
         args.quiet,
+        layers=args.layers,
+        fresh_cold=not args.no_fresh,
+        cold_repeats=args.cold_repeats,
+        cache=args.cache,
     )
-    result["command"] = (
-        "python -m bench" + (" " + shlex.join(sys.argv[1:] if argv is None else argv)).rstrip()
-    )
+    result["command"] = _command(argv)
     print(report.header(result))
     print(report.table(result))
+    print(report.LEGEND + ".")
+    if cold_table := report.cold_table(result):
+        print(cold_table)
     print(report.summary(result))
-    stem = f"{args.preset}-{args.dtype}" + (f"-mesh{args.mesh}" if args.mesh else "")
-    json_path = args.json or os.path.join("bench", "results", stem + ".json")
-    if json_path != "none":
-        report.save_json(result, json_path)
-        print(f"[bench] wrote {json_path}", file=sys.stderr)
-    plot_path = (
-        args.plot
-        or os.path.splitext(
-            json_path if json_path != "none" else os.path.join("bench", "results", stem)
-        )[0]
-        + ".png"
-    )
-    if plot_path != "none" and result["mode"] == "measured":
-        report.plot(result, plot_path)
-        print(f"[bench] wrote {plot_path}", file=sys.stderr)
+    stem = f"{result['preset']}-{args.dtype}" + (f"-mesh{args.mesh}" if args.mesh else "")
+    json_path, plot_path = _outputs(args, stem)
+    _write(result, json_path, plot_path if result["mode"] == "measured" else None, report.plot)
     return result
+
+
+def _write(
+    result: dict, json_path: str | None, plot_path: str | None, plot: Callable[[dict, str], None]
+) -> None:
+    from bench import report
+
+    if json_path:
+        report.save_json(result, json_path)
+        print(f"[bench] wrote {os.path.relpath(json_path)}", file=sys.stderr)
+    if plot_path:
+        plot(result, plot_path)
+        print(f"[bench] wrote {os.path.relpath(plot_path)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import jinit
-from bench import models, treeinit
-from bench.presets import FLAX_DEFAULT_RULES, Preset, Scheme, flatten, nest
+from bench import bodies, models, torch_models, treeinit, trees
+from bench.presets import FLAX_DEFAULT_RULES, Preset, flatten, rules
+from bench.trees import leaf_sharding as leaf_sharding  # re-exported: the tests use it
 
 
 @dataclasses.dataclass
@@ -33,42 +34,15 @@ class Context:
 
     def __post_init__(self) -> None:
         self.shapes = self.preset.leaves()
-        self.abstract = nest(
-            {p: jax.ShapeDtypeStruct(s, self.dtype) for p, s in self.shapes.items()}
-        )
-        self.shardings = (
-            None
-            if self.mesh is None
-            else nest({p: leaf_sharding(s, self.mesh) for p, s in self.shapes.items()})
-        )
+        self.abstract = trees.abstract_tree(self.shapes, self.dtype)
+        self.shardings = trees.shardings_tree(self.shapes, self.mesh)
 
     def key(self) -> jax.Array:
         return jax.random.key(self.seed)
 
     def rules(self, module: Any) -> list[tuple[str, Callable]]:
         """FLAX_DEFAULT_RULES with the initializers taken from `module` (jinit or jax.nn)."""
-        return [(rx, scheme_init(module, s)) for rx, s in FLAX_DEFAULT_RULES]
-
-
-def scheme_init(module: Any, scheme: Scheme) -> Callable:
-    name, args, kwargs = scheme
-    f = getattr(module, name)
-    return f if args is None else f(*args, **kwargs)
-
-
-def leaf_sharding(
-    shape: tuple[int, ...], mesh: jax.sharding.Mesh, min_size: int = 1 << 16
-) -> jax.sharding.NamedSharding:
-    """Big kernels: last axis over 'model', first axis over 'data' where they divide; else
-    replicated."""
-    spec: list[str | None] = [None] * len(shape)
-    if len(shape) >= 2 and int(np.prod(shape)) >= min_size:
-        sizes = dict(zip(mesh.axis_names, mesh.devices.shape, strict=True))
-        if "model" in sizes and shape[-1] % sizes["model"] == 0:
-            spec[-1] = "model"
-        if "data" in sizes and shape[0] % sizes["data"] == 0:
-            spec[0] = "data"
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+        return rules(module)
 
 
 @dataclasses.dataclass
@@ -78,6 +52,7 @@ class Case:
     block: Callable[[Any], Any] = jax.block_until_ready
     sharded: bool = False
     notes: str = ""
+    label: str = ""  # overrides the peer's label for this run (e.g. the device it ran on)
 
 
 class Compiled:
@@ -107,17 +82,12 @@ def _jit_case(ctx: Context, body: Callable[[jax.Array], Any], notes: str = "") -
 
 
 def jinit_case(ctx: Context) -> Case:
-    rules = ctx.rules(jinit)
     note = (
         "jinit.init_tree absent: bench.treeinit._fallback_init_tree (same spec) used"
         if treeinit.USING_FALLBACK
         else "jinit.init_tree"
     )
-
-    def body(key):
-        return treeinit.init_tree(key, ctx.abstract, rules, shardings=ctx.shardings)
-
-    return _jit_case(ctx, body, notes=note)
+    return _jit_case(ctx, bodies.jinit_body(ctx.abstract, ctx.shardings), notes=note)
 
 
 def jinit_api_case(ctx: Context) -> Case:
@@ -126,7 +96,7 @@ def jinit_api_case(ctx: Context) -> Case:
     rules = ctx.rules(jinit)
 
     def make():
-        builder = getattr(getattr(jinit, "_tree", None), "compiled_builder", None)
+        builder: Any = getattr(getattr(jinit, "_tree", None), "compiled_builder", None)
         if hasattr(builder, "cache_clear"):  # jinit caches its jitted builder; a cold start
             # clears it too
             builder.cache_clear()
@@ -141,33 +111,22 @@ def jinit_api_case(ctx: Context) -> Case:
     )
 
 
-def _rules_body(ctx: Context) -> Callable[[jax.Array], Any]:
-    pick = treeinit._match(ctx.rules(jax.nn.initializers), None)
-
-    def body(key):
-        def leaf(keypath, sds):
-            path = treeinit.path_str(keypath)
-            return pick(path)(treeinit.key_for_path(key, path), sds.shape, sds.dtype)
-
-        return jax.tree_util.tree_map_with_path(leaf, ctx.abstract)
-
-    return body
-
-
 def jax_jit_case(ctx: Context) -> Case:
-    return _jit_case(ctx, _rules_body(ctx), notes="jax.nn.initializers, jinit's path keys")
+    return _jit_case(
+        ctx, bodies.jax_nn_body(ctx.abstract), notes="jax.nn.initializers, jinit's path keys"
+    )
 
 
 def jax_eager_case(ctx: Context) -> Case:
-    body = _rules_body(ctx)
+    body = bodies.jax_nn_body(ctx.abstract)
     return Case(
         lambda: lambda: body(ctx.key()), flatten, notes="leaf by leaf, op-by-op dispatch, unsharded"
     )
 
 
 def flax_case(ctx: Context) -> Case:
-    model, x = models.flax_model(ctx.preset, ctx.dtype)
-    x = jnp.zeros(x.shape, x.dtype)
+    model, sds = models.flax_model(ctx.preset, ctx.dtype)
+    x = jnp.zeros(sds.shape, sds.dtype)
     return Case(
         lambda: Compiled(model.init, (ctx.key(), x), ctx.shardings),
         flatten,
@@ -176,12 +135,41 @@ def flax_case(ctx: Context) -> Case:
     )
 
 
-def fill_case(ctx: Context) -> Case:
-    def body(key):
-        del key
-        return jax.tree.map(lambda s: jnp.full(s.shape, 0.5, s.dtype), ctx.abstract)
+def flax_threefry_case(ctx: Context) -> Case:
+    """Flax's fastest cold configuration on GPU: jax's hand-written Threefry kernel, which keeps
+    XLA from inlining (and compiling) a copy of the hash at every draw. A no-op off GPU."""
+    model, sds = models.flax_model(ctx.preset, ctx.dtype)
+    x = jnp.zeros(sds.shape, sds.dtype)
 
-    return _jit_case(ctx, body, notes="jnp.full(0.5) under one jit: the write-bandwidth limit")
+    def make():
+        old = getattr(jax.config, "jax_threefry_gpu_kernel_lowering", None)
+        if old is None:
+            raise ValueError(
+                f"peer 'flax-threefry' needs the config flag `jax_threefry_gpu_kernel_lowering`; "
+                f"jax {jax.__version__} has none."
+            )
+        jax.config.update("jax_threefry_gpu_kernel_lowering", True)
+        try:  # the flag acts when lowering; the compiled program keeps it
+            return Compiled(model.init, (ctx.key(), x), ctx.shardings)
+        finally:
+            jax.config.update("jax_threefry_gpu_kernel_lowering", old)
+
+    gpu = jax.default_backend() == "gpu"
+    return Case(
+        make,
+        flatten,
+        sharded=ctx.mesh is not None,
+        notes="jax.jit(model.init) with jax_threefry_gpu_kernel_lowering=True",
+        label="" if gpu else f"{PEERS['flax-threefry'].label} (no-op on {jax.default_backend()})",
+    )
+
+
+def fill_case(ctx: Context) -> Case:
+    return _jit_case(
+        ctx,
+        bodies.fill_body(ctx.abstract),
+        notes="jnp.full(0.5) under one jit: the write-bandwidth limit",
+    )
 
 
 def numpy_case(ctx: Context) -> Case:
@@ -230,21 +218,29 @@ def torch_case(ctx: Context) -> Case:
     import torch
 
     tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[str(ctx.dtype)]
+    cuda = jax.default_backend() == "gpu" and torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
 
     def flat(module):
         tensors = dict(module.named_parameters())
         tensors |= {n: b for n, b in module.named_buffers() if b.is_floating_point()}
         return {
-            n: t.detach().float().numpy() if t.dtype == torch.bfloat16 else t.detach().numpy()
+            n: (t.detach().float() if t.dtype == torch.bfloat16 else t.detach()).cpu().numpy()
             for n, t in tensors.items()
         }
 
+    def block(module):
+        if cuda:
+            torch.cuda.synchronize()
+        return module
+
     return Case(
-        lambda: lambda: models.torch_model(ctx.preset, tdtype),
+        lambda: lambda: torch_models.torch_model(ctx.preset, tdtype, device),
         flat,
-        block=lambda o: o,
-        notes=f"torch.nn module construction, torch's default init, "
-        f"{torch.get_num_threads()} threads",
+        block=block,
+        notes=f"torch.nn module construction on {device}, torch's default init"
+        + ("" if cuda else f", {torch.get_num_threads()} threads"),
+        label=f"PyTorch module ({'CUDA' if cuda else 'CPU'})",
     )
 
 
@@ -272,11 +268,12 @@ PEERS: dict[str, Peer] = {
         Peer("jinit", "jinit.init_tree (one jit)", jinit_case, "path"),
         Peer("jinit-api", "jinit.init_tree, direct call", jinit_api_case, "path"),
         Peer("flax", "jax.jit(flax model.init)", flax_case, "own"),
+        Peer("flax-threefry", "jax.jit(flax init), threefry kernel", flax_threefry_case, "own"),
         Peer("jax-jit", "jax.nn.initializers, one jit", jax_jit_case, "path"),
         Peer("jax-eager", "jax.nn.initializers, eager", jax_eager_case, "path"),
         Peer(
             "torch",
-            "PyTorch module (CPU)",
+            "PyTorch module",
             torch_case,
             "own",
             jax_based=False,

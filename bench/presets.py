@@ -34,6 +34,18 @@ FLAX_DEFAULT_RULES: tuple[tuple[str, Scheme], ...] = (
 )
 
 
+def scheme_init(module: Any, scheme: Scheme) -> Callable:
+    """The initializer `scheme` names, from `module` (``jinit`` or ``jax.nn.initializers``)."""
+    name, args, kwargs = scheme
+    f = getattr(module, name)
+    return f if args is None else f(*args, **kwargs)
+
+
+def rules(module: Any) -> list[tuple[str, Callable]]:
+    """FLAX_DEFAULT_RULES with the initializers taken from `module`."""
+    return [(rx, scheme_init(module, s)) for rx, s in FLAX_DEFAULT_RULES]
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     name: str
@@ -44,6 +56,24 @@ class Preset:
     def leaves(self) -> dict[str, tuple[int, ...]]:
         """'/'-joined path -> shape, in a fixed order."""
         return _BUILDERS[self.kind](**self.config)
+
+    def with_layers(self, layers: int | None) -> Preset:
+        """This preset with `layers` blocks (gpt2 and llama kinds); itself when `layers` is None."""
+        if layers is None:
+            return self
+        if "layers" not in self.config:
+            raise ValueError(
+                f"`--layers {layers}` applies to the gpt2 and llama presets; got {self.name!r} "
+                f"(kind {self.kind!r})."
+            )
+        if layers < 1:
+            raise ValueError(f"`--layers` must be >= 1; got {layers}.")
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}-L{layers}",
+            config={**self.config, "layers": layers},
+            description=f"{self.description}, {layers} layers",
+        )
 
     def num_params(self) -> int:
         total = 0

@@ -19,13 +19,29 @@ def _gb(b: Any) -> str:
     return "-" if b is None else f"{b / 1e9:.2f}"
 
 
+def _render(head: list[str], rows: list[list[str]], markdown: bool) -> str:
+    """Aligned columns (the last one left ragged), or a markdown table."""
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head[:-1])]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head[:-1]) + "  " + head[-1]]
+    lines += [fmt.format(*row[:-1]) + "  " + row[-1] for row in rows]
+    return "\n".join(lines)
+
+
 def table(result: dict[str, Any], markdown: bool = False) -> str:
-    """One row per peer: times, throughput, ratios, memory, correctness."""
+    """One row per peer: fresh-process cold first, then warm, throughput, ratios, memory,
+    correctness."""
     head = [
         "peer",
-        "warm s",
         "cold s",
-        "compile s",
+        "of which compile s",
+        "cold+cache s",
+        "warm s",
+        "in-proc cold s",
         "Mparam/s",
         "GB/s",
         "of fill",
@@ -43,12 +59,16 @@ def table(result: dict[str, Any], markdown: bool = False) -> str:
         check = r.get("check") or r.get("note") or r.get("status", "")
         if r.get("status") in ("skipped", "error", "abstract") and r.get("note"):
             check = f"{r['status']}: {r['note']}"
+        if r.get("fresh_error"):
+            check += f"; fresh-process cold failed: {r['fresh_error']}"
         rows.append(
             [
                 r["label"],
+                _fmt(r.get("fresh_cold_s"), ".2f"),
+                _fmt(r.get("fresh_compile_s"), ".2f"),
+                _fmt(r.get("fresh_cached_cold_s"), ".2f"),
                 _fmt(r.get("warm_s"), ".3f"),
                 _fmt(r.get("cold_s"), ".2f"),
-                _fmt(r.get("compile_s"), ".2f"),
                 _fmt(r.get("params_per_s") and r["params_per_s"] / 1e6, ".0f"),
                 _fmt(r.get("gb_per_s"), ".2f"),
                 _fmt(r.get("fill_fraction"), ".0%"),
@@ -60,40 +80,88 @@ def table(result: dict[str, Any], markdown: bool = False) -> str:
                 check,
             ]
         )
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head[:-1])]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*head[:-1]) + "  " + head[-1]]
-    lines += [fmt.format(*row[:-1]) + "  " + row[-1] for row in rows]
-    return "\n".join(lines)
+    return _render(head, rows, markdown)
+
+
+PHASES = ("startup", "import", "backend", "build", "trace", "lower", "compile", "run")
+
+
+def cold_table(result: dict[str, Any], markdown: bool = False) -> str:
+    """Where each peer's fresh-process cold start goes, phase by phase (seconds)."""
+    rows = []
+    for r in result["peers"]:
+        ph = r.get("fresh_phases")
+        if not ph:
+            continue
+        rows.append(
+            [r["label"]]
+            + [_fmt(ph.get(p), ".2f") for p in PHASES]
+            + [
+                _fmt(r["fresh_cold_s"], ".2f"),
+                _fmt(r.get("fresh_cache_fill_s"), ".2f"),
+                _fmt(r.get("fresh_cached_compile_s"), ".2f"),
+                _fmt(r.get("fresh_cached_cold_s"), ".2f"),
+                f"on {r.get('fresh_device')}"
+                + (f"; {r['fresh_note']}" if r.get("fresh_note") else ""),
+            ]
+        )
+    if not rows:
+        return ""
+    head = [
+        "fresh process",
+        *PHASES,
+        "total",
+        "cache fill",
+        "cached compile",
+        "cached total",
+        "note",
+    ]
+    return _render(head, rows, markdown)
+
+
+LEGEND = (
+    "cold = a fresh process, from spawn to parameters on the device (jax's persistent cache off); "
+    "cold+cache = a second fresh process sharing a warm persistent compilation cache; in-proc "
+    "cold = jit, compile and first run after jax.clear_caches() in one process"
+)
 
 
 def header(result: dict[str, Any]) -> str:
     m = result["machine"]
+    n_cold = result.get("cold_repeats")
+    cold = f", fresh-process cold = median of {n_cold}" if n_cold else ""
     return (
         f"{result['preset']} ({result['description']}), {result['dtype']}: "
         f"{result['num_params'] / 1e6:.1f}M params in {result['num_leaves']} leaves, "
         f"{result['param_bytes'] / 1e9:.3f} GB; mesh {result['mesh'] or 'none'}"
         f"{' (XLA memory figures are per device)' if result['mesh'] else ''}; "
-        f"{result['mode']}; warm = median of {result['repeats']}; init_tree: "
+        f"{result['mode']}; warm = median of {result['repeats']}{cold}; init_tree: "
         f"{result['init_tree']}\nmachine: {m['cpu']}, {m['cpu_affinity']} cores, "
         f"{m['ram_gib']} GiB RAM, {m['backend']} x{m['device_count']}; jax {m['jax']}, "
         f"flax {m.get('flax')}, torch {m.get('torch')}, numpy {m['numpy']}"
     )
 
 
+NAMES = {"flax": "Flax", "flax-threefry": "Flax-threefry", "jax-jit": "jax.nn", "torch": "PyTorch"}
+
+
 def summary(result: dict[str, Any]) -> str:
+    """One line of ratios, each worded so that it reads true: "jinit cold = 0.62x Flax's,
+    0.80x PyTorch's cold", "jinit warm 3.10x faster than flax", "jinit warm 1.90x slower than
+    torch" (never "0.53x faster")."""
     s = result.get("summary") or {}
-    parts = [
-        f"jinit warm {v:.2f}x faster than {k.removeprefix('warm_speedup_vs_')}"
-        for k, v in s.items()
-        if k.startswith("warm_speedup_vs_")
+    kind = "" if s.get("cold_kind") == "fresh process" else " (in-process)"
+    cold = [
+        f"{s[f'cold_jinit_over_{k}']:.2f}x {name}'s"
+        for k, name in NAMES.items()
+        if s.get(f"cold_jinit_over_{k}")
     ]
-    if "cold_jinit_over_flax" in s:
-        parts.append(f"jinit cold = {s['cold_jinit_over_flax']:.2f}x Flax's cold")
+    parts = [f"jinit cold{kind} = {', '.join(cold)} cold"] if cold else []
+    for k, v in s.items():
+        if k.startswith("warm_speedup_vs_") and v:
+            other = k.removeprefix("warm_speedup_vs_")
+            word = f"{v:.2f}x faster" if v >= 1 else f"{1 / v:.2f}x slower"
+            parts.append(f"jinit warm {word} than {other}")
     if s.get("jinit_peak_rss_over_param_bytes") is not None:
         parts.append(f"jinit peak RSS = {s['jinit_peak_rss_over_param_bytes']:.2f}x param bytes")
     return "; ".join(parts)
@@ -121,9 +189,9 @@ def plot(result: dict[str, Any], path: str) -> None:
     ax1.barh([i + 0.2 for i in y], [r["warm_s"] for r in rows], 0.4, label="warm (median)")
     ax1.barh(
         [i - 0.2 for i in y],
-        [r.get("cold_s") or 0 for r in rows],
+        [r.get("fresh_cold_s") or r.get("cold_s") or 0 for r in rows],
         0.4,
-        label="cold (compile + first run)",
+        label="cold (fresh process where measured, else in-process)",
     )
     ax1.set_yticks(list(y), labels)
     ax1.set_xscale("log")
@@ -161,6 +229,10 @@ def markdown_section(result: dict[str, Any]) -> str:
             "```",
             "",
             table(result, markdown=True),
+            "",
+            LEGEND + ".",
+            "",
+            cold_table(result, markdown=True),
             "",
             summary(result),
             "",

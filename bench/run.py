@@ -1,4 +1,5 @@
-"""Runs the peers on one tree: cold, warm, memory, correctness; or abstractly when too large."""
+"""Runs the peers on one tree: fresh-process cold (bench.fresh), then in-process cold, warm,
+memory and correctness; or abstractly when the tree is too large to materialise."""
 
 from __future__ import annotations
 
@@ -12,29 +13,15 @@ import jax
 import numpy as np
 import psutil
 
-from bench import measure, treeinit
+from bench import checks, fresh, measure, treeinit, trees
 from bench.peers import PEERS, Compiled, Context
-from bench.presets import PRESETS, parse_mesh
+from bench.presets import PRESETS
 
 # Materialise only when ~2x the tree's bytes (one tree plus float32 temporaries) fits in this
 # fraction of the currently available RAM; otherwise run abstractly.
 RAM_FRACTION = 0.7
-STD_TOLERANCE = 0.005
 # Keep jinit's arrays (to measure how far a non-identical peer is) for trees up to this size.
 KEEP_REFERENCE_BYTES = 2 << 30
-
-
-def make_mesh(text: str | None) -> jax.sharding.Mesh | None:
-    if not text:
-        return None
-    dims, names = parse_mesh(text)
-    n = int(np.prod(dims))
-    if n != jax.device_count():
-        raise ValueError(
-            f"`--mesh {text}` needs {n} devices; found {jax.device_count()} "
-            f"({jax.default_backend()}). Pass `--devices {n}` on CPU."
-        )
-    return jax.make_mesh(dims, names)
 
 
 def _memory_analysis(thunk: Any) -> dict[str, int] | None:
@@ -56,39 +43,6 @@ def _memory_analysis(thunk: Any) -> dict[str, int] | None:
     return {f: int(getattr(ma, f)) for f in fields if hasattr(ma, f)}
 
 
-def _check_shapes(flat: dict[str, Any], ctx: Context) -> str | None:
-    got = {p: tuple(np.shape(a)) for p, a in flat.items()}
-    if got != ctx.shapes:
-        missing = sorted(set(ctx.shapes) - set(got))[:3]
-        extra = sorted(set(got) - set(ctx.shapes))[:3]
-        bad = [p for p in ctx.shapes if p in got and got[p] != ctx.shapes[p]][:3]
-        return f"tree differs from the preset: missing {missing}, extra {extra}, shape {bad}"
-    dtypes = {str(np.asarray(a).dtype) for a in flat.values()}
-    if dtypes != {str(ctx.dtype)}:
-        return f"dtypes {sorted(dtypes)}, expected {ctx.dtype}"
-    return None
-
-
-def _compare_stats(
-    stats: dict[str, tuple[float, float, int]], ref: dict[str, tuple[float, float, int]]
-) -> tuple[float, bool, str]:
-    """Worst relative std difference over random leaves, whether every leaf is within sampling
-    tolerance (5 standard errors + 0.5%), and the worst leaf; constant leaves must match exactly.
-    """
-    worst, ok, where = 0.0, True, ""
-    for path, (mean, std, n) in stats.items():
-        rmean, rstd, _ = ref[path]
-        if rstd == 0.0:
-            if std != 0.0 or mean != rmean:
-                return float("inf"), False, path
-            continue
-        d = abs(std / rstd - 1.0)
-        ok = ok and d <= 5.0 / np.sqrt(n) + STD_TOLERANCE
-        if d > worst:
-            worst, where = d, path
-    return worst, ok, where
-
-
 def run_peer(
     name: str, ctx: Context, repeats: int, ref: dict[str, Any], nbytes: int, progress: Any
 ) -> dict[str, Any]:
@@ -100,7 +54,7 @@ def run_peer(
         progress.update(repeats + 2)
         return res
     case = peer.build(ctx)
-    res |= {"notes": case.notes, "sharded": case.sharded}
+    res |= {"notes": case.notes, "sharded": case.sharded, "label": case.label or peer.label}
     progress.set_postfix_str(f"{name}: cold")
     if peer.jax_based:
         jax.clear_caches()
@@ -114,7 +68,7 @@ def run_peer(
     progress.set_postfix_str(f"{name}: checks")
     flat = case.flat(out)
     if peer.keys != "own" or name == "numpy":
-        res["tree_error"] = _check_shapes(flat, ctx)
+        res["tree_error"] = checks.tree_error(flat, ctx)
     res["out_bytes"] = int(sum(np.asarray(a).nbytes for a in flat.values()))
     if name == "torch":  # torch's tree: its own names, and bfloat16 came back as float32
         res["out_bytes"] = int(sum(np.asarray(a).size for a in flat.values()) * ctx.dtype.itemsize)
@@ -137,7 +91,7 @@ def run_peer(
                 res["check"] += f" by <= {ulp} ulp" if ulp <= 16 else " (different draws)"
             res["check"] += f", e.g. {differ[0]}"
     elif peer.keys == "own" and "stats" in ref and not res.get("tree_error") and name != "torch":
-        worst, ok, where = _compare_stats(
+        worst, ok, where = checks.compare_stats(
             {p: measure.leaf_stats(a) for p, a in flat.items()}, ref["stats"]
         )
         res["bit_identical"] = None
@@ -185,7 +139,7 @@ def run_abstract(name: str, ctx: Context, need: int, avail: int) -> dict[str, An
     """Compile without executing (jit peers), or report what a run would need."""
     peer = PEERS[name]
     res: dict[str, Any] = {"peer": name, "label": peer.label, "keys": peer.keys}
-    if name not in ("jinit", "flax", "jax-jit", "fill"):
+    if name not in ("jinit", "flax", "flax-threefry", "jax-jit", "fill"):
         res |= {
             "status": "abstract",
             "note": f"not run: would need ~{need / 1e9:.1f} GB of "
@@ -193,6 +147,7 @@ def run_abstract(name: str, ctx: Context, need: int, avail: int) -> dict[str, An
         }
         return res
     case = PEERS[name].build(ctx)
+    res["label"] = case.label or peer.label
     jax.clear_caches()
     thunk = case.make()
     if not isinstance(thunk, Compiled):
@@ -217,46 +172,67 @@ def run(
     seed: int = 0,
     abstract: bool = False,
     quiet: bool = False,
+    *,
+    layers: int | None = None,
+    fresh_cold: bool = True,
+    cold_repeats: int = 1,
+    cache: str | None = "auto",
 ) -> dict[str, Any]:
+    """Every peer on `preset` (`layers` deep): first cold in fresh processes (see
+    :mod:`bench.fresh`; skipped when `fresh_cold` is False), then in this process: cold after
+    ``jax.clear_caches()``, warm, memory and correctness."""
     from tqdm import tqdm
 
     jax.config.update("jax_enable_compilation_cache", False)
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
         raise ValueError(f"`--peers`: unknown {unknown}; choose from {list(PEERS)}.")
-    ctx = Context(
-        PRESETS[preset],
-        np.dtype(dtype if dtype != "bfloat16" else jax.numpy.bfloat16),
-        seed,
-        make_mesh(mesh),
-    )
-    n = ctx.preset.num_params()
-    nbytes = n * ctx.dtype.itemsize
+    spec, np_dtype = PRESETS[preset].with_layers(layers), trees.np_dtype(dtype)
+    n = spec.num_params()
+    nbytes = n * np_dtype.itemsize
     need, avail = 2 * nbytes, measure.available_bytes()
     too_big = need > RAM_FRACTION * avail
+    mode = "abstract" if (abstract or too_big) else "measured"
+    if too_big and not abstract:
+        print(
+            f"[bench] {spec.name} {dtype}: {nbytes / 1e9:.1f} GB of parameters; a run needs "
+            f"~{need / 1e9:.1f} GB and {avail / 1e9:.1f} GB is available: running abstractly "
+            f"(compile + memory_analysis only, nothing materialised).",
+            file=sys.stderr,
+        )
+    cold_by_peer = {}
+    if fresh_cold:  # before this process initialises a backend (see bench.fresh)
+        cold_by_peer = fresh.run_fresh(
+            [p for p in peers if not PEERS[p].missing()],
+            preset,
+            dtype,
+            layers=layers,
+            mesh=mesh,
+            seed=seed,
+            repeats=cold_repeats,
+            cache=cache,
+            compile_only=mode == "abstract",
+            quiet=quiet,
+        )
+    ctx = Context(spec, np_dtype, seed, trees.make_mesh(mesh))
     result: dict[str, Any] = {
-        "preset": preset,
-        "description": ctx.preset.description,
+        "preset": spec.name,
+        "description": spec.description,
         "dtype": dtype,
         "num_params": n,
         "param_bytes": nbytes,
         "num_leaves": len(ctx.shapes),
         "repeats": repeats,
+        "cold_repeats": cold_repeats if fresh_cold else 0,
+        "persistent_cache_runs": bool(fresh_cold and cache),
         "mesh": mesh,
         "seed": seed,
         "init_tree": "fallback" if treeinit.USING_FALLBACK else "jinit",
         "machine": measure.machine(),
         "available_ram_bytes": avail,
-        "mode": "abstract" if (abstract or too_big) else "measured",
+        "mode": mode,
         "peers": [],
     }
-    if too_big and not abstract:
-        print(
-            f"[bench] {preset} {dtype}: {nbytes / 1e9:.1f} GB of parameters; a run needs "
-            f"~{need / 1e9:.1f} GB and {avail / 1e9:.1f} GB is available: running abstractly "
-            f"(compile + memory_analysis only, nothing materialised).",
-            file=sys.stderr,
-        )
     order = ["jinit"] + [p for p in peers if p != "jinit"] if "jinit" in peers else list(peers)
     ref: dict[str, Any] = {}
     with tqdm(
@@ -282,7 +258,7 @@ def run(
                 }
             if res.get("status") in ("skipped", "error"):
                 print(f"[bench] {name}: {res['status']}: {res['note']}", file=sys.stderr)
-            result["peers"].append(res)
+            result["peers"].append(res | cold_by_peer.get(name, {}))
     ref.clear()
     _derive(result)
     return result
@@ -303,10 +279,16 @@ def _derive(result: dict[str, Any]) -> None:
         r["x_slower_than_jinit"] = w / jin if jin else None
     summary: dict[str, Any] = {}
     if jin:
-        for other in ("flax", "torch", "jax-jit", "jax-eager", "numpy"):
+        for other in ("flax", "flax-threefry", "torch", "jax-jit", "jax-eager", "numpy"):
             if by.get(other, {}).get("warm_s"):
                 summary[f"warm_speedup_vs_{other}"] = by[other]["warm_s"] / jin
-        if by.get("flax", {}).get("cold_s") and by["jinit"].get("cold_s"):
-            summary["cold_jinit_over_flax"] = by["jinit"]["cold_s"] / by["flax"]["cold_s"]
-        summary["jinit_peak_rss_over_param_bytes"] = by["jinit"].get("peak_rss_over_param_bytes")
+    # Cold: the fresh-process figure where jinit has one, else the in-process one.
+    cold = "fresh_cold_s" if by.get("jinit", {}).get("fresh_cold_s") else "cold_s"
+    if by.get("jinit", {}).get(cold):
+        summary["cold_kind"] = "fresh process" if cold == "fresh_cold_s" else "in-process"
+        for other in ("flax", "flax-threefry", "jax-jit", "torch"):
+            if by.get(other, {}).get(cold):
+                summary[f"cold_jinit_over_{other}"] = by["jinit"][cold] / by[other][cold]
+    if by.get("jinit", {}).get("peak_rss_over_param_bytes") is not None:
+        summary["jinit_peak_rss_over_param_bytes"] = by["jinit"]["peak_rss_over_param_bytes"]
     result["summary"] = summary

@@ -27,6 +27,8 @@ from jinit._research import scaled_residual as scaled_residual
 from jinit._research import t_fixup as t_fixup
 from jinit._research import t_fixup_embedding as t_fixup_embedding
 from jinit._research import t_fixup_scale as t_fixup_scale
+from jinit._sampling import Draw as Draw
+from jinit._sampling import Sampling as Sampling
 from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity
 from jinit._structured import sparse as sparse

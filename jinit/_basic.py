@@ -8,9 +8,11 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random
+from jinit import _checks, _random, _sampling
 from jinit._core import make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+_UNIT_UNIFORM = _sampling.uniform(0.0, 1.0)
 
 
 def zeros(
@@ -94,8 +96,12 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
         u = _random.uniform(key, shape, dtype, out_sharding=out_sharding)
         return (u * jnp.array(scale, ct)).astype(dtype)
 
+    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:
+        finish = lambda u: (u * jnp.array(scale, u.dtype)).astype(dtype)
+        return _sampling.Sampling(_UNIT_UNIFORM, finish)
+
     target = lambda s: (None, None, scale / 2, abs(scale) / 12**0.5)
-    return make_init("uniform", body, dtype, allow_complex=False, target=target)
+    return make_init("uniform", body, dtype, allow_complex=False, target=target, sampling=sampling)
 
 
 def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -123,7 +129,15 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
         z = _random.normal(key, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
-    return make_init("normal", body, dtype, target=lambda s: (None, None, 0.0, stddev))
+    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            return None
+        # sqrt(2) * stddev: the constant XLA folds `sqrt(2) * erf_inv(u) * stddev` into.
+        finish = lambda z: (z * (_random.SQRT2 * jnp.array(stddev, z.dtype))).astype(dtype)
+        return _sampling.Sampling(_sampling.normal(), finish)
+
+    target = lambda s: (None, None, 0.0, stddev)
+    return make_init("normal", body, dtype, target=target, sampling=sampling)
 
 
 def truncated_normal(
@@ -166,11 +180,21 @@ def truncated_normal(
         z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
+    lo, hi = _sampling.static_float(lower), _sampling.static_float(upper)
+
+    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
+        if lo is None or hi is None:  # array-valued bounds: per-leaf only
+            return None
+        finish = lambda z: (z * jnp.array(stddev, z.dtype)).astype(dtype)
+        return _sampling.Sampling(_sampling.truncated_normal(lo, hi), finish)
+
     def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:
         mean, var = _truncated_moments(float(lower), float(upper))
         return None, None, stddev * mean, stddev * var**0.5
 
-    return make_init("truncated_normal", body, dtype, allow_complex=False, target=target)
+    return make_init(
+        "truncated_normal", body, dtype, allow_complex=False, target=target, sampling=sampling
+    )
 
 
 def _truncated_moments(a: float, b: float) -> tuple[float, float]:

@@ -13,10 +13,12 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from jinit import _checks
+from jinit import _checks, _random
+from jinit._sampling import Sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 Body = Callable[[KeyArray, tuple[int, ...], np.dtype, OutSharding], Array]
+SamplingFn = Callable[[tuple[int, ...], np.dtype], Sampling | None]
 # shape -> (fan_in or None, fan_out or None, target mean, target std): what `describe` reports.
 Target = Callable[[tuple[int, ...]], tuple[float | None, float | None, float, float]]
 
@@ -28,6 +30,7 @@ def make_init(
     *,
     allow_complex: bool = True,
     target: Target | None = None,
+    sampling: SamplingFn | None = None,
 ) -> Initializer:
     """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
 
@@ -35,8 +38,20 @@ def make_init(
     and is traced once per (shape, dtype, out_sharding); shape-dependent checks inside it run at
     trace time on static ints. ``target`` (optional) gives the fans and the intended mean and
     standard deviation for a shape, which :func:`jinit.describe` reports.
+
+    ``sampling`` (optional) describes the draw (:mod:`jinit._sampling`) and becomes the
+    initializer's ``sampling(shape, dtype)`` method. Where it applies (a threefry key and a
+    float32 draw) the initializer computes ``finish(draw(key, shape))``, exactly what
+    :func:`jinit.init_tree` computes for a batch of leaves; ``body`` handles everything else.
     """
-    compiled = jax.jit(body, static_argnums=(1, 2, 3))
+
+    def run(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
+        s = None if sampling is None else sampling(shape, dtype)
+        if s is not None and _random.use_kernels(key, s.draw.dtype, shape):
+            return s.finish(s.draw(key, shape, out_sharding))
+        return body(key, shape, dtype, out_sharding)
+
+    compiled = jax.jit(run, static_argnums=(1, 2, 3))
     default_dtype = dtype
 
     def init(
@@ -51,4 +66,12 @@ def make_init(
 
     init.__qualname__ = f"{where}.<locals>.init"
     init.jinit_target = target  # type: ignore[attr-defined]
+    if sampling is not None:
+
+        def sampling_method(shape: Shape, dtype: DTypeLike | None = default_dtype):
+            shape = _checks.canonical_shape(where, shape)
+            dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
+            return sampling(shape, dtype)
+
+        init.sampling = sampling_method  # type: ignore[attr-defined]
     return init

@@ -137,8 +137,12 @@ def key_for_path(key: KeyLike, path: PathLike) -> KeyArray:
       True
     """
     hi, lo = path_words(path_str(path))
-    root = as_key(key)
-    return jax.random.fold_in(jax.random.fold_in(root, np.uint32(hi)), np.uint32(lo))
+    return fold_words(as_key(key), np.uint32(hi), np.uint32(lo))
+
+
+def fold_words(root: KeyArray, hi: Any, lo: Any) -> KeyArray:
+    """``fold_in(fold_in(root, hi), lo)``: the digest's last step (``hi``/``lo`` may be traced)."""
+    return jax.random.fold_in(jax.random.fold_in(root, hi), lo)
 
 
 def keys_like(key: KeyLike, tree: Any) -> Any:

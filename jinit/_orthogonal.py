@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random
+from jinit import _checks, _random, _sampling
 from jinit._core import make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
@@ -31,6 +32,15 @@ def _orthogonal_matrix(key: KeyArray, n: int, m: int, dtype: np.dtype) -> Array:
     d = jnp.linalg.diagonal(r)
     x = q * jnp.expand_dims(jnp.sign(d), -2)
     return x.mT if n < m else x
+
+
+@partial(jax.jit, static_argnames=("col", "shape"))
+def _orthogonal_kernel(key: KeyArray, col: int, *, shape: tuple[int, ...]) -> Array:
+    """A float32 orthogonal weight of ``shape`` with its columns on axis ``col`` (scale 1)."""
+    n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
+    q = _orthogonal_matrix(key, n_rows, n_cols, _random.F32)
+    q = jnp.reshape(q, (*np.delete(shape, col).tolist(), shape[col]))
+    return jnp.moveaxis(q, -1, col)
 
 
 def orthogonal(
@@ -67,10 +77,14 @@ def orthogonal(
     _check_column_axis(where, column_axis)
     _checks.check_factory_dtype(where, dtype)
 
-    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
+    def column(shape: Shape) -> int:
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a shape of rank >= 2; got {shape}.")
         (col,) = _checks.normalize_axes(where, "column_axis", column_axis, len(shape))
+        return col
+
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
+        col = column(shape)
         if 0 in shape:
             return jnp.zeros(shape, dtype, out_sharding=out_sharding)
         ct = _random.compute_dtype(dtype)
@@ -80,13 +94,21 @@ def orthogonal(
         q = jnp.moveaxis(q, -1, col)
         return _place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
 
+    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
+        """Equal shapes share one batched QR; the finish scales and rounds."""
+        col = column(shape)
+        if 0 in shape or _random.compute_dtype(dtype) != _random.F32:
+            return None
+        draw = _sampling.Draw("orthogonal", _orthogonal_kernel, (col,), _random.F32)
+        return _sampling.Sampling(draw, lambda q: (jnp.array(scale, q.dtype) * q).astype(dtype))
+
     def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:
         # min(n, m) orthonormal vectors of unit norm spread over n * m entries.
         n_cols = shape[column_axis]
         n_rows = math.prod(shape) // n_cols
         return None, None, 0.0, abs(scale) * (min(n_rows, n_cols) / (n_rows * n_cols)) ** 0.5
 
-    return make_init(where, body, dtype, target=target)
+    return make_init(where, body, dtype, target=target, sampling=sampling)
 
 
 def delta_orthogonal(

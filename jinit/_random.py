@@ -31,8 +31,8 @@ from jax._src.sharding_impls import canonicalize_sharding  # jax.random's own va
 from jinit import _threefry
 from jinit._typing import Array, KeyArray, OutSharding, Shape
 
-_F32 = np.dtype(np.float32)
-_SQRT2 = np.array(np.sqrt(2), _F32)
+F32 = np.dtype(np.float32)
+SQRT2 = np.array(np.sqrt(2), F32)
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -48,7 +48,7 @@ def real_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.array(0, dtype).real.dtype)
 
 
-def use_kernels(key: Any, dtype: Any = _F32, shape: Shape = ()) -> bool:
+def use_kernels(key: Any, dtype: Any = F32, shape: Shape = ()) -> bool:
     """Whether jinit's kernels reproduce ``jax.random`` for this key, compute dtype and shape.
 
     False (so the caller uses ``jax.random``) with ``jax_threefry_partitionable`` off, a float64
@@ -56,13 +56,13 @@ def use_kernels(key: Any, dtype: Any = _F32, shape: Shape = ()) -> bool:
     """
     return (
         bool(_threefry.config("jax_threefry_partitionable"))
-        and real_dtype(compute_dtype(dtype)) == _F32
+        and real_dtype(compute_dtype(dtype)) == F32
         and all(d < 2**32 for d in shape)
         and _threefry.is_threefry_key(key)
     )
 
 
-def _run(
+def run_kernel(
     name: str, kernel: Any, shape: tuple[int, ...], out_sharding: OutSharding, *args: Any
 ) -> Array:
     """Calls ``kernel(*args, shape=shape)`` laid out as ``out_sharding`` (jax.random's rules)."""
@@ -84,17 +84,21 @@ def _uniform_f32(k0: Array, k1: Array, shape: tuple[int, ...], minval: Any, maxv
     """jax.random's ``_uniform`` for float32: 23 random mantissa bits, scaled to the range."""
     bits = _threefry.random_bits32(k0, k1, shape)
     float_bits = lax.shift_right_logical(bits, np.uint32(9)) | np.uint32(0x3F800000)
-    floats = lax.bitcast_convert_type(float_bits, _F32) - np.float32(1)
-    minval = _to_rank(lax.convert_element_type(minval, _F32), len(shape))
-    maxval = _to_rank(lax.convert_element_type(maxval, _F32), len(shape))
+    floats = lax.bitcast_convert_type(float_bits, F32) - np.float32(1)
+    minval = _to_rank(lax.convert_element_type(minval, F32), len(shape))
+    maxval = _to_rank(lax.convert_element_type(maxval, F32), len(shape))
     return jnp.maximum(minval, floats * (maxval - minval) + minval)
+
+
+def _erf_inv_f32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
+    """erf_inv(U(nextafter(-1, 0), 1)): jax.random's normal before its factor sqrt(2)."""
+    lo = np.nextafter(np.float32(-1), np.float32(0))
+    return lax.erf_inv(_uniform_f32(k0, k1, shape, lo, np.float32(1)))
 
 
 def _normal_f32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
     """jax.random's ``_normal_real`` for float32: sqrt(2) * erf_inv(U(nextafter(-1, 0), 1))."""
-    lo = np.nextafter(np.float32(-1), np.float32(0))
-    u = _uniform_f32(k0, k1, shape, lo, np.float32(1))
-    return jnp.multiply(_SQRT2, lax.erf_inv(u))
+    return jnp.multiply(SQRT2, _erf_inv_f32(k0, k1, shape))
 
 
 @partial(jax.jit, static_argnames="shape")
@@ -103,8 +107,13 @@ def _bits_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
 
 
 @partial(jax.jit, static_argnames="shape")
-def _uniform_kernel(key: Array, minval: Any, maxval: Any, *, shape: tuple[int, ...]) -> Array:
+def uniform_kernel(key: Array, minval: Any, maxval: Any, *, shape: tuple[int, ...]) -> Array:
     return _uniform_f32(*_threefry.key_words(key), shape, minval, maxval)
+
+
+@partial(jax.jit, static_argnames="shape")
+def erf_inv_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
+    return _erf_inv_f32(*_threefry.key_words(key), shape)
 
 
 @partial(jax.jit, static_argnames="shape")
@@ -121,15 +130,13 @@ def _complex_normal_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
 
 
 @partial(jax.jit, static_argnames="shape")
-def _truncated_normal_kernel(
-    key: Array, lower: Any, upper: Any, *, shape: tuple[int, ...]
-) -> Array:
-    lower = _to_rank(lax.convert_element_type(lower, _F32), len(shape))
-    upper = _to_rank(lax.convert_element_type(upper, _F32), len(shape))
-    a = lax.erf(lower / _SQRT2)
-    b = lax.erf(upper / _SQRT2)
+def truncated_normal_kernel(key: Array, lower: Any, upper: Any, *, shape: tuple[int, ...]) -> Array:
+    lower = _to_rank(lax.convert_element_type(lower, F32), len(shape))
+    upper = _to_rank(lax.convert_element_type(upper, F32), len(shape))
+    a = lax.erf(lower / SQRT2)
+    b = lax.erf(upper / SQRT2)
     u = _uniform_f32(*_threefry.key_words(key), shape, a, b)
-    out = _SQRT2 * lax.erf_inv(u)
+    out = SQRT2 * lax.erf_inv(u)
     lo = lax.nextafter(lax.stop_gradient(lower), jnp.full_like(lower, np.inf))
     hi = lax.nextafter(lax.stop_gradient(upper), jnp.full_like(upper, -np.inf))
     return jnp.clip(out, lo, hi)
@@ -159,9 +166,9 @@ def _complex_truncated_normal_kernel(
 def bits(key: KeyArray, shape: Shape, out_sharding: OutSharding = None) -> Array:
     """uint32 bits, equal to ``jax.random.bits(key, shape, jnp.uint32)``."""
     shape = tuple(shape)
-    if not use_kernels(key, _F32, shape):
+    if not use_kernels(key, F32, shape):
         return jax.random.bits(key, shape, jnp.uint32, out_sharding=out_sharding)
-    return _run("bits", _bits_kernel, shape, out_sharding, key)
+    return run_kernel("bits", _bits_kernel, shape, out_sharding, key)
 
 
 def uniform(
@@ -176,7 +183,7 @@ def uniform(
     shape, ct = tuple(shape), compute_dtype(dtype)
     if not use_kernels(key, ct, shape) or jnp.issubdtype(ct, jnp.complexfloating):
         return jax.random.uniform(key, shape, ct, minval, maxval, out_sharding=out_sharding)
-    return _run("uniform", _uniform_kernel, shape, out_sharding, key, minval, maxval)
+    return run_kernel("uniform", uniform_kernel, shape, out_sharding, key, minval, maxval)
 
 
 def normal(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding = None) -> Array:
@@ -185,7 +192,7 @@ def normal(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutShardi
     if not use_kernels(key, ct, shape):
         return jax.random.normal(key, shape, ct, out_sharding=out_sharding)
     kernel = _complex_normal_kernel if ct == np.complex64 else _normal_kernel
-    return _run("normal", kernel, shape, out_sharding, key)
+    return run_kernel("normal", kernel, shape, out_sharding, key)
 
 
 def truncated_normal(
@@ -209,8 +216,8 @@ def truncated_normal(
             f"`truncated_normal`: the shapes of `lower` {np.shape(lower)} and "
             f"`upper` {np.shape(upper)} must broadcast to `shape` {shape}."
         )
-    return _run(
-        "truncated_normal", _truncated_normal_kernel, shape, out_sharding, key, lower, upper
+    return run_kernel(
+        "truncated_normal", truncated_normal_kernel, shape, out_sharding, key, lower, upper
     )
 
 
@@ -220,7 +227,7 @@ def complex_uniform(
     """Uniform on the disk of radius sqrt(2): zero mean, E|z|^2 = 1 (jax's construction)."""
     shape, dtype = tuple(shape), np.dtype(dtype)
     if use_kernels(key, dtype, shape):
-        return _run(
+        return run_kernel(
             "complex_uniform",
             partial(_complex_uniform_kernel, dtype=dtype),
             shape,
@@ -245,7 +252,7 @@ def complex_truncated_normal(
     shape, dtype = tuple(shape), np.dtype(dtype)
     if use_kernels(key, dtype, shape):
         kernel = partial(_complex_truncated_normal_kernel, upper=float(upper), dtype=dtype)
-        return _run("complex_truncated_normal", kernel, shape, out_sharding, key)
+        return run_kernel("complex_truncated_normal", kernel, shape, out_sharding, key)
     key_r, key_theta = jax.random.split(key)
     real = real_dtype(dtype)
     t = (1 - jnp.exp(jnp.array(-(upper**2), dtype))) * uniform(

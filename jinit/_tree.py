@@ -10,9 +10,9 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec, Sharding
+from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _keys
+from jinit import _build, _keys
 from jinit._typing import Initializer
 
 Rules = Sequence[tuple[str, Initializer]] | Mapping[str, Initializer]
@@ -169,50 +169,13 @@ def plan(
     return tuple(leaves), treedef
 
 
-def _initializer_sharding(s: Sharding | None):
-    """The `out_sharding` to hand the initializer: only specs over Explicit mesh axes.
-
-    Under Auto axes, `jit(out_shardings=...)` already makes each device compute only its shard
-    (jax's threefry is partitionable); jax.random refuses Auto axis names in `out_sharding`.
-    """
-    if not isinstance(s, NamedSharding):
-        return None
-    types = dict(zip(s.mesh.axis_names, s.mesh.axis_types, strict=True))
-    names = [
-        n
-        for part in s.spec
-        if part is not None
-        for n in (part if isinstance(part, tuple) else (part,))
-    ]
-    if names and all(types.get(n) == AxisType.Explicit for n in names):
-        return s
-    return None
-
-
-def _build_one(root: jax.Array, leaf: Leaf, where: str) -> jax.Array:
-    key = _keys.key_for_path(root, leaf.path)
-    try:
-        out = leaf.init(key, leaf.shape, leaf.dtype, _initializer_sharding(leaf.sharding))
-    except (TypeError, ValueError) as e:
-        if type(e) not in (TypeError, ValueError):  # keep jax's own error types intact
-            raise
-        raise type(e)(f"`{where}`: the parameter {leaf.path!r} (rule {leaf.pattern!r}): {e}") from e
-    if tuple(out.shape) != leaf.shape or np.dtype(out.dtype) != leaf.dtype:
-        raise ValueError(
-            f"`{where}`: the initializer for {leaf.path!r} (rule {leaf.pattern!r}) "
-            f"returned {out.dtype}{list(out.shape)}; expected "
-            f"{leaf.dtype}{list(leaf.shape)}."
-        )
-    return out
-
-
 @functools.lru_cache(maxsize=128)
 def compiled_builder(leaves: tuple[Leaf, ...], impl: str, where: str) -> Callable[[Any], Any]:
     """One jitted function making every leaf from the root key's data; cached per static plan."""
 
     def build(key_data):
         root = jax.random.wrap_key_data(key_data, impl=impl)
-        return [_build_one(root, leaf, where) for leaf in leaves]
+        return _build.build_all(root, leaves, where)
 
     out_shardings = [leaf.sharding for leaf in leaves]
     return jax.jit(build, out_shardings=out_shardings)

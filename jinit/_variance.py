@@ -7,7 +7,7 @@ from typing import Any, Literal
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _fans, _random
+from jinit import _checks, _fans, _random, _sampling
 from jinit._core import make_init
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
@@ -19,6 +19,11 @@ DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 # Standard deviation of N(0, 1) truncated to (-2, 2), as in jax, Keras and haiku.
 TRUNCATED_NORMAL_STD = 0.87962566103423978
 _COMPLEX_TRUNCATED_NORMAL_STD = _random.complex_truncated_normal_std(2.0)
+_DRAWS = {
+    "truncated_normal": _sampling.truncated_normal(-2.0, 2.0),
+    "normal": _sampling.normal(),
+    "uniform": _sampling.uniform(-1.0, 1.0),
+}
 
 
 def variance_scaling(
@@ -90,51 +95,71 @@ def variance_scaling(
         in_axis, out_axis, batch_axis = axes_
         rank = len(axes_.in_axis) + len(axes_.out_axis) + len(axes_.batch_axis)
 
-    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
+    def variance(shape: Shape, dtype: np.dtype) -> Array:
+        """``scale / n`` in the compute dtype."""
+        return jnp.array(scale / denominator(shape), dtype=_random.compute_dtype(dtype))
+
+    def denominator(shape: Shape) -> float:
+        """``n``, from the fans of ``shape``, after the shape checks."""
         if rank is not None and len(shape) != rank:
             raise ValueError(
                 f"`{where}(einsum={einsum!r})`: the kernel has {rank} axes in the "
                 f"spec but the shape {shape} has {len(shape)}."
             )
         fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
-        denominator = {
+        return {
             "fan_in": fan_in,
             "fan_out": fan_out,
             "fan_avg": (fan_in + fan_out) / 2,
             "fan_geo_avg": (fan_in * fan_out) ** 0.5,
         }[mode]
+
+    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         # Same operations as jax, in the compute dtype, so float32 results are bit-identical.
-        ct = _random.compute_dtype(dtype)
-        variance = jnp.array(scale / denominator, dtype=ct)
+        var = variance(shape, dtype)
+        ct = var.dtype
         is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
         if distribution == "truncated_normal":
             if is_complex:
-                stddev = jnp.sqrt(variance) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
+                stddev = jnp.sqrt(var) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
                 z = _random.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
             else:
-                stddev = jnp.sqrt(variance) / jnp.array(TRUNCATED_NORMAL_STD, ct)
+                stddev = jnp.sqrt(var) / jnp.array(TRUNCATED_NORMAL_STD, ct)
                 z = _random.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
             out = z * stddev
         elif distribution == "normal":
-            out = _random.normal(key, shape, dtype, out_sharding) * jnp.sqrt(variance)
+            out = _random.normal(key, shape, dtype, out_sharding) * jnp.sqrt(var)
         elif is_complex:
-            out = _random.complex_uniform(key, shape, dtype, out_sharding) * jnp.sqrt(variance)
+            out = _random.complex_uniform(key, shape, dtype, out_sharding) * jnp.sqrt(var)
         else:
             u = _random.uniform(key, shape, dtype, -1, 1, out_sharding)
-            out = u * jnp.sqrt(3 * variance)
+            out = u * jnp.sqrt(3 * var)
         return out.astype(dtype)
+
+    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
+        """The float32 draw of `body` and its finish (scale, cast); None for complex dtypes."""
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            return None
+        denominator(shape)  # the shape checks, now rather than when the draw is traced
+
+        def finish(z: Array) -> Array:
+            var = variance(shape, dtype)
+            factor: Array
+            if distribution == "truncated_normal":
+                factor = jnp.sqrt(var) / jnp.array(TRUNCATED_NORMAL_STD, var.dtype)
+            elif distribution == "normal":
+                factor = jnp.multiply(_random.SQRT2, jnp.sqrt(var))
+            else:
+                factor = jnp.sqrt(3 * var)
+            return (z * factor).astype(dtype)
+
+        return _sampling.Sampling(_DRAWS[distribution], finish)
 
     def target(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
         fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
-        n = {
-            "fan_in": fan_in,
-            "fan_out": fan_out,
-            "fan_avg": (fan_in + fan_out) / 2,
-            "fan_geo_avg": (fan_in * fan_out) ** 0.5,
-        }[mode]
-        return fan_in, fan_out, 0.0, (scale / n) ** 0.5
+        return fan_in, fan_out, 0.0, (scale / denominator(shape)) ** 0.5
 
-    return make_init(where, body, dtype, target=target)
+    return make_init(where, body, dtype, target=target, sampling=sampling)
 
 
 _SCHEME_DOC = """{summary}

@@ -1,13 +1,18 @@
 """Smoke and correctness tests of the benchmark harness (bench/) on tiny presets; no timings."""
 
 import json
+import pathlib
+import re
+import subprocess
 
 import jax
 import numpy as np
 import pytest
 
 from bench import __main__ as cli
-from bench import models, peers, presets, run
+from bench import cold, depth, models, peers, presets, report, run, torch_models
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", ["gpt2-tiny", "llama-tiny", "mlp-tiny", "resnet-tiny"])
@@ -23,7 +28,7 @@ def test_flax_model_matches_preset(name):
 def test_torch_model_matches_preset_size(name):
     torch = pytest.importorskip("torch")
     preset = presets.PRESETS[name]
-    module = models.torch_model(preset, torch.float32)
+    module = torch_models.torch_model(preset, torch.float32)
     n = sum(p.numel() for p in module.parameters())
     n += sum(b.numel() for b in module.buffers() if b.is_floating_point())
     assert n == preset.num_params()
@@ -50,8 +55,8 @@ def test_leaf_sharding_shards_big_kernels(devices):
 
 
 def test_run_tiny_all_peers():
-    names = ["jinit", "flax", "jax-jit", "jax-eager", "torch", "numpy", "fill"]
-    result = run.run("gpt2-tiny", "float32", names, repeats=1, quiet=True)
+    names = ["jinit", "flax", "flax-threefry", "jax-jit", "jax-eager", "torch", "numpy", "fill"]
+    result = run.run("gpt2-tiny", "float32", names, repeats=1, quiet=True, fresh_cold=False)
     by = {r["peer"]: r for r in result["peers"]}
     assert list(by) == names
     for name, r in by.items():
@@ -67,6 +72,8 @@ def test_run_tiny_all_peers():
     assert by["jax-eager"]["bit_identical"] or by["jax-eager"]["max_ulp_diff"] <= 2
     assert by["flax"]["bit_identical"] is None and by["flax"]["stats_ok"], by["flax"]["check"]
     assert by["flax"]["check"].startswith("n/a (own keys)")
+    assert by["flax-threefry"]["stats_ok"], by["flax-threefry"]["check"]
+    assert by["flax-threefry"]["label"].endswith("(no-op on cpu)")
     assert by["fill"]["fill_fraction"] == pytest.approx(1.0)
     out_bytes = by["jinit"]["memory_analysis"]["output_size_in_bytes"]  # + per-buffer padding
     assert result["param_bytes"] <= out_bytes <= result["param_bytes"] + 64 * result["num_leaves"]
@@ -82,7 +89,9 @@ def test_bit_identity_flag_detects_other_keys(monkeypatch):
     monkeypatch.setitem(
         peers.PEERS, "shifted", peers.Peer("shifted", "jax.nn, other seed", other_seed, "path")
     )
-    result = run.run("mlp-tiny", "float32", ["jinit", "shifted"], repeats=1, quiet=True)
+    result = run.run(
+        "mlp-tiny", "float32", ["jinit", "shifted"], repeats=1, quiet=True, fresh_cold=False
+    )
     r = result["peers"][1]
     assert r["bit_identical"] is False
     assert sorted(r["leaves_differ"]) == ["params/Dense_0/kernel", "params/Dense_1/kernel"]
@@ -91,7 +100,13 @@ def test_bit_identity_flag_detects_other_keys(monkeypatch):
 
 def test_run_bfloat16_and_mesh(devices):
     result = run.run(
-        "llama-tiny", "bfloat16", ["jinit", "jax-jit", "fill"], repeats=1, mesh="2x4", quiet=True
+        "llama-tiny",
+        "bfloat16",
+        ["jinit", "jax-jit", "fill"],
+        repeats=1,
+        mesh="2x4",
+        quiet=True,
+        fresh_cold=False,
     )
     by = {r["peer"]: r for r in result["peers"]}
     assert all(r["status"] == "ok" and r["sharded"] for r in by.values())
@@ -100,7 +115,14 @@ def test_run_bfloat16_and_mesh(devices):
 
 
 def test_abstract_run_compiles_only():
-    result = run.run("gpt2-tiny", "bfloat16", ["jinit", "flax", "numpy"], abstract=True, quiet=True)
+    result = run.run(
+        "gpt2-tiny",
+        "bfloat16",
+        ["jinit", "flax", "numpy"],
+        abstract=True,
+        quiet=True,
+        fresh_cold=False,
+    )
     assert result["mode"] == "abstract"
     by = {r["peer"]: r for r in result["peers"]}
     assert by["jinit"]["status"] == "abstract" and by["jinit"]["compile_s"] > 0
@@ -111,30 +133,23 @@ def test_abstract_run_compiles_only():
 
 def test_mesh_needs_matching_devices():
     with pytest.raises(ValueError, match=r"`--mesh 4` needs 4 devices; found 8"):
-        run.run("mlp-tiny", "float32", ["jinit"], mesh="4", quiet=True)
+        run.run("mlp-tiny", "float32", ["jinit"], mesh="4", quiet=True, fresh_cold=False)
 
 
-def test_cli_writes_json_and_plot(tmp_path, capsys):
+def test_cli_leads_with_fresh_cold_and_writes_json_and_plot(tmp_path, capsys):
     out = tmp_path / "r.json"
-    cli.main(
-        [
-            "-p",
-            "mlp-tiny",
-            "--peers",
-            "jinit,fill",
-            "-r",
-            "1",
-            "-q",
-            "--json",
-            str(out),
-            "--plot",
-            str(tmp_path / "r.png"),
-        ]
-    )
+    argv = ["-p", "mlp-tiny", "--peers", "jinit,fill", "-r", "1", "-q", "--cache", "none"]
+    cli.main([*argv, "--json", str(out), "--plot", str(tmp_path / "r.png")])
     printed = capsys.readouterr().out
     assert "jinit.init_tree (one jit)" in printed and "jnp.full" in printed
+    head = next(line for line in printed.splitlines() if line.startswith("peer "))
+    assert head.split()[1:7] == ["cold", "s", "of", "which", "compile", "s"]
     saved = json.loads(out.read_text())
     assert saved["command"].startswith("python -m bench -p mlp-tiny")
+    jin, fill = saved["peers"]
+    assert jin["fresh_cold_s"] > jin["fresh_compile_s"] > 0 and "fresh_cached_cold_s" not in jin
+    assert "fresh_cold_s" not in fill  # not a cold peer: in-process figures only
+    assert saved["summary"]["cold_kind"] == "fresh process"
     assert (tmp_path / "r.png").stat().st_size > 0
 
 
@@ -153,3 +168,95 @@ def test_fallback_init_tree_matches_jinit():
         presets.flatten(a).items(), presets.flatten(b).items(), strict=True
     ):
         assert pa == pb and np.array_equal(np.asarray(x), np.asarray(y)), pa
+
+
+def test_fresh_process_cold_phases_and_persistent_cache(tmp_path):
+    """A fresh process per run: every phase is timed, they add up to no more than the total,
+    and the two cache runs share one folder that the first fills."""
+    m = cold.measure("jinit", preset="mlp-tiny", cache=str(tmp_path))
+    r = m["fresh"]
+    assert list(r["phases"]) == list(report.PHASES)
+    assert all(t > 0 for t in r["phases"].values()), r["phases"]
+    assert r["total_s"] >= sum(r["phases"].values()) - 1e-6  # float rounding of the laps
+    assert r["backend"] == "cpu" and r["cache_dir"] is None
+    fill, warm = m["cached"]
+    assert fill["cache_dir"] == warm["cache_dir"] == str(tmp_path / "jinit")
+    assert warm["cache_files"] >= 1
+
+
+def test_fresh_process_flax_threefry_and_torch():
+    r = cold.spawn("flax-threefry", "mlp-tiny")
+    assert r["note"] == "jax_threefry_gpu_kernel_lowering has no effect on cpu"
+    assert r["phases"]["compile"] > 0
+    pytest.importorskip("torch")
+    t = cold.spawn("torch", "mlp-tiny")
+    assert t["device"] == "cpu" and "compile" not in t["phases"]
+    assert t["phases"]["import"] > 0 and t["phases"]["run"] > 0
+
+
+def test_fresh_process_errors_are_clear():
+    with pytest.raises(ValueError, match=r"must be one of .*'torch'\); got 'numpy'"):
+        cold.spawn("numpy", "mlp-tiny")
+    with pytest.raises(RuntimeError, match=r"(?s)failed \(exit 1\).*`--mesh 3` needs 3 devices"):
+        cold.spawn("jinit", "mlp-tiny", mesh="3")
+
+
+def test_depth_sweep_tiny(tmp_path):
+    result = depth.sweep("gpt2-tiny", "float32", ["jinit", "flax"], [1, 2], quiet=True)
+    got = [(r["depth"], r["peer"]) for r in result["rows"]]
+    assert got == [(1, "jinit"), (1, "flax"), (2, "jinit"), (2, "flax")]
+    for r in result["rows"]:
+        assert r["error"] is None and r["cold_s"] > r["compile_s"] > 0, r
+    assert [r["num_leaves"] for r in result["rows"]] == [17, 17, 29, 29]
+    assert set(result["ratios"]) == {"jinit", "flax"}
+    lines = depth.table(result).splitlines()
+    assert lines[0].split()[:3] == ["depth", "params", "leaves"] and lines[-1].startswith("2/1")
+    depth.plot(result, str(tmp_path / "d.png"))
+    assert (tmp_path / "d.png").stat().st_size > 0
+
+
+def test_depth_and_layers_options():
+    assert presets.PRESETS["gpt2-small"].with_layers(48).config["layers"] == 48
+    assert presets.PRESETS["gpt2-small"].with_layers(48).name == "gpt2-small-L48"
+    with pytest.raises(ValueError, match=r"`--layers 4` applies to the gpt2 and llama presets"):
+        presets.PRESETS["mlp"].with_layers(4)
+    assert depth.parse_depths("12,24,48") == [12, 24, 48]
+    with pytest.raises(ValueError, match=r"`--depths` must be increasing .*; got '24,12'"):
+        depth.parse_depths("24,12")
+    with pytest.raises(ValueError, match=r"`--peers` must be among .*; got \['numpy'\]"):
+        depth.sweep("gpt2-tiny", "float32", ["numpy"], [1])
+    args = cli.parse(["--depths", "12,24"])
+    assert args.depths == [12, 24] and args.peers == list(depth.DEFAULT_PEERS)
+    assert cli.parse([]).peers == list(cli.PEER_NAMES)
+
+
+def test_summary_wording():
+    def peer(name, warm, cold_s):
+        return {"peer": name, "warm_s": warm, "fresh_cold_s": cold_s, "cold_s": 9.0}
+
+    result = {
+        "num_params": 10,
+        "param_bytes": 40,
+        "peers": [peer("jinit", 1.0, 0.62), peer("flax", 3.1, 1.0), peer("torch", 1 / 1.9, 2.0)],
+    }
+    run._derive(result)
+    text = report.summary(result)
+    assert "jinit cold = 0.62x Flax's, 0.31x PyTorch's cold" in text
+    assert "jinit warm 3.10x faster than flax" in text
+    assert "jinit warm 1.90x slower than torch" in text
+    assert all(float(x) >= 1 for x in re.findall(r"([\d.]+)x (?:faster|slower)", text)), text
+    for r in result["peers"]:
+        del r["fresh_cold_s"]
+    run._derive(result)
+    assert report.summary(result).startswith("jinit cold (in-process) = 1.00x Flax's")
+
+
+def test_default_outputs_are_git_ignored():
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    for argv, stem in (([], "gpt2-small-float32"), (["--depths", "1,2"], "depth-gpt2-small")):
+        paths = cli._outputs(cli.parse(argv), stem)
+        for path in paths:
+            assert path is not None and pathlib.Path(path).parent == ROOT / "bench" / "out"
+            check = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", path])
+            assert check.returncode == 0, f"{path} is not git-ignored"

@@ -43,6 +43,8 @@ NOT_INITIALIZERS = {
     "einsum_axes",
     "EinsumAxes",
     "Initializer",
+    "Sampling",
+    "Draw",
     "calculate_gain",
     "key_for_path",
     "keys_like",
@@ -207,3 +209,25 @@ def test_describe_targets_match_the_reference(case: Case, key):
     assert d.target_std == pytest.approx(dist.std(), rel=1e-9)
     assert d.target_mean == pytest.approx(dist.mean(), rel=1e-9, abs=1e-12)
     assert d.std == pytest.approx(dist.std(), rel=0.02)
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["unsharded", "mesh2x4"])
+@pytest.mark.parametrize("case", ROWS)
+def test_tree_batch_equals_each_leaf_alone(case: Case, key, sharded):
+    """init_tree draws equal-shape leaves together (one kernel); each leaf keeps its own bits."""
+    init = case.make()
+    shape, dtype = case.shapes[0], case.dtypes[-1]
+    tree = {f"w{i}": jax.ShapeDtypeStruct(shape, jnp.float32) for i in range(3)}
+    tree |= {"low": jax.ShapeDtypeStruct(shape, dtype)}  # same draw, another finish
+    tree |= {"other": jax.ShapeDtypeStruct(case.shapes[-1], jnp.float32)}
+    shardings = None
+    if sharded:
+        mesh = jax.make_mesh((2, 4), ("a", "b"))
+        spec = [None] * len(shape)
+        if shape[-1] % 4 == 0:
+            spec[-1] = "b"
+        shardings = {p: NamedSharding(mesh, P(*spec) if p != "other" else P()) for p in tree}
+    out = jinit.init_tree(key, tree, [(".*", init)], shardings=shardings)
+    for path, x in out.items():
+        alone = init(jinit.key_for_path(key, path), x.shape, x.dtype)
+        np.testing.assert_array_equal(bits(x), bits(alone), err_msg=path)

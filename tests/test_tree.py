@@ -185,8 +185,9 @@ def test_peak_memory_per_device_is_one_shard(shape, devices, key):
     mem = fn.lower(jax.random.key_data(key)).compile().memory_analysis()
     # The output buffers are exactly one shard per leaf (plus 8 bytes per leaf: the output tuple).
     assert mem.output_size_in_bytes == BIG_BYTES // n + 8 * len(BIG)
-    # Temporaries are one leaf's shard-sized sampling buffers, reused across leaves.
-    assert mem.temp_size_in_bytes + mem.output_size_in_bytes <= 2 * BIG_BYTES // n
+    # Temporaries: the shard of one chunk's stacked draws (here the whole group: the tree is
+    # below the chunk budget) and the loop's hoisted uint32 counters of one leaf's shard.
+    assert mem.temp_size_in_bytes <= (BIG_BYTES + BIG_BYTES // len(BIG)) // n + 4096
 
 
 def test_shardings_from_tree_prefix_and_leaves(devices, key):

@@ -1,0 +1,115 @@
+"""How an initializer samples: the protocol that lets the tree builder batch many leaves at once.
+
+An initializer that can say *how* it samples exposes ``init.sampling(shape, dtype)``, which
+returns a :class:`Sampling` (or ``None`` when it cannot, e.g. for complex dtypes). A sampling is
+a :class:`Draw` followed by a ``finish``:
+
+* the **draw** is the expensive, key-dependent part (counters, hash, transform; for orthogonal
+  weights also the QR). It is static and hashable: two leaves whose draws are equal and whose
+  shapes are equal can be drawn together, by one loop over their keys, as one compiled kernel.
+* the **finish** is the cheap per-leaf part (scale, shift, cast) applied to that leaf's draw.
+
+The contract that makes grouping exact: ``init(key, shape, dtype)`` equals
+``finish(draw(key, shape))`` bit for bit, and the draw's last operation is not one XLA can
+combine with the finish's first (a draw ends in ``erf_inv``, ``clip``, ``max`` or a QR, never in
+a multiplication by a constant); so cutting the leaf out of a batched draw changes no bit.
+A user's own ``init(key, shape, dtype)`` without ``sampling`` still works in ``init_tree``: it is
+called once per leaf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from jinit import _random
+from jinit._typing import Array, KeyArray, OutSharding
+
+
+@dataclasses.dataclass(frozen=True)
+class Draw:
+    """A random draw, described statically: ``kernel(key, *args, shape=shape)``.
+
+    ``kernel`` is a module-level jitted function of one key (looped over by ``lax.map``) returning
+    the draw in ``dtype``; ``args`` are its hashable static arguments. Equal draws group.
+    """
+
+    name: str
+    kernel: Callable[..., Array]
+    args: tuple[Any, ...]
+    dtype: np.dtype
+
+    def __call__(self, key: KeyArray, shape: tuple[int, ...], out_sharding: OutSharding = None):
+        """The draw for one key, laid out as ``out_sharding`` (``jax.random``'s rules)."""
+        # The args stay static (closed over, not traced by `auto_axes`).
+        kernel = lambda k, shape: self.kernel(k, *self.args, shape=shape)
+        return _random.run_kernel(self.name, kernel, shape, out_sharding, key)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How one leaf is made: ``finish(draw(key, shape))``; ``finish`` is element-wise."""
+
+    draw: Draw
+    finish: Callable[[Array], Array]
+
+
+class Sampled(Protocol):
+    """An initializer that can describe its sampling (every random jinit initializer can)."""
+
+    def __call__(
+        self, key: KeyArray, shape: Any, dtype: Any = None, out_sharding: OutSharding = None
+    ) -> Array: ...
+
+    def sampling(self, shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None: ...
+
+
+def uniform(minval: float, maxval: float) -> Draw:
+    """U[minval, maxval) in float32, ``jax.random.uniform``'s bits."""
+    return Draw("uniform", _random.uniform_kernel, (float(minval), float(maxval)), _random.F32)
+
+
+def normal() -> Draw:
+    """``erf_inv(U(-1, 1))`` in float32: a standard normal divided by sqrt(2).
+
+    The finish multiplies by ``sqrt(2) * stddev``, the constant XLA folds ``sqrt(2) * z * stddev``
+    into under ``jit``, so the result has ``jax.random.normal(...) * stddev``'s bits.
+    """
+    return Draw("normal", _random.erf_inv_kernel, (), _random.F32)
+
+
+def truncated_normal(lower: float, upper: float) -> Draw:
+    """A standard normal truncated to (lower, upper), float32, ``jax.random``'s bits."""
+    return Draw(
+        "truncated_normal",
+        _random.truncated_normal_kernel,
+        (float(lower), float(upper)),
+        _random.F32,
+    )
+
+
+def sampling_of(init: Any, shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None:
+    """``init.sampling(shape, dtype)`` where ``init`` implements the protocol, else ``None``."""
+    method = getattr(init, "sampling", None)
+    if method is None:
+        return None
+    s = method(shape, dtype)
+    if s is not None and not isinstance(s, Sampling):
+        raise TypeError(
+            f"`{init!r}.sampling(shape, dtype)` must return a jinit Sampling or None; got {s!r}."
+        )
+    return s
+
+
+def static_float(x: Any) -> float | None:
+    """``x`` as a Python float when it is a static real scalar, else ``None`` (no grouping)."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return float(x)
+    if isinstance(x, np.ndarray) and x.shape == () and np.issubdtype(x.dtype, np.number):
+        return float(x)
+    return None

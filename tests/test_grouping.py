@@ -1,0 +1,150 @@
+"""Grouped generation in init_tree: the sampling protocol, kernel counts and memory bounds."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jinit
+from jinit import _build, _sampling, _tree
+
+SDS = jax.ShapeDtypeStruct
+ERF_INV = r"chlo\.erf_inv "  # one per normal sampler kernel in the lowered StableHLO
+# Flax's defaults, as in bench/presets.py.
+RULES = [
+    (r"embedding$", jinit.variance_scaling(1.0, "fan_in", "normal", out_axis=0)),
+    (r"kernel$", jinit.lecun_normal()),
+    (r"bias$", jinit.zeros),
+    (r"scale$", jinit.ones),
+]
+
+
+def gpt2_tree(layers: int, d: int = 32, vocab: int = 96, ctx: int = 16, dtype=jnp.float32):
+    """GPT-2's parameter paths and shapes (untied head), small widths."""
+    tree = {
+        "wte": {"embedding": SDS((vocab, d), dtype)},
+        "wpe": {"embedding": SDS((ctx, d), dtype)},
+    }
+    for i in range(layers):
+        tree[f"h_{i}"] = {
+            "ln_1": {"scale": SDS((d,), dtype), "bias": SDS((d,), dtype)},
+            "attn": {
+                "c_attn": {"kernel": SDS((d, 3 * d), dtype), "bias": SDS((3 * d,), dtype)},
+                "c_proj": {"kernel": SDS((d, d), dtype), "bias": SDS((d,), dtype)},
+            },
+            "ln_2": {"scale": SDS((d,), dtype), "bias": SDS((d,), dtype)},
+            "mlp": {
+                "c_fc": {"kernel": SDS((d, 4 * d), dtype), "bias": SDS((4 * d,), dtype)},
+                "c_proj": {"kernel": SDS((4 * d, d), dtype), "bias": SDS((d,), dtype)},
+            },
+        }
+    tree["ln_f"] = {"scale": SDS((d,), dtype), "bias": SDS((d,), dtype)}
+    tree["lm_head"] = {"kernel": SDS((d, vocab), dtype)}
+    return {"params": tree}
+
+
+def lowered_text(tree, rules=RULES) -> str:
+    leaves, _ = _tree.plan(tree, rules, None, None, None)
+    fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree")
+    return fn.lower(jax.random.key_data(jax.random.key(0))).as_text()
+
+
+def test_sampler_kernels_do_not_grow_with_depth():
+    """The program for 48 layers holds as many erf_inv chains (one per sampler kernel) as 12."""
+    counts = {n: len(re.findall(ERF_INV, lowered_text(gpt2_tree(n)))) for n in (12, 48)}
+    assert counts[12] == counts[48], counts
+    # One per distinct (draw, shape): 2 embeddings and 4 kernel shapes (the head's (32, 96)
+    # is c_attn's shape, so it joins that group).
+    assert counts[12] == 6, counts
+
+
+def test_per_leaf_path_would_grow_with_depth():
+    """The same count on a user's own per-leaf initializer grows with depth: the test can fail."""
+
+    def own(key, shape, dtype):  # a plain function: no `sampling`, one kernel per leaf
+        return jax.lax.erf_inv(jax.random.uniform(key, shape, dtype, -0.9, 0.9))
+
+    rules = [(r"(kernel|embedding)$", own), (r".*", jinit.zeros)]
+    counts = {n: len(re.findall(ERF_INV, lowered_text(gpt2_tree(n), rules))) for n in (2, 4)}
+    assert counts[4] > counts[2], counts
+
+
+def test_three_argument_user_initializer():
+    """Flax's documented signature init(key, shape, dtype) works, leaf by leaf."""
+
+    def own(key, shape, dtype):
+        return jax.random.uniform(key, shape, dtype)
+
+    tree = {"a": SDS((4, 8), jnp.float32), "b": SDS((4, 8), jnp.float32)}
+    out = jinit.init_tree(0, tree, [(".*", own)])
+    expected = own(jinit.key_for_path(0, "a"), (4, 8), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(out["a"]), np.asarray(expected))
+
+
+def test_jax_catalog_implements_the_protocol():
+    f32 = np.dtype(np.float32)
+    for init in (
+        jinit.lecun_normal(),
+        jinit.glorot_uniform(),
+        jinit.he_normal(),
+        jinit.normal(0.02),
+        jinit.uniform(),
+        jinit.truncated_normal(),
+        jinit.orthogonal(),
+        jinit.torch_linear_default(),
+        jinit.scaled_residual(12),
+    ):
+        s = init.sampling((8, 16), f32)
+        assert isinstance(s, _sampling.Sampling), init
+    # Complex dtypes and traced bounds are drawn leaf by leaf.
+    assert jinit.normal().sampling((8, 16), np.dtype(np.complex64)) is None
+    assert jinit.lecun_normal().sampling((8, 16), np.dtype(np.complex64)) is None
+
+
+def test_equal_draws_group_and_different_ones_do_not():
+    f32 = np.dtype(np.float32)
+    a = jinit.lecun_normal().sampling((8, 16), f32)
+    b = jinit.he_normal().sampling((8, 16), f32)  # same truncated normal, other scale
+    c = jinit.glorot_uniform().sampling((8, 16), f32)
+    assert a.draw == b.draw and hash(a.draw) == hash(b.draw)
+    assert a.draw != c.draw
+
+
+def test_bad_sampling_result_names_the_parameter():
+    def init(key, shape, dtype=None, out_sharding=None):
+        return jnp.zeros(shape, dtype)
+
+    init.sampling = lambda shape, dtype: "not a sampling"  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match=r"the parameter 'w'.*must return a jinit Sampling"):
+        jinit.init_tree(0, {"w": SDS((2, 2), jnp.float32)}, [(".*", init)])
+
+
+def test_chunks_bound_temporaries_of_a_large_tree():
+    """A 1.2 GB tree: XLA's temporaries stay under 10% of the parameter bytes (compiled only)."""
+    tree = {f"layer_{i}": {"kernel": SDS((4096, 4096), jnp.float32)} for i in range(18)}
+    nbytes = 18 * 4096 * 4096 * 4
+    leaves, _ = _tree.plan(tree, [("kernel", jinit.lecun_normal())], None, None, None)
+    assert _build.chunk_budget(leaves) < 0.1 * nbytes
+    fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree")
+    mem = fn.lower(jax.random.key_data(jax.random.key(0))).compile().memory_analysis()
+    assert mem.output_size_in_bytes >= nbytes
+    assert mem.temp_size_in_bytes <= 0.1 * nbytes, mem.temp_size_in_bytes / nbytes
+
+
+def test_chunking_keeps_bits(monkeypatch, key):
+    """Leaves cut from chunks of one, two or all equal the leaves drawn alone."""
+    tree = {f"w{i}": SDS((16, 32), jnp.float32) for i in range(5)}
+    rules = [(".*", jinit.he_uniform())]
+    monkeypatch.setattr(_build, "MIN_CHUNK_BYTES", 16 * 32 * 4 * 2)  # two leaves per chunk
+    _tree.compiled_builder.cache_clear()
+    chunked = jinit.init_tree(key, tree, rules)
+    _tree.compiled_builder.cache_clear()
+    for path, x in chunked.items():
+        alone = jinit.he_uniform()(jinit.key_for_path(key, path), (16, 32))
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(alone))
+    assert math.prod((16, 32)) * 4 * 2 == _build.MIN_CHUNK_BYTES
