@@ -22,7 +22,17 @@ from bench.cold import COLD_PEERS
 from bench.depth import DEFAULT_PEERS
 from bench.presets import PRESETS, parse_mesh
 
-PEER_NAMES = ("jinit", "flax", "flax-threefry", "jax-jit", "jax-eager", "torch", "numpy", "fill")
+PEER_NAMES = (
+    "jinit",
+    "jinit-per-leaf",
+    "flax",
+    "flax-threefry",
+    "jax-jit",
+    "jax-eager",
+    "torch",
+    "numpy",
+    "fill",
+)
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 

@@ -17,14 +17,17 @@ from bench import treeinit
 from bench.presets import rules
 
 
-def jinit_body(abstract: Any, shardings: Any = None) -> Callable[[jax.Array], Any]:
-    """``jinit.init_tree`` with Flax's default schemes."""
+def jinit_body(
+    abstract: Any, shardings: Any = None, group: bool = True
+) -> Callable[[jax.Array], Any]:
+    """``jinit.init_tree`` with Flax's default schemes (``group=False``: one kernel per leaf)."""
     import jinit
 
     tree_rules = rules(jinit)
+    options = {} if group else {"group": False}
 
     def body(key):
-        return treeinit.init_tree(key, abstract, tree_rules, shardings=shardings)
+        return treeinit.init_tree(key, abstract, tree_rules, shardings=shardings, **options)
 
     return body
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.presets import PRESETS
 
-COLD_PEERS = ("jinit", "flax", "flax-threefry", "jax-jit", "torch")
+COLD_PEERS = ("jinit", "jinit-per-leaf", "flax", "flax-threefry", "jax-jit", "torch")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,7 +66,7 @@ def _jax_peer(args: argparse.Namespace, clock: _Clock, out: dict[str, Any]) -> N
             ) from e
     from bench import trees
 
-    if args.peer in ("jinit", "jax-jit"):
+    if args.peer in ("jinit", "jinit-per-leaf", "jax-jit"):
         from bench import bodies
     else:
         from bench import models
@@ -80,8 +80,10 @@ def _jax_peer(args: argparse.Namespace, clock: _Clock, out: dict[str, Any]) -> N
     key = jax.random.key(args.seed)
     fn: Any
     call: tuple[Any, ...]
-    if args.peer == "jinit":
-        fn, call = bodies.jinit_body(trees.abstract_tree(shapes, dtype), shardings), (key,)
+    if args.peer in ("jinit", "jinit-per-leaf"):
+        group = args.peer == "jinit"
+        fn = bodies.jinit_body(trees.abstract_tree(shapes, dtype), shardings, group)
+        call = (key,)
     elif args.peer == "jax-jit":
         fn, call = bodies.jax_nn_body(trees.abstract_tree(shapes, dtype)), (key,)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 from bench import cold, fresh, measure
 from bench.presets import PRESETS
 
-DEFAULT_PEERS = ("jinit", "flax", "jax-jit")
+DEFAULT_PEERS = ("jinit", "jinit-per-leaf", "flax", "jax-jit")
 
 
 def parse_depths(text: str) -> list[int]:

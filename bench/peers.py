@@ -90,6 +90,12 @@ def jinit_case(ctx: Context) -> Case:
     return _jit_case(ctx, bodies.jinit_body(ctx.abstract, ctx.shardings), notes=note)
 
 
+def jinit_per_leaf_case(ctx: Context) -> Case:
+    """``init_tree(..., group=False)``: one sampler kernel per leaf, the same values."""
+    body = bodies.jinit_body(ctx.abstract, ctx.shardings, group=False)
+    return _jit_case(ctx, body, notes="jinit.init_tree(group=False)")
+
+
 def jinit_api_case(ctx: Context) -> Case:
     """``jinit.init_tree(...)`` called directly each time, as a user would: includes its per-call
     planning (rule matching, sharding resolution) and its own jit cache."""
@@ -266,6 +272,7 @@ PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
         Peer("jinit", "jinit.init_tree (one jit)", jinit_case, "path"),
+        Peer("jinit-per-leaf", "jinit.init_tree(group=False)", jinit_per_leaf_case, "path"),
         Peer("jinit-api", "jinit.init_tree, direct call", jinit_api_case, "path"),
         Peer("flax", "jax.jit(flax model.init)", flax_case, "own"),
         Peer("flax-threefry", "jax.jit(flax init), threefry kernel", flax_threefry_case, "own"),

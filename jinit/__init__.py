@@ -29,6 +29,7 @@ from jinit._research import t_fixup_embedding as t_fixup_embedding
 from jinit._research import t_fixup_scale as t_fixup_scale
 from jinit._sampling import Draw as Draw
 from jinit._sampling import Sampling as Sampling
+from jinit._stacked import stacked as stacked
 from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity
 from jinit._structured import sparse as sparse

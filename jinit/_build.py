@@ -19,20 +19,34 @@ user's own ``init(key, shape, dtype)``), non-threefry keys and non-float32 draws
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _keys, _random, _sampling
+from jinit import _keys, _random, _sampling, _stacked
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES).
-CHUNK_FRACTION = 0.05
-MIN_CHUNK_BYTES = 64 << 20
+CHUNK_FRACTION = 0.025
+MIN_CHUNK_BYTES = 32 << 20
+
+
+def _axis_types(s: NamedSharding) -> set[AxisType]:
+    """The types of the mesh axes that ``s``'s spec names (empty when replicated)."""
+    types = dict(zip(s.mesh.axis_names, s.mesh.axis_types, strict=True))
+    return {
+        types[n]
+        for part in s.spec
+        if part is not None
+        for n in (part if isinstance(part, tuple) else (part,))
+    }
 
 
 def initializer_sharding(s: Sharding | None):
@@ -41,16 +55,7 @@ def initializer_sharding(s: Sharding | None):
     Under Auto axes, `jit(out_shardings=...)` already makes each device compute only its shard
     (jax's threefry is partitionable); jax.random refuses Auto axis names in `out_sharding`.
     """
-    if not isinstance(s, NamedSharding):
-        return None
-    types = dict(zip(s.mesh.axis_names, s.mesh.axis_types, strict=True))
-    names = [
-        n
-        for part in s.spec
-        if part is not None
-        for n in (part if isinstance(part, tuple) else (part,))
-    ]
-    if names and all(types.get(n) == AxisType.Explicit for n in names):
+    if isinstance(s, NamedSharding) and _axis_types(s) == {AxisType.Explicit}:
         return s
     return None
 
@@ -77,7 +82,10 @@ def _checked(out: jax.Array, leaf: Any, where: str) -> jax.Array:
 
 
 def build_one(root: jax.Array, leaf: Any, where: str) -> jax.Array:
-    """One leaf, by calling its initializer with its path key."""
+    """One leaf, by calling its initializer with its path key (a stack: each layer's key)."""
+    if isinstance(leaf.init, _stacked.Stacked):
+        with leaf_errors(leaf, where):
+            return _checked(_stacked.build(root, leaf, leaf.init), leaf, where)
     key = _keys.key_for_path(root, leaf.path)
     out_sharding = initializer_sharding(leaf.sharding)
     with leaf_errors(leaf, where):
@@ -108,21 +116,74 @@ def _batch_sharding(s: Sharding | None) -> NamedSharding | None:
     return NamedSharding(s.mesh, PartitionSpec(None, *s.spec))
 
 
-def _draw_batch(draw: _sampling.Draw, keys: jax.Array, shape: tuple[int, ...], sharding: Any):
+def _draw_batch(
+    draw: _sampling.Draw,
+    keys: jax.Array,
+    shape: tuple[int, ...],
+    sharding: Any,
+    previous: list[jax.Array],
+) -> tuple[jax.Array, list[jax.Array]]:
     """``draw`` for every key, stacked on a new leading axis, each device making its shard.
 
-    A loop (``lax.map``), not a ``vmap``: its body is one kernel, compiled once, and XLA cannot
-    fuse it into the leaves' copies. (A vmapped draw behind an ``optimization_barrier`` compiled
-    well on a GPU, but XLA's CPU pipeline drops the barrier and re-fuses the hash into every
-    copy; measured in ``bench/RESULTS.md``.) Peak temporaries are the chunk's stack.
+    A loop, not a ``vmap`` (unless ``draw.vmap``): its body is one kernel, compiled once, and
+    XLA cannot fuse it into the leaves' copies (a vmapped sampler behind an
+    ``optimization_barrier`` compiles well on a GPU, but XLA's CPU pipeline drops the barrier,
+    materialises the ``erf_inv`` halves and re-fuses the hash into every copy).
+
+    ``previous`` (the previous chunk's finished leaves) ride through the loop unchanged and are
+    returned: a data dependence, so this chunk's buffer is made only after the previous chunk
+    has been cut out, and one chunk of draws is alive at a time (XLA's scheduler would otherwise
+    start every chunk first; optimization barriers do not order buffer allocation on the CPU).
     """
-    f = lambda ks: lax.map(lambda k: draw(k, shape), ks)
-    batch = _batch_sharding(sharding)
-    if batch is None:
-        return f(keys)
-    if initializer_sharding(sharding) is not None:  # Explicit axes: jax.random's way
-        return jax.sharding.auto_axes(f, out_sharding=batch, axes=batch.mesh.explicit_axes)(keys)
-    return lax.with_sharding_constraint(f(keys), batch)
+    n, batch, leaf_sharding = (
+        keys.shape[0],
+        _batch_sharding(sharding),
+        initializer_sharding(sharding),
+    )
+    # Explicit axes: the buffer's type carries the sharding; Auto axes: a constraint; a
+    # replicated leaf needs neither (jit's out_shardings place it).
+    place: Callable[[jax.Array, Any], jax.Array] = lambda x, _: x
+    if leaf_sharding is not None:
+        place = jax.sharding.reshard
+    elif batch is not None and _axis_types(batch) == {AxisType.Auto}:
+        place = lax.with_sharding_constraint
+    if draw.vmap:  # one batched call (a batched QR): no loop buffer to order
+        return place(jax.vmap(lambda k: draw(k, shape))(keys), batch), previous
+    z = place(_zeros_after(previous or [jax.random.key_data(keys)], (n, *shape), draw.dtype), batch)
+
+    def body(i: jax.Array, carry: tuple[jax.Array, list[jax.Array]]):
+        z, rest = carry
+        return lax.dynamic_update_index_in_dim(z, draw(keys[i], shape, leaf_sharding), i, 0), rest
+
+    z, previous = lax.fori_loop(0, n, body, (z, previous))
+    return place(z, batch), previous
+
+
+def _zeros_after(values: list[jax.Array], shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+    """Zeros that XLA can neither share between chunks nor make before all ``values`` exist.
+
+    Made from the sign bits of one element of each value, times 0.0 (a small integer times 0.0
+    is 0.0; XLA does not fold ``x * 0.0`` for floats, which is NaN for NaN ``x``).
+    """
+    n = functools.reduce(operator.add, [_sign_bit(_first(v)) for v in values])
+    return jnp.broadcast_to(lax.convert_element_type(n, dtype) * np.array(0, dtype), shape)
+
+
+def _first(v: jax.Array) -> jax.Array:
+    """``v``'s first element, also when ``v`` is sharded over Explicit mesh axes."""
+    s = getattr(jax.typeof(v), "sharding", None)
+    mesh = getattr(s, "mesh", None)
+    if mesh is None or not mesh.explicit_axes:
+        return jnp.ravel(v)[0]
+    with jax.sharding.use_abstract_mesh(mesh):  # indexing a sharded dim is an Auto-mode op
+        f = jax.sharding.auto_axes(lambda v: jnp.ravel(v)[0], out_sharding=PartitionSpec())
+        return f(v)
+
+
+def _sign_bit(x: jax.Array) -> jax.Array:
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        x = lax.bitcast_convert_type(lax.convert_element_type(x, np.float32), np.uint32)
+    return lax.shift_right_logical(x.astype(np.uint32), np.uint32(31))
 
 
 def build_all(root: jax.Array, leaves: Sequence[Any], where: str) -> list[jax.Array]:
@@ -130,6 +191,9 @@ def build_all(root: jax.Array, leaves: Sequence[Any], where: str) -> list[jax.Ar
     outs: list[Any] = [None] * len(leaves)
     groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
     for i, leaf in enumerate(leaves):
+        if isinstance(leaf.init, _stacked.Stacked):  # its own loop: one kernel, no copy
+            outs[i] = build_one(root, leaf, where)
+            continue
         with leaf_errors(leaf, where):
             s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
         if s is None or not _random.use_kernels(root, s.draw.dtype, leaf.shape):
@@ -137,19 +201,19 @@ def build_all(root: jax.Array, leaves: Sequence[Any], where: str) -> list[jax.Ar
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
     budget = chunk_budget(leaves)
+    previous: list[int] = []  # the leaves of the last chunk drawn in a loop
     for (draw, shape, sharding), members in groups.items():
         nbytes = math.prod(shape) * np.dtype(draw.dtype).itemsize
         for chunk in _chunks(members, nbytes, budget):
-            if len(chunk) == 1:  # drawn alone: draw and finish fuse, no copy
-                i, s = chunk[0]
-                key = _keys.key_for_path(root, leaves[i].path)
-                z = draw(key, shape, initializer_sharding(sharding))
-                with leaf_errors(leaves[i], where):
-                    outs[i] = _checked(s.finish(z), leaves[i], where)
-                continue
             words = np.array([_keys.path_words(leaves[i].path) for i, _ in chunk], np.uint32)
             keys = jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
-            z = _draw_batch(draw, keys, shape, sharding)
+            if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
+                z = draw(keys[0], shape, initializer_sharding(sharding))[None]
+            else:
+                z, carried = _draw_batch(draw, keys, shape, sharding, [outs[i] for i in previous])
+                for i, x in zip(previous, carried, strict=True):
+                    outs[i] = x
+                previous = [i for i, _ in chunk]
             for j, (i, s) in enumerate(chunk):
                 with leaf_errors(leaves[i], where):
                     outs[i] = _checked(s.finish(z[j]), leaves[i], where)

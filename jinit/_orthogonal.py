@@ -99,7 +99,7 @@ def orthogonal(
         col = column(shape)
         if 0 in shape or _random.compute_dtype(dtype) != _random.F32:
             return None
-        draw = _sampling.Draw("orthogonal", _orthogonal_kernel, (col,), _random.F32)
+        draw = _sampling.Draw("orthogonal", _orthogonal_kernel, (col,), _random.F32, vmap=True)
         return _sampling.Sampling(draw, lambda q: (jnp.array(scale, q.dtype) * q).astype(dtype))
 
     def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:

@@ -6,7 +6,8 @@ a :class:`Draw` followed by a ``finish``:
 
 * the **draw** is the expensive, key-dependent part (counters, hash, transform; for orthogonal
   weights also the QR). It is static and hashable: two leaves whose draws are equal and whose
-  shapes are equal can be drawn together, by one loop over their keys, as one compiled kernel.
+  shapes are equal can be drawn together, by one loop over their keys (or one batched call),
+  as one compiled kernel.
 * the **finish** is the cheap per-leaf part (scale, shift, cast) applied to that leaf's draw.
 
 The contract that makes grouping exact: ``init(key, shape, dtype)`` equals
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -33,14 +34,17 @@ from jinit._typing import Array, KeyArray, OutSharding
 class Draw:
     """A random draw, described statically: ``kernel(key, *args, shape=shape)``.
 
-    ``kernel`` is a module-level jitted function of one key (looped over by ``lax.map``) returning
-    the draw in ``dtype``; ``args`` are its hashable static arguments. Equal draws group.
+    ``kernel`` is a module-level jitted function of one key returning the draw in ``dtype``;
+    ``args`` are its hashable static arguments. Equal draws group. The tree builder draws a
+    group in a loop over its keys, or with ``vmap=True`` as one batched call (for a draw that
+    ends in an operation XLA does not fuse, such as a QR: one batched QR for equal shapes).
     """
 
     name: str
     kernel: Callable[..., Array]
     args: tuple[Any, ...]
     dtype: np.dtype
+    vmap: bool = False  # batch by jax.vmap (e.g. one batched QR), not by a loop over the keys
 
     def __call__(self, key: KeyArray, shape: tuple[int, ...], out_sharding: OutSharding = None):
         """The draw for one key, laid out as ``out_sharding`` (``jax.random``'s rules)."""
@@ -55,16 +59,6 @@ class Sampling:
 
     draw: Draw
     finish: Callable[[Array], Array]
-
-
-class Sampled(Protocol):
-    """An initializer that can describe its sampling (every random jinit initializer can)."""
-
-    def __call__(
-        self, key: KeyArray, shape: Any, dtype: Any = None, out_sharding: OutSharding = None
-    ) -> Array: ...
-
-    def sampling(self, shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None: ...
 
 
 def uniform(minval: float, maxval: float) -> Draw:
@@ -113,3 +107,6 @@ def static_float(x: Any) -> float | None:
     if isinstance(x, np.ndarray) and x.shape == () and np.issubdtype(x.dtype, np.number):
         return float(x)
     return None
+
+
+Draw.__module__ = Sampling.__module__ = "jinit"  # where users find them

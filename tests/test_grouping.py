@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -48,15 +49,32 @@ def gpt2_tree(layers: int, d: int = 32, vocab: int = 96, ctx: int = 16, dtype=jn
     return {"params": tree}
 
 
-def lowered_text(tree, rules=RULES) -> str:
+def sampler_kernels(tree, rules=RULES, group=True) -> int:
+    """``erf_inv`` ops (one per normal sampler kernel) in the program XLA compiles.
+
+    Counted in the lowered StableHLO with its function calls inlined, as XLA inlines them: jax
+    lowers each distinct jitted kernel once and calls it, so a bare count of the text would see
+    one per distinct shape even when every leaf has its own copy. A loop body counts once.
+    """
     leaves, _ = _tree.plan(tree, rules, None, None, None)
-    fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree")
-    return fn.lower(jax.random.key_data(jax.random.key(0))).as_text()
+    fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree", group)
+    text = fn.lower(jax.random.key_data(jax.random.key(0))).as_text()
+    bodies = dict(
+        re.findall(r"func\.func (?:public |private )?@(\w+)(.*?)(?=\n  func\.func|\Z)", text, re.S)
+    )
+
+    @functools.cache
+    def inlined(name: str) -> int:
+        body = bodies[name]
+        calls = re.findall(r"call @(\w+)\(", body)
+        return len(re.findall(ERF_INV, body)) + sum(inlined(c) for c in calls)
+
+    return inlined("main")
 
 
 def test_sampler_kernels_do_not_grow_with_depth():
     """The program for 48 layers holds as many erf_inv chains (one per sampler kernel) as 12."""
-    counts = {n: len(re.findall(ERF_INV, lowered_text(gpt2_tree(n)))) for n in (12, 48)}
+    counts = {n: sampler_kernels(gpt2_tree(n)) for n in (12, 48)}
     assert counts[12] == counts[48], counts
     # One per distinct (draw, shape): 2 embeddings and 4 kernel shapes (the head's (32, 96)
     # is c_attn's shape, so it joins that group).
@@ -70,8 +88,10 @@ def test_per_leaf_path_would_grow_with_depth():
         return jax.lax.erf_inv(jax.random.uniform(key, shape, dtype, -0.9, 0.9))
 
     rules = [(r"(kernel|embedding)$", own), (r".*", jinit.zeros)]
-    counts = {n: len(re.findall(ERF_INV, lowered_text(gpt2_tree(n), rules))) for n in (2, 4)}
+    counts = {n: sampler_kernels(gpt2_tree(n), rules) for n in (2, 4)}
     assert counts[4] > counts[2], counts
+    counts = {n: sampler_kernels(gpt2_tree(n), group=False) for n in (2, 4)}
+    assert counts == {2: 2 * 4 + 3, 4: 4 * 4 + 3}, counts  # per leaf: kernels, head, embeddings
 
 
 def test_three_argument_user_initializer():
@@ -148,3 +168,16 @@ def test_chunking_keeps_bits(monkeypatch, key):
         alone = jinit.he_uniform()(jinit.key_for_path(key, path), (16, 32))
         np.testing.assert_array_equal(np.asarray(x), np.asarray(alone))
     assert math.prod((16, 32)) * 4 * 2 == _build.MIN_CHUNK_BYTES
+
+
+def test_group_false_same_values_one_kernel_per_leaf(key):
+    tree = gpt2_tree(3)
+    grouped = jinit.init_tree(key, tree, RULES)
+    per_leaf = jinit.init_tree(key, tree, RULES, group=False)
+    for a, b in zip(jax.tree.leaves(grouped), jax.tree.leaves(per_leaf), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_group_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"`init_tree\(group=...\)` must be a bool; got 'yes'"):
+        jinit.init_tree(0, {"w": SDS((2, 2), jnp.float32)}, [(".*", jinit.zeros)], group="yes")

@@ -51,6 +51,7 @@ NOT_INITIALIZERS = {
     "path_str",
     "init_tree",
     "scaled",
+    "stacked",
     "deepnorm_beta",
     "flax",
 }
