@@ -4,16 +4,21 @@ Compile time, not sampling, is what a user waits for: XLA compiles one kernel pe
 sampler expression, and a tree built one leaf at a time has one such kernel per leaf (a
 transformer's grows with its depth). Here, leaves whose initializers declare the same
 :class:`~jinit._sampling.Draw` and have the same shape and sharding form a *group*: their keys
-are stacked, one loop over them (``lax.map``) makes all of them with one compiled kernel, and
-each leaf is cut out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
+are stacked, one loop over them makes all of them with one compiled kernel, and each leaf is cut
+out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
 row-major indices under its own path key, as when it is drawn alone, so the values are
 bit-identical to the per-leaf path (``tests/test_invariants.py``), and the number of sampler
 kernels depends on the tree's distinct shapes, not on its depth (``tests/test_grouping.py``).
 
-Memory: a group is drawn in chunks of at most :func:`chunk_budget` bytes, so the temporaries stay
-a small fraction of the parameters (the number of chunks is bounded, independently of depth, by
-the tree's size over the budget). Leaves whose initializer does not implement the protocol (a
-user's own ``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by leaf.
+Memory: a group is drawn in chunks of at most :func:`chunk_budget` bytes (2.5% of the tree's
+bytes, 32 MiB at least), one chunk alive at a time, so XLA's temporaries stay under 10% of the
+parameters. The price is one loop per chunk: the number of sampler kernels is at most the number
+of groups plus the tree's float32 draw bytes over the budget, a bound that does not grow with
+depth but is not small for large trees (GPT-2 small, 149 leaves: 15 sampler kernels; at 48
+layers, 581 leaves: 40; LLaMA-7B bfloat16, whose MLP kernels each exceed the budget: 124 of 291).
+Leaf paths' keys are derived at once (:class:`KeyTable`). Leaves whose initializer does not
+implement the protocol (a user's own ``init(key, shape, dtype)``), non-threefry keys and
+non-float32 draws go leaf by leaf.
 """
 
 from __future__ import annotations
@@ -81,12 +86,39 @@ def _checked(out: jax.Array, leaf: Any, where: str) -> jax.Array:
     return out
 
 
-def build_one(root: jax.Array, leaf: Any, where: str) -> jax.Array:
+class KeyTable:
+    """Every path key a tree needs, derived at once: two vectorized ``fold_in``s over a table of
+    path digests, instead of two small threefry programs per leaf (jax lowers each ``fold_in`` on
+    the CPU as a loop, which XLA compiles separately). The same keys as
+    :func:`jinit.key_for_path`."""
+
+    def __init__(self, root: jax.Array, paths: Sequence[str]) -> None:
+        self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
+        words = np.array([_keys.path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
+        self.keys = jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
+
+    def one(self, path: str) -> jax.Array:
+        return self.keys[self.index[path]]
+
+    def take(self, paths: Sequence[str]) -> jax.Array:
+        return self.keys[np.array([self.index[p] for p in paths], np.int32)]
+
+
+def _paths(leaf: Any) -> list[str]:
+    """The paths whose keys ``leaf`` needs: its own, or its layers' unrolled paths."""
+    if isinstance(leaf.init, _stacked.Stacked):
+        with leaf_errors(leaf, "init_tree"):
+            return _stacked.layer_paths(leaf, leaf.init)
+    return [leaf.path]
+
+
+def build_one(keys: KeyTable, leaf: Any, where: str) -> jax.Array:
     """One leaf, by calling its initializer with its path key (a stack: each layer's key)."""
     if isinstance(leaf.init, _stacked.Stacked):
+        layers = keys.take(_stacked.layer_paths(leaf, leaf.init))
         with leaf_errors(leaf, where):
-            return _checked(_stacked.build(root, leaf, leaf.init), leaf, where)
-    key = _keys.key_for_path(root, leaf.path)
+            return _checked(_stacked.build(layers, leaf, leaf.init), leaf, where)
+    key = keys.one(leaf.path)
     out_sharding = initializer_sharding(leaf.sharding)
     with leaf_errors(leaf, where):
         if out_sharding is None:  # Flax's documented form: init(key, shape, dtype)
@@ -186,18 +218,21 @@ def _sign_bit(x: jax.Array) -> jax.Array:
     return lax.shift_right_logical(x.astype(np.uint32), np.uint32(31))
 
 
-def build_all(root: jax.Array, leaves: Sequence[Any], where: str) -> list[jax.Array]:
-    """Every leaf, in order: grouped draws where the protocol allows, else one by one."""
+def build_all(
+    root: jax.Array, leaves: Sequence[Any], where: str, group: bool = True
+) -> list[jax.Array]:
+    """Every leaf, in order: grouped draws where the protocol allows (and ``group``), else one
+    by one."""
+    keys = KeyTable(root, [p for leaf in leaves for p in _paths(leaf)])
     outs: list[Any] = [None] * len(leaves)
     groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
     for i, leaf in enumerate(leaves):
-        if isinstance(leaf.init, _stacked.Stacked):  # its own loop: one kernel, no copy
-            outs[i] = build_one(root, leaf, where)
-            continue
-        with leaf_errors(leaf, where):
-            s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
+        s = None
+        if group and not isinstance(leaf.init, _stacked.Stacked):  # a stack is its own loop
+            with leaf_errors(leaf, where):
+                s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
         if s is None or not _random.use_kernels(root, s.draw.dtype, leaf.shape):
-            outs[i] = build_one(root, leaf, where)
+            outs[i] = build_one(keys, leaf, where)
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
     budget = chunk_budget(leaves)
@@ -205,12 +240,12 @@ def build_all(root: jax.Array, leaves: Sequence[Any], where: str) -> list[jax.Ar
     for (draw, shape, sharding), members in groups.items():
         nbytes = math.prod(shape) * np.dtype(draw.dtype).itemsize
         for chunk in _chunks(members, nbytes, budget):
-            words = np.array([_keys.path_words(leaves[i].path) for i, _ in chunk], np.uint32)
-            keys = jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
+            chunk_keys = keys.take([leaves[i].path for i, _ in chunk])
             if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
-                z = draw(keys[0], shape, initializer_sharding(sharding))[None]
+                z = draw(chunk_keys[0], shape, initializer_sharding(sharding))[None]
             else:
-                z, carried = _draw_batch(draw, keys, shape, sharding, [outs[i] for i in previous])
+                prev = [outs[i] for i in previous]
+                z, carried = _draw_batch(draw, chunk_keys, shape, sharding, prev)
                 for i, x in zip(previous, carried, strict=True):
                     outs[i] = x
                 previous = [i for i, _ in chunk]

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit import _checks, _keys
+from jinit import _checks
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 Unroll = str | Callable[[str, tuple[int, ...]], str]
@@ -126,11 +126,13 @@ def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:
     return Stacked(init, unroll, int(axes))
 
 
-def build(root: KeyArray, leaf: Any, init: Stacked) -> Array:
-    """The stacked ``leaf``: one loop over its layers, each under its unrolled path's key."""
-    stack, inner = init.split(leaf.shape)
-    index = itertools.product(*map(range, stack))  # row-major: the flattened stack's order
-    words = [_keys.path_words(init.unroll(leaf.path, i)) for i in index]
-    words_arr = np.array(words, np.uint32).reshape(len(words), 2)
-    keys = jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words_arr)
+def layer_paths(leaf: Any, init: Stacked) -> list[str]:
+    """The unrolled paths of ``leaf``'s layers, row-major (the flattened stack's order)."""
+    stack, _ = init.split(leaf.shape)
+    return [init.unroll(leaf.path, i) for i in itertools.product(*map(range, stack))]
+
+
+def build(keys: KeyArray, leaf: Any, init: Stacked) -> Array:
+    """The stacked ``leaf`` from its layers' keys: one loop, one kernel, no copy."""
+    _, inner = init.split(leaf.shape)
     return init.layers(keys, inner, leaf.dtype).reshape(leaf.shape)

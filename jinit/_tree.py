@@ -177,9 +177,7 @@ def compiled_builder(
 
     def build(key_data):
         root = jax.random.wrap_key_data(key_data, impl=impl)
-        if not group:
-            return [_build.build_one(root, leaf, where) for leaf in leaves]
-        return _build.build_all(root, leaves, where)
+        return _build.build_all(root, leaves, where, group)
 
     out_shardings = [leaf.sharding for leaf in leaves]
     return jax.jit(build, out_shardings=out_shardings)
