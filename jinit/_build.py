@@ -104,10 +104,10 @@ class KeyTable:
         return self.keys[np.array([self.index[p] for p in paths], np.int32)]
 
 
-def _paths(leaf: Any) -> list[str]:
+def _paths(leaf: Any, where: str) -> list[str]:
     """The paths whose keys ``leaf`` needs: its own, or its layers' unrolled paths."""
     if isinstance(leaf.init, _stacked.Stacked):
-        with leaf_errors(leaf, "init_tree"):
+        with leaf_errors(leaf, where):
             return _stacked.layer_paths(leaf, leaf.init)
     return [leaf.path]
 
@@ -223,7 +223,7 @@ def build_all(
 ) -> list[jax.Array]:
     """Every leaf, in order: grouped draws where the protocol allows (and ``group``), else one
     by one."""
-    keys = KeyTable(root, [p for leaf in leaves for p in _paths(leaf)])
+    keys = KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
     outs: list[Any] = [None] * len(leaves)
     groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
     for i, leaf in enumerate(leaves):
@@ -231,8 +231,8 @@ def build_all(
         if group and not isinstance(leaf.init, _stacked.Stacked):  # a stack is its own loop
             with leaf_errors(leaf, where):
                 s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
-        if s is None or not _random.use_kernels(root, s.draw.dtype, leaf.shape):
-            outs[i] = build_one(keys, leaf, where)
+        if s is None or 0 in leaf.shape or not _random.use_kernels(root, s.draw.dtype, leaf.shape):
+            outs[i] = build_one(keys, leaf, where)  # (an empty leaf: nothing to draw)
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
     budget = chunk_budget(leaves)

@@ -181,3 +181,13 @@ def test_group_false_same_values_one_kernel_per_leaf(key):
 def test_group_must_be_a_bool():
     with pytest.raises(TypeError, match=r"`init_tree\(group=...\)` must be a bool; got 'yes'"):
         jinit.init_tree(0, {"w": SDS((2, 2), jnp.float32)}, [(".*", jinit.zeros)], group="yes")
+
+
+def test_empty_leaves_beside_a_group(key):
+    """Zero-size leaves are made leaf by leaf; their neighbours keep their bits."""
+    tree = {n: SDS((0, 4) if n in "ab" else (3, 4), jnp.float32) for n in "abcde"}
+    out = jinit.init_tree(key, tree, [(".*", jinit.normal())])
+    assert out["a"].shape == (0, 4)
+    for n in "cde":
+        alone = jinit.normal()(jinit.key_for_path(key, n), (3, 4))
+        np.testing.assert_array_equal(np.asarray(out[n]), np.asarray(alone))
