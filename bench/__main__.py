@@ -1,12 +1,14 @@
-"""``python -m bench``: time to a large parameter tree's initial values, jinit against peers.
+"""python -m bench: time to a large parameter tree's initial values, jinit against peers.
 
 With no arguments: the GPT-2-small tree (163M params, float32) with Flax's default schemes, on
 the devices present, every peer. The table leads with the cold start a user waits for: each of
 jinit, Flax (also with jax's Threefry GPU kernel), jax.nn.initializers and PyTorch in a fresh
 process, from spawn to parameters on the device, and again in a second process that finds a warm
 persistent compilation cache; then, in this process, the warm time, memory and bit-identity.
-``--depths 12,24,48`` instead sweeps the depth and plots compile time against it.
-Outputs (JSON, PNG) go to the git-ignored ``bench/out/`` unless --json/--plot name a path.
+--depths 12,24,48 instead sweeps the depth and plots compile time against it.
+
+Outputs (JSON, PNG) go to the git-ignored bench/out/ unless --json/--plot name a path;
+--record writes them to bench/results/ and the run's section into bench/RESULTS.md instead.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ PEER_NAMES = (
     "numpy",
     "fill",
 )
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT_DIR = os.path.join(HERE, "out")  # git-ignored: the default
+RESULTS_DIR = os.path.join(HERE, "results")  # tracked: --record
+RESULTS_MD = os.path.join(HERE, "RESULTS.md")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -106,6 +111,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "bench/out/depth-<preset>-<dtype>.json; 'none' to skip)",
     )
     ap.add_argument("--plot", default=None, help="plot PNG (default next to the JSON; 'none')")
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="record the run: JSON and PNG into bench/results/, its section into "
+        "bench/RESULTS.md (replacing the same preset's previous section)",
+    )
+    ap.add_argument("--wide", action="store_true", help="every column of the table")
     ap.add_argument("--list", action="store_true", help="list the presets and exit")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
@@ -128,6 +140,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if not args.peers or any(p not in known for p in args.peers):
         what = "with --depths (fresh processes) " if args.depths else ""
         ap.error(f"--peers {what}must be among {','.join(known)}; got {','.join(args.peers)}.")
+    if args.record and (args.json or args.plot):
+        ap.error("--record chooses the output paths; give it or --json/--plot, not both.")
     args.cache = None if args.cache == "none" else args.cache
     return args
 
@@ -148,9 +162,11 @@ def _set_devices(args: argparse.Namespace) -> None:
 
 
 def _outputs(args: argparse.Namespace, stem: str) -> tuple[str | None, str | None]:
-    """The JSON and PNG paths: --json/--plot, else bench/out/<stem>.*; None for 'none'."""
-    json_path = args.json or os.path.join(OUT_DIR, stem + ".json")
-    plot_path = args.plot or os.path.join(OUT_DIR, stem + ".png")
+    """The JSON and PNG paths: --json/--plot, else bench/out/<stem>.* (bench/results/<stem>.*
+    with --record); None for 'none'."""
+    folder = RESULTS_DIR if args.record else OUT_DIR
+    json_path = args.json or os.path.join(folder, stem + ".json")
+    plot_path = args.plot or os.path.join(folder, stem + ".png")
     if args.json and not args.plot and json_path != "none":
         plot_path = os.path.splitext(json_path)[0] + ".png"
     return (None if json_path == "none" else json_path), (
@@ -164,13 +180,13 @@ def _command(argv: list[str] | None) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
-    if args.list:
-        for name, p in PRESETS.items():
-            print(f"{name:12s} {p.num_params() / 1e6:9.1f}M params  {p.description}")
-        return {}
-    _set_devices(args)
     from bench import report
 
+    if args.list:
+        for name, p in PRESETS.items():
+            print(f"{name:12s} {report.count(p.num_params()):>8s} params  {p.description}")
+        return {}
+    _set_devices(args)
     if args.depths:
         kw = {"repeats": args.cold_repeats, "seed": args.seed, "mesh": args.mesh}
         kw["quiet"] = args.quiet
@@ -200,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     result["command"] = _command(argv)
     print(report.header(result))
-    print(report.table(result))
+    print(report.table(result, wide=args.wide))
     print(report.LEGEND + ".")
     if cold_table := report.cold_table(result):
         print(cold_table)
@@ -208,6 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
     stem = f"{result['preset']}-{args.dtype}" + (f"-mesh{args.mesh}" if args.mesh else "")
     json_path, plot_path = _outputs(args, stem)
     _write(result, json_path, plot_path if result["mode"] == "measured" else None, report.plot)
+    if args.record:
+        report.record_section(RESULTS_MD, stem, report.markdown_section(result))
+        print(f"[bench] recorded {stem} in {os.path.relpath(RESULTS_MD)}", file=sys.stderr)
     return result
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from bench import cold, fresh, measure
+from bench import cold, fresh, measure, report
 from bench.presets import PRESETS
 
 DEFAULT_PEERS = ("jinit", "jinit-per-leaf", "flax", "jax-jit")
@@ -122,7 +122,7 @@ def table(result: dict[str, Any]) -> str:
     lines = []
     for d in depths:
         first = by[d, peers[0]]
-        cells = [str(d), f"{first['num_params'] / 1e6:.1f}M", str(first["num_leaves"])]
+        cells = [str(d), report.count(first["num_params"]), str(first["num_leaves"])]
         cells += [num(by[d, p].get(f"{w}_s")) for p in peers for w in ("cold", "compile")]
         lines.append(cells)
     if len(depths) > 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 from typing import Any
 
 
@@ -32,9 +33,24 @@ def _render(head: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join(lines)
 
 
-def table(result: dict[str, Any], markdown: bool = False) -> str:
+def count(n: float) -> str:
+    """A parameter count a person reads at a glance: 512, 12.3K, 163.0M, 6.74B."""
+    for div, unit, spec in ((1e9, "B", ".2f"), (1e6, "M", ".1f"), (1e3, "K", ".1f")):
+        if n >= div:
+            return f"{n / div:{spec}}{unit}"
+    return f"{n:.0f}"
+
+
+# The compact table's columns (indices into the wide table's): about 105 characters wide.
+COMPACT = (0, 1, 2, 3, 4, 9, 12, 14)
+CHECK_WIDTH = 24
+
+
+def table(result: dict[str, Any], markdown: bool = False, wide: bool = False) -> str:
     """One row per peer: fresh-process cold first, then warm, throughput, ratios, memory,
-    correctness."""
+    correctness. Compact by default: fresh-process cold, its compile, cold with a warm persistent
+    cache, warm, warm time over jinit's, peak RSS over the parameter bytes, check (cut short);
+    ``wide`` (and markdown) adds throughput, CPUs, in-process cold and XLA's memory figures."""
     head = [
         "peer",
         "cold s",
@@ -80,6 +96,10 @@ def table(result: dict[str, Any], markdown: bool = False) -> str:
                 check,
             ]
         )
+    if not (wide or markdown):
+        short = lambda c: c if len(c) <= CHECK_WIDTH else c[: CHECK_WIDTH - 3] + "..."
+        head = ["peer", "cold s", "compile s", "cached s", "warm s", "warm x", "RSS/B", "check"]
+        rows = [[row[i] for i in COMPACT[:-1]] + [short(row[-1])] for row in rows]
     return _render(head, rows, markdown)
 
 
@@ -132,7 +152,7 @@ def header(result: dict[str, Any]) -> str:
     cold = f", fresh-process cold = median of {n_cold}" if n_cold else ""
     return (
         f"{result['preset']} ({result['description']}), {result['dtype']}: "
-        f"{result['num_params'] / 1e6:.1f}M params in {result['num_leaves']} leaves, "
+        f"{count(result['num_params'])} params in {result['num_leaves']} leaves, "
         f"{result['param_bytes'] / 1e9:.3f} GB; mesh {result['mesh'] or 'none'}"
         f"{' (XLA memory figures are per device)' if result['mesh'] else ''}; "
         f"{result['mode']}; warm = median of {result['repeats']}{cold}; init_tree: "
@@ -176,6 +196,7 @@ def save_json(result: dict[str, Any], path: str) -> None:
 def plot(result: dict[str, Any], path: str) -> None:
     """Warm and cold seconds per peer (log scale) and GB/s against the fill limit."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -195,6 +216,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     )
     ax1.set_yticks(list(y), labels)
     ax1.set_xscale("log")
+    ax1.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labels collide otherwise
     ax1.set_xlabel("seconds (log)")
     ax1.invert_yaxis()
     ax1.legend(fontsize=8)
@@ -207,7 +229,7 @@ def plot(result: dict[str, Any], path: str) -> None:
         ax2.axvline(fill, color="k", ls="--", lw=1, label="fill limit")
         ax2.legend(fontsize=8)
     fig.suptitle(
-        f"{result['preset']} {result['dtype']}: {result['num_params'] / 1e6:.0f}M "
+        f"{result['preset']} {result['dtype']}: {count(result['num_params'])} "
         f"params, {result['param_bytes'] / 1e9:.2f} GB; {result['machine']['cpu']}",
         fontsize=9,
     )
@@ -238,6 +260,20 @@ def markdown_section(result: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def record_section(path: str, stem: str, section: str) -> None:
+    """Put ``section`` into the markdown file ``path`` between ``bench:record`` markers named
+    ``stem``: replacing that run's previous section, else appended; the rest is untouched."""
+    begin, end = f"<!-- bench:record {stem} -->", f"<!-- /bench:record {stem} -->"
+    text = pathlib.Path(path).read_text() if os.path.exists(path) else ""
+    block = f"{begin}\n{section.rstrip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+    pathlib.Path(path).write_text(text)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,7 @@ import json
 import pathlib
 import re
 import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -143,7 +144,7 @@ def test_cli_leads_with_fresh_cold_and_writes_json_and_plot(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "jinit.init_tree (one jit)" in printed and "jnp.full" in printed
     head = next(line for line in printed.splitlines() if line.startswith("peer "))
-    assert head.split()[1:7] == ["cold", "s", "of", "which", "compile", "s"]
+    assert head.split()[1:5] == ["cold", "s", "compile", "s"]
     saved = json.loads(out.read_text())
     assert saved["command"].startswith("python -m bench -p mlp-tiny")
     jin, fill = saved["peers"]
@@ -260,3 +261,69 @@ def test_default_outputs_are_git_ignored():
             assert path is not None and pathlib.Path(path).parent == ROOT / "bench" / "out"
             check = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", path])
             assert check.returncode == 0, f"{path} is not git-ignored"
+
+
+def test_counts_read_at_a_glance():
+    assert [report.count(n) for n in (808, 32_100, 163.0e6, 6.7384e9)] == [
+        "808",
+        "32.1K",
+        "163.0M",
+        "6.74B",
+    ]
+    listed = subprocess.run(
+        [sys.executable, "-m", "bench", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "0.0M" not in listed and "mlp-tiny" in listed
+
+
+def _fake_result():
+    peer = {"label": "jinit.init_tree (one jit)", "peer": "jinit", "warm_s": 0.5}
+    peer |= {"fresh_cold_s": 2.0, "fresh_compile_s": 1.0, "check": "reference " + "x" * 80}
+    return {"peers": [peer, {**peer, "label": "jax.jit(flax model.init)", "peer": "flax"}]}
+
+
+def test_table_is_compact_unless_wide():
+    compact = report.table(_fake_result())
+    wide = report.table(_fake_result(), wide=True)
+    assert max(map(len, compact.splitlines())) <= 110, compact
+    assert (
+        len(wide.splitlines()[0].split("  ")) >= 15
+        and "GB/s" in wide
+        and "GB/s" not in compact
+        and "warm x" in compact
+    )
+    assert "..." in compact and "x" * 80 in wide  # a long check is cut, not wrapped
+    markdown = report.table(_fake_result(), markdown=True).splitlines()[0]
+    assert markdown.count("|") == 16 and "GB/s" in markdown  # RESULTS.md keeps every column
+
+
+def test_help_is_plain_text():
+    text = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "``" not in text and "--record" in text and "--wide" in text
+
+
+def test_record_goes_to_tracked_results_and_replaces_its_section(tmp_path):
+    json_path, plot_path = cli._outputs(cli.parse(["--record"]), "mlp-float32")
+    assert pathlib.Path(json_path).parent == ROOT / "bench" / "results"
+    assert pathlib.Path(plot_path).parent == ROOT / "bench" / "results"
+    with pytest.raises(SystemExit):
+        cli.parse(["--record", "--json", "x.json"])
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Results\n\nhand-written text\n")
+    report.record_section(str(md), "mlp-float32", "### mlp float32\nfirst\n")
+    report.record_section(str(md), "gpt2-small-float32", "### gpt2\nother\n")
+    report.record_section(str(md), "mlp-float32", "### mlp float32\nsecond\n")
+    text = md.read_text()
+    assert text.startswith("# Results\n\nhand-written text\n")
+    assert "second" in text and "first" not in text and "other" in text
+    assert text.index("second") < text.index("other")  # replaced in place
