@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -39,3 +40,78 @@ def test_readme_commands_are_what_ci_runs():
     assert "-m bench " in block[0] and "-m pytest" in block[1], block
     ci = (ROOT / ".ci" / "run").read_text()
     assert "run_marked tests" in ci and "rm -rf .venv" in ci
+
+
+def test_wheel_contents(tmp_path):
+    """The wheel holds the package with its type marker and licence, the version written once
+    (``jinit.__version__``), the runtime dependencies only jax, jaxlib and numpy, and nothing of
+    the tests, benchmark or examples. Built from a copy of the tracked files, offline."""
+    import email
+    import zipfile
+
+    import jinit
+
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False
+    ).stdout.split(b"\0")
+    if not any(files):
+        pytest.skip("not a git checkout")
+    src = tmp_path / "src"
+    for name in filter(None, files):
+        path = ROOT / name.decode()
+        if path.is_file():
+            (src / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / name.decode())
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    built = subprocess.run(
+        [*pip, "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=600
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "dist").glob("jinit-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        meta = email.message_from_bytes(z.read(info))
+    assert {"jinit/__init__.py", "jinit/py.typed", "jinit/flax.py"} <= names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(names)
+    assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "examples")]
+    assert meta["Version"] == jinit.__version__
+    assert meta["License-Expression"] == "Apache-2.0"
+    runtime = [r for r in meta.get_all("Requires-Dist") if "extra ==" not in r]
+    assert sorted(r.split(">")[0].split("=")[0].strip() for r in runtime) == [
+        "jax",
+        "jaxlib",
+        "numpy",
+    ]
+    assert not [r for r in meta.get_all("Requires-Dist") if "==" in r.split(";")[0]]  # no pins
+
+
+def golden_fingerprint() -> str:
+    """A digest of every pinned value (path-key data and tree checksums)."""
+    import hashlib
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"_golden_{name}", ROOT / "tests" / name)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    keys = (ROOT / "tests" / "test_keys.py").read_text()
+    key_data = re.search(r"def test_golden_key_data\(\):.*?== (\[[\d, ]+\])", keys, re.S)
+    assert key_data, "test_golden_key_data no longer pins a list"
+    pinned = {"key": key_data.group(1), "tree": sorted(load("test_tree.py").GOLDEN.items())}
+    return hashlib.sha256(repr(pinned).encode()).hexdigest()[:16]
+
+
+def test_changelog_records_the_golden_values():
+    """The newest `golden:` line of CHANGELOG.md is the fingerprint of the pinned values, so
+    changing users' initial weights needs a CHANGELOG entry (see its values policy)."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    newest = re.search(r"^golden: ([0-9a-f]{16})$", text, re.M)
+    assert newest, "CHANGELOG.md has no `golden:` line"
+    assert newest.group(1) == golden_fingerprint(), (
+        "the pinned values changed: add a 'Values changed' entry to CHANGELOG.md and set its "
+        f"`golden:` line to {golden_fingerprint()}"
+    )
