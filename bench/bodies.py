@@ -7,13 +7,14 @@ of one key that builds the whole tree; ``jax.jit`` it (with ``out_shardings``) t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from bench import treeinit
+import jinit
 from bench.presets import rules
 
 
@@ -21,29 +22,39 @@ def jinit_body(
     abstract: Any, shardings: Any = None, group: bool = True
 ) -> Callable[[jax.Array], Any]:
     """``jinit.init_tree`` with Flax's default schemes (``group=False``: one kernel per leaf)."""
-    import jinit
-
     tree_rules = rules(jinit)
     options = {} if group else {"group": False}
 
     def body(key):
-        return treeinit.init_tree(key, abstract, tree_rules, shardings=shardings, **options)
+        return jinit.init_tree(key, abstract, tree_rules, shardings=shardings, **options)
+
+    return body
+
+
+def hand_written_body(
+    tree_rules: Sequence[tuple[str, Callable]], abstract: Any
+) -> Callable[[jax.Array], Any]:
+    """What users write without jinit: ``tree_map_with_path`` applying the first rule whose
+    regex ``re.search``-matches the leaf's path, each leaf keyed by ``jinit.key_for_path`` (so
+    the values are comparable with jinit's)."""
+    compiled = [(re.compile(pattern), init) for pattern, init in tree_rules]
+
+    def pick(path: str) -> Callable:
+        return next(init for rx, init in compiled if rx.search(path))
+
+    def body(key):
+        def leaf(keypath, sds):
+            path = jinit.path_str(keypath)
+            return pick(path)(jinit.key_for_path(key, path), sds.shape, sds.dtype)
+
+        return jax.tree_util.tree_map_with_path(leaf, abstract)
 
     return body
 
 
 def jax_nn_body(abstract: Any) -> Callable[[jax.Array], Any]:
-    """The same rules from ``jax.nn.initializers``, each leaf keyed from its path like jinit."""
-    pick = treeinit._match(rules(jax.nn.initializers), None)
-
-    def body(key):
-        def leaf(keypath, sds):
-            path = treeinit.path_str(keypath)
-            return pick(path)(treeinit.key_for_path(key, path), sds.shape, sds.dtype)
-
-        return jax.tree_util.tree_map_with_path(leaf, abstract)
-
-    return body
+    """The same rules from ``jax.nn.initializers``, written by hand as above."""
+    return hand_written_body(rules(jax.nn.initializers), abstract)
 
 
 def fill_body(abstract: Any) -> Callable[[jax.Array], Any]:

@@ -7,17 +7,13 @@ minimum is kept, so machine noise hits all peers alike. Figures are reported as 
 speed-up over ``jax.random`` and the fraction of ``jnp.full``'s bandwidth (the machine's write
 limit) that jinit reaches.
 
-The GPT-2-small tree case (:func:`gpt2_tree_times`) initialises ~150 leaves / 163M parameters in
-one ``jit`` and runs each library in a fresh process, so neither benefits from the other's caches.
+Whole trees (cold in fresh processes, warm, memory, peers) are ``python -m bench``'s job.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jinit
+from bench import measure
 from jinit import _random
 
 DISTRIBUTIONS = ("bits", "uniform", "normal", "truncated_normal")
@@ -104,103 +100,10 @@ def bench_case(shape: tuple[int, ...], dtype_name: str, repeats: int) -> list[di
     return rows
 
 
-def gpt2_specs() -> dict[str, tuple[tuple[int, ...], str]]:
-    """GPT-2 small (163M parameters, untied head): path -> (shape, kind)."""
-    d, vocab, ctx = 768, 50257, 1024
-    specs: dict[str, tuple[tuple[int, ...], str]] = {
-        "wte": ((vocab, d), "normal"),
-        "wpe": ((ctx, d), "normal"),
-    }
-    for i in range(12):
-        for ln in ("ln_1", "ln_2"):
-            specs[f"h{i}.{ln}.scale"] = ((d,), "ones")
-            specs[f"h{i}.{ln}.bias"] = ((d,), "zeros")
-        for name, (n_in, n_out) in {
-            "attn.c_attn": (d, 3 * d),
-            "attn.c_proj": (d, d),
-            "mlp.c_fc": (d, 4 * d),
-            "mlp.c_proj": (4 * d, d),
-        }.items():
-            specs[f"h{i}.{name}.kernel"] = ((n_in, n_out), "lecun_normal")
-            specs[f"h{i}.{name}.bias"] = ((n_out,), "zeros")
-    specs["ln_f.scale"] = ((d,), "ones")
-    specs["ln_f.bias"] = ((d,), "zeros")
-    specs["lm_head.kernel"] = ((d, vocab), "lecun_normal")
-    return specs
-
-
-def gpt2_init_fn(lib: Any) -> Callable:
-    """One jitted function initialising the whole GPT-2 tree with ``lib``'s initializers."""
-    specs = gpt2_specs()
-    inits = {
-        "normal": lib.normal(0.02),
-        "lecun_normal": lib.lecun_normal(),
-        "zeros": lib.zeros,
-        "ones": lib.ones,
-    }
-
-    def init(key: jax.Array) -> dict[str, jax.Array]:
-        keys = jax.random.split(key, len(specs))
-        return {
-            p: inits[kind](keys[i], shape, jnp.float32)
-            for i, (p, (shape, kind)) in enumerate(specs.items())
-        }
-
-    return jax.jit(init)
-
-
-def _tree_worker(lib_name: str, repeats: int) -> dict:
-    lib = {"jinit": jinit, "jax": jax.nn.initializers}[lib_name]
-    key = jax.random.key(0)
-    f = gpt2_init_fn(lib)
-    t0 = time.perf_counter()
-    lowered = f.lower(key)
-    t1 = time.perf_counter()
-    compiled = lowered.compile()
-    t2 = time.perf_counter()
-    out = jax.block_until_ready(compiled(key))
-    t3 = time.perf_counter()
-    warm = float("inf")
-    for _ in range(repeats):
-        s = time.perf_counter()
-        jax.block_until_ready(compiled(key))
-        warm = min(warm, time.perf_counter() - s)
-    return {
-        "lib": lib_name,
-        "leaves": len(out),
-        "params": sum(x.size for x in out.values()),
-        "trace_lower_s": t1 - t0,
-        "compile_s": t2 - t1,
-        "first_run_s": t3 - t2,
-        "cold_s": t3 - t0,
-        "warm_s": warm,
-    }
-
-
-def gpt2_tree_times(repeats: int = 3, rounds: int = 2) -> list[dict]:
-    """Cold (trace + compile + first run) and warm times of the GPT-2 tree, fresh processes."""
-    results = []
-    for _ in range(rounds):
-        for lib in ("jax", "jinit"):
-            cmd = [
-                sys.executable,
-                "-m",
-                "bench.kernels",
-                "--tree-worker",
-                lib,
-                "--repeats",
-                str(repeats),
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return results
-
-
 def machine() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"jax {jax.__version__}, {jax.devices()[0].platform}"
-    )
+    """The machine line, from the one probe the benchmarks share (:func:`bench.measure.machine`)."""
+    m = measure.machine()
+    return f"{m['cpu']}, {m['cpu_affinity']} cores, {m['backend']}, jax {m['jax']}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,12 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=None)
-    parser.add_argument("--no-tree", action="store_true")
-    parser.add_argument("--tree-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.tree_worker:
-        print(json.dumps(_tree_worker(args.tree_worker, args.repeats)))
-        return
     print(f"# {machine()}; min of {args.repeats} round-robin repeats")
     rows = []
     header = (
@@ -232,17 +130,10 @@ def main(argv: list[str] | None = None) -> None:
                     f"{r['jax_ms']:>9.1f}{r['fill_ms']:>9.1f}{r['jinit_GBps']:>11.2f}"
                     f"{r['speedup_vs_jax']:>7.2f}{r['fraction_of_fill']:>8.0%}"
                 )
-    tree = [] if args.no_tree else gpt2_tree_times(args.repeats)
-    for t in tree:
-        print(
-            f"gpt2 tree {t['lib']:<6} leaves={t['leaves']} params={t['params'] / 1e6:.1f}M "
-            f"cold={t['cold_s']:.2f}s (trace+lower {t['trace_lower_s']:.2f}, compile "
-            f"{t['compile_s']:.2f}, first run {t['first_run_s']:.2f}) warm={t['warm_s']:.3f}s"
-        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"machine": machine(), "argv": sys.argv, "kernels": rows, "gpt2_tree": tree},
+                {"machine": machine(), "argv": sys.argv, "kernels": rows},
                 f,
                 indent=1,
             )

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jinit
-from bench import bodies, models, torch_models, treeinit, trees
+from bench import bodies, models, torch_models, trees
 from bench.presets import FLAX_DEFAULT_RULES, Preset, flatten, rules
 from bench.trees import leaf_sharding as leaf_sharding  # re-exported: the tests use it
 
@@ -82,12 +82,7 @@ def _jit_case(ctx: Context, body: Callable[[jax.Array], Any], notes: str = "") -
 
 
 def jinit_case(ctx: Context) -> Case:
-    note = (
-        "jinit.init_tree absent: bench.treeinit._fallback_init_tree (same spec) used"
-        if treeinit.USING_FALLBACK
-        else "jinit.init_tree"
-    )
-    return _jit_case(ctx, bodies.jinit_body(ctx.abstract, ctx.shardings), notes=note)
+    return _jit_case(ctx, bodies.jinit_body(ctx.abstract, ctx.shardings), notes="jinit.init_tree")
 
 
 def jinit_per_leaf_case(ctx: Context) -> Case:
@@ -107,7 +102,7 @@ def jinit_api_case(ctx: Context) -> Case:
             # clears it too
             builder.cache_clear()
         key = ctx.key()
-        return lambda: treeinit.init_tree(key, ctx.abstract, rules, shardings=ctx.shardings)
+        return lambda: jinit.init_tree(key, ctx.abstract, rules, shardings=ctx.shardings)
 
     return Case(
         make,

@@ -155,8 +155,8 @@ def header(result: dict[str, Any]) -> str:
         f"{count(result['num_params'])} params in {result['num_leaves']} leaves, "
         f"{result['param_bytes'] / 1e9:.3f} GB; mesh {result['mesh'] or 'none'}"
         f"{' (XLA memory figures are per device)' if result['mesh'] else ''}; "
-        f"{result['mode']}; warm = median of {result['repeats']}{cold}; init_tree: "
-        f"{result['init_tree']}\nmachine: {m['cpu']}, {m['cpu_affinity']} cores, "
+        f"{result['mode']}; warm = median of {result['repeats']}{cold}"
+        f"\nmachine: {m['cpu']}, {m['cpu_affinity']} cores, "
         f"{m['ram_gib']} GiB RAM, {m['backend']} x{m['device_count']}; jax {m['jax']}, "
         f"flax {m.get('flax')}, torch {m.get('torch')}, numpy {m['numpy']}"
     )

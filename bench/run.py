@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import psutil
 
-from bench import checks, fresh, measure, treeinit, trees
+from bench import checks, fresh, measure, trees
 from bench.peers import PEERS, Compiled, Context
 from bench.presets import PRESETS
 
@@ -227,7 +227,6 @@ def run(
         "persistent_cache_runs": bool(fresh_cold and cache),
         "mesh": mesh,
         "seed": seed,
-        "init_tree": "fallback" if treeinit.USING_FALLBACK else "jinit",
         "machine": measure.machine(),
         "available_ram_bytes": avail,
         "mode": mode,

@@ -1,11 +1,7 @@
 """A strict test world: 8 simulated CPU devices, warnings are errors, a seeded key fixture."""
 
-import os
-
-# Must be set before jax initialises its backends.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
+# The device flags (8 simulated CPU devices) are set by the root conftest.py, which pytest loads
+# first, before jax initialises its backends: one place for the doctests and the tests.
 import jax
 import pytest
 

@@ -154,16 +154,15 @@ def test_cli_leads_with_fresh_cold_and_writes_json_and_plot(tmp_path, capsys):
     assert (tmp_path / "r.png").stat().st_size > 0
 
 
-def test_fallback_init_tree_matches_jinit():
-    """The stand-in used before jinit.init_tree existed gives jinit's bits (same key digest)."""
+def test_hand_written_peer_is_keyed_like_jinit():
+    """The jax.nn peer (tree_map_with_path, first re.search match, path keys), given jinit's
+    initializers, gives jinit.init_tree's bits: the peers differ by library, not by keys."""
     import jinit
-    from bench import treeinit
+    from bench import bodies
 
-    if not hasattr(jinit, "init_tree"):
-        pytest.skip("jinit.init_tree not available")
     ctx = peers.Context(presets.PRESETS["mlp-tiny"], np.dtype(np.float32))
     rules = ctx.rules(jinit)
-    a = treeinit._fallback_init_tree(ctx.key(), ctx.abstract, rules)
+    a = jax.jit(bodies.hand_written_body(rules, ctx.abstract))(ctx.key())
     b = jinit.init_tree(ctx.key(), ctx.abstract, rules)
     for (pa, x), (pb, y) in zip(
         presets.flatten(a).items(), presets.flatten(b).items(), strict=True
