@@ -124,3 +124,29 @@ def test_errors():
             {"layers": SDS((3,), jnp.float32)},
             [("", jinit.stacked(jinit.zeros, "layers", axes=2))],
         )
+
+
+@pytest.mark.parametrize("axis_type", ["Auto", "Explicit"])
+def test_a_sharded_stack_is_drawn_shard_by_shard(key, devices, axis_type):
+    """On a 2x4 mesh each device holds one shard of the stack and draws only that: the output
+    is one shard, the temporaries a fraction of one layer's shard (the loop's counters); values
+    equal the unsharded stack's."""
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jinit import _tree
+
+    mesh = jax.make_mesh((2, 4), ("a", "b"), (getattr(AxisType, axis_type),) * 2, devices=devices)
+    tree = {"params": {"layers": {"mlp": {"kernel": SDS((6, 512, 1024), jnp.float32)}}}}
+    rules = [("kernel", jinit.stacked(jinit.he_normal(), "layers"))]
+    sharding = NamedSharding(mesh, P(None, "a", "b"))
+    leaves, _ = _tree.plan(tree, rules, None, sharding, None)
+    fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree")
+    mem = fn.lower(jax.random.key_data(key)).compile().memory_analysis()
+    shard = 6 * 512 * 1024 * 4 // 8
+    assert mem.output_size_in_bytes == shard  # (one leaf: no output tuple)
+    assert mem.temp_size_in_bytes <= shard // 6  # at most one layer's shard
+    out = jinit.init_tree(key, tree, rules, shardings=sharding)["params"]["layers"]["mlp"]
+    ref = jinit.init_tree(key, tree, rules)["params"]["layers"]["mlp"]
+    assert out["kernel"].sharding == sharding
+    np.testing.assert_array_equal(np.asarray(out["kernel"]), np.asarray(ref["kernel"]))
