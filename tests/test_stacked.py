@@ -145,7 +145,7 @@ def test_a_sharded_stack_is_drawn_shard_by_shard(key, devices, axis_type):
     mem = fn.lower(jax.random.key_data(key)).compile().memory_analysis()
     shard = 6 * 512 * 1024 * 4 // 8
     assert mem.output_size_in_bytes == shard  # (one leaf: no output tuple)
-    assert mem.temp_size_in_bytes <= shard // 6  # at most one layer's shard
+    assert mem.temp_size_in_bytes <= shard // 6 + 4096  # one layer's shard of counters
     out = jinit.init_tree(key, tree, rules, shardings=sharding)["params"]["layers"]["mlp"]
     ref = jinit.init_tree(key, tree, rules)["params"]["layers"]["mlp"]
     assert out["kernel"].sharding == sharding
