@@ -45,7 +45,8 @@ def test_catalog_has_every_public_callable_with_a_source_link(site):
 
 
 def test_pages_are_built(site):
-    for page in ("index", "catalog", "porting", "reproducibility", "benchmarks", "changelog"):
+    pages = ("index", "catalog", "modules", "porting", "reproducibility", "benchmarks", "changelog")
+    for page in pages:
         assert (site / f"{page}.html").stat().st_size > 2000, page
     assert "Issue #8" in (site / "benchmarks.html").read_text()  # bench/RESULTS.md included
 
