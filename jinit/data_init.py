@@ -239,7 +239,7 @@ def data_dependent_linen(model: Any, variables: Any, x: Any, *, sweeps: int = 2)
 def _nnx(model: Any, where: str) -> tuple[Outputs, Any, list[Path], Callable[[Any], None]]:
     if not isinstance(model, nnx.Module):
         raise TypeError(f"`{where}` needs an nnx.Module; got {type(model).__name__}.")
-    graphdef, state, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, state, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     params = nnx.to_pure_dict(state)
     kernels = _kernel_paths(params)
     if not kernels:
