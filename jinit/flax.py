@@ -208,7 +208,14 @@ def _flax_defaults(
             if streams is None:
                 base = _keys.as_key(key, where)
             else:
-                base = streams[var.get_metadata().get("tag", "default")].key[...]
+                tag = var.get_metadata().get("tag", "default")
+                tag = tag if tag in streams else "default"
+                if tag not in streams:
+                    raise ValueError(
+                        f"`{where}(rngs=...)` has no stream {tag!r} (nor 'default') for the "
+                        f"RNG key {name!r}; its streams are {sorted(streams)}."
+                    )
+                base = streams[tag].key[...]
             value = _keys.key_for_path(base, name)
             if value.dtype != sds.dtype:
                 raise ValueError(
