@@ -157,8 +157,10 @@ def plan(
     *,
     allow_unused_rules: bool = True,
     logical_axis_rules: Any = None,
+    place: bool = True,
 ) -> tuple[tuple[Leaf, ...], Structure]:
-    """Resolves every leaf's initializer and sharding, statically; raises naming the path."""
+    """Resolves every leaf's initializer and sharding (unless not ``place``), statically;
+    raises naming the path."""
     flat, structure = flatten(abstract_tree)
     for path, leaf, _ in flat:
         if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
@@ -177,7 +179,9 @@ def plan(
     for (path, leaf, box), s in zip(flat, per_leaf, strict=True):
         index, pattern, init = _rules.match(compiled, default, path, where)
         used.add(index)
-        if s is None:
+        if not place:
+            sharding = None
+        elif s is None:
             sharding = resolve_leaf_sharding(box, leaf, mesh, logical_axis_rules, path, where)
         else:
             sharding = _resolve_sharding(s, leaf, mesh, path, where)
