@@ -46,6 +46,7 @@ from jinit._torch_defaults import torch_bias_default as torch_bias_default
 from jinit._torch_defaults import torch_embedding_default as torch_embedding_default
 from jinit._torch_defaults import torch_linear_default as torch_linear_default
 from jinit._torch_defaults import torch_trunc_normal as torch_trunc_normal
+from jinit._torch_rules import torch_defaults as torch_defaults
 from jinit._tree import init_tree as init_tree
 from jinit._typing import Initializer as Initializer
 from jinit._variance import glorot_normal as glorot_normal

@@ -21,12 +21,15 @@ Pattern = str | re.Pattern
 
 @runtime_checkable
 class RuleSet(Protocol):
-    """Rules derived from the tree: ``expand(params, taken)`` returns ``(pattern, init, label)``
-    triples for the ``(path, shape)`` pairs it covers, skipping paths for which ``taken(path)``
-    (an earlier rule matches them)."""
+    """Rules derived from the tree: ``expand(params, taken, where)`` returns
+    ``(pattern, init, label)`` triples for the ``(path, shape)`` pairs it covers, skipping paths
+    for which ``taken(path)`` (an earlier rule matches them); errors name ``where``."""
 
     def expand(
-        self, params: Sequence[tuple[str, tuple[int, ...]]], taken: Callable[[str], bool]
+        self,
+        params: Sequence[tuple[str, tuple[int, ...]]],
+        taken: Callable[[str], bool],
+        where: str,
     ) -> list[tuple[Pattern, Initializer, str]]: ...
 
 
@@ -130,7 +133,7 @@ def compile_rules(
         if isinstance(item, RuleSet):
             done = tuple(out)
             taken = lambda path, done=done: any(r.regex.search(path) for r in done)
-            for pattern, init, label in item.expand(params, taken):
+            for pattern, init, label in item.expand(params, taken, where):
                 rule = _compile_one((pattern, init), where)
                 out.append(dataclasses.replace(rule, label=label))
         else:
