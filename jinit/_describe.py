@@ -69,4 +69,4 @@ def intended(init: Initializer, shape: tuple[int, ...]) -> tuple[Any, Any, Any, 
     """(fan_in, fan_out, target mean, target std) from the initializer's own formula, or Nones
     for a callable that does not carry one; draws nothing."""
     target = getattr(init, "jinit_target", None)
-    return (None, None, None, None) if target is None else tuple(target(shape))  # type: ignore[return-value]
+    return (None, None, None, None) if target is None else tuple(target(shape))

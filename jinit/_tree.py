@@ -268,13 +268,25 @@ def init_tree(
 
     Each leaf's path string (:func:`jinit.path_str`, e.g. ``"params/Dense_0/kernel"``) is matched
     against the rules' patterns with ``re.search``, in order; the first match's initializer is
-    called as ``init(key_for_path(key, path), shape, dtype)``. Values depend only on ``key`` and
-    the path, so they are the same under ``jit`` or not, on any mesh, in one or many processes,
-    and whatever other parameters the tree holds. Works under ``jax.vmap`` over ``key``.
+    called as ``init(key_for_path(key, path), shape, dtype)``. ``re.search`` matches anywhere in
+    the path (``"conv/bias$"`` also matches ``"params/gconv/bias"``): anchor a pattern
+    (``"(^|/)conv/bias$"``) or write it as :func:`jinit.full_match`; :func:`jinit.explain` shows
+    which rule each parameter gets. A rule that applies to no parameter (misspelt, or shadowed by
+    an earlier one) raises when ``default=`` is given, where it would otherwise go unnoticed.
 
-    Sharding: each leaf gets, in order of precedence, its entry in ``shardings``, the
-    ``NamedSharding`` carried by the leaf (a ``ShapeDtypeStruct(..., sharding=...)`` or an array),
-    or, with ``mesh=``, replication over ``mesh``. Each device then generates only its own shard.
+    Values depend only on ``key`` and the path, so they are the same under ``jit`` or not, on
+    any mesh, in one or many processes, and whatever other parameters the tree holds. Works
+    under ``jax.vmap`` over ``key``.
+
+    Flax's boxes are parameters too: an ``nn.Partitioned`` / ``nn.LogicallyPartitioned`` (linen)
+    or an ``nnx.Variable`` (e.g. in ``nnx.state(nnx.eval_shape(...))``) is matched at its own
+    path (never ``.../value``), its partitioning becomes its sharding, and the result holds the
+    same box around the new array.
+
+    Sharding: each leaf gets, in order of precedence, its entry in ``shardings``, its box's
+    partitioning, the ``NamedSharding`` carried by the leaf (a
+    ``ShapeDtypeStruct(..., sharding=...)`` or an array), or replication over ``mesh``, which
+    defaults to the mesh of ``jax.set_mesh``. Each device then generates only its own shard.
 
     Compile time: leaves whose initializers sample alike (same :class:`jinit.Draw`, shape and
     sharding) are drawn together by one compiled kernel and cut apart, so the compile time
@@ -286,12 +298,17 @@ def init_tree(
     Args:
       key: the root key: a typed key, a legacy ``uint32[2]`` key or an int seed.
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape``) or arrays.
-      rules: ``(regex, initializer)`` pairs, or a dict of them, first match wins.
+      rules: ``(pattern, initializer)`` pairs (a pattern is a ``str`` regex or a compiled one,
+        e.g. from :func:`jinit.full_match`) or a dict of them, first match wins; a rule set such
+        as :func:`jinit.torch_defaults` may stand in the list, or alone.
       default: the initializer for leaves no rule matches; without it they raise ``ValueError``.
       shardings: a ``Sharding``/``PartitionSpec`` or a pytree of them (``None`` entries: use the
         leaf's own), whose structure is a prefix of ``abstract_tree``'s.
-      mesh: turns ``PartitionSpec`` entries and abstract-mesh shardings into ``NamedSharding``.
+      mesh: turns ``PartitionSpec`` entries, box partitionings and abstract-mesh shardings into
+        ``NamedSharding`` (default: the ``jax.set_mesh`` mesh, if any).
       group: draw alike leaves together (the default) or one kernel per leaf; same values.
+      allow_unused_rules: whether a rule may apply to no parameter; ``None`` (the default):
+        only without ``default=``.
 
     Returns:
       A pytree like ``abstract_tree`` of arrays with its shapes, dtypes and shardings.

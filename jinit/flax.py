@@ -53,11 +53,13 @@ def init_linen(
     """Initialises a linen module's variables from path rules, as ``module.init`` would shape them.
 
     The variables' shapes come from ``jax.eval_shape(module.init, ...)`` (no weights are made);
-    their values come from :func:`jinit.init_tree` over the unboxed tree, whose paths start with
-    the collection, e.g. ``"params/Dense_0/kernel"``. Partitioning metadata from
-    ``nn.with_partitioning`` and ``nn.with_logical_partitioning`` (through
+    their values come from :func:`jinit.init_tree`, whose paths start with the collection, e.g.
+    ``"params/Dense_0/kernel"`` (a boxed parameter is matched at its own path). Partitioning
+    metadata from ``nn.with_partitioning`` and ``nn.with_logical_partitioning`` (through
     ``logical_axis_rules``, the box's own rules, or the ``nn.logical_axis_rules`` context) gives
-    each leaf its sharding on ``mesh``. The initializers passed to the module are not called.
+    each leaf its sharding on ``mesh``, or on the mesh of ``jax.set_mesh`` (Auto or Explicit
+    axes) without it; logical names that no rules map raise rather than replicate. The
+    initializers passed to the module are not called.
 
     Args:
       module: a ``flax.linen.Module``.
@@ -65,10 +67,13 @@ def init_linen(
       rules: ``(regex, initializer)`` pairs or a dict, as for :func:`jinit.init_tree`. Every
         collection ``module.init`` creates (``params``, ``batch_stats``, ...) goes through them.
       *args: example inputs for ``module.init`` (arrays or ``ShapeDtypeStruct``).
-      mesh: the mesh for partitioned leaves; other leaves are replicated over it.
+      mesh: the mesh for partitioned leaves (default: the ``jax.set_mesh`` one, if any); other
+        leaves are replicated over it.
       logical_axis_rules: ``(logical name, mesh axes)`` pairs for logically partitioned leaves.
       default: the initializer for leaves no rule matches.
       method: passed to ``module.init``.
+      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
+        ``default`` is given (see :func:`jinit.init_tree`).
       **kwargs: passed to ``module.init``.
 
     Returns:
@@ -119,17 +124,29 @@ def init_nnx(
     Paths are nnx state paths joined with ``'/'``, e.g. ``"layers/0/kernel"`` (no collection
     prefix). Shardings come from each variable's ``out_sharding`` metadata (with logical names
     mapped by ``logical_axis_rules``, the variable's ``sharding_rules`` or the
-    ``nn.logical_axis_rules`` context) on ``mesh``.
+    ``nn.logical_axis_rules`` context) on ``mesh``, or on the mesh of ``jax.set_mesh`` (Auto
+    or Explicit axes) without it.
+
+    The variables ``filter`` does not select keep their values in a concrete model; in an
+    abstract one they take what Flax's constructors give them: each RNG stream's count is 0 and
+    its key is derived from its path (:func:`jinit.key_for_path`) and the ``rngs`` stream of its
+    tag (``Dropout``, ``MultiHeadAttention``), BatchNorm's ``mean`` and ``var`` are 0 and 1,
+    caches are 0. Any other abstract variable raises, naming its path.
 
     Args:
       model: an ``nnx.Module``, abstract or concrete.
       key: the root key (typed key, ``uint32[2]`` key or int seed).
       rules: ``(regex, initializer)`` pairs or a dict, as for :func:`jinit.init_tree`.
-      mesh: the mesh for the shardings; variables without metadata are replicated over it.
+      mesh: the mesh for the shardings (default: the ``jax.set_mesh`` one, if any); variables
+        without metadata are replicated over it.
       logical_axis_rules: ``(logical name, mesh axes)`` pairs for logical ``out_sharding`` names.
       default: the initializer for parameters no rule matches.
-      filter: the nnx filter selecting the variables to initialise (default: ``nnx.Param``).
-        In an abstract model every other variable must already be concrete, or be selected too.
+      filter: the nnx filter selecting the variables the rules initialise (default:
+        ``nnx.Param``).
+      rngs: where an abstract model's RNG keys come from: an ``nnx.Rngs`` (the stream named by
+        each key's tag, else its default stream), an int seed, or None (``key`` itself).
+      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
+        ``default`` is given (see :func:`jinit.init_tree`).
 
     Returns:
       The model with its parameters initialised: a new model for an abstract ``model``, the same
@@ -216,7 +233,9 @@ def _flax_defaults(
                         f"RNG key {name!r}; its streams are {sorted(streams)}."
                     )
                 base = streams[tag].key[...]
-            value = _keys.key_for_path(base, name)
+            value: Any = _keys.key_for_path(base, name)
+            if sds.shape:  # a stream split over a batch of layers (nnx.split_rngs)
+                value = jax.random.split(value, sds.shape)
             if value.dtype != sds.dtype:
                 raise ValueError(
                     f"`{where}`: the RNG key {name!r} has dtype {sds.dtype}, but `rngs=` gives "
