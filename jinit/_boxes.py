@@ -9,10 +9,15 @@ tree can hold a box, and nothing here imports it.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+import jax
 from jax.sharding import PartitionSpec
+
+from jinit import _keys
 
 
 def _classes() -> tuple[type, ...]:
@@ -103,3 +108,28 @@ def spec(box: Any, logical_rules: Any, path: str, where: str) -> tuple[Any, Part
         out = linen_spmd.logical_to_mesh_axes(box.names, rules)
         return box.mesh, PartitionSpec() if out is None else out
     return box.mesh, box.get_partition_spec()
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """How to put the built leaves back: the treedef and the Flax boxes (None: a plain leaf)."""
+
+    treedef: Any
+    boxes: tuple[Any, ...]
+
+    def unflatten(self, values: Sequence[Any]) -> Any:
+        leaves = [
+            v if b is None else replace(b, v) for v, b in zip(values, self.boxes, strict=True)
+        ]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def flatten(abstract_tree: Any) -> tuple[list[tuple[str, Any, Any]], Structure]:
+    """``(path, leaf, box or None)`` per parameter: a Flax box is one parameter, at its path."""
+    is_box = is_leaf_fn()
+    flat, treedef = jax.tree_util.tree_flatten_with_path(abstract_tree, is_leaf=is_box)
+    out = []
+    for keypath, x in flat:
+        box = x if is_box is not None and is_box(x) else None
+        out.append((_keys.path_str(keypath), x if box is None else value(box), box))
+    return out, Structure(treedef, tuple(b for _, _, b in out))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -121,32 +121,6 @@ def resolve_leaf_sharding(
     return _resolve_sharding(s, leaf, mesh, path, where)
 
 
-@dataclasses.dataclass(frozen=True)
-class Structure:
-    """How to put the built leaves back: the treedef and the Flax boxes (None: a plain leaf)."""
-
-    treedef: Any
-    boxes: tuple[Any, ...]
-
-    def unflatten(self, values: Sequence[Any]) -> Any:
-        leaves = [
-            v if b is None else _boxes.replace(b, v)
-            for v, b in zip(values, self.boxes, strict=True)
-        ]
-        return jax.tree_util.tree_unflatten(self.treedef, leaves)
-
-
-def flatten(abstract_tree: Any) -> tuple[list[tuple[str, Any, Any]], Structure]:
-    """``(path, leaf, box or None)`` per parameter: a Flax box is one parameter, at its path."""
-    is_box = _boxes.is_leaf_fn()
-    flat, treedef = jax.tree_util.tree_flatten_with_path(abstract_tree, is_leaf=is_box)
-    out = []
-    for keypath, x in flat:
-        box = x if is_box is not None and is_box(x) else None
-        out.append((_keys.path_str(keypath), x if box is None else _boxes.value(box), box))
-    return out, Structure(treedef, tuple(b for _, _, b in out))
-
-
 def plan(
     abstract_tree: Any,
     rules: Rules,
@@ -158,10 +132,10 @@ def plan(
     allow_unused_rules: bool = True,
     logical_axis_rules: Any = None,
     place: bool = True,
-) -> tuple[tuple[Leaf, ...], Structure]:
+) -> tuple[tuple[Leaf, ...], _boxes.Structure]:
     """Resolves every leaf's initializer and sharding (unless not ``place``), statically;
     raises naming the path."""
-    flat, structure = flatten(abstract_tree)
+    flat, structure = _boxes.flatten(abstract_tree)
     for path, leaf, _ in flat:
         if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
             raise TypeError(
