@@ -142,6 +142,12 @@ def plan(
                 f"`{where}`: the parameter {path!r} must be a jax.ShapeDtypeStruct or "
                 f"an array; got {leaf!r}."
             )
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            raise TypeError(
+                f"`{where}`: the parameter {path!r} is an RNG key ({leaf.dtype}), not a weight; "
+                "initialise an nnx model with `jinit.flax.init_nnx` (which fills RNG state), or "
+                "leave the key out of the tree."
+            )
     params = [(path, tuple(leaf.shape)) for path, leaf, _ in flat]
     compiled = _rules.compile_rules(rules, default, where, params)
     mesh = mesh if mesh is not None else ambient_mesh()

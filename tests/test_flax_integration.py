@@ -168,6 +168,18 @@ def test_init_nnx_unknown_abstract_variable_raises_naming_it(key):
         jinit.flax.init_nnx(abstract, key, [("w", jinit.ones)], rngs="0")
 
 
+def test_init_tree_on_rng_state_points_to_init_nnx(key):
+    abstract = nnx.eval_shape(
+        lambda: nnx.Sequential(
+            nnx.Linear(4, 8, rngs=nnx.Rngs(0)), nnx.Dropout(0.1, rngs=nnx.Rngs(0))
+        )
+    )
+    with pytest.raises(
+        TypeError, match=r"'layers/1/rngs/key' is an RNG key .*`jinit.flax.init_nnx`"
+    ):
+        jinit.init_tree(key, abstract, RULES, default=jinit.zeros)
+
+
 # --- 5. errors name the entry point -------------------------------------------------------------
 
 
