@@ -152,6 +152,19 @@ def test_init_nnx_every_standard_variable(key):
     assert not np.array_equal(np.asarray(keys(again)), np.asarray(keys(seeded)))
 
 
+def test_init_nnx_every_standard_variable_under_an_explicit_mesh(devices, key):
+    mesh = _mesh(devices, AxisType.Explicit)
+    with jax.set_mesh(mesh):
+        abstract = nnx.eval_shape(lambda: Everything(nnx.Rngs(0)))
+        model = jinit.flax.init_nnx(abstract, key, RULES_ALL, rngs=3)
+        assert model.bn.var[...].sharding.mesh == mesh
+        assert (np.asarray(model.bn.var[...]) == 1).all()
+        assert model.drop.rngs.key[...].sharding == NamedSharding(mesh, P())
+        model.train()
+        y = model(jnp.arange(24).reshape(2, 12) % 50)  # dropout and batch statistics update
+    assert y.shape == (2, 12, 4) and not (np.asarray(model.bn.var[...]) == 1).all()
+
+
 def test_init_nnx_unknown_abstract_variable_raises_naming_it(key):
     class Custom(nnx.Variable):
         pass
