@@ -165,7 +165,10 @@ def init_nnx(
     mesh = _mesh(mesh, where)
     if logical_axis_rules is None:
         logical_axis_rules = core_spmd.get_logical_axis_rules() or None
-    graphdef, selected, rest = nnx.split(model, filter, ...)  # type: ignore[misc]
+    streams = _streams(rngs, where)
+    # RNG state is never drawn by rules: it is filled below (abstract) or kept (concrete).
+    selected_filter = nnx.All(filter, nnx.Not(nnx.RngState))
+    graphdef, selected, rest = nnx.split(model, selected_filter, ...)  # type: ignore[misc]
     params = _tree.initialize(
         key,
         selected,
@@ -186,18 +189,27 @@ def init_nnx(
     ):
         nnx.update(model, params)
         return model
-    filled = _flax_defaults(abstract, key, rngs, mesh, logical_axis_rules, filter)
+    filled = _flax_defaults(abstract, key, streams, mesh, logical_axis_rules, filter)
     state = nnx.from_flat_state([(p, filled.get(p, v)) for p, v in nnx.to_flat_state(rest)])
     return nnx.merge(graphdef, params, state)
 
 
-_DEFAULTS = {("BatchStat", "mean"): 0, ("BatchStat", "var"): 1}
+def _streams(rngs: Any, where: str) -> nnx.Rngs | None:
+    if rngs is None or isinstance(rngs, nnx.Rngs):
+        return rngs
+    if isinstance(rngs, int | np.integer) and not isinstance(rngs, bool):
+        return nnx.Rngs(int(rngs))
+    raise TypeError(f"`{where}(rngs=...)` must be an nnx.Rngs, an int seed or None; got {rngs!r}.")
+
+
+# BatchNorm's running statistics, as nnx.BatchNorm makes them.
+_STATS = {"mean": 0, "var": 1}
 
 
 def _flax_defaults(
     abstract: list[tuple[Any, Any]],
     key: Any,
-    rngs: Any,
+    streams: nnx.Rngs | None,
     mesh: Mesh | None,
     logical: LogicalRules | None,
     filter: Any,
@@ -205,34 +217,23 @@ def _flax_defaults(
     """The values Flax's constructors give the abstract non-selected variables: RNG streams
     (from ``rngs``), BatchNorm statistics, caches; anything else raises naming the path."""
     where = "init_nnx"
-    if rngs is None:
-        streams = None
-    elif isinstance(rngs, nnx.Rngs):
-        streams = rngs
-    elif isinstance(rngs, int | np.integer) and not isinstance(rngs, bool):
-        streams = nnx.Rngs(int(rngs))
-    else:
-        raise TypeError(
-            f"`{where}(rngs=...)` must be an nnx.Rngs, an int seed or None; got {rngs!r}."
-        )
     out = {}
     for path, var in abstract:
         name = _keys.path_str(path)
         sds = var.get_value()
         sharding = _tree.resolve_leaf_sharding(var, sds, mesh, logical, name, where)
-        kind = (type(var).__name__, str(path[-1]))
         if isinstance(var, nnx.RngKey):
             if streams is None:
                 base = _keys.as_key(key, where)
             else:
                 tag = var.get_metadata().get("tag", "default")
-                tag = tag if tag in streams else "default"
-                if tag not in streams:
+                stream = tag if tag in streams else "default"
+                if stream not in streams:
                     raise ValueError(
                         f"`{where}(rngs=...)` has no stream {tag!r} (nor 'default') for the "
                         f"RNG key {name!r}; its streams are {sorted(streams)}."
                     )
-                base = streams[tag].key[...]
+                base = streams[stream].key[...]
             value: Any = _keys.key_for_path(base, name)
             if sds.shape:  # a stream split over a batch of layers (nnx.split_rngs)
                 value = jax.random.split(value, sds.shape)
@@ -241,8 +242,10 @@ def _flax_defaults(
                     f"`{where}`: the RNG key {name!r} has dtype {sds.dtype}, but `rngs=` gives "
                     f"{value.dtype} keys."
                 )
-        elif isinstance(var, nnx.RngCount | nnx.Cache) or kind in _DEFAULTS:
-            value = np.full(sds.shape, _DEFAULTS.get(kind, 0), sds.dtype)
+        elif isinstance(var, nnx.RngCount | nnx.Cache):
+            value = np.zeros(sds.shape, sds.dtype)
+        elif isinstance(var, nnx.BatchStat) and str(path[-1]) in _STATS:
+            value = np.full(sds.shape, _STATS[str(path[-1])], sds.dtype)
         else:
             raise ValueError(
                 f"`{where}`: the variable {name!r} ({type(var).__name__}) is abstract, not "

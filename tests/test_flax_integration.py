@@ -179,6 +179,13 @@ def test_init_nnx_unknown_abstract_variable_raises_naming_it(key):
         jinit.flax.init_nnx(abstract, key, [("w", jinit.ones)])
     with pytest.raises(TypeError, match=r"`init_nnx\(rngs=...\)` must be an nnx.Rngs"):
         jinit.flax.init_nnx(abstract, key, [("w", jinit.ones)], rngs="0")
+    # A filter that selects everything still leaves RNG state to Flax's defaults.
+    wide = nnx.eval_shape(lambda: nnx.Dropout(0.5, rngs=nnx.Rngs(0)))
+    drop = jinit.flax.init_nnx(wide, key, [], filter=nnx.Variable, rngs=4)
+    want = jinit.key_for_path(jax.random.key(4), "rngs/key")
+    _same(jax.random.key_data(drop.rngs.key[...]), jax.random.key_data(want))
+    with pytest.raises(ValueError, match=r"`init_nnx\(rngs=...\)` has no stream 'default'"):
+        jinit.flax.init_nnx(wide, key, [], rngs=nnx.Rngs(params=0))
 
 
 def test_init_tree_on_rng_state_points_to_init_nnx(key):
