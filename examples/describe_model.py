@@ -1,5 +1,6 @@
 """Initialise a real Flax model from rules and print, per parameter, what each initializer meant
-to do and what it did: shape, fans, intended std and measured std.
+to do and what it did: shape, the rule that matched (`jinit.explain`), fans, intended std and
+measured std.
 
     python examples/describe_model.py
 """
@@ -49,30 +50,21 @@ def main() -> None:
         (r"bias$", jinit.zeros),
     ]
     params = jinit.init_tree(0, abstract, rules)
-    initializers = {path: init for path, init in _assignments(abstract, rules)}
+    measured = {jinit.path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(params)[0]}
+    # jinit.explain matches exactly as init_tree does: which rule each parameter got, and why.
+    explanation = jinit.explain(abstract, rules)
 
     print(
-        f"{'parameter':34} {'shape':>16} {'fan_in':>7} {'fan_out':>7} {'target std':>10} "
-        f"{'measured':>9}"
+        f"{'parameter':34} {'shape':>16} {'rule':>18} {'fan_in':>7} {'fan_out':>7} "
+        f"{'target std':>10} {'measured':>9}"
     )
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        name = jinit.path_str(path)
-        d = jinit.describe(initializers[name], leaf.shape, leaf.dtype)
-        w = jnp.asarray(leaf, jnp.float32)
+    for r in explanation:
+        w = jnp.asarray(measured[r.path], jnp.float32)
         fmt = lambda v: "-" if v is None else f"{v:.4g}"
         print(
-            f"{name:34} {leaf.shape!s:>16} {fmt(d.fan_in):>7} {fmt(d.fan_out):>7} "
-            f"{fmt(d.target_std):>10} {float(w.std()):>9.4g}"
+            f"{r.path:34} {r.shape!s:>16} {r.rule:>18} {fmt(r.fan_in):>7} {fmt(r.fan_out):>7} "
+            f"{fmt(r.target_std):>10} {float(w.std()):>9.4g}"
         )
-
-
-def _assignments(abstract, rules):
-    """Which initializer each parameter got: the first rule whose pattern matches its path."""
-    import re
-
-    for path, _ in jax.tree_util.tree_flatten_with_path(abstract)[0]:
-        name = jinit.path_str(path)
-        yield name, next(init for pattern, init in rules if re.search(pattern, name))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ from jinit._deepnorm import deepnorm_alpha as deepnorm_alpha
 from jinit._deepnorm import deepnorm_beta as deepnorm_beta
 from jinit._describe import Description as Description
 from jinit._describe import describe as describe
+from jinit._explain import Explanation as Explanation
+from jinit._explain import ParamRule as ParamRule
+from jinit._explain import explain as explain
 from jinit._fans import EinsumAxes as EinsumAxes
 from jinit._fans import compute_fans as compute_fans
 from jinit._fans import einsum_axes as einsum_axes
@@ -27,6 +30,7 @@ from jinit._research import scaled_residual as scaled_residual
 from jinit._research import t_fixup as t_fixup
 from jinit._research import t_fixup_embedding as t_fixup_embedding
 from jinit._research import t_fixup_scale as t_fixup_scale
+from jinit._rules import full_match as full_match
 from jinit._sampling import Draw as Draw
 from jinit._sampling import Sampling as Sampling
 from jinit._stacked import stacked as stacked
@@ -42,6 +46,7 @@ from jinit._torch_defaults import torch_bias_default as torch_bias_default
 from jinit._torch_defaults import torch_embedding_default as torch_embedding_default
 from jinit._torch_defaults import torch_linear_default as torch_linear_default
 from jinit._torch_defaults import torch_trunc_normal as torch_trunc_normal
+from jinit._torch_rules import torch_defaults as torch_defaults
 from jinit._tree import init_tree as init_tree
 from jinit._typing import Initializer as Initializer
 from jinit._variance import glorot_normal as glorot_normal

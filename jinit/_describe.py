@@ -52,10 +52,7 @@ def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None
     shape = _checks.canonical_shape("describe", shape)
     key = jax.random.key(0) if key is None else key
     w = np.asarray(jnp.asarray(init(key, shape, dtype)).astype(jnp.float32), np.float64)
-    target = getattr(init, "jinit_target", None)
-    fan_in = fan_out = mean = std = None
-    if target is not None:
-        fan_in, fan_out, mean, std = target(shape)
+    fan_in, fan_out, mean, std = intended(init, shape)
     return Description(
         shape,
         str(jnp.dtype(dtype or _checks.default_float_dtype())),
@@ -66,3 +63,10 @@ def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None
         float(w.mean()) if w.size else 0.0,
         float(w.std()) if w.size else 0.0,
     )
+
+
+def intended(init: Initializer, shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+    """(fan_in, fan_out, target mean, target std) from the initializer's own formula, or Nones
+    for a callable that does not carry one; draws nothing."""
+    target = getattr(init, "jinit_target", None)
+    return (None, None, None, None) if target is None else tuple(target(shape))

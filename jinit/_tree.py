@@ -4,77 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _build, _keys
+from jinit import _boxes, _build, _keys, _rules
 from jinit._typing import Initializer
 
-Rules = Sequence[tuple[str, Initializer]] | Mapping[str, Initializer]
+Rules = _rules.Rules
+compile_rules = _rules.compile_rules
 
 
-def compile_rules(
-    rules: Rules, default: Initializer | None = None, where: str = "init_tree"
-) -> tuple[tuple[re.Pattern, Initializer], ...]:
-    """Validates `rules` and returns them as ``(compiled regex, initializer)`` pairs, in order."""
-    items = list(rules.items()) if isinstance(rules, Mapping) else rules
-    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        raise TypeError(
-            f"`{where}(rules=...)` must be a sequence of (pattern, initializer) pairs "
-            f"or a dict; got {rules!r}."
-        )
-    out = []
-    for item in items:
-        if not (isinstance(item, tuple | list) and len(item) == 2):
-            raise TypeError(
-                f"`{where}(rules=...)`: each rule must be a (pattern, initializer) "
-                f"pair; got {item!r}."
-            )
-        pattern, init = item
-        if not isinstance(pattern, str):
-            raise TypeError(
-                f"`{where}(rules=...)`: a rule's pattern must be a str; got {pattern!r}."
-            )
-        try:
-            regex = re.compile(pattern)
-        except re.error as e:
-            raise ValueError(
-                f"`{where}(rules=...)`: the pattern {pattern!r} is not a valid "
-                f"regular expression: {e}."
-            ) from None
-        if not callable(init):
-            raise TypeError(
-                f"`{where}(rules=...)`: the initializer for pattern {pattern!r} must "
-                f"be callable as init(key, shape, dtype); got {init!r}."
-            )
-        out.append((regex, init))
-    if default is not None and not callable(default):
-        raise TypeError(f"`{where}(default=...)` must be an initializer or None; got {default!r}.")
-    return tuple(out)
+def ambient_mesh() -> Mesh | None:
+    """The concrete mesh set by ``jax.set_mesh`` (None outside one), also inside ``jit``
+    (where the public ``jax.sharding.get_mesh`` refuses to answer)."""
+    from jax._src import mesh as mesh_lib
 
-
-def match(
-    rules: tuple[tuple[re.Pattern, Initializer], ...],
-    default: Initializer | None,
-    path: str,
-    where: str = "init_tree",
-) -> tuple[str, Initializer]:
-    """The first rule whose pattern `re.search`-es `path`, as (pattern, initializer)."""
-    for regex, init in rules:
-        if regex.search(path):
-            return regex.pattern, init
-    if default is not None:
-        return "default", default
-    patterns = ", ".join(repr(r.pattern) for r, _ in rules) or "(no rules)"
-    raise ValueError(
-        f"`{where}`: no rule matches the parameter {path!r}; the patterns are "
-        f"{patterns}. Add a rule or pass `default=`."
-    )
+    get = getattr(mesh_lib, "get_concrete_mesh", None)
+    m = get() if get is not None else jax.sharding.get_mesh()
+    return None if m is None or m.empty else m
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,9 +53,10 @@ def _is_sharding_leaf(x: Any) -> bool:
 
 def _broadcast_shardings(shardings: Any, tree: Any, where: str) -> list[Any]:
     """Per-leaf shardings from a pytree prefix of `tree` (a single sharding is a prefix too)."""
+    is_box = _boxes.is_leaf_fn()
     try:
         wrapped = jax.tree.map(
-            lambda s, sub: jax.tree.map(lambda _: _Wrap(s), sub),
+            lambda s, sub: jax.tree.map(lambda _: _Wrap(s), sub, is_leaf=is_box),
             shardings,
             tree,
             is_leaf=_is_sharding_leaf,
@@ -127,17 +79,46 @@ def _resolve_sharding(s: Any, leaf: Any, mesh: Mesh | None, path: str, where: st
         if mesh is None:
             raise ValueError(
                 f"`{where}`: the parameter {path!r} has PartitionSpec {s}; pass "
-                "`mesh=` to turn partition specs into shardings."
+                "`mesh=` (or run under `jax.set_mesh`) to turn partition specs into shardings."
             )
         s = NamedSharding(mesh, s)
     if isinstance(s, NamedSharding) and not isinstance(s.mesh, Mesh):  # an AbstractMesh
         if mesh is None:
             raise ValueError(
                 f"`{where}`: the parameter {path!r} is sharded over an abstract mesh "
-                f"({s.spec}); pass the concrete `mesh=`."
+                f"({s.spec}); pass the concrete `mesh=` (or run under `jax.set_mesh`)."
             )
         s = NamedSharding(mesh, s.spec)
     return s
+
+
+def _box_sharding(box: Any, mesh: Mesh | None, logical: Any, path: str, where: str) -> Any:
+    """The sharding a Flax box's metadata asks for (None: the box carries no partitioning)."""
+    box_mesh, spec = _boxes.spec(box, logical, path, where)
+    if spec is None:
+        return None
+    box_mesh = box_mesh if box_mesh is not None else mesh
+    if box_mesh is None:
+        raise ValueError(
+            f"`{where}`: the parameter {path!r} is partitioned as {spec}, but there is no mesh; "
+            "pass `mesh=` or run under `jax.set_mesh(mesh)`."
+        )
+    if not isinstance(box_mesh, Mesh):  # an nnx variable's AbstractMesh
+        if mesh is None:
+            raise ValueError(
+                f"`{where}`: the parameter {path!r} is partitioned as {spec} over an abstract "
+                "mesh; pass the concrete `mesh=` (or run under `jax.set_mesh`)."
+            )
+        box_mesh = mesh
+    return NamedSharding(box_mesh, spec)
+
+
+def resolve_leaf_sharding(
+    box: Any, leaf: Any, mesh: Mesh | None, logical: Any, path: str, where: str
+) -> Any:
+    """A leaf's sharding when none is given: its Flax box's partitioning, else its own."""
+    s = None if box is None else _box_sharding(box, mesh, logical, path, where)
+    return _resolve_sharding(s, leaf, mesh, path, where)
 
 
 def plan(
@@ -147,26 +128,47 @@ def plan(
     shardings: Any,
     mesh: Mesh | None,
     where: str = "init_tree",
-) -> tuple[tuple[Leaf, ...], Any]:
-    """Resolves every leaf's initializer and sharding, statically; raises naming the path."""
-    compiled = compile_rules(rules, default, where)
-    flat, treedef = jax.tree_util.tree_flatten_with_path(abstract_tree)
-    if shardings is None:
-        per_leaf: list[Any] = [None] * len(flat)
-    else:
-        per_leaf = _broadcast_shardings(shardings, abstract_tree, where)
-    leaves = []
-    for (keypath, leaf), s in zip(flat, per_leaf, strict=True):
-        path = _keys.path_str(keypath)
+    *,
+    allow_unused_rules: bool = True,
+    logical_axis_rules: Any = None,
+    place: bool = True,
+) -> tuple[tuple[Leaf, ...], _boxes.Structure]:
+    """Resolves every leaf's initializer and sharding (unless not ``place``), statically;
+    raises naming the path."""
+    flat, structure = _boxes.flatten(abstract_tree)
+    for path, leaf, _ in flat:
         if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
             raise TypeError(
                 f"`{where}`: the parameter {path!r} must be a jax.ShapeDtypeStruct or "
                 f"an array; got {leaf!r}."
             )
-        pattern, init = match(compiled, default, path, where)
-        sharding = _resolve_sharding(s, leaf, mesh, path, where)
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            raise TypeError(
+                f"`{where}`: the parameter {path!r} is an RNG key ({leaf.dtype}), not a weight; "
+                "initialise an nnx model with `jinit.flax.init_nnx` (which fills RNG state), or "
+                "leave the key out of the tree."
+            )
+    params = [(path, tuple(leaf.shape)) for path, leaf, _ in flat]
+    compiled = _rules.compile_rules(rules, default, where, params)
+    mesh = mesh if mesh is not None else ambient_mesh()
+    if shardings is None:
+        per_leaf: list[Any] = [None] * len(flat)
+    else:
+        per_leaf = _broadcast_shardings(shardings, abstract_tree, where)
+    leaves, used = [], set()
+    for (path, leaf, box), s in zip(flat, per_leaf, strict=True):
+        index, pattern, init = _rules.match(compiled, default, path, where)
+        used.add(index)
+        if not place:
+            sharding = None
+        elif s is None:
+            sharding = resolve_leaf_sharding(box, leaf, mesh, logical_axis_rules, path, where)
+        else:
+            sharding = _resolve_sharding(s, leaf, mesh, path, where)
         leaves.append(Leaf(path, tuple(leaf.shape), np.dtype(leaf.dtype), sharding, pattern, init))
-    return tuple(leaves), treedef
+    if not allow_unused_rules:
+        _rules.check_used(compiled, used, [p for p, _ in params], where)
+    return tuple(leaves), structure
 
 
 @functools.lru_cache(maxsize=128)
@@ -196,6 +198,41 @@ def run(key: Any, leaves: tuple[Leaf, ...], where: str, group: bool = True) -> l
     return compiled_builder(leaves, impl, where, group)(data)
 
 
+def initialize(
+    key: Any,
+    abstract_tree: Any,
+    rules: Rules,
+    where: str,
+    *,
+    default: Initializer | None = None,
+    shardings: Any = None,
+    mesh: Mesh | None = None,
+    group: bool = True,
+    allow_unused_rules: bool | None = None,
+    logical_axis_rules: Any = None,
+) -> Any:
+    """:func:`init_tree` for the entry point ``where`` (its name is in every error)."""
+    if allow_unused_rules is None:  # a rule that matches nothing is silent only with a default
+        allow_unused_rules = default is None
+    if not isinstance(allow_unused_rules, bool):
+        raise TypeError(
+            f"`{where}(allow_unused_rules=...)` must be a bool or None; got {allow_unused_rules!r}."
+        )
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise TypeError(f"`{where}(mesh=...)` must be a jax.sharding.Mesh or None; got {mesh!r}.")
+    leaves, structure = plan(
+        abstract_tree,
+        rules,
+        default,
+        shardings,
+        mesh,
+        where,
+        allow_unused_rules=allow_unused_rules,
+        logical_axis_rules=logical_axis_rules,
+    )
+    return structure.unflatten(run(key, leaves, where, group))
+
+
 def init_tree(
     key: Any,
     abstract_tree: Any,
@@ -205,18 +242,31 @@ def init_tree(
     shardings: Any = None,
     mesh: Mesh | None = None,
     group: bool = True,
+    allow_unused_rules: bool | None = None,
 ) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.
 
     Each leaf's path string (:func:`jinit.path_str`, e.g. ``"params/Dense_0/kernel"``) is matched
     against the rules' patterns with ``re.search``, in order; the first match's initializer is
-    called as ``init(key_for_path(key, path), shape, dtype)``. Values depend only on ``key`` and
-    the path, so they are the same under ``jit`` or not, on any mesh, in one or many processes,
-    and whatever other parameters the tree holds. Works under ``jax.vmap`` over ``key``.
+    called as ``init(key_for_path(key, path), shape, dtype)``. ``re.search`` matches anywhere in
+    the path (``"conv/bias$"`` also matches ``"params/gconv/bias"``): anchor a pattern
+    (``"(^|/)conv/bias$"``) or write it as :func:`jinit.full_match`; :func:`jinit.explain` shows
+    which rule each parameter gets. A rule that applies to no parameter (misspelt, or shadowed by
+    an earlier one) raises when ``default=`` is given, where it would otherwise go unnoticed.
 
-    Sharding: each leaf gets, in order of precedence, its entry in ``shardings``, the
-    ``NamedSharding`` carried by the leaf (a ``ShapeDtypeStruct(..., sharding=...)`` or an array),
-    or, with ``mesh=``, replication over ``mesh``. Each device then generates only its own shard.
+    Values depend only on ``key`` and the path, so they are the same under ``jit`` or not, on
+    any mesh, in one or many processes, and whatever other parameters the tree holds. Works
+    under ``jax.vmap`` over ``key``.
+
+    Flax's boxes are parameters too: an ``nn.Partitioned`` / ``nn.LogicallyPartitioned`` (linen)
+    or an ``nnx.Variable`` (e.g. in ``nnx.state(nnx.eval_shape(...))``) is matched at its own
+    path (never ``.../value``), its partitioning becomes its sharding, and the result holds the
+    same box around the new array.
+
+    Sharding: each leaf gets, in order of precedence, its entry in ``shardings``, its box's
+    partitioning, the ``NamedSharding`` carried by the leaf (a
+    ``ShapeDtypeStruct(..., sharding=...)`` or an array), or replication over ``mesh``, which
+    defaults to the mesh of ``jax.set_mesh``. Each device then generates only its own shard.
 
     Compile time: leaves whose initializers sample alike (same :class:`jinit.Draw`, shape and
     sharding) are drawn together by one compiled kernel and cut apart, so the compile time
@@ -228,12 +278,17 @@ def init_tree(
     Args:
       key: the root key: a typed key, a legacy ``uint32[2]`` key or an int seed.
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape``) or arrays.
-      rules: ``(regex, initializer)`` pairs, or a dict of them, first match wins.
+      rules: ``(pattern, initializer)`` pairs (a pattern is a ``str`` regex or a compiled one,
+        e.g. from :func:`jinit.full_match`) or a dict of them, first match wins; a rule set such
+        as :func:`jinit.torch_defaults` may stand in the list, or alone.
       default: the initializer for leaves no rule matches; without it they raise ``ValueError``.
       shardings: a ``Sharding``/``PartitionSpec`` or a pytree of them (``None`` entries: use the
         leaf's own), whose structure is a prefix of ``abstract_tree``'s.
-      mesh: turns ``PartitionSpec`` entries and abstract-mesh shardings into ``NamedSharding``.
+      mesh: turns ``PartitionSpec`` entries, box partitionings and abstract-mesh shardings into
+        ``NamedSharding`` (default: the ``jax.set_mesh`` mesh, if any).
       group: draw alike leaves together (the default) or one kernel per leaf; same values.
+      allow_unused_rules: whether a rule may apply to no parameter; ``None`` (the default):
+        only without ``default=``.
 
     Returns:
       A pytree like ``abstract_tree`` of arrays with its shapes, dtypes and shardings.
@@ -247,5 +302,14 @@ def init_tree(
       >>> jax.tree.map(lambda x: (x.shape, str(x.dtype)), params)
       {'dense': {'bias': ((128,), 'bfloat16'), 'kernel': ((64, 128), 'float32')}}
     """
-    leaves, treedef = plan(abstract_tree, rules, default, shardings, mesh)
-    return jax.tree_util.tree_unflatten(treedef, run(key, leaves, "init_tree", group))
+    return initialize(
+        key,
+        abstract_tree,
+        rules,
+        "init_tree",
+        default=default,
+        shardings=shardings,
+        mesh=mesh,
+        group=group,
+        allow_unused_rules=allow_unused_rules,
+    )

@@ -5,16 +5,16 @@ This module imports flax; the rest of jinit does not need it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 from flax import nnx
-from flax.core import meta
 from flax.core import spmd as core_spmd
-from flax.linen import spmd as linen_spmd
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh
 
 from jinit import _keys, _tree
 from jinit._typing import Initializer
@@ -22,24 +22,20 @@ from jinit._typing import Initializer
 LogicalRules = Any  # a sequence of (logical axis name, mesh axis name(s)) pairs
 
 
-def _box_spec(box: Any, rules: LogicalRules | None) -> PartitionSpec:
-    """A linen box's mesh PartitionSpec: logical names go through the logical axis rules."""
-    if isinstance(box, linen_spmd.LogicallyPartitioned):
-        spec = linen_spmd.logical_to_mesh_axes(box.names, rules or box.rules)
-        return PartitionSpec() if spec is None else spec
-    return box.get_partition_spec()
+def _mesh(mesh: Mesh | None, where: str) -> Mesh | None:
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise TypeError(f"`{where}(mesh=...)` must be a jax.sharding.Mesh or None; got {mesh!r}.")
+    return mesh if mesh is not None else _tree.ambient_mesh()
 
 
-def _linen_shardings(abstract: Any, mesh: Mesh | None, rules: LogicalRules | None) -> Any:
-    def leaf(x: Any) -> Any:
-        if isinstance(x, meta.Partitioned):
-            box_mesh = x.mesh if x.mesh is not None else mesh
-            if box_mesh is None:
-                return _box_spec(x, rules)  # init_tree reports the missing mesh by path
-            return NamedSharding(box_mesh, _box_spec(x, rules))
-        return None
-
-    return jax.tree.map(leaf, abstract, is_leaf=meta.is_axis_metadata)
+def _auto_axes() -> contextlib.AbstractContextManager:
+    """Linen's boxes apply ``with_sharding_constraint`` when unboxed, which asserts under
+    Explicit mesh axes; shapes do not depend on axis types, so trace under Auto ones."""
+    ambient = _tree.ambient_mesh()
+    if ambient is None or not ambient._any_axis_explicit:
+        return contextlib.nullcontext()
+    auto = (AxisType.Auto,) * len(ambient.axis_names)
+    return jax.set_mesh(Mesh(ambient.devices, ambient.axis_names, axis_types=auto))
 
 
 def init_linen(
@@ -51,16 +47,19 @@ def init_linen(
     logical_axis_rules: LogicalRules | None = None,
     default: Initializer | None = None,
     method: Callable | str | None = None,
+    allow_unused_rules: bool | None = None,
     **kwargs: Any,
 ) -> Any:
     """Initialises a linen module's variables from path rules, as ``module.init`` would shape them.
 
     The variables' shapes come from ``jax.eval_shape(module.init, ...)`` (no weights are made);
-    their values come from :func:`jinit.init_tree` over the unboxed tree, whose paths start with
-    the collection, e.g. ``"params/Dense_0/kernel"``. Partitioning metadata from
-    ``nn.with_partitioning`` and ``nn.with_logical_partitioning`` (through
+    their values come from :func:`jinit.init_tree`, whose paths start with the collection, e.g.
+    ``"params/Dense_0/kernel"`` (a boxed parameter is matched at its own path). Partitioning
+    metadata from ``nn.with_partitioning`` and ``nn.with_logical_partitioning`` (through
     ``logical_axis_rules``, the box's own rules, or the ``nn.logical_axis_rules`` context) gives
-    each leaf its sharding on ``mesh``. The initializers passed to the module are not called.
+    each leaf its sharding on ``mesh``, or on the mesh of ``jax.set_mesh`` (Auto or Explicit
+    axes) without it; logical names that no rules map raise rather than replicate. The
+    initializers passed to the module are not called.
 
     Args:
       module: a ``flax.linen.Module``.
@@ -68,10 +67,13 @@ def init_linen(
       rules: ``(regex, initializer)`` pairs or a dict, as for :func:`jinit.init_tree`. Every
         collection ``module.init`` creates (``params``, ``batch_stats``, ...) goes through them.
       *args: example inputs for ``module.init`` (arrays or ``ShapeDtypeStruct``).
-      mesh: the mesh for partitioned leaves; other leaves are replicated over it.
+      mesh: the mesh for partitioned leaves (default: the ``jax.set_mesh`` one, if any); other
+        leaves are replicated over it.
       logical_axis_rules: ``(logical name, mesh axes)`` pairs for logically partitioned leaves.
       default: the initializer for leaves no rule matches.
       method: passed to ``module.init``.
+      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
+        ``default`` is given (see :func:`jinit.init_tree`).
       **kwargs: passed to ``module.init``.
 
     Returns:
@@ -85,15 +87,21 @@ def init_linen(
       >>> jax.tree.map(lambda x: x.shape, v)
       {'params': {'bias': (16,), 'kernel': (8, 16)}}
     """
+    where = "init_linen"
+    mesh = _mesh(mesh, where)
     init = functools.partial(module.init, method=method, **kwargs)
-    abstract = jax.eval_shape(init, _keys.as_key(0), *args)
-    if logical_axis_rules is None:
-        logical_axis_rules = core_spmd.get_logical_axis_rules() or None
-    shardings = _linen_shardings(abstract, mesh, logical_axis_rules)
-    values = _tree.init_tree(
-        key, meta.unbox(abstract), rules, default=default, shardings=shardings, mesh=mesh
+    with _auto_axes():
+        abstract = jax.eval_shape(init, _keys.as_key(0), *args)
+    return _tree.initialize(
+        key,
+        abstract,
+        rules,
+        where,
+        default=default,
+        mesh=mesh,
+        logical_axis_rules=logical_axis_rules,
+        allow_unused_rules=allow_unused_rules,
     )
-    return meta.replace_boxed(abstract, values)
 
 
 def init_nnx(
@@ -105,6 +113,8 @@ def init_nnx(
     logical_axis_rules: LogicalRules | None = None,
     default: Initializer | None = None,
     filter: Any = nnx.Param,
+    rngs: Any = None,
+    allow_unused_rules: bool | None = None,
 ) -> Any:
     """Fills an nnx model's parameters from path rules, sharded, in one compiled call.
 
@@ -114,17 +124,29 @@ def init_nnx(
     Paths are nnx state paths joined with ``'/'``, e.g. ``"layers/0/kernel"`` (no collection
     prefix). Shardings come from each variable's ``out_sharding`` metadata (with logical names
     mapped by ``logical_axis_rules``, the variable's ``sharding_rules`` or the
-    ``nn.logical_axis_rules`` context) on ``mesh``.
+    ``nn.logical_axis_rules`` context) on ``mesh``, or on the mesh of ``jax.set_mesh`` (Auto
+    or Explicit axes) without it.
+
+    The variables ``filter`` does not select keep their values in a concrete model; in an
+    abstract one they take what Flax's constructors give them: each RNG stream's count is 0 and
+    its key is derived from its path (:func:`jinit.key_for_path`) and the ``rngs`` stream of its
+    tag (``Dropout``, ``MultiHeadAttention``), BatchNorm's ``mean`` and ``var`` are 0 and 1,
+    caches are 0. Any other abstract variable raises, naming its path.
 
     Args:
       model: an ``nnx.Module``, abstract or concrete.
       key: the root key (typed key, ``uint32[2]`` key or int seed).
       rules: ``(regex, initializer)`` pairs or a dict, as for :func:`jinit.init_tree`.
-      mesh: the mesh for the shardings; variables without metadata are replicated over it.
+      mesh: the mesh for the shardings (default: the ``jax.set_mesh`` one, if any); variables
+        without metadata are replicated over it.
       logical_axis_rules: ``(logical name, mesh axes)`` pairs for logical ``out_sharding`` names.
       default: the initializer for parameters no rule matches.
-      filter: the nnx filter selecting the variables to initialise (default: ``nnx.Param``).
-        In an abstract model every other variable must already be concrete, or be selected too.
+      filter: the nnx filter selecting the variables the rules initialise (default:
+        ``nnx.Param``).
+      rngs: where an abstract model's RNG keys come from: an ``nnx.Rngs`` (the stream named by
+        each key's tag, else its default stream), an int seed, or None (``key`` itself).
+      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
+        ``default`` is given (see :func:`jinit.init_tree`).
 
     Returns:
       The model with its parameters initialised: a new model for an abstract ``model``, the same
@@ -139,40 +161,96 @@ def init_nnx(
       >>> model.kernel.shape, str(model.kernel.dtype)
       ((8, 16), 'float32')
     """
-    graphdef, selected, rest = nnx.split(model, filter, ...)  # type: ignore[misc]
-    for path, var in nnx.to_flat_state(rest):
-        if isinstance(var.get_value(), jax.ShapeDtypeStruct):
-            raise ValueError(
-                f"`init_nnx`: the variable {_keys.path_str(path)!r} "
-                f"({type(var).__name__}) is abstract but not selected by "
-                f"`filter={filter!r}`; widen the filter or pass a concrete model."
-            )
-    flat = list(nnx.to_flat_state(selected))
-    names = [_keys.path_str(path) for path, _ in flat]
-    variables = [v for _, v in flat]
-    abstract = {
-        n: jax.ShapeDtypeStruct(v.shape, v.dtype) for n, v in zip(names, variables, strict=True)
-    }
-    with core_spmd.logical_axis_rules(logical_axis_rules or core_spmd.get_logical_axis_rules()):
-        specs = {
-            n: nnx.spmd.get_var_pspec(v) or PartitionSpec()
-            for n, v in zip(names, variables, strict=True)
-        }
-    shardings: dict[str, Any] = {}
-    for n, v in zip(names, variables, strict=True):
-        metadata = v.get_metadata()
-        own = getattr(v.get_value(), "sharding", None)
-        if metadata.get("mesh") is not None:
-            shardings[n] = NamedSharding(metadata["mesh"], specs[n])
-        elif metadata.get("out_sharding") or mesh is not None:
-            shardings[n] = specs[n]
-        else:
-            shardings[n] = own
-    values = _tree.init_tree(key, abstract, rules, default=default, shardings=shardings, mesh=mesh)
-    new = nnx.from_flat_state(
-        [(p, v.replace(values[n])) for n, (p, v) in zip(names, flat, strict=True)]
+    where = "init_nnx"
+    mesh = _mesh(mesh, where)
+    if logical_axis_rules is None:
+        logical_axis_rules = core_spmd.get_logical_axis_rules() or None
+    streams = _streams(rngs, where)
+    # RNG state is never drawn by rules: it is filled below (abstract) or kept (concrete).
+    selected_filter = nnx.All(filter, nnx.Not(nnx.RngState))
+    graphdef, selected, rest = nnx.split(model, selected_filter, ...)  # type: ignore[misc]
+    params = _tree.initialize(
+        key,
+        selected,
+        rules,
+        where,
+        default=default,
+        mesh=mesh,
+        logical_axis_rules=logical_axis_rules,
+        allow_unused_rules=allow_unused_rules,
     )
-    if any(isinstance(v.get_value(), jax.ShapeDtypeStruct) for v in variables):
-        return nnx.merge(graphdef, new, rest)
-    nnx.update(model, new)
-    return model
+    abstract = [
+        (path, var)
+        for path, var in nnx.to_flat_state(rest)
+        if isinstance(var.get_value(), jax.ShapeDtypeStruct)
+    ]
+    if not abstract and not any(
+        isinstance(v.get_value(), jax.ShapeDtypeStruct) for _, v in nnx.to_flat_state(selected)
+    ):
+        nnx.update(model, params)
+        return model
+    filled = _flax_defaults(abstract, key, streams, mesh, logical_axis_rules, filter)
+    state = nnx.from_flat_state([(p, filled.get(p, v)) for p, v in nnx.to_flat_state(rest)])
+    return nnx.merge(graphdef, params, state)
+
+
+def _streams(rngs: Any, where: str) -> nnx.Rngs | None:
+    if rngs is None or isinstance(rngs, nnx.Rngs):
+        return rngs
+    if isinstance(rngs, int | np.integer) and not isinstance(rngs, bool):
+        return nnx.Rngs(int(rngs))
+    raise TypeError(f"`{where}(rngs=...)` must be an nnx.Rngs, an int seed or None; got {rngs!r}.")
+
+
+# BatchNorm's running statistics, as nnx.BatchNorm makes them.
+_STATS = {"mean": 0, "var": 1}
+
+
+def _flax_defaults(
+    abstract: list[tuple[Any, Any]],
+    key: Any,
+    streams: nnx.Rngs | None,
+    mesh: Mesh | None,
+    logical: LogicalRules | None,
+    filter: Any,
+) -> dict[Any, Any]:
+    """The values Flax's constructors give the abstract non-selected variables: RNG streams
+    (from ``rngs``), BatchNorm statistics, caches; anything else raises naming the path."""
+    where = "init_nnx"
+    out = {}
+    for path, var in abstract:
+        name = _keys.path_str(path)
+        sds = var.get_value()
+        sharding = _tree.resolve_leaf_sharding(var, sds, mesh, logical, name, where)
+        if isinstance(var, nnx.RngKey):
+            if streams is None:
+                base = _keys.as_key(key, where)
+            else:
+                tag = var.get_metadata().get("tag", "default")
+                stream = tag if tag in streams else "default"
+                if stream not in streams:
+                    raise ValueError(
+                        f"`{where}(rngs=...)` has no stream {tag!r} (nor 'default') for the "
+                        f"RNG key {name!r}; its streams are {sorted(streams)}."
+                    )
+                base = streams[stream].key[...]
+            value: Any = _keys.key_for_path(base, name)
+            if sds.shape:  # a stream split over a batch of layers (nnx.split_rngs)
+                value = jax.random.split(value, sds.shape)
+            if value.dtype != sds.dtype:
+                raise ValueError(
+                    f"`{where}`: the RNG key {name!r} has dtype {sds.dtype}, but `rngs=` gives "
+                    f"{value.dtype} keys."
+                )
+        elif isinstance(var, nnx.RngCount | nnx.Cache):
+            value = np.zeros(sds.shape, sds.dtype)
+        elif isinstance(var, nnx.BatchStat) and str(path[-1]) in _STATS:
+            value = np.full(sds.shape, _STATS[str(path[-1])], sds.dtype)
+        else:
+            raise ValueError(
+                f"`{where}`: the variable {name!r} ({type(var).__name__}) is abstract, not "
+                f"selected by `filter={filter!r}`, and has no Flax default jinit knows; select "
+                "it (e.g. `filter=nnx.Variable`) and give it a rule, or pass a concrete model."
+            )
+        out[path] = var.replace(value if sharding is None else jax.device_put(value, sharding))
+    return out

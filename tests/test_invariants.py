@@ -54,6 +54,11 @@ NOT_INITIALIZERS = {
     "stacked",
     "deepnorm_beta",
     "flax",
+    "explain",
+    "Explanation",
+    "ParamRule",
+    "full_match",
+    "torch_defaults",
 }
 
 

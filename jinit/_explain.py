@@ -1,0 +1,146 @@
+"""Rule diagnostics: which rule and initializer each parameter of a tree gets, and what it aims
+for, without drawing any weights."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from jinit import _describe, _rules, _stacked, _tree
+from jinit._typing import Initializer
+
+# A parameter whose last path component is one of these is a weight: `default=` on it is noted.
+WEIGHT_NAMES = frozenset({"kernel", "weight", "weights", "w", "embedding"})
+
+
+class ParamRule(NamedTuple):
+    """What :func:`explain` reports for one parameter."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    rule: str
+    init: Initializer
+    initializer: str
+    fan_in: float | None
+    fan_out: float | None
+    target_mean: float | None
+    target_std: float | None
+    note: str | None
+
+
+class Explanation(tuple):
+    """The :class:`ParamRule` of every parameter, in tree order; ``str()`` is a table."""
+
+    def __str__(self) -> str:
+        fmt = lambda v: "-" if v is None else f"{v:.4g}"
+        rows = [("parameter", "shape", "dtype", "rule", "initializer", "target std", "note")]
+        for r in self:
+            rows.append(
+                (
+                    r.path,
+                    str(r.shape),
+                    r.dtype,
+                    r.rule,
+                    r.initializer,
+                    fmt(r.target_std),
+                    r.note or "",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        )
+
+
+def _name(init: Any) -> str:
+    if isinstance(init, _stacked.Stacked):
+        return f"stacked({_name(init.init)})"
+    qualname = getattr(init, "__qualname__", None) or type(init).__qualname__
+    return qualname.removesuffix(".<locals>.init")
+
+
+def _target(init: Any, shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+    if isinstance(init, _stacked.Stacked):
+        init, shape = init.init, init.split(shape)[1]
+    return _describe.intended(init, shape)
+
+
+def explain(
+    abstract_tree: Any,
+    rules: _rules.Rules,
+    *,
+    default: Initializer | None = None,
+    allow_unused_rules: bool = False,
+) -> Explanation:
+    r"""Which rule and initializer each parameter gets, and the std it aims for; draws nothing.
+
+    The matching is exactly :func:`jinit.init_tree`'s: each parameter's path
+    (``"params/Dense_0/kernel"``; a Flax box is one parameter at its own path) is tried against
+    the rules in order with :func:`re.search`, which matches anywhere in the path (``"conv/bias"``
+    also matches ``"params/gconv/bias"``; anchor the pattern or use :func:`jinit.full_match`),
+    and the first match wins. A rule that applies to no parameter (misspelt, or shadowed by an
+    earlier rule) is an error unless ``allow_unused_rules=True``; ``default=`` reaching a
+    parameter named like a weight (``kernel``, ``weight``, ``w``, ``embedding``) is noted.
+
+    Args:
+      abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` or arrays (Flax boxes allowed).
+      rules: ``(pattern, initializer)`` pairs, a dict or a rule set, as for
+        :func:`jinit.init_tree`.
+      default: the initializer for parameters no rule matches.
+      allow_unused_rules: accept rules that apply to no parameter.
+
+    Returns:
+      An :class:`Explanation`: a tuple of :class:`ParamRule` (path, shape, dtype, rule,
+      initializer and its name, fans, target mean and std from :func:`jinit.describe`'s
+      formula, note), whose ``str()`` is a table.
+
+    Examples:
+      >>> import jax, jinit
+      >>> abstract = {"conv": {"kernel": jax.ShapeDtypeStruct((3, 3, 16, 32), "float32")},
+      ...             "head": {"kernel": jax.ShapeDtypeStruct((32, 10), "float32")}}
+      >>> rules = [(r"conv/kernel$", jinit.he_normal())]
+      >>> for r in jinit.explain(abstract, rules, default=jinit.zeros):
+      ...     print(r.path, r.rule, r.target_std and round(r.target_std, 4), r.note)
+      conv/kernel conv/kernel$ 0.1179 None
+      head/kernel default 0.0 default= on a weight-like parameter
+    """
+    where = "explain"
+    if not isinstance(allow_unused_rules, bool):
+        raise TypeError(
+            f"`{where}(allow_unused_rules=...)` must be a bool; got {allow_unused_rules!r}."
+        )
+    leaves, _ = _tree.plan(
+        abstract_tree,
+        rules,
+        default,
+        None,
+        None,
+        where,
+        allow_unused_rules=allow_unused_rules,
+        place=False,
+    )
+    out = []
+    for leaf in leaves:
+        fan_in, fan_out, mean, std = _target(leaf.init, leaf.shape)
+        weight = leaf.path.rsplit("/", 1)[-1] in WEIGHT_NAMES
+        note = (
+            "default= on a weight-like parameter" if leaf.pattern == "default" and weight else None
+        )
+        out.append(
+            ParamRule(
+                leaf.path,
+                leaf.shape,
+                str(np.dtype(leaf.dtype)),
+                leaf.pattern,
+                leaf.init,
+                _name(leaf.init),
+                fan_in,
+                fan_out,
+                mean,
+                std,
+                note,
+            )
+        )
+    return Explanation(out)
