@@ -48,6 +48,7 @@ def init_linen(
     default: Initializer | None = None,
     method: Callable | str | None = None,
     allow_unused_rules: bool | None = None,
+    group: bool = True,
     **kwargs: Any,
 ) -> Any:
     """Initialises a linen module's variables from path rules, as ``module.init`` would shape them.
@@ -74,6 +75,8 @@ def init_linen(
       method: passed to ``module.init``.
       allow_unused_rules: accept rules that apply to no parameter; by default they raise when
         ``default`` is given (see :func:`jinit.init_tree`).
+      group: draw alike parameters together, one kernel per group (the default), or one
+        kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
       **kwargs: passed to ``module.init``.
 
     Returns:
@@ -101,6 +104,7 @@ def init_linen(
         mesh=mesh,
         logical_axis_rules=logical_axis_rules,
         allow_unused_rules=allow_unused_rules,
+        group=group,
     )
 
 
@@ -115,6 +119,7 @@ def init_nnx(
     filter: Any = nnx.Param,
     rngs: Any = None,
     allow_unused_rules: bool | None = None,
+    group: bool = True,
 ) -> Any:
     """Fills an nnx model's parameters from path rules, sharded, in one compiled call.
 
@@ -147,6 +152,8 @@ def init_nnx(
         each key's tag, else its default stream), an int seed, or None (``key`` itself).
       allow_unused_rules: accept rules that apply to no parameter; by default they raise when
         ``default`` is given (see :func:`jinit.init_tree`).
+      group: draw alike parameters together, one kernel per group (the default), or one
+        kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
 
     Returns:
       The model with its parameters initialised: a new model for an abstract ``model``, the same
@@ -178,6 +185,7 @@ def init_nnx(
         mesh=mesh,
         logical_axis_rules=logical_axis_rules,
         allow_unused_rules=allow_unused_rules,
+        group=group,
     )
     abstract = [
         (path, var)

@@ -110,3 +110,19 @@ def test_nnx_abstract_unselected_variable_gets_flax_default(key):
     assert (np.asarray(bn.mean[...]) == 0).all() and (np.asarray(bn.var[...]) == 1).all()
     bn = jinit.flax.init_nnx(abstract, key, RULES, filter=nnx.Variable)
     assert (np.asarray(bn.var[...]) == 1).all()
+
+
+def test_group_false_gives_the_same_values_for_linen_and_nnx(mesh, key):
+    """`group=` reaches init_tree from both Flax entry points: one kernel per leaf gives the
+    grouped values, bit for bit; a non-bool is refused naming the entry point."""
+    x = jnp.ones((2, 16))
+    grouped = jinit.flax.init_linen(MLP(), key, RULES, x, mesh=mesh)
+    per_leaf = jinit.flax.init_linen(MLP(), key, RULES, x, mesh=mesh, group=False)
+    for a, b in zip(jax.tree.leaves(grouped), jax.tree.leaves(per_leaf), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    make = lambda: nnx.eval_shape(lambda: nnx.Linear(16, 64, rngs=nnx.Rngs(0)))
+    a = jinit.flax.init_nnx(make(), key, RULES)
+    b = jinit.flax.init_nnx(make(), key, RULES, group=False)
+    np.testing.assert_array_equal(np.asarray(a.kernel[...]), np.asarray(b.kernel[...]))
+    with pytest.raises(TypeError, match=r"`init_nnx\(group=\.\.\.\)` must be a bool"):
+        jinit.flax.init_nnx(make(), key, RULES, group="no")
