@@ -116,8 +116,9 @@ def test_group_false_gives_the_same_values_for_linen_and_nnx(mesh, key):
     """`group=` reaches init_tree from both Flax entry points: one kernel per leaf gives the
     grouped values, bit for bit; a non-bool is refused naming the entry point."""
     x = jnp.ones((2, 16))
-    grouped = jinit.flax.init_linen(MLP(), key, RULES, x, mesh=mesh)
-    per_leaf = jinit.flax.init_linen(MLP(), key, RULES, x, mesh=mesh, group=False)
+    kw = {"mesh": mesh, "logical_axis_rules": [("hidden", "model"), ("embed", "data")]}
+    grouped = jinit.flax.init_linen(MLP(), key, RULES, x, **kw)
+    per_leaf = jinit.flax.init_linen(MLP(), key, RULES, x, group=False, **kw)
     for a, b in zip(jax.tree.leaves(grouped), jax.tree.leaves(per_leaf), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     make = lambda: nnx.eval_shape(lambda: nnx.Linear(16, 64, rngs=nnx.Rngs(0)))
