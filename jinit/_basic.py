@@ -88,7 +88,7 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
       >>> bool(w.min() >= 0.0), bool(w.max() < 10.0)
       (True, True)
     """
-    _checks.check_real("uniform", "scale", scale)
+    scale = _checks.check_real("uniform", "scale", scale)
     _checks.check_factory_dtype("uniform", dtype, allow_complex=False)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
@@ -121,7 +121,7 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
       >>> round(float(w.std()), 1)
       5.0
     """
-    _checks.check_real("normal", "stddev", stddev, nonnegative=True)
+    stddev = _checks.check_real("normal", "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype("normal", dtype)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
@@ -165,10 +165,10 @@ def truncated_normal(
       >>> round(float(w.std()), 2), bool(abs(w).max() < 2.0)
       (0.88, True)
     """
-    _checks.check_real("truncated_normal", "stddev", stddev, nonnegative=True)
-    _checks.check_real("truncated_normal", "lower", lower)
-    _checks.check_real("truncated_normal", "upper", upper)
-    if _checks.is_static_number(lower) and _checks.is_static_number(upper) and not lower < upper:
+    stddev = _checks.check_real("truncated_normal", "stddev", stddev, nonnegative=True)
+    lower = _checks.check_real("truncated_normal", "lower", lower)
+    upper = _checks.check_real("truncated_normal", "upper", upper)
+    if not lower < upper:
         raise ValueError(
             f"`truncated_normal(lower=..., upper=...)` needs lower < upper; got "
             f"lower={lower!r}, upper={upper!r}."

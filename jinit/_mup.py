@@ -93,8 +93,8 @@ def mup_readout(
     References:
       Yang et al. 2022, arXiv:2203.03466; ``microsoft/mup`` (``MuReadout``).
     """
-    _checks.check_real("mup_readout", "width_mult", width_mult, positive=True)
-    _checks.check_real("mup_readout", "scale", scale, nonnegative=True)
+    width_mult = _checks.check_real("mup_readout", "width_mult", width_mult, positive=True)
+    scale = _checks.check_real("mup_readout", "scale", scale, nonnegative=True)
     if zero:
         _checks.check_factory_dtype("mup_readout", dtype)
         return zeros if dtype is None else _zeros_of(dtype)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Any, Literal
 
 import jax
@@ -23,9 +22,8 @@ from jinit._variance import glorot_uniform, he_normal, variance_scaling
 Part = Literal["encoder", "decoder"]
 
 
-def _check_count(where: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{where}({name}=...)` must be a positive int; got {value!r}.")
+def _check_count(where: str, name: str, value: Any) -> int:
+    return _checks.check_count(where, name, value)
 
 
 def scaled(init: Initializer, factor: Any) -> Initializer:
@@ -50,7 +48,7 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
     """
     if not callable(init):
         raise TypeError(f"`scaled(init=...)` must be an initializer (a callable); got {init!r}.")
-    _checks.check_real("scaled", "factor", factor)
+    factor = _checks.check_real("scaled", "factor", factor)
 
     # One compiled program for the draw and the product, so eager and jit give the same bits
     # (XLA would otherwise fuse the product into the sampler's arithmetic only under jit).
@@ -105,8 +103,8 @@ def scaled_residual(
       Radford et al. 2019 (GPT-2); Shoeybi et al. 2019, arXiv:1909.08053 (Megatron-LM,
       ``scaled_init_method_normal``).
     """
-    _check_count("scaled_residual", "n_layers", n_layers)
-    _checks.check_real("scaled_residual", "stddev", stddev, nonnegative=True)
+    n_layers = _checks.check_count("scaled_residual", "n_layers", n_layers)
+    stddev = _checks.check_real("scaled_residual", "stddev", stddev, nonnegative=True)
     return normal(stddev / math.sqrt(2 * n_layers), dtype)
 
 
@@ -137,8 +135,8 @@ def fixup(n_branches: int, layers_per_branch: int, init: Initializer | None = No
       Zhang, Dauphin & Ma 2019, 'Fixup initialization: residual learning without normalization',
       arXiv:1901.09321.
     """
-    _check_count("fixup", "n_branches", n_branches)
-    _check_count("fixup", "layers_per_branch", layers_per_branch)
+    n_branches = _checks.check_count("fixup", "n_branches", n_branches)
+    layers_per_branch = _checks.check_count("fixup", "layers_per_branch", layers_per_branch)
     if layers_per_branch < 2:
         raise ValueError(
             "`fixup(layers_per_branch=...)` must be >= 2 (the last layer of a branch "
@@ -167,7 +165,7 @@ def t_fixup_scale(n_layers: int, part: Part = "encoder") -> float:
       Huang et al. 2020, 'Improving transformer optimization through better initialization'
       (ICML 2020).
     """
-    _check_count("t_fixup_scale", "n_layers", n_layers)
+    n_layers = _checks.check_count("t_fixup_scale", "n_layers", n_layers)
     _checks.check_one_of("t_fixup_scale", "part", part, ("encoder", "decoder"))
     return 0.67 * n_layers**-0.25 if part == "encoder" else (9 * n_layers) ** -0.25
 
@@ -226,7 +224,7 @@ def t_fixup_embedding(decoder_layers: int, dtype: DTypeLike | None = None) -> In
     References:
       Huang et al. 2020 (ICML 2020), Algorithm 1.
     """
-    _check_count("t_fixup_embedding", "decoder_layers", decoder_layers)
+    decoder_layers = _checks.check_count("t_fixup_embedding", "decoder_layers", decoder_layers)
     return variance_scaling(
         (9 * decoder_layers) ** -0.5, "fan_in", "normal", in_axis=-1, out_axis=-2, dtype=dtype
     )

@@ -7,7 +7,6 @@ an iota comparison per element); random values are sampled where they will live.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import jax
@@ -47,7 +46,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
       [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
     """
     where = "identity"
-    _checks.check_real(where, "gain", gain)
+    gain = _checks.check_real(where, "gain", gain)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
@@ -60,11 +59,6 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         return place(jnp.broadcast_to(eye, shape).astype(dtype), out_sharding)
 
     return make_init(where, body, dtype)
-
-
-def _check_positive_int(where: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{where}({name}=...)` must be a positive int; got {value!r}.")
 
 
 def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
@@ -96,7 +90,7 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
       (True, 4.0)
     """
     where = "dirac"
-    _check_positive_int(where, "groups", groups)
+    groups = _checks.check_count(where, "groups", groups)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
@@ -153,10 +147,10 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
       Martens 2010, 'Deep learning via Hessian-free optimization'; ``torch.nn.init.sparse_``.
     """
     where = "sparse"
-    _checks.check_real(where, "sparsity", sparsity)
-    if _checks.is_static_number(sparsity) and not 0 <= sparsity <= 1:
+    sparsity = _checks.check_real(where, "sparsity", sparsity)
+    if not 0 <= sparsity <= 1:
         raise ValueError(f"`{where}(sparsity=...)` must be in [0, 1]; got {sparsity!r}.")
-    _checks.check_real(where, "std", std, nonnegative=True)
+    std = _checks.check_real(where, "std", std, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
     def body(

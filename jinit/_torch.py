@@ -107,7 +107,7 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
 def _gain(where: str, nonlinearity: str, a: Any) -> float:
     _checks.check_one_of(where, "nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity == "leaky_relu":
-        _checks.check_real(where, "a", a)
+        a = _checks.check_real(where, "a", a)
     return calculate_gain(nonlinearity, a)
 
 
@@ -223,7 +223,7 @@ def torch_xavier_uniform(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_uniform_``.
     """
-    _checks.check_real("torch_xavier_uniform", "gain", gain, nonnegative=True)
+    gain = _checks.check_real("torch_xavier_uniform", "gain", gain, nonnegative=True)
     return variance_scaling(gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
@@ -257,5 +257,5 @@ def torch_xavier_normal(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_normal_``.
     """
-    _checks.check_real("torch_xavier_normal", "gain", gain, nonnegative=True)
+    gain = _checks.check_real("torch_xavier_normal", "gain", gain, nonnegative=True)
     return variance_scaling(gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)

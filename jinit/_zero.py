@@ -60,7 +60,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
       Sylvester 1867; Hadamard 1893.
     """
     where = "hadamard"
-    _checks.check_real(where, "scale", scale)
+    scale = _checks.check_real(where, "scale", scale)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
