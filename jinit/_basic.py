@@ -25,9 +25,7 @@ def zeros(
       >>> jinit.zeros(jax.random.key(0), (2, 3)).sum()
       Array(0., dtype=float32)
     """
-    shape = _checks.canonical_shape("zeros", shape)
-    dtype = _checks.canonical_dtype("zeros", dtype)
-    return jnp.zeros(shape, dtype, out_sharding=out_sharding)
+    return _fill("zeros", 0, key, shape, dtype, out_sharding)
 
 
 def ones(
@@ -40,9 +38,16 @@ def ones(
       >>> jinit.ones(jax.random.key(0), (2, 3)).sum()
       Array(6., dtype=float32)
     """
-    shape = _checks.canonical_shape("ones", shape)
-    dtype = _checks.canonical_dtype("ones", dtype)
-    return jnp.ones(shape, dtype, out_sharding=out_sharding)
+    return _fill("ones", 1, key, shape, dtype, out_sharding)
+
+
+def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding: Any) -> Array:
+    """``zeros`` and ``ones``: the key is ignored, but checked like every initializer's."""
+    _checks.check_key(where, key)
+    shape = _checks.canonical_shape(where, shape)
+    dtype = _checks.canonical_dtype(where, dtype)
+    out_sharding = _checks.check_out_sharding(where, out_sharding)
+    return jnp.full(shape, value, dtype, out_sharding=out_sharding)
 
 
 def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:

@@ -77,6 +77,11 @@ def leaf_errors(leaf: Any, where: str) -> Iterator[None]:
 
 
 def _checked(out: jax.Array, leaf: Any, where: str) -> jax.Array:
+    if not (hasattr(out, "shape") and hasattr(out, "dtype")):  # e.g. a Python float
+        raise TypeError(
+            f"`{where}`: the initializer for {leaf.path!r} (rule {leaf.pattern!r}) must return "
+            f"an array of {leaf.dtype}{list(leaf.shape)}; got {type(out).__name__} {out!r}."
+        )
     if tuple(out.shape) != leaf.shape or np.dtype(out.dtype) != leaf.dtype:
         raise ValueError(
             f"`{where}`: the initializer for {leaf.path!r} (rule {leaf.pattern!r}) "

@@ -231,25 +231,27 @@ def _check_faithful(where: str, dt: np.dtype) -> None:
         )
 
 
-def check_key(where: str, key: Any) -> Any:
+def check_key(where: str, key: Any, *, argument: bool = False) -> Any:
     """Checks an initializer's key: a typed key, a legacy ``uint32[2]`` key or an int seed.
 
     Returns the key to use: typed and legacy keys unchanged, an int seed ``s`` (a Python/NumPy
     int or a 0-d integer array) as ``jax.random.key(s)`` (what :func:`jinit.init_tree` does).
+    Messages read ``"`where`: `key` ..."``, or ``"`where(key=...)` ..."`` with ``argument``.
     """
-    expected = "must be a typed key (jax.random.key), a uint32[2] key or an int seed"
+    name = f"`{where}(key=...)`" if argument else f"`{where}`: `key`"
+    expected = "must be a typed key, a uint32[2] key or an int seed"
     if isinstance(key, (bool, np.bool_)):
-        raise TypeError(f"`{where}`: `key` {expected}; got {key!r}.")
+        raise TypeError(f"{name} {expected}; got {key!r}.")
     if isinstance(key, numbers.Integral):
         if not -(2**63) <= key < 2**63:
-            raise ValueError(f"`{where}`: an int seed `key` must fit in int64; got {key!r}.")
+            raise ValueError(f"{name}: an int seed must fit in int64; got {key!r}.")
         return jax.random.key(int(key))
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
     if dtype is not None and shape is not None:
         if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
             if tuple(shape) != ():
                 raise ValueError(
-                    f"`{where}`: `key` must be a single key; got a key array of shape "
+                    f"{name} must be a single key; got a key array of shape "
                     f"{tuple(shape)} (use jax.vmap over the keys)."
                 )
             return key
@@ -261,7 +263,7 @@ def check_key(where: str, key: Any) -> Any:
         described = f"an array of shape {tuple(shape)} and dtype {dtype}"
     else:
         described = repr(key)
-    raise TypeError(f"`{where}`: `key` {expected}; got {described}.")
+    raise TypeError(f"{name} {expected}; got {described}.")
 
 
 def check_out_sharding(where: str, out_sharding: Any) -> Any:

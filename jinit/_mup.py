@@ -110,6 +110,6 @@ def _zeros_of(default: DTypeLike) -> Initializer:
         dtype: DTypeLike | None = default,
         out_sharding: OutSharding = None,
     ) -> Array:
-        return zeros(key, shape, dtype, out_sharding)
+        return zeros(key, shape, default if dtype is None else dtype, out_sharding)
 
     return init

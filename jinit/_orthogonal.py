@@ -157,6 +157,8 @@ def delta_orthogonal(
                 f"shape[-1]); got shape {shape}."
             )
         _checks.normalize_axes(where, "column_axis", column_axis, 2)
+        if not math.prod(shape):  # an empty kernel: nothing to place
+            return _place(jnp.zeros(shape, dtype), out_sharding)
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         w = jnp.zeros(shape, dtype).at[centre].set(ortho(key, shape[-2:], dtype))
         return _place(w, out_sharding)

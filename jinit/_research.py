@@ -54,9 +54,8 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
     # (XLA would otherwise fuse the product into the sampler's arithmetic only under jit).
     @functools.partial(jax.jit, static_argnums=(1, 2, 3))
     def apply(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
-        if dtype is None:
-            w = init(key, shape, None, out_sharding)
-            return (w * jnp.array(factor, w.dtype)).astype(w.dtype)
+        if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
+            dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
         ct = _random.compute_dtype(dtype)
         w = init(key, shape, ct, out_sharding)
         return (w * jnp.array(factor, ct)).astype(dtype)
@@ -67,11 +66,27 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
         dtype: DTypeLike | None = None,
         out_sharding: OutSharding = None,
     ) -> Array:
+        key = _checks.check_key("scaled", key)
         shape = _checks.canonical_shape("scaled", shape)
         if dtype is not None:
             dtype = _checks.canonical_dtype("scaled", dtype)
-        return apply(key, shape, dtype, out_sharding)
+        out_sharding = _checks.check_out_sharding("scaled", out_sharding)
+        out = apply(key, shape, dtype, out_sharding)
+        if magnitude is not None and math.prod(shape):
+            _checks.check_range("scaled", magnitude(shape), out.dtype)
+        return out
 
+    inner_target = getattr(init, "jinit_target", None)
+    inner_magnitude = getattr(init, "jinit_magnitude", None)
+    magnitude = None if inner_magnitude is None else lambda s: abs(factor) * inner_magnitude(s)
+    if inner_target is not None:
+
+        def target(shape: tuple[int, ...]) -> tuple[Any, Any, float, float]:
+            fan_in, fan_out, mean, std = inner_target(shape)
+            return fan_in, fan_out, factor * mean, abs(factor) * std
+
+        scaled_init.jinit_target = target  # type: ignore[attr-defined]
+    scaled_init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
     return scaled_init
 
 

@@ -58,7 +58,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         eye = jnp.eye(shape[-2], shape[-1], dtype=ct) * jnp.array(gain, ct)
         return place(jnp.broadcast_to(eye, shape).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype)
+    return make_init(where, body, dtype, magnitude=lambda shape: abs(gain))
 
 
 def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
@@ -107,6 +107,8 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
                 f"`{where}(groups={groups})`: the output channels (shape[-1] = "
                 f"{n_out}) must be divisible by groups; got shape {shape}."
             )
+        if not math.prod(shape):  # an empty kernel: no centre tap to set
+            return place(jnp.zeros(shape, dtype), out_sharding)
         per_group = n_out // groups
         i = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 0)
         o = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 1)
@@ -167,4 +169,4 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
         keep = place(rank >= n_zeros, out_sharding)
         return jnp.where(keep, values, jnp.zeros((), ct)).astype(dtype)
 
-    return make_init(where, body, dtype, allow_complex=False)
+    return make_init(where, body, dtype, allow_complex=False, magnitude=lambda shape: 6 * std)

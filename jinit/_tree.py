@@ -156,8 +156,9 @@ def plan(
     else:
         per_leaf = _broadcast_shardings(shardings, abstract_tree, where)
     leaves = []
+    seen: dict[str, Any] = {}
     for (keypath, leaf), s in zip(flat, per_leaf, strict=True):
-        path = _keys.path_str(keypath)
+        path = _leaf_path(keypath, seen, where)
         if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
             raise TypeError(
                 f"`{where}`: the parameter {path!r} must be a jax.ShapeDtypeStruct or "
@@ -167,6 +168,22 @@ def plan(
         sharding = _resolve_sharding(s, leaf, mesh, path, where)
         leaves.append(Leaf(path, tuple(leaf.shape), np.dtype(leaf.dtype), sharding, pattern, init))
     return tuple(leaves), treedef
+
+
+def _leaf_path(keypath: Any, seen: dict[str, Any], where: str) -> str:
+    """The leaf's path string; two leaves with the same string (one key, one value) raise."""
+    try:
+        path = _keys.path_str(keypath)
+    except ValueError as e:
+        raise ValueError(f"`{where}`: the leaf {jax.tree_util.keystr(keypath)}: {e}") from None
+    if path in seen:
+        raise ValueError(
+            f"`{where}`: the leaves {jax.tree_util.keystr(seen[path])} and "
+            f"{jax.tree_util.keystr(keypath)} have the same path string {path!r}, hence the same "
+            "key and the same values; rename one of them."
+        )
+    seen[path] = keypath
+    return path
 
 
 @functools.lru_cache(maxsize=128)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-from flax import nnx
+from flax import linen, nnx
 from flax.core import meta
 from flax.core import spmd as core_spmd
 from flax.linen import spmd as linen_spmd
@@ -85,6 +85,9 @@ def init_linen(
       >>> jax.tree.map(lambda x: x.shape, v)
       {'params': {'bias': (16,), 'kernel': (8, 16)}}
     """
+    if not isinstance(module, linen.Module):
+        raise TypeError(f"`init_linen(module=...)` must be a flax.linen.Module; got {module!r}.")
+    _keys.as_key(key, "init_linen")
     init = functools.partial(module.init, method=method, **kwargs)
     abstract = jax.eval_shape(init, _keys.as_key(0), *args)
     if logical_axis_rules is None:
@@ -132,13 +135,15 @@ def init_nnx(
 
     Examples:
       >>> import jax, jinit, jinit.flax
-      >>> from flax import nnx
+      >>> from flax import linen, nnx
       >>> abstract = nnx.eval_shape(lambda: nnx.Linear(8, 16, rngs=nnx.Rngs(0)))
       >>> rules = {r"kernel$": jinit.he_normal(), r"bias$": jinit.zeros}
       >>> model = jinit.flax.init_nnx(abstract, 0, rules)
       >>> model.kernel.shape, str(model.kernel.dtype)
       ((8, 16), 'float32')
     """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"`init_nnx(model=...)` must be a flax.nnx.Module; got {model!r}.")
     graphdef, selected, rest = nnx.split(model, filter, ...)  # type: ignore[misc]
     for path, var in nnx.to_flat_state(rest):
         if isinstance(var.get_value(), jax.ShapeDtypeStruct):
