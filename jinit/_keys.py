@@ -12,12 +12,15 @@ The digest (stable across versions; changing it changes users' initial weights):
 key means ``jax.random.wrap_key_data(k)``. With the default ``threefry2x32`` implementation every
 step is integer arithmetic, so the derived key is the same on every backend, mesh and process.
 
-Path strings cannot collide: ``'/'`` only ever separates entries. A key-path entry (a dict key,
-an attribute name) that contains ``'/'`` is refused (``{"a/b": w}`` would otherwise share the
-path, hence the key and the values, of ``{"a": {"b": v}}``), and :func:`jinit.init_tree` refuses
-a tree in which two leaves still have the same path string (e.g. a dict key ``"0"`` beside a
-list index ``0`` in two differently-typed containers at the same place), naming both. Paths that
-were accepted before this rule existed keep their strings, hence their keys and values.
+Path strings and collisions: an entry's text is used as it is, so a dict key containing ``'/'``
+reads as nested entries: the flat ``{"a/b": w}`` (as made by
+``flax.traverse_util.flatten_dict(params, sep="/")``, or by :func:`jinit.flax.init_nnx`) is the
+parameter ``"a/b"`` with the key of the nested ``{"a": {"b": w}}``, on purpose, so flattening a
+tree keeps its values. Two *leaves of one tree* with the same path string (``{"a/b": w,
+"a": {"b": v}}``; an ``OrderedDict`` with keys ``1`` and ``"1"``) would get the same key and
+identical values, so :func:`jinit.init_tree` and :func:`jinit.keys_like` refuse such a tree,
+naming both leaves. Neither escaping ``'/'`` (which would change the values of every existing
+flat tree) nor refusing it (which would break them) is needed for that guarantee.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ def path_str(keypath: PathLike) -> str:
     their index; plain ``str`` and ``int`` entries (as in ``flax.nnx`` state paths) are taken as
     they are. A string is returned unchanged.
 
-    An entry containing ``'/'`` raises ``ValueError``: ``'/'`` only separates entries, so two
-    different paths never give the same string (see the module docstring).
+    An entry's text is used as it is: ``("a/b",)`` and ``("a", "b")`` are the same path, so a
+    flat dict keyed by path strings has the keys of the nested tree; :func:`jinit.init_tree`
+    refuses a tree in which two leaves share a path string (see the module docstring).
 
     Args:
       keypath: a tuple of key entries, as from ``jax.tree_util.tree_flatten_with_path``, or a str.
@@ -78,13 +82,6 @@ def path_str(keypath: PathLike) -> str:
             raise TypeError(
                 f"`path_str(keypath=...)`: expected DictKey, GetAttrKey, SequenceKey, "
                 f"FlattenedIndexKey, str or int entries; got {entry!r} in {keypath!r}."
-            )
-        if "/" in part:
-            raise ValueError(
-                f"`path_str(keypath=...)`: the entry {entry!r} contains the separator '/', so "
-                f"the path would collide with a nested one ({part!r} reads as "
-                f"{'/'.join(repr(p) for p in part.split('/'))}); rename the key or nest the "
-                "dict instead."
             )
         parts.append(part)
     return "/".join(parts)

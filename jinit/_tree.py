@@ -172,10 +172,7 @@ def plan(
 
 def _leaf_path(keypath: Any, seen: dict[str, Any], where: str) -> str:
     """The leaf's path string; two leaves with the same string (one key, one value) raise."""
-    try:
-        path = _keys.path_str(keypath)
-    except ValueError as e:
-        raise ValueError(f"`{where}`: the leaf {jax.tree_util.keystr(keypath)}: {e}") from None
+    path = _keys.path_str(keypath)
     if path in seen:
         raise ValueError(
             f"`{where}`: the leaves {jax.tree_util.keystr(seen[path])} and "
@@ -230,6 +227,9 @@ def init_tree(
     called as ``init(key_for_path(key, path), shape, dtype)``. Values depend only on ``key`` and
     the path, so they are the same under ``jit`` or not, on any mesh, in one or many processes,
     and whatever other parameters the tree holds. Works under ``jax.vmap`` over ``key``.
+
+    Two leaves with the same path string (``{"a/b": w, "a": {"b": v}}``) would get the same key
+    and identical values, so such a tree raises ``ValueError`` naming both.
 
     Sharding: each leaf gets, in order of precedence, its entry in ``shardings``, the
     ``NamedSharding`` carried by the leaf (a ``ShapeDtypeStruct(..., sharding=...)`` or an array),
