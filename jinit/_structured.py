@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random
+from jinit import _checks, _random, _sampling
 from jinit._core import make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
@@ -163,7 +163,13 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
         n_zeros = math.ceil(sparsity * shape[-1])
         ct = _random.compute_dtype(dtype)
         key_values, key_mask = jax.random.split(key)
-        values = _random.normal(key_values, shape, dtype, out_sharding) * jnp.array(std, ct)
+        if ct == _random.F32 and _random.use_kernels(key_values, ct, shape):
+            # erf_inv(u) * (sqrt(2) * std), the product XLA forms under any mesh (see `normal`):
+            # written out, so the bits do not depend on how an ambient mesh changes fusion.
+            z = _sampling.normal()(key_values, shape, out_sharding)
+            values = z * (_random.SQRT2 * jnp.array(std, ct))
+        else:
+            values = _random.normal(key_values, shape, dtype, out_sharding) * jnp.array(std, ct)
         u = _random.uniform(key_mask, shape, jnp.dtype(jnp.float32))
         rank = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
         keep = place(rank >= n_zeros, out_sharding)
