@@ -284,9 +284,7 @@ def test_int_seeds_and_legacy_keys_agree_with_init_tree():
     a = jinit.init_tree(7, tree, [(".*", init)])["w"]
     b = init(jinit.key_for_path(jax.random.key(7), "w"), (4, 6))
     np.testing.assert_array_equal(a, b)
-    with pytest.raises(
-        ValueError, match=r"an int seed must fit in int64; got 2\*\*70|fit in int64"
-    ):
+    with pytest.raises(ValueError, match=r"an int seed must fit in int64"):
         init(2**70, (4, 6))
 
 
@@ -344,9 +342,7 @@ def test_describe_zero_size_and_huge_shapes(key):
         jinit.normal()(key, (2**70,))
     with pytest.raises(ValueError, match=r"`compute_fans`: `shape` .* has more than 2\*\*63 - 1"):
         jinit.compute_fans((2**62, 4))
-    with pytest.raises(
-        ValueError, match=r"`t_fixup_scale\(n_layers=\.\.\.\)` must be below 2\*\*63"
-    ):
+    with pytest.raises(ValueError, match=r"`t_fixup_scale\(n_layers=\.\.\.\)` must be below"):
         jinit.t_fixup(10**400)
 
 
@@ -387,14 +383,14 @@ def test_numpy_and_jax_shapes_are_accepted(key):
         (
             lambda: jinit.fixup(np.int64(16), 2.0),
             TypeError,
-            r"`fixup\(layers_per_branch=\.\.\.\)` ",
+            r"`fixup\(layers_per_b",
         ),
         (lambda: jinit.dirac(groups="2"), TypeError, r"`dirac\(groups=\.\.\.\)` must be an int"),
         (lambda: jinit.torch_bias_default(fan_in=-1), ValueError, r"must be an int >= 0; got -1"),
         (
             lambda: jinit.deepnorm(0),
             ValueError,
-            r"`deepnorm\(n_layers=\.\.\.\)` must be a positive",
+            r"`deepnorm\(n_layers=\.\.\.\)` must be",
         ),
     ],
 )
