@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cmath
 import math
+import numbers
 from typing import Any
 
 import jax.numpy as jnp
@@ -54,7 +56,8 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
     """Builds an initializer that fills arrays with ``value``; the key is ignored.
 
     Args:
-      value: the fill value (a scalar; it is cast to the output dtype).
+      value: the fill value: a finite real or complex number (Python, NumPy or a 0-d array),
+        cast to the output dtype.
       dtype: the initializer's default dtype.
 
     Returns:
@@ -65,16 +68,24 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
       >>> jinit.constant(-7)(jax.random.key(0), (2, 2)).tolist()
       [[-7.0, -7.0], [-7.0, -7.0]]
     """
-    if np.ndim(value) != 0:
-        raise ValueError(
-            f"`constant(value=...)` must be a scalar; got an array of shape {np.shape(value)}."
-        )
+    original, value = value, _checks.scalar("constant", "value", value, "a number")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
+        raise TypeError(f"`constant(value=...)` must be a number; got {original!r}.")
+    if not cmath.isfinite(value):
+        raise ValueError(f"`constant(value=...)` must be finite; got {original!r}.")
     _checks.check_factory_dtype("constant", dtype)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
+        if is_complex and not jnp.issubdtype(dtype, jnp.complexfloating):
+            raise TypeError(
+                f"`constant({original!r})`: a complex value needs a complex `dtype`; got "
+                f"{np.dtype(dtype).name}."
+            )
         return jnp.full(shape, value, dtype, out_sharding=out_sharding)
 
-    return make_init("constant", body, dtype, target=lambda s: (None, None, float(value), 0.0))
+    is_complex = isinstance(value, complex)
+    target = None if is_complex else lambda s: (None, None, float(value), 0.0)
+    return make_init("constant", body, dtype, target=target, magnitude=lambda s: abs(value))
 
 
 def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
