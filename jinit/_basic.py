@@ -5,7 +5,7 @@ from __future__ import annotations
 import cmath
 import math
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -68,9 +68,11 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
       >>> jinit.constant(-7)(jax.random.key(0), (2, 2)).tolist()
       [[-7.0, -7.0], [-7.0, -7.0]]
     """
-    original, value = value, _checks.scalar("constant", "value", value, "a number")
+    original = value
+    value = _checks.scalar("constant", "value", value, "a number")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
         raise TypeError(f"`constant(value=...)` must be a number; got {original!r}.")
+    value = cast(Any, value)  # a Python int, float or complex
     if not cmath.isfinite(value):
         raise ValueError(f"`constant(value=...)` must be finite; got {original!r}.")
     _checks.check_factory_dtype("constant", dtype)

@@ -243,7 +243,7 @@ def check_key(where: str, key: Any, *, argument: bool = False) -> Any:
     if isinstance(key, (bool, np.bool_)):
         raise TypeError(f"{name} {expected}; got {key!r}.")
     if isinstance(key, numbers.Integral):
-        if not -(2**63) <= key < 2**63:
+        if not -(2**63) <= int(key) < 2**63:
             raise ValueError(f"{name}: an int seed must fit in int64; got {key!r}.")
         return jax.random.key(int(key))
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)

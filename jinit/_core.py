@@ -8,7 +8,6 @@ multiplications are separate programs.) It also makes an eager call one dispatch
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
@@ -78,7 +77,7 @@ def make_init(
         dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
         out_sharding = _checks.check_out_sharding(where, out_sharding)
         out = compiled(key, shape, dtype, out_sharding)
-        if magnitude is not None and math.prod(shape):
+        if magnitude is not None and 0 not in shape:
             _checks.check_range(where, magnitude(shape), dtype)
         return out
 

@@ -72,7 +72,7 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
             dtype = _checks.canonical_dtype("scaled", dtype)
         out_sharding = _checks.check_out_sharding("scaled", out_sharding)
         out = apply(key, shape, dtype, out_sharding)
-        if magnitude is not None and math.prod(shape):
+        if magnitude is not None and 0 not in shape:
             _checks.check_range("scaled", magnitude(shape), out.dtype)
         return out
 
