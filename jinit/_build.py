@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
@@ -128,9 +129,25 @@ def build_one(keys: KeyTable, leaf: Any, where: str) -> jax.Array:
     with leaf_errors(leaf, where):
         if out_sharding is None:  # Flax's documented form: init(key, shape, dtype)
             out = leaf.init(key, leaf.shape, leaf.dtype)
-        else:
+        elif _takes_out_sharding(leaf.init):
             out = leaf.init(key, leaf.shape, leaf.dtype, out_sharding)
+        else:  # a three-argument init: made whole, then laid out
+            out = _checked(leaf.init(key, leaf.shape, leaf.dtype), leaf, where)
+            out = jax.sharding.reshard(out, out_sharding)
     return _checked(out, leaf, where)
+
+
+def _takes_out_sharding(init: Any) -> bool:
+    """Whether ``init`` can be called as ``init(key, shape, dtype, out_sharding)``."""
+    try:
+        signature = inspect.signature(init)
+    except (TypeError, ValueError):  # no signature to read (some builtins): assume jax's form
+        return True
+    try:
+        signature.bind(None, None, None, None)
+    except TypeError:
+        return False
+    return True
 
 
 def chunk_budget(leaves: Sequence[Any]) -> int:

@@ -116,6 +116,14 @@ def _index(value: Any) -> int | None:
     return None
 
 
+def check_int(where: str, name: str, value: Any) -> int:
+    """Checks an int argument of any sign (NumPy and 0-d jax integers too); returns an int."""
+    out = _index(value)
+    if out is None:
+        raise TypeError(f"`{where}({name}=...)` must be an int; got {value!r}.")
+    return out
+
+
 def check_axes(where: str, name: str, axes: Axes) -> int | tuple[int, ...]:
     """Checks an axis argument (an int or a sequence of ints; NumPy and 0-d jax integers too)
     and returns it as a Python int or a tuple of them (ranges are checked per shape)."""

@@ -22,7 +22,6 @@ distribution, not bit for bit.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Literal
 
 from jinit import _checks
@@ -92,10 +91,14 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
         return 3.0 / 4
     if nonlinearity != "leaky_relu":
         return 1.0
+    try:  # NumPy and 0-d jax scalars act as the Python numbers they hold
+        value = _checks.scalar("calculate_gain", "param", param)
+    except (TypeError, ValueError):
+        value = "an array"
     if param is None:
         slope = 0.01
-    elif isinstance(param, numbers.Real) and not isinstance(param, bool) and math.isfinite(param):
-        slope = float(param)
+    elif _checks.is_static_number(value) and math.isfinite(value):
+        slope = float(value)
     else:
         raise ValueError(
             "`calculate_gain('leaky_relu', param=...)` must be a finite real number "

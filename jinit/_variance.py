@@ -93,6 +93,7 @@ def variance_scaling(
                 f"`{where}(einsum=...)` derives the fan axes from the spec; do not "
                 "also pass `in_axis`, `out_axis` or `batch_axis`."
             )
+        kernel_operand = _checks.check_int(where, "kernel_operand", kernel_operand)
         axes_ = _fans.einsum_axes(einsum, kernel_operand)
         in_axis, out_axis, batch_axis = axes_
         rank = len(axes_.in_axis) + len(axes_.out_axis) + len(axes_.batch_axis)

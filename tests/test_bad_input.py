@@ -399,3 +399,32 @@ def test_count_arguments(make, error, message):
         make()
     assert jinit.fixup(np.int64(16), np.int32(2)) is not None
     assert jinit.dirac(groups=jnp.array(2))(jax.random.key(0), (3, 2, 4)).shape == (3, 2, 4)
+
+
+def test_calculate_gain_and_kernel_operand_take_numpy_scalars():
+    assert jinit.calculate_gain("leaky_relu", np.array(0.2)) == jinit.calculate_gain(
+        "leaky_relu", 0.2
+    )
+    a = jinit.variance_scaling(1.0, "fan_in", "normal", einsum="bd,dh->bh", kernel_operand=-1)
+    b = jinit.variance_scaling(
+        1.0, "fan_in", "normal", einsum="bd,dh->bh", kernel_operand=np.int64(-1)
+    )
+    key = jax.random.key(0)
+    np.testing.assert_array_equal(a(key, (4, 6)), b(key, (4, 6)))
+    with pytest.raises(TypeError, match=r"`variance_scaling\(kernel_operand=\.\.\.\)` must be an"):
+        jinit.variance_scaling(1.0, "fan_in", "normal", einsum="bd,dh->bh", kernel_operand="x")
+
+
+def test_init_tree_lays_out_a_three_argument_initializer_on_explicit_axes(key):
+    """Under an Explicit-axis sharding a 3-argument init is called without `out_sharding`."""
+
+    def init(key, shape, dtype):
+        return jinit.normal(1.0)(key, shape, dtype)
+
+    mesh = jax.make_mesh((2, 4), ("x", "y"), axis_types=(AxisType.Explicit,) * 2)
+    sharding = jax.sharding.NamedSharding(mesh, jax.P("x", "y"))
+    tree = {"w": SDS((8, 16), jnp.float32)}
+    out = jinit.init_tree(key, tree, [(".*", init)], shardings=sharding)
+    assert out["w"].sharding.is_equivalent_to(sharding, 2)
+    want = jinit.normal(1.0)(jinit.key_for_path(key, "w"), (8, 16))
+    np.testing.assert_array_equal(np.asarray(out["w"]), np.asarray(want))
