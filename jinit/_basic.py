@@ -49,7 +49,8 @@ def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding
     shape = _checks.canonical_shape(where, shape)
     dtype = _checks.canonical_dtype(where, dtype)
     out_sharding = _checks.check_out_sharding(where, out_sharding)
-    return jnp.full(shape, value, dtype, out_sharding=out_sharding)
+    fill = jnp.zeros if value == 0 else jnp.ones
+    return fill(shape, dtype, out_sharding=out_sharding)
 
 
 def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:

@@ -162,6 +162,9 @@ def canonical_shape(where: str, shape: Any) -> tuple[int, ...]:
     0-d jax integers count as ints. Dicts and sets (unordered), floats and bools are refused, and
     so are shapes of more than ``2**63 - 1`` elements (XLA's limit).
     """
+    fast = type(shape) is tuple and all(type(d) is int and 0 <= d < 2**63 for d in shape)
+    if fast and math.prod(shape) < 2**63:  # the common case
+        return shape
     bad = TypeError(f"`{where}`: `shape` must be a sequence of non-negative ints; got {shape!r}.")
     single = _index(shape)
     if single is not None:
@@ -199,6 +202,23 @@ def canonical_dtype(where: str, dtype: DTypeLike | None, *, allow_complex: bool 
     return 32 bits); floats that cannot hold zero and negative values (``float8_e8m0fnu``) and
     sub-byte floats (``float4_*``, ``float6_*``, which XLA's CPU backend cannot convert to).
     """
+    try:
+        return _canonical_dtype_cached(where, dtype, allow_complex, default_float_dtype())
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+    return _canonical_dtype(where, dtype, allow_complex)
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_dtype_cached(
+    where: str, dtype: Any, allow_complex: bool, default: np.dtype
+) -> np.dtype:
+    """`_canonical_dtype`, cached (``default`` keys the cache on the x64 setting)."""
+    return _canonical_dtype(where, dtype, allow_complex)
+
+
+def _canonical_dtype(where: str, dtype: Any, allow_complex: bool) -> np.dtype:
     if dtype is None or dtype is float:
         return default_float_dtype()
     if dtype is complex:
@@ -256,7 +276,7 @@ def check_key(where: str, key: Any, *, argument: bool = False) -> Any:
         return jax.random.key(int(key))
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
     if dtype is not None and shape is not None:
-        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if _is_key_dtype(dtype):
             if tuple(shape) != ():
                 raise ValueError(
                     f"{name} must be a single key; got a key array of shape "
@@ -272,6 +292,11 @@ def check_key(where: str, key: Any, *, argument: bool = False) -> Any:
     else:
         described = repr(key)
     raise TypeError(f"{name} {expected}; got {described}.")
+
+
+@functools.lru_cache(maxsize=64)
+def _is_key_dtype(dtype: Any) -> bool:
+    return bool(jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key))
 
 
 def check_out_sharding(where: str, out_sharding: Any) -> Any:
