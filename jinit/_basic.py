@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import cmath
 import math
-from typing import Any
+import numbers
+from typing import Any, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -25,9 +27,7 @@ def zeros(
       >>> jinit.zeros(jax.random.key(0), (2, 3)).sum()
       Array(0., dtype=float32)
     """
-    shape = _checks.canonical_shape("zeros", shape)
-    dtype = _checks.canonical_dtype("zeros", dtype)
-    return jnp.zeros(shape, dtype, out_sharding=out_sharding)
+    return _fill("zeros", 0, key, shape, dtype, out_sharding)
 
 
 def ones(
@@ -40,16 +40,25 @@ def ones(
       >>> jinit.ones(jax.random.key(0), (2, 3)).sum()
       Array(6., dtype=float32)
     """
-    shape = _checks.canonical_shape("ones", shape)
-    dtype = _checks.canonical_dtype("ones", dtype)
-    return jnp.ones(shape, dtype, out_sharding=out_sharding)
+    return _fill("ones", 1, key, shape, dtype, out_sharding)
+
+
+def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding: Any) -> Array:
+    """``zeros`` and ``ones``: the key is ignored, but checked like every initializer's."""
+    _checks.check_key(where, key)
+    shape = _checks.canonical_shape(where, shape)
+    dtype = _checks.canonical_dtype(where, dtype)
+    out_sharding = _checks.check_out_sharding(where, out_sharding)
+    fill = jnp.zeros if value == 0 else jnp.ones
+    return fill(shape, dtype, out_sharding=out_sharding)
 
 
 def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
     """Builds an initializer that fills arrays with ``value``; the key is ignored.
 
     Args:
-      value: the fill value (a scalar; it is cast to the output dtype).
+      value: the fill value: a finite real or complex number (Python, NumPy or a 0-d array),
+        cast to the output dtype.
       dtype: the initializer's default dtype.
 
     Returns:
@@ -60,16 +69,26 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
       >>> jinit.constant(-7)(jax.random.key(0), (2, 2)).tolist()
       [[-7.0, -7.0], [-7.0, -7.0]]
     """
-    if np.ndim(value) != 0:
-        raise ValueError(
-            f"`constant(value=...)` must be a scalar; got an array of shape {np.shape(value)}."
-        )
+    original = value
+    value = _checks.scalar("constant", "value", value, "a number")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
+        raise TypeError(f"`constant(value=...)` must be a number; got {original!r}.")
+    value = cast(Any, value)  # a Python int, float or complex
+    if not cmath.isfinite(value):
+        raise ValueError(f"`constant(value=...)` must be finite; got {original!r}.")
     _checks.check_factory_dtype("constant", dtype)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
+        if is_complex and not jnp.issubdtype(dtype, jnp.complexfloating):
+            raise TypeError(
+                f"`constant({original!r})`: a complex value needs a complex `dtype`; got "
+                f"{np.dtype(dtype).name}."
+            )
         return jnp.full(shape, value, dtype, out_sharding=out_sharding)
 
-    return make_init("constant", body, dtype, target=lambda s: (None, None, float(value), 0.0))
+    is_complex = isinstance(value, complex)
+    target = None if is_complex else lambda s: (None, None, float(value), 0.0)
+    return make_init("constant", body, dtype, target=target, magnitude=lambda s: abs(value))
 
 
 def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -88,7 +107,7 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
       >>> bool(w.min() >= 0.0), bool(w.max() < 10.0)
       (True, True)
     """
-    _checks.check_real("uniform", "scale", scale)
+    scale = _checks.check_real("uniform", "scale", scale)
     _checks.check_factory_dtype("uniform", dtype, allow_complex=False)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
@@ -121,7 +140,7 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
       >>> round(float(w.std()), 1)
       5.0
     """
-    _checks.check_real("normal", "stddev", stddev, nonnegative=True)
+    stddev = _checks.check_real("normal", "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype("normal", dtype)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
@@ -165,10 +184,10 @@ def truncated_normal(
       >>> round(float(w.std()), 2), bool(abs(w).max() < 2.0)
       (0.88, True)
     """
-    _checks.check_real("truncated_normal", "stddev", stddev, nonnegative=True)
-    _checks.check_real("truncated_normal", "lower", lower)
-    _checks.check_real("truncated_normal", "upper", upper)
-    if _checks.is_static_number(lower) and _checks.is_static_number(upper) and not lower < upper:
+    stddev = _checks.check_real("truncated_normal", "stddev", stddev, nonnegative=True)
+    lower = _checks.check_real("truncated_normal", "lower", lower)
+    upper = _checks.check_real("truncated_normal", "upper", upper)
+    if not lower < upper:
         raise ValueError(
             f"`truncated_normal(lower=..., upper=...)` needs lower < upper; got "
             f"lower={lower!r}, upper={upper!r}."

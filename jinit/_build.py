@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
@@ -77,6 +78,11 @@ def leaf_errors(leaf: Any, where: str) -> Iterator[None]:
 
 
 def _checked(out: jax.Array, leaf: Any, where: str) -> jax.Array:
+    if not (hasattr(out, "shape") and hasattr(out, "dtype")):  # e.g. a Python float
+        raise TypeError(
+            f"`{where}`: the initializer for {leaf.path!r} (rule {leaf.pattern!r}) must return "
+            f"an array of {leaf.dtype}{list(leaf.shape)}; got {type(out).__name__} {out!r}."
+        )
     if tuple(out.shape) != leaf.shape or np.dtype(out.dtype) != leaf.dtype:
         raise ValueError(
             f"`{where}`: the initializer for {leaf.path!r} (rule {leaf.pattern!r}) "
@@ -123,9 +129,25 @@ def build_one(keys: KeyTable, leaf: Any, where: str) -> jax.Array:
     with leaf_errors(leaf, where):
         if out_sharding is None:  # Flax's documented form: init(key, shape, dtype)
             out = leaf.init(key, leaf.shape, leaf.dtype)
-        else:
+        elif _takes_out_sharding(leaf.init):
             out = leaf.init(key, leaf.shape, leaf.dtype, out_sharding)
+        else:  # a three-argument init: made whole, then laid out
+            out = _checked(leaf.init(key, leaf.shape, leaf.dtype), leaf, where)
+            out = jax.sharding.reshard(out, out_sharding)
     return _checked(out, leaf, where)
+
+
+def _takes_out_sharding(init: Any) -> bool:
+    """Whether ``init`` can be called as ``init(key, shape, dtype, out_sharding)``."""
+    try:
+        signature = inspect.signature(init)
+    except (TypeError, ValueError):  # no signature to read (some builtins): assume jax's form
+        return True
+    try:
+        signature.bind(None, None, None, None)
+    except TypeError:
+        return False
+    return True
 
 
 def chunk_budget(leaves: Sequence[Any]) -> int:

@@ -31,6 +31,7 @@ def make_init(
     allow_complex: bool = True,
     target: Target | None = None,
     sampling: SamplingFn | None = None,
+    magnitude: Callable[[tuple[int, ...]], float] | None = None,
 ) -> Initializer:
     """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
 
@@ -43,7 +44,17 @@ def make_init(
     initializer's ``sampling(shape, dtype)`` method. Where it applies (a threefry key and a
     float32 draw) the initializer computes ``finish(draw(key, shape))``, exactly what
     :func:`jinit.init_tree` computes for a batch of leaves; ``body`` handles everything else.
+
+    Every call checks its arguments the same way (:mod:`jinit._checks`): the key (typed,
+    ``uint32[2]`` or an int seed, which means ``jax.random.key(seed)``), the shape, the dtype
+    (``None`` means the factory's ``dtype``, itself ``None`` for jax's default float) and
+    ``out_sharding``. A shape with a zero-sized axis gives an empty array after the same shape
+    checks as any other. Overflow: ``magnitude(shape)`` (default: ``|mean| + 6 * std`` from
+    ``target``) bounds the values' size; an output dtype whose largest finite value is below it
+    is refused, rather than returning infinities.
     """
+    if magnitude is None and target is not None:
+        magnitude = lambda shape: _magnitude(target(shape))
 
     def run(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
         s = None if sampling is None else sampling(shape, dtype)
@@ -53,6 +64,7 @@ def make_init(
 
     compiled = jax.jit(run, static_argnums=(1, 2, 3))
     default_dtype = dtype
+    in_range: set[tuple[tuple[int, ...], np.dtype]] = set()
 
     def init(
         key: KeyArray,
@@ -60,18 +72,32 @@ def make_init(
         dtype: DTypeLike | None = default_dtype,
         out_sharding: OutSharding = None,
     ) -> Array:
+        key = _checks.check_key(where, key)
         shape = _checks.canonical_shape(where, shape)
+        dtype = default_dtype if dtype is None else dtype
         dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
-        return compiled(key, shape, dtype, out_sharding)
+        out_sharding = _checks.check_out_sharding(where, out_sharding)
+        out = compiled(key, shape, dtype, out_sharding)
+        if magnitude is not None and 0 not in shape and (shape, dtype) not in in_range:
+            _checks.check_range(where, magnitude(shape), dtype)
+            in_range.add((shape, dtype))  # static: checked once per shape and dtype
+        return out
 
     init.__qualname__ = f"{where}.<locals>.init"
     init.jinit_target = target  # type: ignore[attr-defined]
+    init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
     if sampling is not None:
 
         def sampling_method(shape: Shape, dtype: DTypeLike | None = default_dtype):
             shape = _checks.canonical_shape(where, shape)
+            dtype = default_dtype if dtype is None else dtype
             dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
             return sampling(shape, dtype)
 
         init.sampling = sampling_method  # type: ignore[attr-defined]
     return init
+
+
+def _magnitude(t: tuple[float | None, float | None, float, float]) -> float:
+    """A bound on the values' size from an initializer's target mean and std: |mean| + 6 std."""
+    return abs(t[2]) + 6 * abs(t[3])

@@ -29,7 +29,8 @@ def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None
     """Fans, intended mean/std and the measured mean/std of one draw of ``init(key, shape)``.
 
     The intended values come from the initializer's own formula (jinit initializers carry it);
-    for other callables they are ``None`` and only the measurement is reported. Fans are the
+    for other callables, and for empty shapes (where fans are undefined), they are ``None`` and
+    only the measurement is reported (0.0 for an empty draw). Fans are the
     initializer's own (its ``in_axis``/``out_axis``/``einsum``) where it scales by them.
 
     Args:
@@ -50,12 +51,17 @@ def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None
     if not callable(init):
         raise TypeError(f"`describe(init=...)` must be an initializer; got {init!r}.")
     shape = _checks.canonical_shape("describe", shape)
-    key = jax.random.key(0) if key is None else key
-    w = np.asarray(jnp.asarray(init(key, shape, dtype)).astype(jnp.float32), np.float64)
-    fan_in, fan_out, mean, std = intended(init, shape)
+    key = jax.random.key(0) if key is None else _checks.check_key("describe", key)
+    if dtype is not None:
+        dtype = _checks.canonical_dtype("describe", dtype)
+    out = jnp.asarray(init(key, shape, dtype))
+    w = np.asarray(out.astype(jnp.float32), np.float64)
+    fan_in = fan_out = mean = std = None
+    if w.size:
+        fan_in, fan_out, mean, std = intended(init, shape)
     return Description(
         shape,
-        str(jnp.dtype(dtype or _checks.default_float_dtype())),
+        str(out.dtype),
         fan_in,
         fan_out,
         mean,

@@ -41,6 +41,13 @@ def compute_fans(
     Returns:
       ``(fan_in, fan_out)`` as floats.
 
+    An axis named in both ``in_axis`` and ``out_axis`` (e.g. ``in_axis=0, out_axis=0`` for a
+    vector) follows jax's arithmetic: it counts in both fans and is divided out of the receptive
+    field twice, so ``compute_fans((4, 6), in_axis=0, out_axis=0)`` is ``(6.0, 6.0)``, as in jax.
+
+    Raises:
+      ValueError: an axis out of range, or a zero-sized fan or batch axis.
+
     Examples:
       >>> import jinit
       >>> jinit.compute_fans((3, 3, 64, 128))  # an HWIO conv kernel
@@ -49,13 +56,10 @@ def compute_fans(
       (512.0, 512.0)
     """
     shape = _checks.canonical_shape("compute_fans", shape)
-    for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
-        _checks.check_axes("compute_fans", name, axes)
-    return _compute_fans_cached(shape, _freeze(in_axis), _freeze(out_axis), _freeze(batch_axis))
-
-
-def _freeze(axes: Axes) -> int | tuple[int, ...]:
-    return int(axes) if isinstance(axes, int) else tuple(int(a) for a in axes)
+    in_axis = _checks.check_axes("compute_fans", "in_axis", in_axis)
+    out_axis = _checks.check_axes("compute_fans", "out_axis", out_axis)
+    batch_axis = _checks.check_axes("compute_fans", "batch_axis", batch_axis)
+    return _compute_fans_cached(shape, in_axis, out_axis, batch_axis)
 
 
 @functools.lru_cache(maxsize=4096)

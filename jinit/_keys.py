@@ -11,6 +11,16 @@ The digest (stable across versions; changing it changes users' initial weights):
 ``root`` is a typed key; an int seed ``s`` means ``jax.random.key(s)`` and a legacy ``uint32[2]``
 key means ``jax.random.wrap_key_data(k)``. With the default ``threefry2x32`` implementation every
 step is integer arithmetic, so the derived key is the same on every backend, mesh and process.
+
+Path strings and collisions: an entry's text is used as it is, so a dict key containing ``'/'``
+reads as nested entries: the flat ``{"a/b": w}`` (as made by
+``flax.traverse_util.flatten_dict(params, sep="/")``, or by :func:`jinit.flax.init_nnx`) is the
+parameter ``"a/b"`` with the key of the nested ``{"a": {"b": w}}``, on purpose, so flattening a
+tree keeps its values. Two *leaves of one tree* with the same path string (``{"a/b": w,
+"a": {"b": v}}``; an ``OrderedDict`` with keys ``1`` and ``"1"``) would get the same key and
+identical values, so :func:`jinit.init_tree` and :func:`jinit.keys_like` refuse such a tree,
+naming both leaves. Neither escaping ``'/'`` (which would change the values of every existing
+flat tree) nor refusing it (which would break them) is needed for that guarantee.
 """
 
 from __future__ import annotations
@@ -21,10 +31,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 
+from jinit import _checks
 from jinit._typing import KeyArray
 
 KeyLike = Any  # a typed key, a legacy uint32[2] key, or an int seed
@@ -37,6 +47,10 @@ def path_str(keypath: PathLike) -> str:
     ``DictKey`` gives its key, ``GetAttrKey`` its name, ``SequenceKey`` and ``FlattenedIndexKey``
     their index; plain ``str`` and ``int`` entries (as in ``flax.nnx`` state paths) are taken as
     they are. A string is returned unchanged.
+
+    An entry's text is used as it is: ``("a/b",)`` and ``("a", "b")`` are the same path, so a
+    flat dict keyed by path strings has the keys of the nested tree; :func:`jinit.init_tree`
+    refuses a tree in which two leaves share a path string (see the module docstring).
 
     Args:
       keypath: a tuple of key entries, as from ``jax.tree_util.tree_flatten_with_path``, or a str.
@@ -55,20 +69,21 @@ def path_str(keypath: PathLike) -> str:
     parts = []
     for entry in keypath:
         if isinstance(entry, DictKey):
-            parts.append(str(entry.key))
+            part = str(entry.key)
         elif isinstance(entry, GetAttrKey):
-            parts.append(entry.name)
+            part = entry.name
         elif isinstance(entry, SequenceKey):
-            parts.append(str(entry.idx))
+            part = str(entry.idx)
         elif isinstance(entry, FlattenedIndexKey):
-            parts.append(str(entry.key))
+            part = str(entry.key)
         elif isinstance(entry, (str, int, np.integer)) and not isinstance(entry, bool):
-            parts.append(str(entry))
+            part = str(entry)
         else:
             raise TypeError(
                 f"`path_str(keypath=...)`: expected DictKey, GetAttrKey, SequenceKey, "
                 f"FlattenedIndexKey, str or int entries; got {entry!r} in {keypath!r}."
             )
+        parts.append(part)
     return "/".join(parts)
 
 
@@ -80,37 +95,14 @@ def path_words(path: str) -> tuple[int, int]:
 
 
 def as_key(key: KeyLike, where: str = "key_for_path") -> KeyArray:
-    """Returns `key` as a scalar typed key: int seeds and legacy uint32[2] keys are converted."""
-    if isinstance(key, bool):
-        raise TypeError(
-            f"`{where}(key=...)` must be a typed key, a uint32[2] key or an int seed; got {key!r}."
-        )
-    if isinstance(key, (int, np.integer)):
-        return jax.random.key(key)
-    dtype = getattr(key, "dtype", None)
-    shape = getattr(key, "shape", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        if shape != ():
-            raise ValueError(
-                f"`{where}(key=...)` must be a single key; got a key array of shape "
-                f"{shape} (use jax.vmap over the keys)."
-            )
-        return key
-    if dtype is not None and jnp.issubdtype(dtype, jnp.integer):
-        if shape == ():
-            return jax.random.key(key)
-        if shape == (2,) and dtype == jnp.uint32:
-            return jax.random.wrap_key_data(key)
-    raise TypeError(
-        f"`{where}(key=...)` must be a typed key, a uint32[2] key or an int seed; "
-        f"got {_describe(key)}."
-    )
+    """Returns `key` as a scalar typed key: int seeds and legacy uint32[2] keys are converted.
 
-
-def _describe(x: Any) -> str:
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
-    return repr(x)
+    The same forms, checked the same way, as every initializer's key (:func:`_checks.check_key`).
+    """
+    key = _checks.check_key(where, key, argument=True)
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):  # a legacy uint32[2] key
+        return jax.random.wrap_key_data(key)
+    return key
 
 
 def key_for_path(key: KeyLike, path: PathLike) -> KeyArray:
@@ -162,4 +154,17 @@ def keys_like(key: KeyLike, tree: Any) -> Any:
       {'b': [(), ()], 'w': ()}
     """
     root = as_key(key, "keys_like")
-    return jax.tree_util.tree_map_with_path(lambda p, _: key_for_path(root, p), tree)
+    seen: dict[str, Any] = {}
+
+    def leaf_key(keypath: Any, _: Any) -> KeyArray:
+        path = path_str(keypath)
+        if path in seen:
+            raise ValueError(
+                f"`keys_like`: the leaves {jax.tree_util.keystr(seen[path])} and "
+                f"{jax.tree_util.keystr(keypath)} have the same path string {path!r}, hence "
+                "the same key; rename one of them."
+            )
+        seen[path] = keypath
+        return key_for_path(root, path)
+
+    return jax.tree_util.tree_map_with_path(leaf_key, tree)

@@ -93,8 +93,8 @@ def mup_readout(
     References:
       Yang et al. 2022, arXiv:2203.03466; ``microsoft/mup`` (``MuReadout``).
     """
-    _checks.check_real("mup_readout", "width_mult", width_mult, positive=True)
-    _checks.check_real("mup_readout", "scale", scale, nonnegative=True)
+    width_mult = _checks.check_real("mup_readout", "width_mult", width_mult, positive=True)
+    scale = _checks.check_real("mup_readout", "scale", scale, nonnegative=True)
     if zero:
         _checks.check_factory_dtype("mup_readout", dtype)
         return zeros if dtype is None else _zeros_of(dtype)
@@ -110,6 +110,6 @@ def _zeros_of(default: DTypeLike) -> Initializer:
         dtype: DTypeLike | None = default,
         out_sharding: OutSharding = None,
     ) -> Array:
-        return zeros(key, shape, dtype, out_sharding)
+        return zeros(key, shape, default if dtype is None else dtype, out_sharding)
 
     return init

@@ -73,7 +73,7 @@ def orthogonal(
       Saxe et al. 2014, arXiv:1312.6120; Mezzadri 2007, arXiv:math-ph/0609050.
     """
     where = "orthogonal"
-    _checks.check_real(where, "scale", scale)
+    scale = _checks.check_real(where, "scale", scale)
     _check_column_axis(where, column_axis)
     _checks.check_factory_dtype(where, dtype)
 
@@ -140,7 +140,7 @@ def delta_orthogonal(
       Xiao et al. 2018, 'Dynamical isometry and a mean field theory of CNNs', arXiv:1806.05393.
     """
     where = "delta_orthogonal"
-    _checks.check_real(where, "scale", scale)
+    scale = _checks.check_real(where, "scale", scale)
     _check_column_axis(where, column_axis)
     _checks.check_factory_dtype(where, dtype)
     ortho = orthogonal(scale=scale, column_axis=column_axis, dtype=dtype)
@@ -157,6 +157,8 @@ def delta_orthogonal(
                 f"shape[-1]); got shape {shape}."
             )
         _checks.normalize_axes(where, "column_axis", column_axis, 2)
+        if not math.prod(shape):  # an empty kernel: nothing to place
+            return _place(jnp.zeros(shape, dtype), out_sharding)
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         w = jnp.zeros(shape, dtype).at[centre].set(ortho(key, shape[-2:], dtype))
         return _place(w, out_sharding)

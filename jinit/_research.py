@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Any, Literal
 
 import jax
@@ -23,9 +22,8 @@ from jinit._variance import glorot_uniform, he_normal, variance_scaling
 Part = Literal["encoder", "decoder"]
 
 
-def _check_count(where: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{where}({name}=...)` must be a positive int; got {value!r}.")
+def _check_count(where: str, name: str, value: Any) -> int:
+    return _checks.check_count(where, name, value)
 
 
 def scaled(init: Initializer, factor: Any) -> Initializer:
@@ -50,15 +48,14 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
     """
     if not callable(init):
         raise TypeError(f"`scaled(init=...)` must be an initializer (a callable); got {init!r}.")
-    _checks.check_real("scaled", "factor", factor)
+    factor = _checks.check_real("scaled", "factor", factor)
 
     # One compiled program for the draw and the product, so eager and jit give the same bits
     # (XLA would otherwise fuse the product into the sampler's arithmetic only under jit).
     @functools.partial(jax.jit, static_argnums=(1, 2, 3))
     def apply(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
-        if dtype is None:
-            w = init(key, shape, None, out_sharding)
-            return (w * jnp.array(factor, w.dtype)).astype(w.dtype)
+        if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
+            dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
         ct = _random.compute_dtype(dtype)
         w = init(key, shape, ct, out_sharding)
         return (w * jnp.array(factor, ct)).astype(dtype)
@@ -69,11 +66,27 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
         dtype: DTypeLike | None = None,
         out_sharding: OutSharding = None,
     ) -> Array:
+        key = _checks.check_key("scaled", key)
         shape = _checks.canonical_shape("scaled", shape)
         if dtype is not None:
             dtype = _checks.canonical_dtype("scaled", dtype)
-        return apply(key, shape, dtype, out_sharding)
+        out_sharding = _checks.check_out_sharding("scaled", out_sharding)
+        out = apply(key, shape, dtype, out_sharding)
+        if magnitude is not None and 0 not in shape:
+            _checks.check_range("scaled", magnitude(shape), out.dtype)
+        return out
 
+    inner_target = getattr(init, "jinit_target", None)
+    inner_magnitude = getattr(init, "jinit_magnitude", None)
+    magnitude = None if inner_magnitude is None else lambda s: abs(factor) * inner_magnitude(s)
+    if inner_target is not None:
+
+        def target(shape: tuple[int, ...]) -> tuple[Any, Any, float, float]:
+            fan_in, fan_out, mean, std = inner_target(shape)
+            return fan_in, fan_out, factor * mean, abs(factor) * std
+
+        scaled_init.jinit_target = target  # type: ignore[attr-defined]
+    scaled_init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
     return scaled_init
 
 
@@ -105,8 +118,8 @@ def scaled_residual(
       Radford et al. 2019 (GPT-2); Shoeybi et al. 2019, arXiv:1909.08053 (Megatron-LM,
       ``scaled_init_method_normal``).
     """
-    _check_count("scaled_residual", "n_layers", n_layers)
-    _checks.check_real("scaled_residual", "stddev", stddev, nonnegative=True)
+    n_layers = _checks.check_count("scaled_residual", "n_layers", n_layers)
+    stddev = _checks.check_real("scaled_residual", "stddev", stddev, nonnegative=True)
     return normal(stddev / math.sqrt(2 * n_layers), dtype)
 
 
@@ -137,8 +150,8 @@ def fixup(n_branches: int, layers_per_branch: int, init: Initializer | None = No
       Zhang, Dauphin & Ma 2019, 'Fixup initialization: residual learning without normalization',
       arXiv:1901.09321.
     """
-    _check_count("fixup", "n_branches", n_branches)
-    _check_count("fixup", "layers_per_branch", layers_per_branch)
+    n_branches = _checks.check_count("fixup", "n_branches", n_branches)
+    layers_per_branch = _checks.check_count("fixup", "layers_per_branch", layers_per_branch)
     if layers_per_branch < 2:
         raise ValueError(
             "`fixup(layers_per_branch=...)` must be >= 2 (the last layer of a branch "
@@ -167,7 +180,7 @@ def t_fixup_scale(n_layers: int, part: Part = "encoder") -> float:
       Huang et al. 2020, 'Improving transformer optimization through better initialization'
       (ICML 2020).
     """
-    _check_count("t_fixup_scale", "n_layers", n_layers)
+    n_layers = _checks.check_count("t_fixup_scale", "n_layers", n_layers)
     _checks.check_one_of("t_fixup_scale", "part", part, ("encoder", "decoder"))
     return 0.67 * n_layers**-0.25 if part == "encoder" else (9 * n_layers) ** -0.25
 
@@ -226,7 +239,7 @@ def t_fixup_embedding(decoder_layers: int, dtype: DTypeLike | None = None) -> In
     References:
       Huang et al. 2020 (ICML 2020), Algorithm 1.
     """
-    _check_count("t_fixup_embedding", "decoder_layers", decoder_layers)
+    decoder_layers = _checks.check_count("t_fixup_embedding", "decoder_layers", decoder_layers)
     return variance_scaling(
         (9 * decoder_layers) ** -0.5, "fan_in", "normal", in_axis=-1, out_axis=-2, dtype=dtype
     )

@@ -73,9 +73,11 @@ class Stacked:
         out_sharding: OutSharding = None,
     ) -> Array:
         """Called directly (without a path), layer ``i`` uses ``fold_in(key, i)`` (flat index)."""
+        key = _checks.check_key("stacked", key)
         shape = _checks.canonical_shape("stacked", shape)
         if dtype is not None:
             dtype = _checks.canonical_dtype("stacked", dtype)
+        out_sharding = _checks.check_out_sharding("stacked", out_sharding)
         stack, inner = self.split(shape)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(math.prod(stack)))
         out = self.layers(keys, inner, dtype).reshape(shape)

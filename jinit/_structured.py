@@ -7,14 +7,13 @@ an iota comparison per element); random values are sampled where they will live.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random
+from jinit import _checks, _random, _sampling
 from jinit._core import make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
@@ -47,7 +46,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
       [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
     """
     where = "identity"
-    _checks.check_real(where, "gain", gain)
+    gain = _checks.check_real(where, "gain", gain)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
@@ -59,12 +58,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         eye = jnp.eye(shape[-2], shape[-1], dtype=ct) * jnp.array(gain, ct)
         return place(jnp.broadcast_to(eye, shape).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype)
-
-
-def _check_positive_int(where: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{where}({name}=...)` must be a positive int; got {value!r}.")
+    return make_init(where, body, dtype, magnitude=lambda shape: abs(gain))
 
 
 def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
@@ -96,7 +90,7 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
       (True, 4.0)
     """
     where = "dirac"
-    _check_positive_int(where, "groups", groups)
+    groups = _checks.check_count(where, "groups", groups)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
@@ -113,6 +107,8 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
                 f"`{where}(groups={groups})`: the output channels (shape[-1] = "
                 f"{n_out}) must be divisible by groups; got shape {shape}."
             )
+        if not math.prod(shape):  # an empty kernel: no centre tap to set
+            return place(jnp.zeros(shape, dtype), out_sharding)
         per_group = n_out // groups
         i = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 0)
         o = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 1)
@@ -153,10 +149,10 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
       Martens 2010, 'Deep learning via Hessian-free optimization'; ``torch.nn.init.sparse_``.
     """
     where = "sparse"
-    _checks.check_real(where, "sparsity", sparsity)
-    if _checks.is_static_number(sparsity) and not 0 <= sparsity <= 1:
+    sparsity = _checks.check_real(where, "sparsity", sparsity)
+    if not 0 <= sparsity <= 1:
         raise ValueError(f"`{where}(sparsity=...)` must be in [0, 1]; got {sparsity!r}.")
-    _checks.check_real(where, "std", std, nonnegative=True)
+    std = _checks.check_real(where, "std", std, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
     def body(
@@ -167,10 +163,16 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
         n_zeros = math.ceil(sparsity * shape[-1])
         ct = _random.compute_dtype(dtype)
         key_values, key_mask = jax.random.split(key)
-        values = _random.normal(key_values, shape, dtype, out_sharding) * jnp.array(std, ct)
+        if ct == _random.F32 and _random.use_kernels(key_values, ct, shape):
+            # erf_inv(u) * (sqrt(2) * std), the product XLA forms under any mesh (see `normal`):
+            # written out, so the bits do not depend on how an ambient mesh changes fusion.
+            z = _sampling.normal()(key_values, shape, out_sharding)
+            values = z * (_random.SQRT2 * jnp.array(std, ct))
+        else:
+            values = _random.normal(key_values, shape, dtype, out_sharding) * jnp.array(std, ct)
         u = _random.uniform(key_mask, shape, jnp.dtype(jnp.float32))
         rank = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
         keep = place(rank >= n_zeros, out_sharding)
         return jnp.where(keep, values, jnp.zeros((), ct)).astype(dtype)
 
-    return make_init(where, body, dtype, allow_complex=False)
+    return make_init(where, body, dtype, allow_complex=False, magnitude=lambda shape: 6 * std)

@@ -22,7 +22,6 @@ distribution, not bit for bit.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Literal
 
 from jinit import _checks
@@ -92,10 +91,14 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
         return 3.0 / 4
     if nonlinearity != "leaky_relu":
         return 1.0
+    try:  # NumPy and 0-d jax scalars act as the Python numbers they hold
+        value = _checks.scalar("calculate_gain", "param", param)
+    except (TypeError, ValueError):
+        value = "an array"
     if param is None:
         slope = 0.01
-    elif isinstance(param, numbers.Real) and not isinstance(param, bool) and math.isfinite(param):
-        slope = float(param)
+    elif _checks.is_static_number(value) and math.isfinite(value):
+        slope = float(value)
     else:
         raise ValueError(
             "`calculate_gain('leaky_relu', param=...)` must be a finite real number "
@@ -107,7 +110,7 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
 def _gain(where: str, nonlinearity: str, a: Any) -> float:
     _checks.check_one_of(where, "nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity == "leaky_relu":
-        _checks.check_real(where, "a", a)
+        a = _checks.check_real(where, "a", a)
     return calculate_gain(nonlinearity, a)
 
 
@@ -223,7 +226,7 @@ def torch_xavier_uniform(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_uniform_``.
     """
-    _checks.check_real("torch_xavier_uniform", "gain", gain, nonnegative=True)
+    gain = _checks.check_real("torch_xavier_uniform", "gain", gain, nonnegative=True)
     return variance_scaling(gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
@@ -257,5 +260,5 @@ def torch_xavier_normal(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_normal_``.
     """
-    _checks.check_real("torch_xavier_normal", "gain", gain, nonnegative=True)
+    gain = _checks.check_real("torch_xavier_normal", "gain", gain, nonnegative=True)
     return variance_scaling(gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)

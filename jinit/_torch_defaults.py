@@ -6,7 +6,6 @@ The layout conventions are those of :mod:`jinit._torch`: Flax-layout kernels, to
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import jax.numpy as jnp
@@ -54,10 +53,11 @@ def torch_trunc_normal(
       ``torch.nn.init.trunc_normal_`` (torch 2.13); flax#4091.
     """
     where = "torch_trunc_normal"
-    for name, value in (("mean", mean), ("a", a), ("b", b)):
-        _checks.check_real(where, name, value)
-    _checks.check_real(where, "std", std, positive=True)
-    if _checks.is_static_number(a) and _checks.is_static_number(b) and not a < b:
+    mean = _checks.check_real(where, "mean", mean)
+    a = _checks.check_real(where, "a", a)
+    b = _checks.check_real(where, "b", b)
+    std = _checks.check_real(where, "std", std, positive=True)
+    if not a < b:
         raise ValueError(f"`{where}(a=..., b=...)` needs a < b; got a={a!r}, b={b!r}.")
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     lower, upper = (a - mean) / std, (b - mean) / std
@@ -129,8 +129,7 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
       ``torch.nn.Linear.reset_parameters``.
     """
     where = "torch_bias_default"
-    if isinstance(fan_in, bool) or not isinstance(fan_in, numbers.Integral) or fan_in < 0:
-        raise ValueError(f"`{where}(fan_in=...)` must be a non-negative int; got {fan_in!r}.")
+    fan_in = _checks.check_count(where, "fan_in", fan_in, minimum=0)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
 

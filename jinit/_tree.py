@@ -136,6 +136,7 @@ def plan(
     """Resolves every leaf's initializer and sharding (unless not ``place``), statically;
     raises naming the path."""
     flat, structure = _boxes.flatten(abstract_tree)
+    _refuse_equal_paths(abstract_tree, [path for path, _, _ in flat], where)
     for path, leaf, _ in flat:
         if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
             raise TypeError(
@@ -169,6 +170,27 @@ def plan(
     if not allow_unused_rules:
         _rules.check_used(compiled, used, [p for p, _ in params], where)
     return tuple(leaves), structure
+
+
+def _refuse_equal_paths(abstract_tree: Any, paths: list[str], where: str) -> None:
+    """Two leaves with the same path string (one key, hence one value) raise, naming both."""
+    if len(set(paths)) == len(paths):
+        return
+    keypaths = [
+        kp
+        for kp, _ in jax.tree_util.tree_flatten_with_path(
+            abstract_tree, is_leaf=_boxes.is_leaf_fn()
+        )[0]
+    ]
+    seen: dict[str, Any] = {}
+    for path, keypath in zip(paths, keypaths, strict=True):
+        if path in seen:
+            raise ValueError(
+                f"`{where}`: the leaves {jax.tree_util.keystr(seen[path])} and "
+                f"{jax.tree_util.keystr(keypath)} have the same path string {path!r}, hence the "
+                "same key and the same values; rename one of them."
+            )
+        seen[path] = keypath
 
 
 @functools.lru_cache(maxsize=128)
@@ -267,6 +289,9 @@ def init_tree(
     partitioning, the ``NamedSharding`` carried by the leaf (a
     ``ShapeDtypeStruct(..., sharding=...)`` or an array), or replication over ``mesh``, which
     defaults to the mesh of ``jax.set_mesh``. Each device then generates only its own shard.
+
+    Two leaves with the same path string (``{"a/b": w, "a": {"b": v}}``) would get the same key
+    and identical values, so such a tree raises ``ValueError`` naming both.
 
     Compile time: leaves whose initializers sample alike (same :class:`jinit.Draw`, shape and
     sharding) are drawn together by one compiled kernel and cut apart, so the compile time

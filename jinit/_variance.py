@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import jax.numpy as jnp
@@ -78,11 +79,12 @@ def variance_scaling(
       Glorot & Bengio 2010; He et al. 2015, arXiv:1502.01852; Klambauer et al. 2017.
     """
     where = "variance_scaling"
-    _checks.check_real(where, "scale", scale, nonnegative=True)
+    scale = _checks.check_real(where, "scale", scale, nonnegative=True)
     _checks.check_one_of(where, "mode", mode, MODES)
     _checks.check_one_of(where, "distribution", distribution, DISTRIBUTIONS)
-    for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
-        _checks.check_axes(where, name, axes)
+    in_axis = _checks.check_axes(where, "in_axis", in_axis)
+    out_axis = _checks.check_axes(where, "out_axis", out_axis)
+    batch_axis = _checks.check_axes(where, "batch_axis", batch_axis)
     _checks.check_factory_dtype(where, dtype)
     rank: int | None = None
     if einsum is not None:
@@ -91,6 +93,7 @@ def variance_scaling(
                 f"`{where}(einsum=...)` derives the fan axes from the spec; do not "
                 "also pass `in_axis`, `out_axis` or `batch_axis`."
             )
+        kernel_operand = _checks.check_int(where, "kernel_operand", kernel_operand)
         axes_ = _fans.einsum_axes(einsum, kernel_operand)
         in_axis, out_axis, batch_axis = axes_
         rank = len(axes_.in_axis) + len(axes_.out_axis) + len(axes_.batch_axis)
@@ -106,6 +109,9 @@ def variance_scaling(
                 f"`{where}(einsum={einsum!r})`: the kernel has {rank} axes in the "
                 f"spec but the shape {shape} has {len(shape)}."
             )
+        if not math.prod(shape):  # an empty weight: check the axes, nothing to scale
+            _fans.compute_fans(tuple(max(d, 1) for d in shape), in_axis, out_axis, batch_axis)
+            return 1.0
         fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
         return {
             "fan_in": fan_in,

@@ -60,7 +60,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
       Sylvester 1867; Hadamard 1893.
     """
     where = "hadamard"
-    _checks.check_real(where, "scale", scale)
+    scale = _checks.check_real(where, "scale", scale)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
@@ -76,7 +76,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         w = _sylvester_signs(rows, cols).astype(ct) * jnp.array(scale / math.sqrt(n), ct)
         return place(w.reshape(shape).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype)
+    return make_init(where, body, dtype, magnitude=lambda shape: abs(scale))
 
 
 def zero_init(dtype: DTypeLike | None = None) -> Initializer:
@@ -131,6 +131,8 @@ def zero_init(dtype: DTypeLike | None = None) -> Initializer:
     ) -> Array:
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a kernel of rank >= 2 (..., in, out); got {shape}.")
+        if not math.prod(shape):  # an empty kernel: nothing to place
+            return place(jnp.zeros(shape, dtype), out_sharding)
         n_in, n_out = shape[-2:]
         ct = _random.compute_dtype(dtype)
         if n_out <= n_in:

@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx
+from flax import linen, nnx
 from flax.core import spmd as core_spmd
 from jax.sharding import AxisType, Mesh
 
@@ -90,7 +90,10 @@ def init_linen(
       >>> jax.tree.map(lambda x: x.shape, v)
       {'params': {'bias': (16,), 'kernel': (8, 16)}}
     """
+    if not isinstance(module, linen.Module):
+        raise TypeError(f"`init_linen(module=...)` must be a flax.linen.Module; got {module!r}.")
     where = "init_linen"
+    _keys.as_key(key, where)
     mesh = _mesh(mesh, where)
     init = functools.partial(module.init, method=method, **kwargs)
     with _auto_axes():
@@ -161,13 +164,15 @@ def init_nnx(
 
     Examples:
       >>> import jax, jinit, jinit.flax
-      >>> from flax import nnx
+      >>> from flax import linen, nnx
       >>> abstract = nnx.eval_shape(lambda: nnx.Linear(8, 16, rngs=nnx.Rngs(0)))
       >>> rules = {r"kernel$": jinit.he_normal(), r"bias$": jinit.zeros}
       >>> model = jinit.flax.init_nnx(abstract, 0, rules)
       >>> model.kernel.shape, str(model.kernel.dtype)
       ((8, 16), 'float32')
     """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"`init_nnx(model=...)` must be a flax.nnx.Module; got {model!r}.")
     where = "init_nnx"
     mesh = _mesh(mesh, where)
     if logical_axis_rules is None:

@@ -369,3 +369,107 @@ CASES: tuple[Case, ...] = (
 
 CASES_BY_NAME = {c.name: c for c in CASES}
 assert len(CASES_BY_NAME) == len(CASES), "duplicate registry names"
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+    """A factory whose hyperparameters the property tests draw (`tests/test_properties.py`).
+
+    ``params`` maps each hyperparameter to its ``(low, high)`` range of valid values; ``ints``
+    are integer-valued, ``nonneg`` refuse negative values. Every shape in ``shapes`` is legal for
+    every drawn value.
+    """
+
+    name: str
+    factory: Callable[..., jinit.Initializer]
+    params: dict[str, tuple[float, float]]
+    shapes: tuple[Shape, ...] = ((8, 16), (3, 3, 4, 8))
+    ints: tuple[str, ...] = ()
+    nonneg: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+HYPERS: tuple[Hyper, ...] = (
+    Hyper("normal", jinit.normal, {"stddev": (0.0, 10.0)}, nonneg=("stddev",)),
+    Hyper("uniform", jinit.uniform, {"scale": (-5.0, 5.0)}),
+    Hyper(
+        "truncated_normal",
+        jinit.truncated_normal,
+        {"stddev": (0.0, 5.0), "lower": (-3.0, -0.5), "upper": (0.5, 3.0)},
+        nonneg=("stddev",),
+    ),
+    Hyper("constant", jinit.constant, {"value": (-100.0, 100.0)}),
+    Hyper(
+        "variance_scaling",
+        lambda scale: jinit.variance_scaling(scale, "fan_avg", "truncated_normal"),
+        {"scale": (0.0, 10.0)},
+        nonneg=("scale",),
+    ),
+    Hyper("orthogonal", jinit.orthogonal, {"scale": (-3.0, 3.0)}, shapes=((8, 16), (16, 8))),
+    Hyper("identity", jinit.identity, {"gain": (-3.0, 3.0)}),
+    Hyper("hadamard", jinit.hadamard, {"scale": (-3.0, 3.0)}),
+    Hyper(
+        "sparse",
+        jinit.sparse,
+        {"sparsity": (0.0, 1.0), "std": (0.0, 2.0)},
+        shapes=((8, 16), (16, 8)),
+        nonneg=("sparsity", "std"),
+    ),
+    Hyper(
+        "scaled_residual",
+        jinit.scaled_residual,
+        {"n_layers": (1, 64), "stddev": (0.0, 1.0)},
+        ints=("n_layers",),
+        nonneg=("n_layers", "stddev"),
+    ),
+    Hyper("torch_kaiming_normal", jinit.torch_kaiming_normal, {"a": (-1.0, 1.0)}),
+    Hyper(
+        "torch_xavier_uniform", jinit.torch_xavier_uniform, {"gain": (0.0, 3.0)}, nonneg=("gain",)
+    ),
+    Hyper(
+        "torch_trunc_normal",
+        jinit.torch_trunc_normal,
+        {"mean": (-1.0, 1.0), "std": (0.01, 2.0), "a": (-5.0, -2.0), "b": (2.0, 5.0)},
+        nonneg=("std",),
+    ),
+    Hyper(
+        "mup_readout",
+        jinit.mup_readout,
+        {"width_mult": (0.5, 8.0), "scale": (0.0, 2.0)},
+        nonneg=("width_mult", "scale"),
+    ),
+    Hyper(
+        "scaled", lambda factor: jinit.scaled(jinit.normal(1.0), factor), {"factor": (-3.0, 3.0)}
+    ),
+    Hyper(
+        "t_fixup", jinit.t_fixup, {"n_layers": (1, 48)}, ints=("n_layers",), nonneg=("n_layers",)
+    ),
+    Hyper(
+        "deepnorm", jinit.deepnorm, {"n_layers": (1, 48)}, ints=("n_layers",), nonneg=("n_layers",)
+    ),
+    Hyper(
+        "fixup",
+        jinit.fixup,
+        {"n_branches": (1, 32), "layers_per_branch": (2, 4)},
+        ints=("n_branches", "layers_per_branch"),
+        nonneg=("n_branches", "layers_per_branch"),
+    ),
+    Hyper(
+        "dirac",
+        jinit.dirac,
+        {"groups": (1, 2)},
+        shapes=((3, 3, 4, 8), (3, 2, 8)),
+        ints=("groups",),
+        nonneg=("groups",),
+    ),
+    Hyper(
+        "torch_bias_default",
+        jinit.torch_bias_default,
+        {"fan_in": (0, 1000)},
+        shapes=((16,), (8, 16)),
+        ints=("fan_in",),
+        nonneg=("fan_in",),
+    ),
+)
