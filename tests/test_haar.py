@@ -154,3 +154,13 @@ def test_out_sharding_equals_unsharded(mesh_shape, key):
         got = init(key, (64, 128), None, sharding)
     assert got.sharding.is_equivalent_to(sharding, 2)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(init(key, (64, 128))))
+
+
+def test_benchmark_reports_ratios_and_orthogonality():
+    from bench import orthogonal as bench_orthogonal
+
+    (row,) = bench_orthogonal.run([64], repeats=1)
+    assert set(row["ratio_to_matmul"]) == {"matmul", "jinit qr", "jinit householder", "jax"}
+    assert row["ratio_to_matmul"]["matmul"] == 1.0
+    for method in ("jinit qr", "jinit householder"):
+        assert row["max_abs_QtQ_minus_I"][method] < 1e-5
