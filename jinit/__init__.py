@@ -14,6 +14,8 @@ from jinit._describe import describe as describe
 from jinit._fans import EinsumAxes as EinsumAxes
 from jinit._fans import compute_fans as compute_fans
 from jinit._fans import einsum_axes as einsum_axes
+from jinit._gates import rezero as rezero
+from jinit._gates import skipinit as skipinit
 from jinit._haiku import haiku_conv_default as haiku_conv_default
 from jinit._haiku import haiku_embed_default as haiku_embed_default
 from jinit._haiku import haiku_linear_default as haiku_linear_default

@@ -365,6 +365,14 @@ CASES: tuple[Case, ...] = (
         random=False,
         check=_constant(0.0),
     ),
+    Case("rezero", jinit.rezero, shapes=((8, 16), (16,)), random=False, check=_constant(0.0)),
+    Case(
+        "skipinit",
+        lambda: jinit.skipinit(0.125),
+        shapes=((8, 16), (16,)),
+        random=False,
+        check=_constant(0.125),
+    ),
     # --- Keras 3 and Haiku semantics (compared with the libraries in test_keras_haiku.py) ---
     Case(
         "keras_variance_scaling_normal_is_truncated",
