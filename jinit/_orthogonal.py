@@ -80,7 +80,10 @@ def orthogonal(
     1980), the law of the QR of a Gaussian matrix, accumulated as LAPACK's ``orgqr`` does but
     with matmuls only (:mod:`jinit._haar`). On a 2-core CPU a 4096 x 4096 float32 draw takes about
     1.2x one 4096^3 matmul, against 6x for ``"qr"`` (``python -m bench.orthogonal``), with
-    ``max |Q^T Q - I|`` about ``1e-6``. Different bits from jax's; choose it explicitly.
+    ``max |Q^T Q - I|`` about ``1e-6``. Different bits from jax's; choose it explicitly. Its
+    matmuls are kept whole on every device of the current mesh (``jax.set_mesh``), so a sharded
+    draw equals an unsharded one bit for bit; without a mesh context, XLA may partition them
+    inside :func:`jinit.init_tree` and the last bits may differ.
 
     Args:
       scale: the multiplier (the gain); singular values all equal ``scale``.

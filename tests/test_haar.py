@@ -164,3 +164,17 @@ def test_benchmark_reports_ratios_and_orthogonality():
     assert row["ratio_to_matmul"]["matmul"] == 1.0
     for method in ("jinit qr", "jinit householder"):
         assert row["max_abs_QtQ_minus_I"][method] < 1e-5
+
+
+def test_sharded_tree_under_a_mesh_context_is_bit_exact(key):
+    """Under ``jax.set_mesh`` the draw is kept whole on each device, so sharding changes no bit."""
+    init = jinit.orthogonal(2.0, method="householder")
+    tree = {f"w{i}": jax.ShapeDtypeStruct((16, 32), jnp.float32) for i in range(3)}
+    mesh = jax.make_mesh((2, 4), ("a", "b"))
+    shardings = {p: jax.NamedSharding(mesh, jax.P(None, "b")) for p in tree}
+    with jax.set_mesh(mesh):
+        out = jinit.init_tree(key, tree, [(".*", init)], shardings=shardings)
+    for path, x in out.items():
+        assert x.sharding.is_equivalent_to(shardings[path], 2)
+        alone = init(jinit.key_for_path(key, path), x.shape, x.dtype)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(alone), err_msg=path)
