@@ -365,6 +365,122 @@ CASES: tuple[Case, ...] = (
         random=False,
         check=_constant(0.0),
     ),
+    Case("rezero", jinit.rezero, shapes=((8, 16), (16,)), random=False, check=_constant(0.0)),
+    Case(
+        "skipinit",
+        lambda: jinit.skipinit(0.125),
+        shapes=((8, 16), (16,)),
+        random=False,
+        check=_constant(0.125),
+    ),
+    # --- Keras 3 and Haiku semantics (compared with the libraries in test_keras_haiku.py) ---
+    Case(
+        "keras_variance_scaling_normal_is_truncated",
+        lambda: jinit.keras_variance_scaling(2.0, "fan_in", "normal"),
+        dist=_tn(lambda s: 2 / _fan_in(s)),
+    ),
+    Case(
+        "keras_variance_scaling_untruncated_fan_out",
+        lambda: jinit.keras_variance_scaling(0.5, "fan_out", "untruncated_normal"),
+        dist=_n(lambda s: math.sqrt(0.5 / jinit.compute_fans(s)[1])),
+    ),
+    Case(
+        "keras_variance_scaling_uniform_axes",
+        lambda: jinit.keras_variance_scaling(
+            1.0, "fan_avg", "uniform", input_axes=0, output_axes=(1, 2)
+        ),
+        shapes=((16, 4, 8),),
+        stat_shape=(512, 8, 64),
+        dist=_u(lambda s: math.sqrt(3 / ((s[0] + s[1] * s[2]) / 2))),
+    ),
+    Case(
+        "keras_random_uniform",
+        lambda: jinit.keras_random_uniform(-0.5, 1.5),
+        dist=lambda s: stats.uniform(-0.5, 2.0),
+    ),
+    Case(
+        "keras_random_normal",
+        lambda: jinit.keras_random_normal(1.0, 0.5),
+        dist=lambda s: stats.norm(1.0, 0.5),
+    ),
+    Case(
+        "keras_truncated_normal",
+        lambda: jinit.keras_truncated_normal(-1.0, 2.0),
+        dist=lambda s: stats.truncnorm(-2, 2, loc=-1.0, scale=2.0),
+    ),
+    Case(
+        "keras_identity",
+        lambda: jinit.keras_identity(3.0),
+        shapes=((16, 32), (32, 16)),
+        stat_shape=(256, 128),
+        random=False,
+        check=_eye_check(3.0),
+    ),
+    Case(
+        "keras_orthogonal",
+        lambda: jinit.keras_orthogonal(2.0),
+        shapes=((16, 32), (32, 16), (4, 4, 8)),
+        stat_shape=(128, 64),
+        check=_orthonormal(2.0),
+    ),
+    Case(
+        "keras_dense_default",
+        jinit.keras_dense_default,
+        dist=_u(lambda s: (3 / _fan_avg(s)) ** 0.5),
+    ),
+    Case(
+        "keras_conv_default",
+        jinit.keras_conv_default,
+        shapes=((3, 3, 8, 16), (5, 8, 4)),
+        stat_shape=(3, 3, 64, 128),
+        dist=_u(lambda s: (3 / _fan_avg(s)) ** 0.5),
+    ),
+    Case(
+        "keras_embedding_default",
+        jinit.keras_embedding_default,
+        dist=lambda s: stats.uniform(-0.05, 0.1),
+    ),
+    Case(
+        "haiku_variance_scaling",
+        lambda: jinit.haiku_variance_scaling(2.0, "fan_avg"),
+        dist=_tn(lambda s: 2 / _fan_avg(s)),
+    ),
+    Case(
+        "haiku_variance_scaling_normal_fan_in_axes",
+        lambda: jinit.haiku_variance_scaling(1.0, "fan_in", "normal", fan_in_axes=(0,)),
+        shapes=((16, 4, 8),),
+        stat_shape=(512, 8, 64),
+        dist=lambda s: stats.norm(scale=1 / math.sqrt(s[0])),
+    ),
+    Case(
+        "haiku_variance_scaling_uniform_fan_out",
+        lambda: jinit.haiku_variance_scaling(3.0, "fan_out", "uniform"),
+        dist=_u(lambda s: math.sqrt(9 / jinit.compute_fans(s)[1])),
+    ),
+    Case(
+        "haiku_linear_default",
+        jinit.haiku_linear_default,
+        dist=lambda s: stats.truncnorm(-2, 2, scale=1 / math.sqrt(math.prod(s[:-1]))),
+    ),
+    Case(
+        "haiku_conv_default",
+        jinit.haiku_conv_default,
+        shapes=((3, 3, 8, 16), (5, 8, 4)),
+        stat_shape=(3, 3, 64, 128),
+        dist=lambda s: stats.truncnorm(-2, 2, scale=1 / math.sqrt(math.prod(s[:-1]))),
+    ),
+    Case(
+        "haiku_embed_default",
+        jinit.haiku_embed_default,
+        dist=lambda s: stats.truncnorm(-2, 2),
+    ),
+    Case(
+        "haiku_orthogonal",
+        lambda: jinit.haiku_orthogonal(0.5, axis=0),
+        shapes=((16, 32), (8, 4, 4)),
+        stat_shape=(64, 128),
+        check=_orthonormal(0.5, 0),
+    ),
 )
 
 CASES_BY_NAME = {c.name: c for c in CASES}

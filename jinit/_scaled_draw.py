@@ -1,0 +1,80 @@
+"""One standard draw, scaled by a static function of the shape: the body of the Keras/Haiku rows.
+
+Keras and Haiku state each initializer as ``mean + spread(shape) * z`` with ``z`` one of three
+standard draws (``truncated_normal``: N(0, 1) cut at +-2, uncorrected; ``normal``; ``uniform`` on
+[-1, 1)) and a spread that is plain Python on the static shape (their own fan rules, which accept
+0-D and 1-D shapes). :func:`scaled_draw` builds such an initializer once, with the sampling
+protocol, so leaves of equal shape group in :func:`jinit.init_tree` whatever their spread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import jax.numpy as jnp
+import numpy as np
+
+from jinit import _random, _sampling
+from jinit._core import make_init
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
+
+Kind = Literal["truncated_normal", "normal", "uniform"]
+Spread = Callable[[tuple[int, ...]], float]
+
+# Standard deviation of N(0, 1) truncated to (-2, 2).
+TN2_STD = 0.87962566103423978
+_DRAWS = {
+    "truncated_normal": _sampling.truncated_normal(-2.0, 2.0),
+    "normal": _sampling.normal(),  # erf_inv(u) = z / sqrt(2): the finish multiplies by sqrt(2)
+    "uniform": _sampling.uniform(-1.0, 1.0),
+}
+_STD_OF_DRAW = {"truncated_normal": TN2_STD, "normal": 1.0, "uniform": 1 / math.sqrt(3)}
+
+
+def scaled_draw(
+    where: str,
+    kind: Kind,
+    spread: Spread,
+    dtype: DTypeLike | None,
+    *,
+    mean: float = 0.0,
+    fans: Callable[[tuple[int, ...]], tuple[float, float]] | None = None,
+) -> Initializer:
+    """``mean + spread(shape) * z``, ``z`` the standard ``kind`` draw, in float32, rounded once.
+
+    ``spread`` raises the shape errors (it runs first, on static ints); ``fans`` (optional) is
+    what :func:`jinit.describe` reports.
+    """
+
+    def factor(shape: tuple[int, ...]) -> np.ndarray:
+        s = spread(shape)
+        return np.array(s * math.sqrt(2) if kind == "normal" else s, _random.F32)
+
+    def finish_for(shape: tuple[int, ...], dtype: np.dtype) -> Callable[[Array], Array]:
+        f, m = factor(shape), np.array(mean, _random.F32)
+        if mean == 0.0:
+            return lambda z: (z * f).astype(dtype)
+        return lambda z: (z * f + m).astype(dtype)
+
+    def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
+        # Keys or configurations jinit's kernels do not cover: jax.random, same formula.
+        ct = _random.compute_dtype(dtype)
+        s, m = jnp.array(spread(shape), ct), jnp.array(mean, ct)
+        if kind == "truncated_normal":
+            z = _random.truncated_normal(key, -2.0, 2.0, shape, dtype, out_sharding)
+        elif kind == "normal":
+            z = _random.normal(key, shape, dtype, out_sharding)
+        else:
+            z = _random.uniform(key, shape, dtype, -1.0, 1.0, out_sharding)
+        return (z * s + m).astype(dtype)
+
+    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:
+        return _sampling.Sampling(_DRAWS[kind], finish_for(shape, dtype))
+
+    def target(shape: tuple[int, ...]) -> tuple[float | None, float | None, float, float]:
+        fan_in, fan_out = fans(shape) if fans is not None else (None, None)
+        return fan_in, fan_out, mean, spread(shape) * _STD_OF_DRAW[kind]
+
+    return make_init(where, body, dtype, allow_complex=False, target=target, sampling=sampling)
