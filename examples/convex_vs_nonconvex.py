@@ -70,7 +70,7 @@ def train(params, x, y, steps: int):
         return (optax.apply_updates(p, u), s), loss
 
     (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-    grad_norm = optax.global_norm(jax.grad(loss_fn)(params, x, y))
+    grad_norm = optax.tree.norm(jax.grad(loss_fn)(params, x, y))
     return params, jnp.concatenate([losses, loss_fn(params, x, y)[None]]), grad_norm
 
 

@@ -154,8 +154,7 @@ def plot(result: dict, path: str) -> None:
     median = np.median(result["loss"], axis=1)
     shown = np.where(np.isfinite(median), median, np.nan)
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    cmap = plt.get_cmap("viridis_r").copy()
-    cmap.set_bad("#bbbbbb")
+    cmap = plt.get_cmap("viridis_r").with_extremes(bad="#bbbbbb")
     finite = shown[np.isfinite(shown)]
     im = ax.imshow(shown, cmap=cmap, aspect="auto",
                    norm=LogNorm(max(finite.min(), 1e-4), max(finite.max(), 1.0)))

@@ -115,14 +115,18 @@ def run(n_seeds: int, steps: int, rates=RATES, lr: float = 0.05) -> dict:
     out = {"rates": list(rates), "dense_acc": np.asarray(dense_acc),
            "dense_losses": np.asarray(dense_losses), "rewind_exact": rewind_exact,
            "rewound_acc": [], "reinit_acc": [], "rewound_losses": [], "reinit_losses": [],
-           "kept": []}  # fmt: skip
+           "kept": [], "pruned_stay_zero": True}  # fmt: skip
     for rate in rates:
         mask = jax.vmap(magnitude_mask, in_axes=(0, None))(dense, rate)
         kernels = [m for p, m in jax.tree_util.tree_flatten_with_path(mask)[0]
                    if jinit.path_str(p).endswith("kernel")]  # fmt: skip
         out["kept"].append(float(sum(m.sum() for m in kernels) / sum(m.size for m in kernels)))
         for name, start in (("rewound", rewound), ("reinit", fresh)):
-            _, losses, acc = fit(start, mask, data, steps, lr)
+            final, losses, acc = fit(start, mask, data, steps, lr)
+            out["pruned_stay_zero"] &= all(
+                bool((w[m == 0] == 0).all())
+                for w, m in zip(jax.tree.leaves(final), jax.tree.leaves(mask), strict=True)
+            )
             out[f"{name}_acc"].append(np.asarray(acc))
             out[f"{name}_losses"].append(np.asarray(losses))
     for k in ("rewound_acc", "reinit_acc", "rewound_losses", "reinit_losses"):

@@ -118,6 +118,7 @@ def run(layers: int, d: int, mesh_shape: tuple[int, int], vocab: int = 50304, se
     total = sum(x.nbytes for x in jax.tree.leaves(params))
     return {
         "mesh": mesh_shape,
+        "mesh_obj": mesh,
         "n_params": sum(x.size for x in jax.tree.leaves(params)),
         "total_bytes": total,
         "per_device": per_device_bytes(params),
@@ -172,9 +173,8 @@ def plot(r: dict, path: str) -> None:
         bottom += values
     ax.axhline(r["total_bytes"] / mb, color="k", ls="--",
                label=f"whole tree, if replicated: {r['total_bytes'] / mb:.0f} MiB")
-    ax.set_yscale("log")
     ax.set_xlabel("device")
-    ax.set_ylabel("MiB held (log scale)")
+    ax.set_ylabel("MiB held")
     ax.set_title(f"{r['n_params'] / 1e6:.0f}M-parameter GPT-2 tree, jinit.init_tree over a "
                  f"{r['mesh'][0]}x{r['mesh'][1]} mesh: bytes per device")
     ax.legend(fontsize=8, loc="center right")
