@@ -96,16 +96,16 @@ def run(n_inits: int, steps: int, seed: int = 0) -> dict:
             "final_loss": np.asarray(curves[:, -1]),
             "grad_norm": np.asarray(grad_norm),
             # the largest distance between the final weights of two runs
-            "weight_spread": float(
-                np.max(np.linalg.norm(flat[:, None] - flat[None, :], axis=-1))
-            ),
+            "weight_spread": float(np.max(np.linalg.norm(flat[:, None] - flat[None, :], axis=-1))),
         }
     return {"scales": scales, "steps": steps, "models": out}
 
 
 def summary(result: dict) -> str:
-    lines = [f"{len(result['scales'])} initialisations N(0, s^2), s in [0.01, 3], "
-             f"{result['steps']} Adam steps"]
+    lines = [
+        f"{len(result['scales'])} initialisations N(0, s^2), s in [0.01, 3], "
+        f"{result['steps']} Adam steps"
+    ]
     for model, r in result["models"].items():
         f = r["final_loss"]
         lines.append(

@@ -14,6 +14,7 @@ schemes at one fixed learning rate, answers the wrong question. Tune them togeth
 from __future__ import annotations
 
 import argparse
+import itertools
 import pathlib
 import time
 
@@ -55,7 +56,7 @@ def abstract_tree() -> dict:
     sizes = [2] + [WIDTH] * DEPTH + [1]
     return {
         f"layer_{i}": {"kernel": SDS((a, b), jnp.float32), "bias": SDS((b,), jnp.float32)}
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+        for i, (a, b) in enumerate(itertools.pairwise(sizes))
     }
 
 
@@ -156,24 +157,37 @@ def plot(result: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 5.5))
     cmap = plt.get_cmap("viridis_r").with_extremes(bad="#bbbbbb")
     finite = shown[np.isfinite(shown)]
-    im = ax.imshow(shown, cmap=cmap, aspect="auto",
-                   norm=LogNorm(max(finite.min(), 1e-4), max(finite.max(), 1.0)))
+    im = ax.imshow(
+        shown,
+        cmap=cmap,
+        aspect="auto",
+        norm=LogNorm(max(finite.min(), 1e-4), max(finite.max(), 1.0)),
+    )
     best = best_lrs(result)
     for i, s in enumerate(result["schemes"]):
         for j, lr in enumerate(result["lrs"]):
             v = median[i, j]
             text = "div." if not np.isfinite(v) else f"{v:.2f}" if v >= 0.01 else f"{v:.0e}"
             bold = lr == best[s]
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="k" if np.isfinite(v) and v < 0.05 else "w",
-                    fontweight="bold" if bold else "normal")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="k" if np.isfinite(v) and v < 0.05 else "w",
+                fontweight="bold" if bold else "normal",
+            )
             if bold:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
     ax.set_xticks(range(len(result["lrs"])), [f"{lr:g}" for lr in result["lrs"]])
     ax.set_yticks(range(len(result["schemes"])), result["schemes"])
     ax.set_xlabel("learning rate (SGD, momentum 0.9)")
-    ax.set_title(f"median final training loss, {DEPTH}x{WIDTH} ReLU MLP, two spirals\n"
-                 "(red: best lr per scheme; grey: diverged; 0.69 = ln 2: nothing learnt)")
+    ax.set_title(
+        f"median final training loss, {DEPTH}x{WIDTH} ReLU MLP, two spirals\n"
+        "(red: best lr per scheme; grey: diverged; 0.69 = ln 2: nothing learnt)"
+    )
     fig.colorbar(im, ax=ax, label="final training loss")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -129,7 +129,9 @@ def run(
     keys = {s: jnp.stack([replica_key(root, s, i) for i in range(n_seeds)]) for s in schemes}
     params = [jax.vmap(functools.partial(init_replica, scheme=s))(keys[s]) for s in schemes]
     stacked = jax.tree.map(lambda *a: jnp.concatenate(a), *params)  # (schemes * seeds, ...)
-    fit = jax.vmap(functools.partial(train, steps=steps, lr=lr), in_axes=(0, None, None, None, None))
+    fit = jax.vmap(
+        functools.partial(train, steps=steps, lr=lr), in_axes=(0, None, None, None, None)
+    )
     curves, accuracy = fit(stacked, x, y, x_test, y_test)
     shape = (len(schemes), n_seeds)
     return {
@@ -261,8 +263,15 @@ def plot(result: dict, stats: dict, path: str, replayed: tuple[str, int, np.ndar
         jitter = rng.uniform(-0.25, 0.25, acc.shape[1])
         ax.scatter(acc[i], i + jitter, s=8, alpha=0.5, color=f"C{i}")
         lo, hi = stats["ci"][s]
-        ax.errorbar(acc[i].mean(), i, xerr=[[acc[i].mean() - lo], [hi - acc[i].mean()]],
-                    fmt="D", color="k", ms=5, capsize=4)
+        ax.errorbar(
+            acc[i].mean(),
+            i,
+            xerr=[[acc[i].mean() - lo], [hi - acc[i].mean()]],
+            fmt="D",
+            color="k",
+            ms=5,
+            capsize=4,
+        )
     ax.set_yticks(range(len(schemes)), schemes)
     ax.invert_yaxis()
     ax.set_xlabel("final test accuracy (dots: seeds; black: mean and bootstrap 95% CI)")
@@ -288,19 +297,30 @@ def plot(result: dict, stats: dict, path: str, replayed: tuple[str, int, np.ndar
         ax.hist(stats["pitfall"]["diffs"], bins=40, color="C7", alpha=0.8)
         ax.axvline(stats["gap"], color="C3", lw=2, label=f"true gap: {a} - {b}")
         ax.axvline(-stats["gap"], color="C3", lw=2, ls=":")
-        ax.set_title(f"pitfall: 5 seeds vs 5 other seeds of the SAME config ('{stats['reference']}')")
+        ax.set_title(
+            f"pitfall: 5 seeds vs 5 other seeds of the SAME config ('{stats['reference']}')"
+        )
         ax.set_xlabel("difference of mean test accuracy between the two groups")
         ax.set_ylabel("count (random disjoint splits)")
         ax.legend()
 
     ax = axes[1, 1]
     ns = np.array(stats["ns"])
-    ax.plot(ns, 100 * np.array(stats["power"]), "o-", color="C0",
-            label="studies whose 95% CI of the gap excludes 0")
+    ax.plot(
+        ns,
+        100 * np.array(stats["power"]),
+        "o-",
+        color="C0",
+        label="studies whose 95% CI of the gap excludes 0",
+    )
     ax.axhline(80, color="k", lw=1, ls=":")
     if stats["seeds_needed"]:
-        ax.axvline(stats["seeds_needed"], color="C3", ls="--",
-                   label=f"80% from n = {stats['seeds_needed']}")
+        ax.axvline(
+            stats["seeds_needed"],
+            color="C3",
+            ls="--",
+            label=f"80% from n = {stats['seeds_needed']}",
+        )
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.set_ylim(0, 102)
     ax.set_xlabel("seeds per scheme")

@@ -95,9 +95,11 @@ def run(layers: int, d: int, mesh_shape: tuple[int, int], vocab: int = 50304, se
     devices = jax.devices()
     n = mesh_shape[0] * mesh_shape[1]
     if len(devices) < n:
-        raise ValueError(f"`--mesh {mesh_shape[0]}x{mesh_shape[1]}` needs {n} devices; jax sees "
-                         f"{len(devices)} (set XLA_FLAGS=--xla_force_host_platform_device_count={n} "
-                         "before jax starts).")
+        raise ValueError(
+            f"`--mesh {mesh_shape[0]}x{mesh_shape[1]}` needs {n} devices; jax sees "
+            f"{len(devices)} (set XLA_FLAGS=--xla_force_host_platform_device_count={n} "
+            "before jax starts)."
+        )
     mesh = jax.make_mesh(mesh_shape, ("data", "model"), devices=devices[:n])
     tree = gpt2_tree(layers, d, vocab)
     shardings = specs(tree, mesh)
@@ -171,12 +173,18 @@ def plot(r: dict, path: str) -> None:
     for k, values in per_kind.items():
         ax.bar([str(d.id) for d in devices], values, bottom=bottom, label=k)
         bottom += values
-    ax.axhline(r["total_bytes"] / mb, color="k", ls="--",
-               label=f"whole tree, if replicated: {r['total_bytes'] / mb:.0f} MiB")
+    ax.axhline(
+        r["total_bytes"] / mb,
+        color="k",
+        ls="--",
+        label=f"whole tree, if replicated: {r['total_bytes'] / mb:.0f} MiB",
+    )
     ax.set_xlabel("device")
     ax.set_ylabel("MiB held")
-    ax.set_title(f"{r['n_params'] / 1e6:.0f}M-parameter GPT-2 tree, jinit.init_tree over a "
-                 f"{r['mesh'][0]}x{r['mesh'][1]} mesh: bytes per device")
+    ax.set_title(
+        f"{r['n_params'] / 1e6:.0f}M-parameter GPT-2 tree, jinit.init_tree over a "
+        f"{r['mesh'][0]}x{r['mesh'][1]} mesh: bytes per device"
+    )
     ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

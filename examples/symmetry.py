@@ -114,10 +114,18 @@ def plot(result: dict, path: str) -> None:
         steps = np.arange(r["kernels"].shape[0])
         for j in range(HIDDEN):
             # each unit's weight from input 0; a marker cycle so coinciding lines stay visible
-            ax.plot(steps, r["kernels"][:, 0, j], color=f"C{j}", lw=1.5,
-                    ls=["-", "--", ":", "-."][j % 4], label=f"unit {j}")
-        ax.set_title(f"{name}: hidden units' weight from input x0\n"
-                     f"max difference between units: {r['spread']:.3g}")
+            ax.plot(
+                steps,
+                r["kernels"][:, 0, j],
+                color=f"C{j}",
+                lw=1.5,
+                ls=["-", "--", ":", "-."][j % 4],
+                label=f"unit {j}",
+            )
+        ax.set_title(
+            f"{name}: hidden units' weight from input x0\n"
+            f"max difference between units: {r['spread']:.3g}"
+        )
         ax.set_xlabel("Adam step")
         ax.grid(True, alpha=0.3)
         if col == 0:

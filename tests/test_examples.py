@@ -1,4 +1,4 @@
-"""The examples compute what they claim: each runs small here and its summary's physics is checked."""
+"""The examples compute what they claim: each runs small, and its summary's physics is checked."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def test_signal_propagation_physics(tmp_path):
 def test_signal_propagation_activations_and_gradients(tmp_path):
     sp = _load("signal_propagation")
     depth, width = 20, 64
-    results = sp.main(["--depth", str(depth), "--width", str(width), "--out", str(tmp_path / "a.png")])
+    results = sp.main(
+        ["--depth", str(depth), "--width", str(width), "--out", str(tmp_path / "a.png")]
+    )
     assert _png(tmp_path / "a.png")
     relu, tanh = results["relu"], results["tanh"]
     he, small = relu["He (normal)"], relu["N(0,1)*0.01"]
@@ -83,9 +85,8 @@ def test_seed_study_physics(tmp_path):
     ])  # fmt: skip
     result, stats = out["result"], out["stats"]
     assert _png(tmp_path / "ss.png")
-    acc, loss = dict(zip(result["schemes"], result["accuracy"])), dict(
-        zip(result["schemes"], result["loss"])
-    )
+    acc = dict(zip(result["schemes"], result["accuracy"], strict=True))
+    loss = dict(zip(result["schemes"], result["loss"], strict=True))
     # zeros: every seed is the same network (nothing random), stuck at chance and at ln 2.
     assert np.all(acc["zeros"] == 0.5)
     np.testing.assert_allclose(loss["zeros"], np.log(2), rtol=1e-6)
