@@ -179,6 +179,7 @@ def plot(r: dict, path: str) -> None:
         ax.scatter(np.repeat(kept, acc.shape[1]), acc.ravel(), color=color, s=8, alpha=0.35)
     ax.axhline(r["dense_acc"].mean(), color="k", ls="--", label="dense network")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xticks(kept, [f"{k:.0f}%" if k >= 10 else f"{k:.1f}%" for k in kept])
     ax.set_xlabel("weights remaining (one-shot magnitude pruning)")
