@@ -140,7 +140,7 @@ def test_symmetry_physics(tmp_path):
     assert ones["spread"] == 0.0 and ones["rank"] == 1
     assert np.ptp(ones["kernels"][:, 0, 0]) > 0.1  # the tied units did move
     assert random["spread"] > 0.1 and random["rank"] == 2
-    assert random["accuracy"] > ones["accuracy"]
+    assert random["accuracy"] > ones["accuracy"] + 0.1  # measured: 0.988 vs 0.727
 
 
 def test_lottery_ticket_physics(tmp_path):
@@ -151,8 +151,9 @@ def test_lottery_ticket_physics(tmp_path):
     assert r["rewind_exact"]  # init_tree(seed) recomputes the initial weights bit for bit
     assert r["pruned_stay_zero"]
     assert r["kept"][0] == pytest.approx(0.2, abs=0.01)
-    # the rewound ticket at least matches the random reinit with the same mask
-    assert r["rewound_acc"][0].mean() >= r["reinit_acc"][0].mean() - 0.01
+    # the rewound ticket beats the random reinit with the same mask (measured: 0.935 vs 0.889);
+    # a rewind that drew fresh weights would be just another reinit and fail this
+    assert r["rewound_acc"][0].mean() > r["reinit_acc"][0].mean() + 0.02
     assert r["rewound_acc"][0].mean() > 0.7
 
 
