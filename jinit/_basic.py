@@ -74,7 +74,11 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
         raise TypeError(f"`constant(value=...)` must be a number; got {original!r}.")
     value = cast(Any, value)  # a Python int, float or complex
-    if not cmath.isfinite(value):
+    try:
+        finite = cmath.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not finite:
         raise ValueError(f"`constant(value=...)` must be finite; got {original!r}.")
     _checks.check_factory_dtype("constant", dtype)
 

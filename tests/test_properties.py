@@ -108,7 +108,7 @@ def hyper_calls(draw):
             value = draw(st.integers(int(lo), int(hi)))
             wrap = INT_WRAPPERS[draw(st.sampled_from(sorted(INT_WRAPPERS)))]
         else:
-            value = draw(st.floats(lo, hi, allow_nan=False, width=32))
+            value = draw(st.floats(lo, hi, allow_nan=False))
             wrap = WRAPPERS[draw(st.sampled_from(sorted(WRAPPERS)))]
         wrapped[name] = wrap(value)
         # The Python number the wrapper holds (np.float32 rounds a float64 value).
@@ -143,8 +143,9 @@ def _bad_values(hyper: Hyper, name: str) -> list[tuple[object, type, str]]:
         (None, TypeError, "must be"),
         (True, TypeError, "must be"),
         (np.bool_(False), TypeError, "must be"),
-        (1 + 1j, TypeError, "must be"),
     ]
+    if hyper.name != "constant":  # constant(1j) fills complex arrays
+        bad.append((1 + 1j, TypeError, "must be"))
     if real:
         bad += [
             (math.nan, ValueError, "must be finite"),
@@ -177,8 +178,7 @@ def test_invalid_hyperparameters_name_the_argument(call):
         hyper.factory(**kwargs)
     message = str(info.value)
     assert f"({name}=" in message and says in message, message
-    if hyper.name != "constant" or says != "must be":  # constant(1j) is valid
-        assert info.type is error, (info.type, message)
+    assert info.type is error, (info.type, message)
 
 
 BAD_KEYS = [
