@@ -67,6 +67,7 @@ FAMILIES = (
     ("_explain", "Which rule gives which parameter"),
     ("_keys", "Path keys"),
     ("_describe", "Describing an initializer"),
+    ("_signal", "Signal propagation"),
     ("_fans", "Fans"),
     ("_sampling", "The sampling protocol"),
     ("_typing", "Types"),

@@ -49,6 +49,9 @@ from jinit._research import t_fixup_scale as t_fixup_scale
 from jinit._rules import full_match as full_match
 from jinit._sampling import Draw as Draw
 from jinit._sampling import Sampling as Sampling
+from jinit._signal import LayerSignal as LayerSignal
+from jinit._signal import SignalReport as SignalReport
+from jinit._signal import signal_propagation as signal_propagation
 from jinit._stacked import stacked as stacked
 from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity

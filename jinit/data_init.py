@@ -10,7 +10,7 @@ so that its outputs on that batch have the wanted statistics. Both are pure JAX 
 A *layer* is a module with a ``kernel`` parameter (``Dense``, ``DenseGeneral``, ``Conv``, nnx's
 ``Linear``, ``LinearGeneral``, ``Conv``, ...); its output is what its ``__call__`` returns
 (captured with linen's ``capture_intermediates`` or :func:`flax.nnx.capture`), and its ``bias``
-is its sibling parameter of that name. The layers are visited in the parameter tree's order,
+is its sibling parameter of that name. The layers are visited in natural order of their paths,
 repeatedly, until all of them meet the criterion at once (so the order in which the model calls
 them does not matter), or ``max_iters`` sweeps have run.
 
@@ -19,6 +19,7 @@ This module imports flax.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,14 +54,21 @@ def _set(tree: Any, path: Path, value: Any) -> Any:
 
 
 def _kernel_paths(params: Any, prefix: Path = ()) -> list[Path]:
-    """The paths of every ``kernel`` in a nested dict, in its order."""
+    """The paths of every ``kernel`` in a nested dict, in natural order (``Dense_2`` before
+    ``Dense_10``, list index 2 before 10): for Flax's automatic names, the order of creation."""
     out: list[Path] = []
     for k, v in params.items():
         if isinstance(v, dict):
             out += _kernel_paths(v, (*prefix, k))
         elif k == "kernel":
             out.append((*prefix, k))
-    return out
+    return out if prefix else sorted(out, key=_natural)
+
+
+def _natural(path: Path) -> tuple[Any, ...]:
+    return tuple(
+        tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(k))) for k in path
+    )
 
 
 def lsuv(
@@ -175,7 +183,30 @@ def data_dependent(
     return params
 
 
-# --- linen ----------------------------------------------------------------------------------
+# --- linen and nnx --------------------------------------------------------------------------
+
+
+def layer_outputs(
+    model: Any, variables: Any = None, where: str = "layer_outputs"
+) -> tuple[Outputs, Any, list[Path]]:
+    """A Flax model as a function of its parameters that returns every layer's output.
+
+    Args:
+      model: a linen ``Module`` (with ``variables``) or an ``nnx.Module`` (without).
+      variables: the linen model's variables dict.
+      where: the entry point named in errors.
+
+    Returns:
+      ``(outputs, params, kernels)``: ``outputs(params, x)`` maps each kernel path to its layer's
+      output on ``x``; ``params`` is the parameters as a nested dict; ``kernels`` the kernel paths
+      in the parameter tree's order.
+    """
+    if isinstance(model, nnx.Module):
+        if variables is not None:
+            raise TypeError(f"`{where}`: an nnx model carries its own variables; got `variables`.")
+        outputs, params, kernels, _ = _nnx(model, where)
+        return outputs, params, kernels
+    return _linen(model, variables, where)
 
 
 def _linen(model: Any, variables: Any, where: str) -> tuple[Outputs, Any, list[Path]]:
@@ -298,6 +329,7 @@ __all__ = [
     "data_dependent",
     "data_dependent_linen",
     "data_dependent_nnx",
+    "layer_outputs",
     "lsuv",
     "lsuv_linen",
     "lsuv_nnx",

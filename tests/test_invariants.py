@@ -36,6 +36,9 @@ def bits(x: jax.Array) -> np.ndarray:
 # callable must have a registry row, so a new initializer cannot skip the invariant tests.
 NOT_INITIALIZERS = {
     "compute_fans",
+    "signal_propagation",
+    "SignalReport",
+    "LayerSignal",
     "describe",
     "Description",
     "deepnorm_alpha",
