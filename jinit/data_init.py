@@ -27,15 +27,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jinit import _checks
+
 Path = tuple[Any, ...]
 Outputs = Callable[[Any, Any], dict[Path, jax.Array]]
 
 
-def _check(where: str, tol: Any, max_iters: Any) -> None:
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
+def _check(where: str, tol: Any, max_iters: Any) -> tuple[float, int]:
+    tol_ = _checks.check_real(where, "tol", tol, positive=True)
+    if not tol_ < 1:
         raise ValueError(f"`{where}(tol=...)` must be a number in (0, 1); got {tol!r}.")
-    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
-        raise ValueError(f"`{where}(max_iters=...)` must be a positive int; got {max_iters!r}.")
+    return tol_, _checks.check_count(where, "max_iters", max_iters)
 
 
 def _get(tree: Any, path: Path) -> Any:
@@ -98,7 +100,7 @@ def lsuv(
     Returns:
       ``params`` with the kernels rescaled.
     """
-    _check("lsuv", tol, max_iters)
+    tol, max_iters = _check("lsuv", tol, max_iters)
     kernels = [tuple(p) for p in kernels]
     if not kernels:
         raise ValueError("`lsuv`: no layers to scale (`kernels` is empty).")
@@ -160,8 +162,7 @@ def data_dependent(
     Returns:
       ``params`` with the kernels and biases set.
     """
-    if isinstance(sweeps, bool) or not isinstance(sweeps, int) or sweeps < 1:
-        raise ValueError(f"`data_dependent(sweeps=...)` must be a positive int; got {sweeps!r}.")
+    sweeps = _checks.check_count("data_dependent", "sweeps", sweeps)
     kernels = [tuple(p) for p in kernels]
     for _ in range(sweeps):
         for path in kernels:

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jinit import _keys
+from jinit import _checks, _keys
 
 Optimizer = Literal["adam", "sgd"]
 
@@ -364,10 +364,8 @@ def coord_check(
     Examples:
       See ``tests/test_mup.py::test_coord_check_is_flat_under_mup_and_grows_under_sp``.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"`coord_check(steps=...)` must be a positive int; got {steps!r}.")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"`coord_check(seeds=...)` must be a positive int; got {seeds!r}.")
+    steps = _checks.check_count("coord_check", "steps", steps)
+    seeds = _checks.check_count("coord_check", "seeds", seeds)
     if not widths:
         raise ValueError("`coord_check(widths=...)` must name at least one width.")
     x, y = batch
