@@ -83,3 +83,118 @@ from jinit._zero import hadamard as hadamard
 from jinit._zero import zero_init as zero_init
 
 __version__ = "0.1.0"
+
+__all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
+    # Constants and plain distributions
+    "constant",
+    "normal",
+    "ones",
+    "truncated_normal",
+    "uniform",
+    "zeros",
+    # Variance scaling: Glorot, He, LeCun
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
+    # PyTorch's schemes
+    "calculate_gain",
+    "torch_kaiming_normal",
+    "torch_kaiming_uniform",
+    "torch_xavier_normal",
+    "torch_xavier_uniform",
+    # PyTorch's layer defaults
+    "torch_bias_default",
+    "torch_embedding_default",
+    "torch_linear_default",
+    "torch_trunc_normal",
+    # PyTorch's defaults for a whole Flax model
+    "torch_defaults",
+    # Keras 3 semantics
+    "keras_conv_default",
+    "keras_dense_default",
+    "keras_embedding_default",
+    "keras_identity",
+    "keras_orthogonal",
+    "keras_random_normal",
+    "keras_random_uniform",
+    "keras_truncated_normal",
+    "keras_variance_scaling",
+    # Haiku semantics
+    "haiku_conv_default",
+    "haiku_embed_default",
+    "haiku_linear_default",
+    "haiku_orthogonal",
+    "haiku_variance_scaling",
+    # Orthogonal
+    "delta_orthogonal",
+    "orthogonal",
+    # Structured: identity, Dirac, sparse
+    "dirac",
+    "identity",
+    "sparse",
+    # ZerO and Hadamard
+    "hadamard",
+    "zero_init",
+    # Depth-aware research schemes
+    "fixup",
+    "scaled",
+    "scaled_residual",
+    "t_fixup",
+    "t_fixup_embedding",
+    "t_fixup_scale",
+    # Residual gates
+    "rezero",
+    "skipinit",
+    # DeepNorm
+    "deepnorm",
+    "deepnorm_alpha",
+    "deepnorm_beta",
+    # Maximal update parametrisation (muP)
+    "mup_hidden",
+    "mup_readout",
+    # Stacked (scanned) layers
+    "stacked",
+    # Whole trees
+    "init_tree",
+    # Rules
+    "full_match",
+    # Which rule gives which parameter
+    "explain",
+    "Explanation",
+    "ParamRule",
+    # Path keys
+    "key_for_path",
+    "keys_like",
+    "path_str",
+    # Describing an initializer
+    "describe",
+    "Description",
+    # Signal propagation
+    "LayerSignal",
+    "signal_propagation",
+    "SignalReport",
+    # Fans
+    "compute_fans",
+    "einsum_axes",
+    "EinsumAxes",
+    # The sampling protocol
+    "Draw",
+    "Sampling",
+    # Types
+    "Initializer",
+]
+
+# Public objects report the module users import them from (reprs, pickling, docs).
+for _name in __all__:
+    _obj = globals()[_name]
+    if str(getattr(_obj, "__module__", "")).startswith("jinit._"):
+        _obj.__module__ = "jinit"
+del _name, _obj

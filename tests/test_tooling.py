@@ -115,3 +115,15 @@ def test_changelog_records_the_golden_values():
         "the pinned values changed: add a 'Values changed' entry to CHANGELOG.md and set its "
         f"`golden:` line to {golden_fingerprint()}"
     )
+
+
+def test_public_api_is_listed_and_reports_jinit():
+    """`__all__` names exactly the public objects, and each reports `jinit` as its module (so
+    reprs, pickles and the docs show the name users import)."""
+    import jinit
+
+    public = {n for n in dir(jinit) if not n.startswith("_")} - {"flax", "mup", "data_init"}
+    assert set(jinit.__all__) == public and len(jinit.__all__) == len(public)
+    private = [n for n in jinit.__all__ if getattr(jinit, n).__module__ != "jinit"]
+    assert not private, private
+    assert repr(jinit.Description).startswith("<class 'jinit.Description'")
