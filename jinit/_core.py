@@ -23,6 +23,12 @@ SamplingFn = Callable[[tuple[int, ...], np.dtype], Sampling | None]
 Target = Callable[[tuple[int, ...]], tuple[float | None, float | None, float, float]]
 
 
+def place(x: Array, out_sharding: OutSharding) -> Array:
+    """Lays out a result computed whole (replicated: a deterministic fill, or a QR, which is not
+    partitionable) as ``out_sharding``."""
+    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
+
+
 def make_init(
     where: str,
     body: Body,

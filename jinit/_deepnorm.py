@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jinit import _checks
-from jinit._research import Part, _check_count
+from jinit._research import Part
 from jinit._torch import torch_xavier_normal
 from jinit._typing import Axes, DTypeLike, Initializer
 
@@ -11,11 +11,11 @@ from jinit._typing import Axes, DTypeLike, Initializer
 def _deepnorm_constants(
     where: str, n_layers: int, decoder_layers: int | None, part: Part
 ) -> tuple[float, float]:
-    n_layers = _check_count(where, "n_layers", n_layers)
+    n_layers = _checks.check_count(where, "n_layers", n_layers)
     _checks.check_one_of(where, "part", part, ("encoder", "decoder"))
     if decoder_layers is None:  # encoder-only or decoder-only
         return (2 * n_layers) ** 0.25, (8 * n_layers) ** -0.25
-    decoder_layers = _check_count(where, "decoder_layers", decoder_layers)
+    decoder_layers = _checks.check_count(where, "decoder_layers", decoder_layers)
     if part == "decoder":
         return (3 * decoder_layers) ** 0.25, (12 * decoder_layers) ** -0.25
     nm = n_layers**4 * decoder_layers

@@ -15,8 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks
-from jinit._core import make_init
-from jinit._structured import place
+from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 

@@ -26,10 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _random
-from jinit._core import make_init
+from jinit._core import make_init, place
 from jinit._orthogonal import orthogonal
 from jinit._scaled_draw import Kind, scaled_draw
-from jinit._structured import place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 MODES = ("fan_in", "fan_out", "fan_avg")

@@ -11,18 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _haar, _random, _sampling
-from jinit._core import make_init
+from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 
 def _check_column_axis(where: str, column_axis: Any) -> None:
     if isinstance(column_axis, bool) or not isinstance(column_axis, (int, np.integer)):
         raise TypeError(f"`{where}(column_axis=...)` must be an int; got {column_axis!r}.")
-
-
-def _place(x: Array, out_sharding: OutSharding) -> Array:
-    """Lays out a replicated result as `out_sharding` (QR is not partitionable)."""
-    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
 
 
 METHODS = ("qr", "householder")
@@ -126,7 +121,7 @@ def orthogonal(
         ct = _random.compute_dtype(dtype)
         n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
         q = _as_weight(_orthogonal_matrix(key, n_rows, n_cols, ct, method), shape, col)
-        return _place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
+        return place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
         """Equal shapes share one batched QR; the finish scales and rounds."""
@@ -201,9 +196,9 @@ def delta_orthogonal(
             )
         _checks.normalize_axes(where, "column_axis", column_axis, 2)
         if not math.prod(shape):  # an empty kernel: nothing to place
-            return _place(jnp.zeros(shape, dtype), out_sharding)
+            return place(jnp.zeros(shape, dtype), out_sharding)
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         w = jnp.zeros(shape, dtype).at[centre].set(ortho(key, shape[-2:], dtype))
-        return _place(w, out_sharding)
+        return place(w, out_sharding)
 
     return make_init(where, body, dtype)

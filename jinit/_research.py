@@ -22,10 +22,6 @@ from jinit._variance import glorot_uniform, he_normal, variance_scaling
 Part = Literal["encoder", "decoder"]
 
 
-def _check_count(where: str, name: str, value: Any) -> int:
-    return _checks.check_count(where, name, value)
-
-
 def scaled(init: Initializer, factor: Any) -> Initializer:
     r"""Builds an initializer that multiplies ``init``'s output by ``factor``: :math:`W = f\,W_0`.
 

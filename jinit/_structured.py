@@ -14,13 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _random, _sampling
-from jinit._core import make_init
+from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
-
-
-def place(x: Array, out_sharding: OutSharding) -> Array:
-    """Lays out a deterministic (replicated) result as `out_sharding`."""
-    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
 
 
 def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:

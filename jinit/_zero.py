@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _random
-from jinit._core import make_init
-from jinit._structured import place
+from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 
