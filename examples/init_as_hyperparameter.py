@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _spirals import two_spirals
 
 import jinit
 
@@ -58,15 +59,6 @@ def abstract_tree() -> dict:
         f"layer_{i}": {"kernel": SDS((a, b), jnp.float32), "bias": SDS((b,), jnp.float32)}
         for i, (a, b) in enumerate(itertools.pairwise(sizes))
     }
-
-
-def two_spirals(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """`n` points per class on two interleaved 1.5-turn spirals in [-1, 1]^2; labels 0/1."""
-    rng = np.random.default_rng(seed)
-    t = np.sqrt(rng.uniform(0.0, 1.0, n)) * 3 * np.pi
-    arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (3 * np.pi)
-    x = np.concatenate([arm, -arm]) + noise * rng.standard_normal((2 * n, 2))
-    return x.astype(np.float32), np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
 
 
 def logits(params, x):

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _spirals import two_spirals
 
 import jinit
 
@@ -40,15 +41,6 @@ ABSTRACT = {
 }
 RULES = [(r"kernel$", jinit.he_normal()), (r"bias$", jinit.zeros)]
 RATES = (0.5, 0.8, 0.9, 0.95, 0.98)
-
-
-def two_spirals(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """`n` points per class on two interleaved 2-turn spirals in [-1, 1]^2; labels 0/1."""
-    rng = np.random.default_rng(seed)
-    t = np.sqrt(rng.uniform(0.0, 1.0, n)) * 4 * np.pi
-    arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (4 * np.pi)
-    x = np.concatenate([arm, -arm]) + noise * rng.standard_normal((2 * n, 2))
-    return x.astype(np.float32), np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
 
 
 def logits(params, x):
@@ -97,7 +89,7 @@ def magnitude_mask(trained, rate):
 
 
 def run(n_seeds: int, steps: int, rates=RATES, lr: float = 0.05) -> dict:
-    data = (*two_spirals(200, seed=1), *two_spirals(200, seed=2))
+    data = (*two_spirals(200, seed=1, half_turns=4), *two_spirals(200, seed=2, half_turns=4))
     seeds = jnp.arange(n_seeds)
     init = jax.vmap(lambda s: jinit.init_tree(s, ABSTRACT, RULES))
     ones = jax.tree.map(lambda a: jnp.ones(a.shape, a.dtype), ABSTRACT)

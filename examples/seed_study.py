@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _spirals import two_spirals
 
 import jinit
 
@@ -72,16 +73,6 @@ SCHEMES: dict[str, jinit.Initializer] = {
 
 def rules(scheme: str) -> list[tuple[str, jinit.Initializer]]:
     return [(r"kernel$", SCHEMES[scheme]), (r"bias$", jinit.zeros)]
-
-
-def two_spirals(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """`n` points per class on two interleaved 2-turn spirals in [-1, 1]^2; labels 0/1."""
-    rng = np.random.default_rng(seed)
-    t = np.sqrt(rng.uniform(0.0, 1.0, n)) * 4 * np.pi
-    arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (4 * np.pi)
-    x = np.concatenate([arm, -arm]) + noise * rng.standard_normal((2 * n, 2))
-    y = np.concatenate([np.zeros(n), np.ones(n)])
-    return x.astype(np.float32), y.astype(np.float32)
 
 
 def replica_key(root: jax.Array, scheme: str, i: int) -> jax.Array:
@@ -126,8 +117,8 @@ def run(
 ) -> dict:
     """Trains `n_seeds` replicas of every scheme in one vmapped program."""
     root = jax.random.key(seed)
-    x, y = two_spirals(n_data, seed=1)
-    x_test, y_test = two_spirals(n_data, seed=2)
+    x, y = two_spirals(n_data, seed=1, half_turns=4)
+    x_test, y_test = two_spirals(n_data, seed=2, half_turns=4)
     keys = {s: jnp.stack([replica_key(root, s, i) for i in range(n_seeds)]) for s in schemes}
     params = [jax.vmap(functools.partial(init_replica, scheme=s))(keys[s]) for s in schemes]
     stacked = jax.tree.map(lambda *a: jnp.concatenate(a), *params)  # (schemes * seeds, ...)
@@ -150,8 +141,8 @@ def run(
 
 def replay(result: dict, scheme: str, i: int) -> np.ndarray:
     """Reruns replica `i` of `scheme` alone (no vmap) from its path key; returns its loss curve."""
-    x, y = two_spirals(result["n_data"], seed=1)
-    x_test, y_test = two_spirals(result["n_data"], seed=2)
+    x, y = two_spirals(result["n_data"], seed=1, half_turns=4)
+    x_test, y_test = two_spirals(result["n_data"], seed=2, half_turns=4)
     params = init_replica(replica_key(jax.random.key(result["seed"]), scheme, i), scheme)
     curve, _ = train(params, x, y, x_test, y_test, steps=result["steps"], lr=result["lr"])
     return np.asarray(curve)

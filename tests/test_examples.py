@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 
 import jax
 import numpy as np
@@ -15,6 +16,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):
+    if str(ROOT / "examples") not in sys.path:  # the examples' shared modules (_spirals)
+        sys.path.insert(0, str(ROOT / "examples"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
