@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _spirals import two_spirals
+from _common import two_spirals
 
 import jinit
 

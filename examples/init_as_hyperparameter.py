@@ -22,23 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _spirals import two_spirals
+from _common import symmetric_uniform, two_spirals
 
 import jinit
 
 SDS = jax.ShapeDtypeStruct
 WIDTH, DEPTH = 32, 4
 LEARNING_RATES = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
-
-
-def symmetric_uniform(a: float) -> jinit.Initializer:
-    """U[-a, a]: jinit's one-sided ``uniform(2a)``, shifted by -a."""
-    base = jinit.uniform(2 * a)
-
-    def init(key, shape, dtype=None, out_sharding=None):
-        return base(key, shape, dtype, out_sharding) - a
-
-    return init
 
 
 SCHEMES: dict[str, jinit.Initializer] = {

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _spirals import two_spirals
+from _common import symmetric_uniform, two_spirals
 
 import jinit
 
@@ -44,16 +44,6 @@ ABSTRACT = {
     "head": {"kernel": SDS((WIDTH, 1), jnp.float32), "bias": SDS((1,), jnp.float32)},
 }
 LOG_EVERY = 10  # steps between recorded training losses
-
-
-def symmetric_uniform(a: float) -> jinit.Initializer:
-    """U[-a, a]: jinit's one-sided ``uniform(2a)``, shifted by -a."""
-    base = jinit.uniform(2 * a)
-
-    def init(key, shape, dtype=None, out_sharding=None):
-        return base(key, shape, dtype, out_sharding) - a
-
-    return init
 
 
 # Kernel initializer per scheme. The names are the plot's labels.

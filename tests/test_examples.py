@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):
-    if str(ROOT / "examples") not in sys.path:  # the examples' shared modules (_spirals)
+    if str(ROOT / "examples") not in sys.path:  # the examples' shared module (_common)
         sys.path.insert(0, str(ROOT / "examples"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     assert spec is not None and spec.loader is not None

@@ -1,8 +1,11 @@
-"""The two-spirals task the training examples share (a small non-convex classification)."""
+"""What the training examples share: the two-spirals task (a small non-convex classification)
+and U[-a, a] built from jinit's one-sided uniform."""
 
 from __future__ import annotations
 
 import numpy as np
+
+import jinit
 
 
 def two_spirals(
@@ -15,3 +18,13 @@ def two_spirals(
     arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (half_turns * np.pi)
     x = np.concatenate([arm, -arm]) + noise * rng.standard_normal((2 * n, 2))
     return x.astype(np.float32), np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
+
+
+def symmetric_uniform(a: float) -> jinit.Initializer:
+    """U[-a, a]: jinit's one-sided ``uniform(2a)``, shifted by -a."""
+    base = jinit.uniform(2 * a)
+
+    def init(key, shape, dtype=None, out_sharding=None):
+        return base(key, shape, dtype, out_sharding) - a
+
+    return init
