@@ -40,6 +40,7 @@ from jinit._mup import mup_hidden as mup_hidden
 from jinit._mup import mup_readout as mup_readout
 from jinit._orthogonal import delta_orthogonal as delta_orthogonal
 from jinit._orthogonal import orthogonal as orthogonal
+from jinit._portable_init import portable as portable
 from jinit._research import fixup as fixup
 from jinit._research import scaled as scaled
 from jinit._research import scaled_residual as scaled_residual
@@ -164,6 +165,8 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     "stacked",
     # Whole trees
     "init_tree",
+    # The same values on every backend
+    "portable",
     # Rules
     "full_match",
     # Which rule gives which parameter

@@ -203,7 +203,7 @@ def truncated_normal(
         z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
-    lo, hi = _sampling.static_float(lower), _sampling.static_float(upper)
+    lo, hi = _checks.static_float(lower), _checks.static_float(upper)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
         if lo is None or hi is None:  # array-valued bounds: per-leaf only

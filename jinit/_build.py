@@ -37,7 +37,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _keys, _random, _sampling, _stacked
+from jinit import _keys, _portable, _random, _sampling, _stacked
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES).
 CHUNK_FRACTION = 0.025
@@ -247,10 +247,30 @@ def _sign_bit(x: jax.Array) -> jax.Array:
 
 
 def build_all(
-    root: jax.Array, leaves: Sequence[Any], where: str, group: bool = True
+    root: jax.Array,
+    leaves: Sequence[Any],
+    where: str,
+    group: bool = True,
+    portable: bool = False,
 ) -> list[jax.Array]:
     """Every leaf, in order: grouped draws where the protocol allows (and ``group``), else one
-    by one."""
+    by one; ``portable``: with the portable samplers (:mod:`jinit._portable`)."""
+    with _portable.mode(portable):
+        return _build_all(root, leaves, where, group, portable)
+
+
+def _build_all(
+    root: jax.Array, leaves: Sequence[Any], where: str, group: bool, portable: bool
+) -> list[jax.Array]:
+    if portable:
+        _portable.check_key(where, root)
+        for leaf in leaves:
+            if not _portable.covers(leaf.init):
+                raise ValueError(
+                    f"`{where}(portable=True)`: the parameter {leaf.path!r} has the initializer "
+                    f"{leaf.init!r}, which is not jinit's: it draws with jax.random, whose "
+                    "values differ between backends. Use a jinit initializer for it."
+                )
     keys = KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
     outs: list[Any] = [None] * len(leaves)
     groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
@@ -259,7 +279,10 @@ def build_all(
         if group and not isinstance(leaf.init, _stacked.Stacked):  # a stack is its own loop
             with leaf_errors(leaf, where):
                 s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
-        if s is None or 0 in leaf.shape or not _random.use_kernels(root, s.draw.dtype, leaf.shape):
+                if portable:
+                    s = _sampling.portable_sampling(s)
+        ours = portable or (s is not None and _random.use_kernels(root, s.draw.dtype, leaf.shape))
+        if s is None or 0 in leaf.shape or not ours:
             outs[i] = build_one(keys, leaf, where)  # (an empty leaf: nothing to draw)
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))

@@ -324,3 +324,14 @@ def check_factory_dtype(where: str, dtype: DTypeLike | None, *, allow_complex: b
     """Checks a factory's default `dtype=` argument when the factory is called."""
     if dtype is not None:
         canonical_dtype(where, dtype, allow_complex=allow_complex)
+
+
+def static_float(x: Any) -> float | None:
+    """``x`` as a Python float when it is a static real scalar, else ``None`` (no grouping)."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return float(x)
+    if isinstance(x, np.ndarray) and x.shape == () and np.issubdtype(x.dtype, np.number):
+        return float(x)
+    return None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from jinit import _checks, _random
+from jinit import _checks, _portable, _random, _sampling
 from jinit._sampling import Sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
@@ -62,13 +62,25 @@ def make_init(
     if magnitude is None and target is not None:
         magnitude = lambda shape: _magnitude(target(shape))
 
-    def run(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
-        s = None if sampling is None else sampling(shape, dtype)
-        if s is not None and _random.use_kernels(key, s.draw.dtype, shape):
-            return s.finish(s.draw(key, shape, out_sharding))
-        return body(key, shape, dtype, out_sharding)
+    def run(
+        key: KeyArray,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        out_sharding: OutSharding,
+        portable: bool,
+    ):
+        with _portable.mode(portable):
+            s = None if sampling is None else sampling(shape, dtype)
+            if portable:
+                s = _sampling.portable_sampling(s)
+                if s is not None:
+                    _portable.check_key(where, key)
+            if s is not None and (portable or _random.use_kernels(key, s.draw.dtype, shape)):
+                return s.finish(s.draw(key, shape, out_sharding))
+            return body(key, shape, dtype, out_sharding)
 
-    compiled = jax.jit(run, static_argnums=(1, 2, 3))
+    # Portable mode is a static argument: a compiled body never serves the other mode.
+    compiled = jax.jit(run, static_argnums=(1, 2, 3, 4))
     default_dtype = dtype
     in_range: set[tuple[tuple[int, ...], np.dtype]] = set()
 
@@ -83,7 +95,7 @@ def make_init(
         dtype = default_dtype if dtype is None else dtype
         dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
         out_sharding = _checks.check_out_sharding(where, out_sharding)
-        out = compiled(key, shape, dtype, out_sharding)
+        out = compiled(key, shape, dtype, out_sharding, _portable.active())
         if magnitude is not None and 0 not in shape and (shape, dtype) not in in_range:
             _checks.check_range(where, magnitude(shape), dtype)
             in_range.add((shape, dtype))  # static: checked once per shape and dtype

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _haar, _random, _sampling
+from jinit import _checks, _haar, _portable, _random, _sampling
 from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
@@ -45,13 +45,16 @@ def _as_weight(q: Array, shape: Shape, col: int) -> Array:
     return jnp.moveaxis(q, -1, col)
 
 
-@partial(jax.jit, static_argnames=("col", "method", "shape"))
+@partial(jax.jit, static_argnames=("col", "method", "portable", "shape"))
 def _orthogonal_kernel(
-    key: KeyArray, col: int, method: str = "qr", *, shape: tuple[int, ...]
+    key: KeyArray, col: int, method: str = "qr", portable: bool = False, *, shape: tuple[int, ...]
 ) -> Array:
-    """A float32 orthogonal weight of ``shape`` with its columns on axis ``col`` (scale 1)."""
+    """A float32 orthogonal weight of ``shape`` with its columns on axis ``col`` (scale 1);
+    ``portable``: from the portable normal (:mod:`jinit._portable`)."""
     n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
-    return _as_weight(_orthogonal_matrix(key, n_rows, n_cols, _random.F32, method), shape, col)
+    with _portable.mode(portable):
+        q = _orthogonal_matrix(key, n_rows, n_cols, _random.F32, method)
+    return _as_weight(q, shape, col)
 
 
 def orthogonal(

@@ -12,6 +12,11 @@ loop. Everything else falls back to the matching ``jax.random`` call, with its b
 ``jax_threefry_partitionable`` off (a different counter layout), float64 (64-bit bits), keys of
 other implementations (rbg, unsafe_rbg, custom), and legacy keys that jax would warn about.
 
+In portable mode (:mod:`jinit._portable`, a trace-time context) ``uniform``, ``normal`` and
+``truncated_normal`` run the portable kernels instead, whose values are the same on every
+backend; ``bits`` is portable as it is (integers); the complex samplers, which need ``exp`` and
+``log``, refuse.
+
 ``out_sharding`` has ``jax.random``'s semantics (a ``NamedSharding``, or a ``PartitionSpec``
 under ``jax.set_mesh``, explicit mesh axes): the kernel runs under ``jax.sharding.auto_axes`` and
 its counters are per-axis iotas, so each device hashes only the counters of its own shard.
@@ -28,7 +33,7 @@ import numpy as np
 from jax import lax
 from jax._src.sharding_impls import canonicalize_sharding  # jax.random's own validation
 
-from jinit import _threefry
+from jinit import _checks, _portable, _threefry
 from jinit._typing import Array, KeyArray, OutSharding, Shape
 
 F32 = np.dtype(np.float32)
@@ -163,10 +168,30 @@ def _complex_truncated_normal_kernel(
     return r * jnp.exp(1j * theta)
 
 
+def _portable_key(where: str, key: KeyArray, compute: np.dtype) -> KeyArray:
+    """``key``, checked for a portable draw of compute dtype ``compute``."""
+    _portable.check_key(where, key)
+    _portable.check_dtype(where, compute)
+    return key
+
+
+def _static_bounds(where: str, a_name: str, a: Any, b_name: str, b: Any) -> tuple[float, float]:
+    """Portable kernels take their bounds as static floats (they are hyperparameters)."""
+    lo, hi = _checks.static_float(a), _checks.static_float(b)
+    if lo is None or hi is None:
+        raise ValueError(
+            f"`{where}` in portable mode needs static scalar bounds (Python or NumPy numbers); "
+            f"got {a_name}={a!r}, {b_name}={b!r}."
+        )
+    return lo, hi
+
+
 def bits(key: KeyArray, shape: Shape, out_sharding: OutSharding = None) -> Array:
     """uint32 bits, equal to ``jax.random.bits(key, shape, jnp.uint32)``."""
     shape = tuple(shape)
-    if not use_kernels(key, F32, shape):
+    if _portable.active():  # jinit's counters whatever jax_threefry_partitionable says
+        _portable.check_key("bits", key)
+    elif not use_kernels(key, F32, shape):
         return jax.random.bits(key, shape, jnp.uint32, out_sharding=out_sharding)
     return run_kernel("bits", _bits_kernel, shape, out_sharding, key)
 
@@ -181,6 +206,10 @@ def uniform(
 ) -> Array:
     """U[minval, maxval) in ``compute_dtype(dtype)``; same bits as ``jax.random.uniform``."""
     shape, ct = tuple(shape), compute_dtype(dtype)
+    if _portable.active():
+        lo, hi = _static_bounds("uniform", "minval", minval, "maxval", maxval)
+        kernel = partial(_portable.uniform_kernel, minval=lo, maxval=hi)
+        return run_kernel("uniform", kernel, shape, out_sharding, _portable_key("uniform", key, ct))
     if not use_kernels(key, ct, shape) or jnp.issubdtype(ct, jnp.complexfloating):
         return jax.random.uniform(key, shape, ct, minval, maxval, out_sharding=out_sharding)
     return run_kernel("uniform", uniform_kernel, shape, out_sharding, key, minval, maxval)
@@ -189,6 +218,9 @@ def uniform(
 def normal(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding = None) -> Array:
     """Standard normal (complex: unit E|z|^2) in ``compute_dtype(dtype)``; same bits as jax."""
     shape, ct = tuple(shape), compute_dtype(dtype)
+    if _portable.active():
+        key = _portable_key("normal", key, ct)
+        return run_kernel("normal", _portable.normal_kernel, shape, out_sharding, key)
     if not use_kernels(key, ct, shape):
         return jax.random.normal(key, shape, ct, out_sharding=out_sharding)
     kernel = _complex_normal_kernel if ct == np.complex64 else _normal_kernel
@@ -205,6 +237,11 @@ def truncated_normal(
 ) -> Array:
     """Standard normal truncated to (lower, upper) in ``compute_dtype(dtype)``; same bits as jax."""
     shape, ct = tuple(shape), compute_dtype(dtype)
+    if _portable.active():
+        lo, hi = _static_bounds("truncated_normal", "lower", lower, "upper", upper)
+        kernel = partial(_portable.truncated_normal_kernel, lower=lo, upper=hi)
+        key = _portable_key("truncated_normal", key, ct)
+        return run_kernel("truncated_normal", kernel, shape, out_sharding, key)
     if not use_kernels(key, ct, shape) or jnp.issubdtype(ct, jnp.complexfloating):
         return jax.random.truncated_normal(key, lower, upper, shape, ct, out_sharding=out_sharding)
     try:
@@ -226,6 +263,9 @@ def complex_uniform(
 ) -> Array:
     """Uniform on the disk of radius sqrt(2): zero mean, E|z|^2 = 1 (jax's construction)."""
     shape, dtype = tuple(shape), np.dtype(dtype)
+    if _portable.active():
+        # refuses: complex values need exp and log
+        _portable.check_dtype("complex_uniform", dtype)
     if use_kernels(key, dtype, shape):
         return run_kernel(
             "complex_uniform",
@@ -250,6 +290,9 @@ def complex_truncated_normal(
     (jax's construction).
     """
     shape, dtype = tuple(shape), np.dtype(dtype)
+    if _portable.active():
+        # refuses: complex values need exp and log
+        _portable.check_dtype("complex_truncated_normal", dtype)
     if use_kernels(key, dtype, shape):
         kernel = partial(_complex_truncated_normal_kernel, upper=float(upper), dtype=dtype)
         return run_kernel("complex_truncated_normal", kernel, shape, out_sharding, key)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from jinit import _random
+from jinit import _portable, _random
 from jinit._typing import Array, KeyArray, OutSharding
 
 
@@ -85,6 +85,30 @@ def truncated_normal(lower: float, upper: float) -> Draw:
     )
 
 
+def portable_sampling(s: Sampling | None) -> Sampling | None:
+    """``s`` with its draw replaced by the portable twin (:mod:`jinit._portable`), if it has one.
+
+    The finish is kept: the twins return the same quantity (``erf_inv`` form for ``normal``,
+    standard units for ``truncated_normal``, the same interval for ``uniform``), so the finish's
+    scale means the same. ``None`` (the caller traces the initializer's body in portable mode)
+    for draws without a twin.
+    """
+    if s is None:
+        return None
+    d = s.draw
+    if d.name == "uniform":
+        twin = Draw("portable_uniform", _portable.uniform_kernel, d.args, d.dtype)
+    elif d.name == "normal":
+        twin = Draw("portable_normal", _portable.erf_inv_kernel, d.args, d.dtype)
+    elif d.name == "truncated_normal":
+        twin = Draw("portable_truncated_normal", _portable.truncated_normal_kernel, d.args, d.dtype)
+    elif d.name == "orthogonal":  # its kernel's last static argument turns portable mode on
+        twin = dataclasses.replace(d, name="portable_orthogonal", args=(*d.args, True))
+    else:
+        return None
+    return Sampling(twin, s.finish)
+
+
 def sampling_of(init: Any, shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None:
     """``init.sampling(shape, dtype)`` where ``init`` implements the protocol, else ``None``."""
     method = getattr(init, "sampling", None)
@@ -96,17 +120,6 @@ def sampling_of(init: Any, shape: tuple[int, ...], dtype: np.dtype) -> Sampling 
             f"`{init!r}.sampling(shape, dtype)` must return a jinit Sampling or None; got {s!r}."
         )
     return s
-
-
-def static_float(x: Any) -> float | None:
-    """``x`` as a Python float when it is a static real scalar, else ``None`` (no grouping)."""
-    if isinstance(x, bool):
-        return None
-    if isinstance(x, (int, float, np.integer, np.floating)):
-        return float(x)
-    if isinstance(x, np.ndarray) and x.shape == () and np.issubdtype(x.dtype, np.number):
-        return float(x)
-    return None
 
 
 Draw.__module__ = Sampling.__module__ = "jinit"  # where users find them

@@ -32,6 +32,7 @@ class Stacked:
 
     def __init__(self, init: Initializer, unroll: Unroll, axes: int) -> None:
         self.init, self.unroll_spec, self.axes = init, unroll, axes
+        self.jinit_wraps = init  # what portable mode looks through (jinit._portable.covers)
 
     def __repr__(self) -> str:
         return f"jinit.stacked({self.init!r}, unroll={self.unroll_spec!r}, axes={self.axes})"

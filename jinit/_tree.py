@@ -195,19 +195,21 @@ def _refuse_equal_paths(abstract_tree: Any, paths: list[str], where: str) -> Non
 
 @functools.lru_cache(maxsize=128)
 def compiled_builder(
-    leaves: tuple[Leaf, ...], impl: str, where: str, group: bool = True
+    leaves: tuple[Leaf, ...], impl: str, where: str, group: bool = True, portable: bool = False
 ) -> Callable[[Any], Any]:
     """One jitted function making every leaf from the root key's data; cached per static plan."""
 
     def build(key_data):
         root = jax.random.wrap_key_data(key_data, impl=impl)
-        return _build.build_all(root, leaves, where, group)
+        return _build.build_all(root, leaves, where, group, portable)
 
     out_shardings = [leaf.sharding for leaf in leaves]
     return jax.jit(build, out_shardings=out_shardings)
 
 
-def run(key: Any, leaves: tuple[Leaf, ...], where: str, group: bool = True) -> list[jax.Array]:
+def run(
+    key: Any, leaves: tuple[Leaf, ...], where: str, group: bool = True, portable: bool = False
+) -> list[jax.Array]:
     """Builds every leaf in one compiled call. The key travels as raw data: a host numpy array
     when concrete (so every process of a multi-controller run passes the same global value)."""
     root = _keys.as_key(key, where)
@@ -215,9 +217,10 @@ def run(key: Any, leaves: tuple[Leaf, ...], where: str, group: bool = True) -> l
     data: Any = jax.random.key_data(root)
     if not isinstance(data, jax.core.Tracer):
         data = np.asarray(data)
-    if not isinstance(group, bool):
-        raise TypeError(f"`{where}(group=...)` must be a bool; got {group!r}.")
-    return compiled_builder(leaves, impl, where, group)(data)
+    for name, flag in (("group", group), ("portable", portable)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"`{where}({name}=...)` must be a bool; got {flag!r}.")
+    return compiled_builder(leaves, impl, where, group, portable)(data)
 
 
 def initialize(
@@ -230,6 +233,7 @@ def initialize(
     shardings: Any = None,
     mesh: Mesh | None = None,
     group: bool = True,
+    portable: bool = False,
     allow_unused_rules: bool | None = None,
     logical_axis_rules: Any = None,
 ) -> Any:
@@ -252,7 +256,7 @@ def initialize(
         allow_unused_rules=allow_unused_rules,
         logical_axis_rules=logical_axis_rules,
     )
-    return structure.unflatten(run(key, leaves, where, group))
+    return structure.unflatten(run(key, leaves, where, group, portable))
 
 
 def init_tree(
@@ -264,6 +268,7 @@ def init_tree(
     shardings: Any = None,
     mesh: Mesh | None = None,
     group: bool = True,
+    portable: bool = False,
     allow_unused_rules: bool | None = None,
 ) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.
@@ -312,6 +317,9 @@ def init_tree(
       mesh: turns ``PartitionSpec`` entries, box partitionings and abstract-mesh shardings into
         ``NamedSharding`` (default: the ``jax.set_mesh`` mesh, if any).
       group: draw alike leaves together (the default) or one kernel per leaf; same values.
+      portable: draw with the portable samplers (:func:`jinit.portable`): values that are the
+        same bits on every backend (CPU, GPU, TPU), not jax's. Every leaf's initializer must
+        be jinit's.
       allow_unused_rules: whether a rule may apply to no parameter; ``None`` (the default):
         only without ``default=``.
 
@@ -336,5 +344,6 @@ def init_tree(
         shardings=shardings,
         mesh=mesh,
         group=group,
+        portable=portable,
         allow_unused_rules=allow_unused_rules,
     )

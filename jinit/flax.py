@@ -49,6 +49,7 @@ def init_linen(
     method: Callable | str | None = None,
     allow_unused_rules: bool | None = None,
     group: bool = True,
+    portable: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Initialises a linen module's variables from path rules, as ``module.init`` would shape them.
@@ -77,6 +78,8 @@ def init_linen(
         ``default`` is given (see :func:`jinit.init_tree`).
       group: draw alike parameters together, one kernel per group (the default), or one
         kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
+      portable: the portable samplers: the same bits on every backend (see
+        :func:`jinit.portable`).
       **kwargs: passed to ``module.init``.
 
     Returns:
@@ -108,6 +111,7 @@ def init_linen(
         logical_axis_rules=logical_axis_rules,
         allow_unused_rules=allow_unused_rules,
         group=group,
+        portable=portable,
     )
 
 
@@ -123,6 +127,7 @@ def init_nnx(
     rngs: Any = None,
     allow_unused_rules: bool | None = None,
     group: bool = True,
+    portable: bool = False,
 ) -> Any:
     """Fills an nnx model's parameters from path rules, sharded, in one compiled call.
 
@@ -157,6 +162,8 @@ def init_nnx(
         ``default`` is given (see :func:`jinit.init_tree`).
       group: draw alike parameters together, one kernel per group (the default), or one
         kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
+      portable: the portable samplers: the same bits on every backend (see
+        :func:`jinit.portable`).
 
     Returns:
       The model with its parameters initialised: a new model for an abstract ``model``, the same
@@ -191,6 +198,7 @@ def init_nnx(
         logical_axis_rules=logical_axis_rules,
         allow_unused_rules=allow_unused_rules,
         group=group,
+        portable=portable,
     )
     abstract = [
         (path, var)
