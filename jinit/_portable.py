@@ -259,11 +259,11 @@ def erf_inv_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
     return quantile(_unit_bits(key, shape), _ERF_INV)
 
 
-def _split12(x: np.ndarray) -> tuple[np.float32, np.float32]:
+def _split12(x: Any) -> tuple[np.float32, np.float32]:
     """float32 ``x`` as ``hi + lo``, each with at most 12 significant bits (exact)."""
-    x = np.float32(x)
-    hi = (np.array(x).view(np.uint32) & np.uint32(0xFFFFF000)).view(np.float32)
-    return np.float32(hi), np.float32(x - hi)
+    x32 = np.float32(x)
+    hi = np.float32((np.array(x32).view(np.uint32) & np.uint32(0xFFFFF000)).view(np.float32))
+    return hi, np.float32(x32 - hi)
 
 
 @partial(jax.jit, static_argnames=("minval", "maxval", "shape"))
