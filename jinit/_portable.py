@@ -16,6 +16,10 @@ operations whose results every backend must agree on:
   change a result; the additions happen in a fixed order, which no backend may reassociate.
   Where ``maxval - minval`` is a power of two (``U[0, 1)``, ``U[-1, 1)``) this is
   ``jax.random.uniform``'s value, bit for bit.
+  Mean-shifted finishes (``mean + spread * z``: Keras and Haiku ``RandomNormal(mean=...)``) are
+  computed the same way (:func:`mul_add`). These float sums rely on IEEE semantics, which every
+  XLA backend compiles by default; ``--xla_cpu_enable_fast_math=true`` licenses reassociation and
+  may change them (the integer samplers and scale-only finishes keep their bits even then).
 * the **truncated normal** draws an offset in ``[U_a, U_b)`` with 64 hash bits and an exact
   integer product, where ``U_a`` and ``U_b`` are found by bisection over the same integer
   quantile (so no host's ``erf`` decides them), then clips (an exact operation).
@@ -264,6 +268,23 @@ def _split12(x: Any) -> tuple[np.float32, np.float32]:
     x32 = np.float32(x)
     hi = np.float32((np.array(x32).view(np.uint32) & np.uint32(0xFFFFF000)).view(np.float32))
     return hi, np.float32(x32 - hi)
+
+
+def mul_add(x: Array, factor: Any, shift: Any) -> Array:
+    """``x * factor + shift`` (host scalars); in portable mode with exact products, so that no
+    backend can fuse the multiply and the add into one rounding (an FMA) where another rounds
+    twice. ``x`` and ``factor`` are split into 12-bit halves; the four products are exact and
+    are added in a fixed order. Outside portable mode: ``x * factor + shift``, as written.
+    """
+    f, m = np.float32(factor), np.float32(shift)
+    if not active():
+        return x * f + m
+    if m == 0:
+        return x * f  # one rounding: nothing to fuse
+    f_hi, f_lo = _split12(f)
+    x_hi = lax.bitcast_convert_type(lax.bitcast_convert_type(x, U32) & np.uint32(0xFFFFF000), F32)
+    x_lo = x - x_hi  # exact
+    return (((x_hi * f_hi + x_hi * f_lo) + x_lo * f_hi) + x_lo * f_lo) + m
 
 
 @partial(jax.jit, static_argnames=("minval", "maxval", "shape"))

@@ -23,6 +23,11 @@ def portable(init: Initializer) -> Initializer:
     when ``maxval - minval`` is a power of two, and portable truncated normals are another
     draw.
 
+    The guarantee assumes IEEE-conforming compilation, XLA's default on every backend: a
+    mean-shifted finish or a uniform whose width is not a power of two adds exact products in a
+    fixed order, which a fast-math flag (``--xla_cpu_enable_fast_math=true``) may reorder; the
+    samplers themselves are integer code and keep their bits under any flag.
+
     Statistics: the normal quantile is a piecewise quadratic in 28-bit fixed point, within
     ``2.5e-7`` of the exact quantile (the float32 rounding of the result dominates), with tails
     to ``6.34`` sigma (the 32-bit resolution: ``Phi^-1(2^-33)``).

@@ -16,7 +16,7 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _random, _sampling
+from jinit import _portable, _random, _sampling
 from jinit._core import make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
@@ -56,7 +56,7 @@ def scaled_draw(
         f, m = factor(shape), np.array(mean, _random.F32)
         if mean == 0.0:
             return lambda z: (z * f).astype(dtype)
-        return lambda z: (z * f + m).astype(dtype)
+        return lambda z: _portable.mul_add(z, f, m).astype(dtype)
 
     def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
         # Keys or configurations jinit's kernels do not cover: jax.random, same formula.
@@ -68,6 +68,8 @@ def scaled_draw(
             z = _random.normal(key, shape, dtype, out_sharding)
         else:
             z = _random.uniform(key, shape, dtype, -1.0, 1.0, out_sharding)
+        if _portable.active():  # float32: the portable samplers refuse anything else
+            return _portable.mul_add(z, spread(shape), mean).astype(dtype)
         return (z * s + m).astype(dtype)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:

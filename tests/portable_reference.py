@@ -141,3 +141,24 @@ def truncated_normal(
     lo = np.nextafter(np.float32(lower), np.float32(np.inf))
     hi = np.nextafter(np.float32(upper), np.float32(-np.inf))
     return np.clip(z, lo, hi)
+
+
+def mul_add(x: np.ndarray, factor: float, shift: float) -> np.ndarray:
+    """``x * factor + shift`` as the portable kernels compute it: both factors split into halves
+    of at most 12 significant bits, the four exact products summed in order, then the shift,
+    every sum rounded to float32."""
+
+    def halves(v: np.float32) -> tuple[Fraction, Fraction]:
+        hi = (np.array(v, np.float32).view(np.uint32) & np.uint32(0xFFFFF000)).view(np.float32)
+        return Fraction(float(hi)), Fraction(float(v)) - Fraction(float(hi))
+
+    f_hi, f_lo = halves(np.float32(factor))
+    m = Fraction(float(np.float32(shift)))
+    out = []
+    for v in np.asarray(x, np.float32).ravel():
+        x_hi, x_lo = halves(v)
+        acc = round_f32(x_hi * f_hi + x_hi * f_lo)
+        acc = round_f32(Fraction(float(acc)) + x_lo * f_hi)
+        acc = round_f32(Fraction(float(acc)) + x_lo * f_lo)
+        out.append(round_f32(Fraction(float(acc)) + m))
+    return np.array(out, np.float32).reshape(np.shape(x))
