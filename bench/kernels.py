@@ -5,7 +5,8 @@ Every case is compiled once (its compile + first run is reported as ``cold``), t
 one (shape, dtype) are timed round-robin ``--repeats`` times with ``block_until_ready()`` and the
 minimum is kept, so machine noise hits all peers alike. Figures are reported as ratios: jinit's
 speed-up over ``jax.random`` and the fraction of ``jnp.full``'s bandwidth (the machine's write
-limit) that jinit reaches.
+limit) that jinit reaches. ``portable`` is jinit's portable mode (:func:`jinit.portable`: integer
+samplers, the same bits on every backend), timed in the same round-robin.
 
 Whole trees (cold in fresh processes, warm, memory, peers) are ``python -m bench``'s job.
 """
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench import measure
-from jinit import _random
+from jinit import _portable, _random
 
 DISTRIBUTIONS = ("bits", "uniform", "normal", "truncated_normal")
 DTYPES = ("float32", "bfloat16")
@@ -50,6 +51,18 @@ def _jax_fn(dist: str, shape: tuple[int, ...], dtype: Any) -> Callable:
     return lambda k: jax.random.truncated_normal(k, -2.0, 2.0, shape, dtype)
 
 
+def _portable_fn(dist: str, shape: tuple[int, ...], dtype: Any) -> Callable | None:
+    """The portable sampler of ``dist`` (``None`` for ``bits``: integers are portable as is)."""
+    if dist == "bits":
+        return None
+
+    def f(k: jax.Array) -> jax.Array:
+        with _portable.mode(True):
+            return _jinit_fn(dist, shape, dtype)(k)
+
+    return f
+
+
 def _cold(f: Callable, key: jax.Array) -> float:
     t0 = time.perf_counter()
     jax.block_until_ready(f(key))
@@ -65,6 +78,9 @@ def bench_case(shape: tuple[int, ...], dtype_name: str, repeats: int) -> list[di
     for d in dists:
         fns[(d, "jinit")] = jax.jit(_jinit_fn(d, shape, dtype))
         fns[(d, "jax")] = jax.jit(_jax_fn(d, shape, dtype))
+        portable = _portable_fn(d, shape, dtype)
+        if portable is not None:
+            fns[(d, "portable")] = jax.jit(portable)
     fns[("fill", "uint32")] = jax.jit(lambda k: jnp.full(shape, 1, jnp.uint32))
     fns[("fill", dtype_name)] = jax.jit(lambda k: jnp.full(shape, 1, dtype))
     cold = {name: _cold(f, key) for name, f in fns.items()}
@@ -80,6 +96,7 @@ def bench_case(shape: tuple[int, ...], dtype_name: str, repeats: int) -> list[di
         nbytes = int(np.prod(shape)) * out_dtype.itemsize
         fill = best[("fill", "uint32" if d == "bits" else dtype_name)]
         jin, jx = best[(d, "jinit")], best[(d, "jax")]
+        port = best.get((d, "portable"), float("nan"))
         rows.append(
             {
                 "dist": d,
@@ -93,6 +110,8 @@ def bench_case(shape: tuple[int, ...], dtype_name: str, repeats: int) -> list[di
                 "fill_GBps": nbytes / fill / 1e9,
                 "speedup_vs_jax": jx / jin,
                 "fraction_of_fill": fill / jin,
+                "portable_ms": port * 1e3,
+                "portable_speedup_vs_jax": jx / port,
                 "jinit_cold_s": cold[(d, "jinit")],
                 "jax_cold_s": cold[(d, "jax")],
             }
@@ -117,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     header = (
         f"{'dist':<17}{'dtype':<9}{'shape':<11}{'jinit ms':>9}{'jax ms':>9}{'fill ms':>9}"
-        f"{'jinit GB/s':>11}{'x jax':>7}{'of fill':>8}"
+        f"{'jinit GB/s':>11}{'x jax':>7}{'of fill':>8}{'portable ms':>12}{'x jax':>7}"
     )
     print(header)
     for s in args.shapes.split(","):
@@ -129,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{r['dist']:<17}{r['dtype']:<9}{s:<11}{r['jinit_ms']:>9.1f}"
                     f"{r['jax_ms']:>9.1f}{r['fill_ms']:>9.1f}{r['jinit_GBps']:>11.2f}"
                     f"{r['speedup_vs_jax']:>7.2f}{r['fraction_of_fill']:>8.0%}"
+                    f"{r['portable_ms']:>12.1f}{r['portable_speedup_vs_jax']:>7.2f}"
                 )
     if args.json:
         with open(args.json, "w") as f:

@@ -326,3 +326,14 @@ def test_record_goes_to_tracked_results_and_replaces_its_section(tmp_path):
     assert text.startswith("# Results\n\nhand-written text\n")
     assert "second" in text and "first" not in text and "other" in text
     assert text.index("second") < text.index("other")  # replaced in place
+
+
+def test_portable_digests_match_the_recorded_cpu_run(capsys):
+    """The portable values are pinned: bench/results/digest-cpu.json is the CPU run that a GPU
+    run of ``python -m bench.digest --compare`` is checked against."""
+    from bench import digest
+
+    assert digest.main(["--compare", "bench/results/digest-cpu.json"]) == 0
+    out = capsys.readouterr().out
+    assert "OK: every portable row agrees" in out
+    assert len(re.findall(r"== numpy reference +True", out)) == 3
