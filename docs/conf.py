@@ -63,6 +63,7 @@ FAMILIES = (
     ("_mup", "Maximal update parametrisation (muP)"),
     ("_stacked", "Stacked (scanned) layers"),
     ("_tree", "Whole trees"),
+    ("_portable_init", "The same values on every backend"),
     ("_rules", "Rules"),
     ("_explain", "Which rule gives which parameter"),
     ("_keys", "Path keys"),

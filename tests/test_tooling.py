@@ -73,7 +73,13 @@ def test_wheel_contents(tmp_path):
         names = set(z.namelist())
         info = next(n for n in names if n.endswith(".dist-info/METADATA"))
         meta = email.message_from_bytes(z.read(info))
-    assert {"jinit/__init__.py", "jinit/py.typed", "jinit/flax.py"} <= names
+    # portable_table.npy: the portable sampler's coefficients (data, not code)
+    assert {
+        "jinit/__init__.py",
+        "jinit/py.typed",
+        "jinit/flax.py",
+        "jinit/portable_table.npy",
+    } <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(names)
     assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "examples")]
     assert meta["Version"] == jinit.__version__
