@@ -56,6 +56,7 @@ FAMILIES = (
     ("_fast_orthogonal", "Orthogonal at matmul speed"),
     ("_structured", "Structured: identity, Dirac, sparse"),
     ("_zero", "ZerO and Hadamard"),
+    ("_combinators", "Combinators"),
     ("_research", "Depth-aware research schemes"),
     ("_gates", "Residual gates"),
     ("_deepnorm", "DeepNorm"),

@@ -6,6 +6,7 @@ from jinit._basic import ones as ones
 from jinit._basic import truncated_normal as truncated_normal
 from jinit._basic import uniform as uniform
 from jinit._basic import zeros as zeros
+from jinit._combinators import scaled as scaled
 from jinit._deepnorm import deepnorm as deepnorm
 from jinit._deepnorm import deepnorm_alpha as deepnorm_alpha
 from jinit._deepnorm import deepnorm_beta as deepnorm_beta
@@ -41,7 +42,6 @@ from jinit._mup import mup_readout as mup_readout
 from jinit._orthogonal import delta_orthogonal as delta_orthogonal
 from jinit._orthogonal import orthogonal as orthogonal
 from jinit._research import fixup as fixup
-from jinit._research import scaled as scaled
 from jinit._research import scaled_residual as scaled_residual
 from jinit._research import t_fixup as t_fixup
 from jinit._research import t_fixup_embedding as t_fixup_embedding
@@ -142,9 +142,10 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     # ZerO and Hadamard
     "hadamard",
     "zero_init",
+    # Combinators
+    "scaled",
     # Depth-aware research schemes
     "fixup",
-    "scaled",
     "scaled_residual",
     "t_fixup",
     "t_fixup_embedding",
