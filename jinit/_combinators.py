@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jinit import _checks, _random
+from jinit._core import check_call
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 
@@ -56,11 +57,9 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
         dtype: DTypeLike | None = None,
         out_sharding: OutSharding = None,
     ) -> Array:
-        key = _checks.check_key("scaled", key)
-        shape = _checks.canonical_shape("scaled", shape)
-        if dtype is not None:
-            dtype = _checks.canonical_dtype("scaled", dtype)
-        out_sharding = _checks.check_out_sharding("scaled", out_sharding)
+        key, shape, dtype, out_sharding = check_call(
+            "scaled", key, shape, dtype, out_sharding, inherit_dtype=True
+        )
         out = apply(key, shape, dtype, out_sharding)
         if magnitude is not None and 0 not in shape:
             _checks.check_range("scaled", magnitude(shape), out.dtype)
