@@ -168,42 +168,6 @@ def variance_scaling(
     return make_init(where, body, dtype, target=target, sampling=sampling)
 
 
-_SCHEME_DOC = """{summary}
-
-    ``variance_scaling({scale}, {mode!r}, {distribution!r}, ...)``; the arguments are those of
-    :func:`variance_scaling`. Reference: {ref}
-
-    Examples:
-      >>> import jax, jinit
-      >>> w = jinit.{name}()(jax.random.key(0), (256, 512))
-      >>> w.shape, w.dtype
-      ((256, 512), dtype('float32'))
-    """
-
-
-def _doc(name: str, summary: str, scale: float, mode: str, distribution: str, ref: str):
-    def decorate(f):
-        f.__doc__ = _SCHEME_DOC.format(
-            summary=summary, scale=scale, mode=mode, distribution=distribution, ref=ref, name=name
-        )
-        return f
-
-    return decorate
-
-
-_GLOROT = "Glorot & Bengio 2010, 'Understanding the difficulty of training deep feedforward nets'."
-_HE = "He et al. 2015, 'Delving deep into rectifiers', arXiv:1502.01852."
-_LECUN = "LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al. 2017, arXiv:1706.02515."
-
-
-@_doc(
-    "glorot_uniform",
-    "Glorot (Xavier) uniform: U(+-sqrt(6 / (fan_in + fan_out))).",
-    1.0,
-    "fan_avg",
-    "uniform",
-    _GLOROT,
-)
 def glorot_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -212,19 +176,23 @@ def glorot_uniform(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """Glorot (Xavier) uniform: U(+-sqrt(6 / (fan_in + fan_out))).
+
+    ``variance_scaling(1.0, 'fan_avg', 'uniform', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: Glorot & Bengio 2010, 'Understanding the difficulty of
+    training deep feedforward nets'.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.glorot_uniform()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc(
-    "glorot_normal",
-    "Glorot (Xavier) truncated normal with Var = 2 / (fan_in + fan_out).",
-    1.0,
-    "fan_avg",
-    "truncated_normal",
-    _GLOROT,
-)
 def glorot_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -233,12 +201,23 @@ def glorot_normal(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """Glorot (Xavier) truncated normal with Var = 2 / (fan_in + fan_out).
+
+    ``variance_scaling(1.0, 'fan_avg', 'truncated_normal', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: Glorot & Bengio 2010, 'Understanding the difficulty of
+    training deep feedforward nets'.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.glorot_normal()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc("he_uniform", "He (Kaiming) uniform: U(+-sqrt(6 / fan_in)).", 2.0, "fan_in", "uniform", _HE)
 def he_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -247,19 +226,23 @@ def he_uniform(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """He (Kaiming) uniform: U(+-sqrt(6 / fan_in)).
+
+    ``variance_scaling(2.0, 'fan_in', 'uniform', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: He et al. 2015, 'Delving deep into rectifiers',
+    arXiv:1502.01852.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.he_uniform()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc(
-    "he_normal",
-    "He (Kaiming) truncated normal with Var = 2 / fan_in.",
-    2.0,
-    "fan_in",
-    "truncated_normal",
-    _HE,
-)
 def he_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -268,12 +251,23 @@ def he_normal(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """He (Kaiming) truncated normal with Var = 2 / fan_in.
+
+    ``variance_scaling(2.0, 'fan_in', 'truncated_normal', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: He et al. 2015, 'Delving deep into rectifiers',
+    arXiv:1502.01852.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.he_normal()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc("lecun_uniform", "LeCun uniform: U(+-sqrt(3 / fan_in)).", 1.0, "fan_in", "uniform", _LECUN)
 def lecun_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -282,19 +276,23 @@ def lecun_uniform(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """LeCun uniform: U(+-sqrt(3 / fan_in)).
+
+    ``variance_scaling(1.0, 'fan_in', 'uniform', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al.
+    2017, arXiv:1706.02515.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.lecun_uniform()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc(
-    "lecun_normal",
-    "LeCun truncated normal with Var = 1 / fan_in (Flax's default kernel init).",
-    1.0,
-    "fan_in",
-    "truncated_normal",
-    _LECUN,
-)
 def lecun_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -303,6 +301,18 @@ def lecun_normal(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """LeCun truncated normal with Var = 1 / fan_in (Flax's default kernel init).
+
+    ``variance_scaling(1.0, 'fan_in', 'truncated_normal', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al.
+    2017, arXiv:1706.02515.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.lecun_normal()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
