@@ -17,8 +17,6 @@ Distribution = Literal["truncated_normal", "normal", "uniform"]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
-# Standard deviation of N(0, 1) truncated to (-2, 2), as in jax, Keras and haiku.
-TRUNCATED_NORMAL_STD = 0.87962566103423978
 _COMPLEX_TRUNCATED_NORMAL_STD = _random.complex_truncated_normal_std(2.0)
 _DRAWS = {
     "truncated_normal": _sampling.truncated_normal(-2.0, 2.0),
@@ -112,13 +110,7 @@ def variance_scaling(
         if not math.prod(shape):  # an empty weight: check the axes, nothing to scale
             _fans.compute_fans(tuple(max(d, 1) for d in shape), in_axis, out_axis, batch_axis)
             return 1.0
-        fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
-        return {
-            "fan_in": fan_in,
-            "fan_out": fan_out,
-            "fan_avg": (fan_in + fan_out) / 2,
-            "fan_geo_avg": (fan_in * fan_out) ** 0.5,
-        }[mode]
+        return _fans.denominator(mode, *_fans.compute_fans(shape, in_axis, out_axis, batch_axis))
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         # Same operations as jax, in the compute dtype, so float32 results are bit-identical.
@@ -130,7 +122,7 @@ def variance_scaling(
                 stddev = jnp.sqrt(var) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
                 z = _random.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
             else:
-                stddev = jnp.sqrt(var) / jnp.array(TRUNCATED_NORMAL_STD, ct)
+                stddev = jnp.sqrt(var) / jnp.array(_random.TN2_STD, ct)
                 z = _random.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
             out = z * stddev
         elif distribution == "normal":
@@ -152,7 +144,7 @@ def variance_scaling(
             var = variance(shape, dtype)
             factor: Array
             if distribution == "truncated_normal":
-                factor = jnp.sqrt(var) / jnp.array(TRUNCATED_NORMAL_STD, var.dtype)
+                factor = jnp.sqrt(var) / jnp.array(_random.TN2_STD, var.dtype)
             elif distribution == "normal":
                 factor = jnp.multiply(_random.SQRT2, jnp.sqrt(var))
             else:
