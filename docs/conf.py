@@ -48,8 +48,7 @@ nitpicky = False
 FAMILIES = (
     ("_basic", "Constants and plain distributions"),
     ("_variance", "Variance scaling: Glorot, He, LeCun"),
-    ("_torch", "PyTorch's schemes"),
-    ("_torch_defaults", "PyTorch's layer defaults"),
+    ("_torch", "PyTorch's schemes and layer defaults"),
     ("_torch_rules", "PyTorch's defaults for a whole Flax model"),
     ("_keras", "Keras 3 semantics"),
     ("_haiku", "Haiku semantics"),
@@ -57,6 +56,7 @@ FAMILIES = (
     ("_fast_orthogonal", "Orthogonal at matmul speed"),
     ("_structured", "Structured: identity, Dirac, sparse"),
     ("_zero", "ZerO and Hadamard"),
+    ("_combinators", "Combinators"),
     ("_research", "Depth-aware research schemes"),
     ("_gates", "Residual gates"),
     ("_deepnorm", "DeepNorm"),

@@ -6,6 +6,7 @@ from jinit._basic import ones as ones
 from jinit._basic import truncated_normal as truncated_normal
 from jinit._basic import uniform as uniform
 from jinit._basic import zeros as zeros
+from jinit._combinators import scaled as scaled
 from jinit._deepnorm import deepnorm as deepnorm
 from jinit._deepnorm import deepnorm_alpha as deepnorm_alpha
 from jinit._deepnorm import deepnorm_beta as deepnorm_beta
@@ -42,7 +43,6 @@ from jinit._orthogonal import delta_orthogonal as delta_orthogonal
 from jinit._orthogonal import orthogonal as orthogonal
 from jinit._portable_init import portable as portable
 from jinit._research import fixup as fixup
-from jinit._research import scaled as scaled
 from jinit._research import scaled_residual as scaled_residual
 from jinit._research import t_fixup as t_fixup
 from jinit._research import t_fixup_embedding as t_fixup_embedding
@@ -58,14 +58,14 @@ from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity
 from jinit._structured import sparse as sparse
 from jinit._torch import calculate_gain as calculate_gain
+from jinit._torch import torch_bias_default as torch_bias_default
+from jinit._torch import torch_embedding_default as torch_embedding_default
 from jinit._torch import torch_kaiming_normal as torch_kaiming_normal
 from jinit._torch import torch_kaiming_uniform as torch_kaiming_uniform
+from jinit._torch import torch_linear_default as torch_linear_default
+from jinit._torch import torch_trunc_normal as torch_trunc_normal
 from jinit._torch import torch_xavier_normal as torch_xavier_normal
 from jinit._torch import torch_xavier_uniform as torch_xavier_uniform
-from jinit._torch_defaults import torch_bias_default as torch_bias_default
-from jinit._torch_defaults import torch_embedding_default as torch_embedding_default
-from jinit._torch_defaults import torch_linear_default as torch_linear_default
-from jinit._torch_defaults import torch_trunc_normal as torch_trunc_normal
 from jinit._torch_rules import torch_defaults as torch_defaults
 from jinit._tree import init_tree as init_tree
 from jinit._typing import Initializer as Initializer
@@ -105,17 +105,16 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     "variance_scaling",
     "xavier_normal",
     "xavier_uniform",
-    # PyTorch's schemes
+    # PyTorch's schemes and layer defaults
     "calculate_gain",
-    "torch_kaiming_normal",
-    "torch_kaiming_uniform",
-    "torch_xavier_normal",
-    "torch_xavier_uniform",
-    # PyTorch's layer defaults
     "torch_bias_default",
     "torch_embedding_default",
+    "torch_kaiming_normal",
+    "torch_kaiming_uniform",
     "torch_linear_default",
     "torch_trunc_normal",
+    "torch_xavier_normal",
+    "torch_xavier_uniform",
     # PyTorch's defaults for a whole Flax model
     "torch_defaults",
     # Keras 3 semantics
@@ -144,9 +143,10 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     # ZerO and Hadamard
     "hadamard",
     "zero_init",
+    # Combinators
+    "scaled",
     # Depth-aware research schemes
     "fixup",
-    "scaled",
     "scaled_residual",
     "t_fixup",
     "t_fixup_embedding",

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _random, _sampling
-from jinit._core import make_init
+from jinit._core import check_call, make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 _UNIT_UNIFORM = _sampling.uniform(0.0, 1.0)
@@ -45,10 +45,7 @@ def ones(
 
 def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding: Any) -> Array:
     """``zeros`` and ``ones``: the key is ignored, but checked like every initializer's."""
-    _checks.check_key(where, key)
-    shape = _checks.canonical_shape(where, shape)
-    dtype = _checks.canonical_dtype(where, dtype)
-    out_sharding = _checks.check_out_sharding(where, out_sharding)
+    _, shape, dtype, out_sharding = check_call(where, key, shape, dtype, out_sharding)
     fill = jnp.zeros if value == 0 else jnp.ones
     return fill(shape, dtype, out_sharding=out_sharding)
 

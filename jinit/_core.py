@@ -9,6 +9,7 @@ multiplications are separate programs.) It also makes an eager call one dispatch
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -27,6 +28,32 @@ def place(x: Array, out_sharding: OutSharding) -> Array:
     """Lays out a result computed whole (replicated: a deterministic fill, or a QR, which is not
     partitionable) as ``out_sharding``."""
     return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
+
+
+def check_call(
+    where: str,
+    key: Any,
+    shape: Any,
+    dtype: DTypeLike | None,
+    out_sharding: Any,
+    *,
+    allow_complex: bool = True,
+    inherit_dtype: bool = False,
+) -> tuple[KeyArray, tuple[int, ...], np.dtype | None, OutSharding]:
+    """The checks of one initializer call, in the order every initializer makes them.
+
+    The key (typed, ``uint32[2]`` or an int seed, returned as a key), the shape (returned as a
+    tuple of ints), the dtype (returned as an ``np.dtype``) and ``out_sharding``, each checked by
+    :mod:`jinit._checks` with messages that name ``where``. ``dtype=None`` means jax's default
+    float; with ``inherit_dtype`` (a combinator around another initializer, such as
+    :func:`jinit.scaled`) it stays None, so the inner initializer's own default applies.
+    """
+    key = _checks.check_key(where, key)
+    shape = _checks.canonical_shape(where, shape)
+    if dtype is not None or not inherit_dtype:
+        dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
+    out_sharding = _checks.check_out_sharding(where, out_sharding)
+    return key, shape, dtype, out_sharding
 
 
 def make_init(

@@ -22,7 +22,11 @@ def _deepnorm_constants(
     return 0.81 * nm ** (1 / 16), 0.87 * nm ** (-1 / 16)
 
 
-_DEEPNORM_TABLE = r"""
+def deepnorm_alpha(
+    n_layers: int, decoder_layers: int | None = None, *, part: Part = "encoder"
+) -> float:
+    r"""DeepNorm's residual multiplier :math:`\alpha`: each block computes ``LN(alpha * x + f(x))``.
+
     ========================= ================================ ==================================
     architecture              :math:`\alpha`                   :math:`\beta`
     ========================= ================================ ==================================
@@ -34,43 +38,7 @@ _DEEPNORM_TABLE = r"""
 
     ``decoder_layers=None`` means a single stack (encoder-only or decoder-only: same formula) of
     ``n_layers`` layers; for an encoder-decoder pass ``n_layers=N`` (encoder),
-    ``decoder_layers=M`` and ``part``."""
-
-
-def deepnorm_alpha(
-    n_layers: int, decoder_layers: int | None = None, *, part: Part = "encoder"
-) -> float:
-    """DeepNorm's residual multiplier alpha (the docstring is completed below)."""
-    return _deepnorm_constants("deepnorm_alpha", n_layers, decoder_layers, part)[0]
-
-
-def deepnorm_beta(
-    n_layers: int, decoder_layers: int | None = None, *, part: Part = "encoder"
-) -> float:
-    """DeepNorm's initialization gain beta (the docstring is completed below)."""
-    return _deepnorm_constants("deepnorm_beta", n_layers, decoder_layers, part)[1]
-
-
-def deepnorm(
-    n_layers: int,
-    decoder_layers: int | None = None,
-    *,
-    part: Part = "encoder",
-    in_axis: Axes = -2,
-    out_axis: Axes = -1,
-    batch_axis: Axes = (),
-    dtype: DTypeLike | None = None,
-) -> Initializer:
-    """DeepNorm initialization (the docstring is completed below)."""
-    beta = _deepnorm_constants("deepnorm", n_layers, decoder_layers, part)[1]
-    return torch_xavier_normal(beta, in_axis, out_axis, batch_axis, dtype)
-
-
-deepnorm_alpha.__doc__ = (
-    r"""DeepNorm's residual multiplier :math:`\alpha`: each block computes ``LN(alpha * x + f(x))``.
-    """
-    + _DEEPNORM_TABLE
-    + r"""
+    ``decoder_layers=M`` and ``part``.
 
     Args:
       n_layers: layers of the (encoder or only) stack.
@@ -90,14 +58,26 @@ deepnorm_alpha.__doc__ = (
     References:
       Wang et al. 2022, 'DeepNet: scaling transformers to 1,000 layers', arXiv:2203.00555.
     """
-)
+    return _deepnorm_constants("deepnorm_alpha", n_layers, decoder_layers, part)[0]
 
 
-deepnorm_beta.__doc__ = (
+def deepnorm_beta(
+    n_layers: int, decoder_layers: int | None = None, *, part: Part = "encoder"
+) -> float:
     r"""DeepNorm's initialization gain :math:`\beta` (see :func:`deepnorm`).
-    """
-    + _DEEPNORM_TABLE
-    + r"""
+
+    ========================= ================================ ==================================
+    architecture              :math:`\alpha`                   :math:`\beta`
+    ========================= ================================ ==================================
+    encoder-only (N layers)   :math:`(2N)^{1/4}`               :math:`(8N)^{-1/4}`
+    decoder-only (M layers)   :math:`(2M)^{1/4}`               :math:`(8M)^{-1/4}`
+    enc-dec, encoder          :math:`0.81 (N^4 M)^{1/16}`      :math:`0.87 (N^4 M)^{-1/16}`
+    enc-dec, decoder          :math:`(3M)^{1/4}`               :math:`(12M)^{-1/4}`
+    ========================= ================================ ==================================
+
+    ``decoder_layers=None`` means a single stack (encoder-only or decoder-only: same formula) of
+    ``n_layers`` layers; for an encoder-decoder pass ``n_layers=N`` (encoder),
+    ``decoder_layers=M`` and ``part``.
 
     Args:
       n_layers: layers of the (encoder or only) stack.
@@ -115,14 +95,33 @@ deepnorm_beta.__doc__ = (
     References:
       Wang et al. 2022, arXiv:2203.00555.
     """
-)
+    return _deepnorm_constants("deepnorm_beta", n_layers, decoder_layers, part)[1]
 
 
-deepnorm.__doc__ = (
+def deepnorm(
+    n_layers: int,
+    decoder_layers: int | None = None,
+    *,
+    part: Part = "encoder",
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> Initializer:
     r"""DeepNorm initialization: ``xavier_normal_(w, gain=beta)`` (torch's, untruncated).
-    """
-    + _DEEPNORM_TABLE
-    + r"""
+
+    ========================= ================================ ==================================
+    architecture              :math:`\alpha`                   :math:`\beta`
+    ========================= ================================ ==================================
+    encoder-only (N layers)   :math:`(2N)^{1/4}`               :math:`(8N)^{-1/4}`
+    decoder-only (M layers)   :math:`(2M)^{1/4}`               :math:`(8M)^{-1/4}`
+    enc-dec, encoder          :math:`0.81 (N^4 M)^{1/16}`      :math:`0.87 (N^4 M)^{-1/16}`
+    enc-dec, decoder          :math:`(3M)^{1/4}`               :math:`(12M)^{-1/4}`
+    ========================= ================================ ==================================
+
+    ``decoder_layers=None`` means a single stack (encoder-only or decoder-only: same formula) of
+    ``n_layers`` layers; for an encoder-decoder pass ``n_layers=N`` (encoder),
+    ``decoder_layers=M`` and ``part``.
 
     The paper initialises the FFN weights and the attention value and output projections with
     Xavier normal of gain :math:`\beta`, and the query and key projections with gain 1
@@ -150,4 +149,5 @@ deepnorm.__doc__ = (
     References:
       Wang et al. 2022, 'DeepNet: scaling transformers to 1,000 layers', arXiv:2203.00555.
     """
-)
+    beta = _deepnorm_constants("deepnorm", n_layers, decoder_layers, part)[1]
+    return torch_xavier_normal(beta, in_axis, out_axis, batch_axis, dtype)

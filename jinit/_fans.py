@@ -91,6 +91,21 @@ def _compute_fans_cached(
     return in_size * receptive_field_size, out_size * receptive_field_size
 
 
+def denominator(mode: str, fan_in: float, fan_out: float) -> float:
+    """Variance scaling's ``n`` in ``scale / n``: the fan ``mode`` names (jax, Keras, Haiku).
+
+    ``"fan_in"``, ``"fan_out"``, their mean ``"fan_avg"`` or their geometric mean
+    ``"fan_geo_avg"``; ``mode`` is checked by the caller, against the modes it accepts.
+    """
+    if mode == "fan_in":
+        return fan_in
+    if mode == "fan_out":
+        return fan_out
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2
+    return (fan_in * fan_out) ** 0.5
+
+
 class EinsumAxes(NamedTuple):
     """The kernel axes an einsum spec implies: contracted (in), produced (out) and batch axes."""
 

@@ -22,9 +22,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from jinit import _checks
+from jinit import _checks, _fans
 from jinit._orthogonal import orthogonal
-from jinit._scaled_draw import Kind, scaled_draw
+from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
 from jinit._typing import DTypeLike, Initializer
 
 MODES = ("fan_in", "fan_out", "fan_avg")
@@ -103,12 +103,8 @@ def haiku_variance_scaling(
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
     def spread(shape: tuple[int, ...]) -> float:
-        fan_in, fan_out = haiku_fans(shape, ins)
-        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
-        var = float(scale) / max(1.0, n)
-        if distribution == "truncated_normal":
-            return math.sqrt(var) / 0.87962566103423978
-        return math.sqrt(3 * var) if distribution == "uniform" else math.sqrt(var)
+        var = float(scale) / max(1.0, _fans.denominator(mode, *haiku_fans(shape, ins)))
+        return spread_for_variance(cast(Kind, distribution), var)
 
     return scaled_draw(
         where,

@@ -25,10 +25,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random
+from jinit import _checks, _fans, _random
 from jinit._core import make_init, place
 from jinit._orthogonal import orthogonal
-from jinit._scaled_draw import Kind, scaled_draw
+from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 MODES = ("fan_in", "fan_out", "fan_avg")
@@ -123,12 +123,8 @@ def keras_variance_scaling(
         kind = "normal"
 
     def spread(shape: tuple[int, ...]) -> float:
-        fan_in, fan_out = keras_fans(shape, ins, outs)
-        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
-        var = float(scale) / max(1.0, n)
-        if kind == "truncated_normal":
-            return math.sqrt(var) / 0.87962566103423978
-        return math.sqrt(3 * var) if kind == "uniform" else math.sqrt(var)
+        var = float(scale) / max(1.0, _fans.denominator(mode, *keras_fans(shape, ins, outs)))
+        return spread_for_variance(kind, var)
 
     return scaled_draw(
         where,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
+
 from jinit import _checks
 from jinit._basic import zeros
-from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._core import make_init
+from jinit._typing import Axes, DTypeLike, Initializer
 from jinit._variance import Distribution, variance_scaling
 
 
@@ -104,12 +107,7 @@ def mup_readout(
 
 
 def _zeros_of(default: DTypeLike) -> Initializer:
-    def init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = default,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        return zeros(key, shape, default if dtype is None else dtype, out_sharding)
-
-    return init
+    """:func:`jinit.zeros` with another default dtype (same checks and messages, ``zeros``)."""
+    return make_init(
+        "zeros", lambda key, shape, dtype, out: jnp.zeros(shape, dtype, out_sharding=out), default
+    )

@@ -38,6 +38,8 @@ from jinit._typing import Array, KeyArray, OutSharding, Shape
 
 F32 = np.dtype(np.float32)
 SQRT2 = np.array(np.sqrt(2), F32)
+# Standard deviation of N(0, 1) truncated to (-2, 2), as in jax, Keras and haiku.
+TN2_STD = 0.87962566103423978
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:

@@ -1,89 +1,23 @@
 """Depth- and width-aware schemes from the literature, as composable initializers.
 
-Each is an ordinary initializer (or a scale to compose with :func:`scaled`); the architectural
-half of each method (DeepNorm's residual ``alpha``, Fixup's scalar multipliers and biases, muP's
-output multiplier and learning-rate rules) lives in the model and the optimizer, not here.
+Each is an ordinary initializer (or a scale to compose with :func:`jinit.scaled`); the
+architectural half of each method (DeepNorm's residual ``alpha``, Fixup's scalar multipliers and
+biases, muP's output multiplier and learning-rate rules) lives in the model and the optimizer,
+not here.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Literal
 
-import jax
-import jax.numpy as jnp
-
-from jinit import _checks, _random
+from jinit import _checks
 from jinit._basic import normal
-from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._combinators import scaled
+from jinit._typing import DTypeLike, Initializer
 from jinit._variance import glorot_uniform, he_normal, variance_scaling
 
 Part = Literal["encoder", "decoder"]
-
-
-def scaled(init: Initializer, factor: Any) -> Initializer:
-    r"""Builds an initializer that multiplies ``init``'s output by ``factor``: :math:`W = f\,W_0`.
-
-    The product is taken in the compute dtype (float32 for bfloat16/float16 outputs: ``init`` is
-    called in float32, which for jinit initializers gives the same draw) and rounded once.
-    ``out_sharding`` is passed to ``init``.
-
-    Args:
-      init: any initializer.
-      factor: the multiplier (a finite real number).
-
-    Returns:
-      An initializer.
-
-    Examples:
-      >>> import jax, jinit
-      >>> w = jinit.scaled(jinit.ones, 0.5)(jax.random.key(0), (2, 2))
-      >>> w.tolist()
-      [[0.5, 0.5], [0.5, 0.5]]
-    """
-    if not callable(init):
-        raise TypeError(f"`scaled(init=...)` must be an initializer (a callable); got {init!r}.")
-    factor = _checks.check_real("scaled", "factor", factor)
-
-    # One compiled program for the draw and the product, so eager and jit give the same bits
-    # (XLA would otherwise fuse the product into the sampler's arithmetic only under jit).
-    @functools.partial(jax.jit, static_argnums=(1, 2, 3))
-    def apply(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
-        if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
-            dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
-        ct = _random.compute_dtype(dtype)
-        w = init(key, shape, ct, out_sharding)
-        return (w * jnp.array(factor, ct)).astype(dtype)
-
-    def scaled_init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = None,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        key = _checks.check_key("scaled", key)
-        shape = _checks.canonical_shape("scaled", shape)
-        if dtype is not None:
-            dtype = _checks.canonical_dtype("scaled", dtype)
-        out_sharding = _checks.check_out_sharding("scaled", out_sharding)
-        out = apply(key, shape, dtype, out_sharding)
-        if magnitude is not None and 0 not in shape:
-            _checks.check_range("scaled", magnitude(shape), out.dtype)
-        return out
-
-    inner_target = getattr(init, "jinit_target", None)
-    inner_magnitude = getattr(init, "jinit_magnitude", None)
-    magnitude = None if inner_magnitude is None else lambda s: abs(factor) * inner_magnitude(s)
-    if inner_target is not None:
-
-        def target(shape: tuple[int, ...]) -> tuple[Any, Any, float, float]:
-            fan_in, fan_out, mean, std = inner_target(shape)
-            return fan_in, fan_out, factor * mean, abs(factor) * std
-
-        scaled_init.jinit_target = target  # type: ignore[attr-defined]
-    scaled_init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
-    return scaled_init
 
 
 def scaled_residual(

@@ -23,14 +23,20 @@ from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 Kind = Literal["truncated_normal", "normal", "uniform"]
 Spread = Callable[[tuple[int, ...]], float]
 
-# Standard deviation of N(0, 1) truncated to (-2, 2).
-TN2_STD = 0.87962566103423978
 _DRAWS = {
     "truncated_normal": _sampling.truncated_normal(-2.0, 2.0),
     "normal": _sampling.normal(),  # erf_inv(u) = z / sqrt(2): the finish multiplies by sqrt(2)
     "uniform": _sampling.uniform(-1.0, 1.0),
 }
-_STD_OF_DRAW = {"truncated_normal": TN2_STD, "normal": 1.0, "uniform": 1 / math.sqrt(3)}
+_STD_OF_DRAW = {"truncated_normal": _random.TN2_STD, "normal": 1.0, "uniform": 1 / math.sqrt(3)}
+
+
+def spread_for_variance(kind: Kind, var: float) -> float:
+    """The spread that gives the standard ``kind`` draw the variance ``var`` (Keras's and Haiku's
+    arithmetic: ``sqrt(var) / 0.8796``, ``sqrt(var)``, ``sqrt(3 * var)``)."""
+    if kind == "truncated_normal":
+        return math.sqrt(var) / _random.TN2_STD
+    return math.sqrt(3 * var) if kind == "uniform" else math.sqrt(var)
 
 
 def scaled_draw(

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jinit import _paths
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerSignal:
@@ -152,8 +154,8 @@ def signal_propagation(
     report = []
     for path in kernels:
         y = np.asarray(outs[path], np.float64)
-        g = np.asarray(_at(grads, path), np.float64)
-        w = np.asarray(_at(weights, path), np.float64)
+        g = np.asarray(_paths.get(grads, path), np.float64)
+        w = np.asarray(_paths.get(weights, path), np.float64)
         w_std = float(w.std())
         report.append(
             LayerSignal(
@@ -166,9 +168,3 @@ def signal_propagation(
             )
         )
     return SignalReport(report)
-
-
-def _at(tree: Any, path: tuple[Any, ...]) -> Any:
-    for k in path:
-        tree = tree[k]
-    return tree

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit import _checks
+from jinit._core import check_call, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
 Unroll = str | Callable[[str, tuple[int, ...]], str]
@@ -74,15 +74,13 @@ class Stacked:
         out_sharding: OutSharding = None,
     ) -> Array:
         """Called directly (without a path), layer ``i`` uses ``fold_in(key, i)`` (flat index)."""
-        key = _checks.check_key("stacked", key)
-        shape = _checks.canonical_shape("stacked", shape)
-        if dtype is not None:
-            dtype = _checks.canonical_dtype("stacked", dtype)
-        out_sharding = _checks.check_out_sharding("stacked", out_sharding)
+        key, shape, dtype, out_sharding = check_call(
+            "stacked", key, shape, dtype, out_sharding, inherit_dtype=True
+        )
         stack, inner = self.split(shape)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(math.prod(stack)))
         out = self.layers(keys, inner, dtype).reshape(shape)
-        return out if out_sharding is None else jax.sharding.reshard(out, out_sharding)
+        return place(out, out_sharding)
 
 
 def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:

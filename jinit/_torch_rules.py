@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from jinit._basic import ones, zeros
-from jinit._torch_defaults import torch_bias_default, torch_embedding_default, torch_linear_default
+from jinit._torch import torch_bias_default, torch_embedding_default, torch_linear_default
 from jinit._typing import Initializer
 
 # Flax's attention projections are DenseGeneral kernels: torch's MultiheadAttention has no

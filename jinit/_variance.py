@@ -17,8 +17,6 @@ Distribution = Literal["truncated_normal", "normal", "uniform"]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
-# Standard deviation of N(0, 1) truncated to (-2, 2), as in jax, Keras and haiku.
-TRUNCATED_NORMAL_STD = 0.87962566103423978
 _COMPLEX_TRUNCATED_NORMAL_STD = _random.complex_truncated_normal_std(2.0)
 _DRAWS = {
     "truncated_normal": _sampling.truncated_normal(-2.0, 2.0),
@@ -112,13 +110,7 @@ def variance_scaling(
         if not math.prod(shape):  # an empty weight: check the axes, nothing to scale
             _fans.compute_fans(tuple(max(d, 1) for d in shape), in_axis, out_axis, batch_axis)
             return 1.0
-        fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
-        return {
-            "fan_in": fan_in,
-            "fan_out": fan_out,
-            "fan_avg": (fan_in + fan_out) / 2,
-            "fan_geo_avg": (fan_in * fan_out) ** 0.5,
-        }[mode]
+        return _fans.denominator(mode, *_fans.compute_fans(shape, in_axis, out_axis, batch_axis))
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         # Same operations as jax, in the compute dtype, so float32 results are bit-identical.
@@ -130,7 +122,7 @@ def variance_scaling(
                 stddev = jnp.sqrt(var) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
                 z = _random.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
             else:
-                stddev = jnp.sqrt(var) / jnp.array(TRUNCATED_NORMAL_STD, ct)
+                stddev = jnp.sqrt(var) / jnp.array(_random.TN2_STD, ct)
                 z = _random.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
             out = z * stddev
         elif distribution == "normal":
@@ -152,7 +144,7 @@ def variance_scaling(
             var = variance(shape, dtype)
             factor: Array
             if distribution == "truncated_normal":
-                factor = jnp.sqrt(var) / jnp.array(TRUNCATED_NORMAL_STD, var.dtype)
+                factor = jnp.sqrt(var) / jnp.array(_random.TN2_STD, var.dtype)
             elif distribution == "normal":
                 factor = jnp.multiply(_random.SQRT2, jnp.sqrt(var))
             else:
@@ -168,42 +160,6 @@ def variance_scaling(
     return make_init(where, body, dtype, target=target, sampling=sampling)
 
 
-_SCHEME_DOC = """{summary}
-
-    ``variance_scaling({scale}, {mode!r}, {distribution!r}, ...)``; the arguments are those of
-    :func:`variance_scaling`. Reference: {ref}
-
-    Examples:
-      >>> import jax, jinit
-      >>> w = jinit.{name}()(jax.random.key(0), (256, 512))
-      >>> w.shape, w.dtype
-      ((256, 512), dtype('float32'))
-    """
-
-
-def _doc(name: str, summary: str, scale: float, mode: str, distribution: str, ref: str):
-    def decorate(f):
-        f.__doc__ = _SCHEME_DOC.format(
-            summary=summary, scale=scale, mode=mode, distribution=distribution, ref=ref, name=name
-        )
-        return f
-
-    return decorate
-
-
-_GLOROT = "Glorot & Bengio 2010, 'Understanding the difficulty of training deep feedforward nets'."
-_HE = "He et al. 2015, 'Delving deep into rectifiers', arXiv:1502.01852."
-_LECUN = "LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al. 2017, arXiv:1706.02515."
-
-
-@_doc(
-    "glorot_uniform",
-    "Glorot (Xavier) uniform: U(+-sqrt(6 / (fan_in + fan_out))).",
-    1.0,
-    "fan_avg",
-    "uniform",
-    _GLOROT,
-)
 def glorot_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -212,19 +168,23 @@ def glorot_uniform(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """Glorot (Xavier) uniform: U(+-sqrt(6 / (fan_in + fan_out))).
+
+    ``variance_scaling(1.0, 'fan_avg', 'uniform', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: Glorot & Bengio 2010, 'Understanding the difficulty of
+    training deep feedforward nets'.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.glorot_uniform()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc(
-    "glorot_normal",
-    "Glorot (Xavier) truncated normal with Var = 2 / (fan_in + fan_out).",
-    1.0,
-    "fan_avg",
-    "truncated_normal",
-    _GLOROT,
-)
 def glorot_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -233,12 +193,23 @@ def glorot_normal(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """Glorot (Xavier) truncated normal with Var = 2 / (fan_in + fan_out).
+
+    ``variance_scaling(1.0, 'fan_avg', 'truncated_normal', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: Glorot & Bengio 2010, 'Understanding the difficulty of
+    training deep feedforward nets'.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.glorot_normal()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc("he_uniform", "He (Kaiming) uniform: U(+-sqrt(6 / fan_in)).", 2.0, "fan_in", "uniform", _HE)
 def he_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -247,19 +218,23 @@ def he_uniform(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """He (Kaiming) uniform: U(+-sqrt(6 / fan_in)).
+
+    ``variance_scaling(2.0, 'fan_in', 'uniform', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: He et al. 2015, 'Delving deep into rectifiers',
+    arXiv:1502.01852.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.he_uniform()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc(
-    "he_normal",
-    "He (Kaiming) truncated normal with Var = 2 / fan_in.",
-    2.0,
-    "fan_in",
-    "truncated_normal",
-    _HE,
-)
 def he_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -268,12 +243,23 @@ def he_normal(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """He (Kaiming) truncated normal with Var = 2 / fan_in.
+
+    ``variance_scaling(2.0, 'fan_in', 'truncated_normal', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: He et al. 2015, 'Delving deep into rectifiers',
+    arXiv:1502.01852.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.he_normal()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc("lecun_uniform", "LeCun uniform: U(+-sqrt(3 / fan_in)).", 1.0, "fan_in", "uniform", _LECUN)
 def lecun_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -282,19 +268,23 @@ def lecun_uniform(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """LeCun uniform: U(+-sqrt(3 / fan_in)).
+
+    ``variance_scaling(1.0, 'fan_in', 'uniform', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al.
+    2017, arXiv:1706.02515.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.lecun_uniform()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )
 
 
-@_doc(
-    "lecun_normal",
-    "LeCun truncated normal with Var = 1 / fan_in (Flax's default kernel init).",
-    1.0,
-    "fan_in",
-    "truncated_normal",
-    _LECUN,
-)
 def lecun_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -303,6 +293,18 @@ def lecun_normal(
     *,
     einsum: str | None = None,
 ) -> Initializer:
+    """LeCun truncated normal with Var = 1 / fan_in (Flax's default kernel init).
+
+    ``variance_scaling(1.0, 'fan_in', 'truncated_normal', ...)``; the arguments are those of
+    :func:`variance_scaling`. Reference: LeCun et al. 1998, 'Efficient BackProp'; Klambauer et al.
+    2017, arXiv:1706.02515.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.lecun_normal()(jax.random.key(0), (256, 512))
+      >>> w.shape, w.dtype
+      ((256, 512), dtype('float32'))
+    """
     return variance_scaling(
         1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, einsum=einsum
     )

@@ -27,9 +27,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jinit import _checks
+from jinit import _checks, _paths
+from jinit._paths import Path
 
-Path = tuple[Any, ...]
 Outputs = Callable[[Any, Any], dict[Path, jax.Array]]
 
 
@@ -38,21 +38,6 @@ def _check(where: str, tol: Any, max_iters: Any) -> tuple[float, int]:
     if not tol_ < 1:
         raise ValueError(f"`{where}(tol=...)` must be a number in (0, 1); got {tol!r}.")
     return tol_, _checks.check_count(where, "max_iters", max_iters)
-
-
-def _get(tree: Any, path: Path) -> Any:
-    for k in path:
-        tree = tree[k]
-    return tree
-
-
-def _set(tree: Any, path: Path, value: Any) -> Any:
-    """A copy of the nested dict ``tree`` with ``value`` at ``path``."""
-    if not path:
-        return value
-    out = dict(tree)
-    out[path[0]] = _set(tree[path[0]], path[1:], value)
-    return out
 
 
 def _kernel_paths(params: Any, prefix: Path = ()) -> list[Path]:
@@ -114,8 +99,8 @@ def lsuv(
         for i, path in enumerate(kernels):
             v = variances(params)[i]
             factor = jnp.where(jnp.abs(v - 1.0) >= tol, _rsqrt(v), 1.0)
-            w = _get(params, path)
-            params = _set(params, path, (w * factor).astype(w.dtype))
+            w = _paths.get(params, path)
+            params = _paths.replace(params, path, (w * factor).astype(w.dtype))
         return params, jnp.max(jnp.abs(variances(params) - 1.0)), it + 1
 
     def more(carry: tuple[Any, jax.Array, jax.Array]) -> jax.Array:
@@ -170,17 +155,17 @@ def data_dependent(
             axes = tuple(range(t.ndim - 1))
             mu, sigma = jnp.mean(t, axis=axes), jnp.std(t, axis=axes)
             inv = _rsqrt(sigma**2)
-            w = _get(params, path)
+            w = _paths.get(params, path)
             # The unit axis is the last one, of the output and of the kernel.
-            params = _set(
+            params = _paths.replace(
                 params, path, (w * inv.reshape((1,) * (w.ndim - 1) + (-1,))).astype(w.dtype)
             )
             bias_path = (*path[:-1], "bias")
             try:
-                b = _get(params, bias_path)
+                b = _paths.get(params, bias_path)
             except (KeyError, TypeError):
                 continue
-            params = _set(params, bias_path, ((b - mu) * inv).astype(b.dtype))
+            params = _paths.replace(params, bias_path, ((b - mu) * inv).astype(b.dtype))
     return params
 
 
@@ -226,7 +211,7 @@ def _linen(model: Any, variables: Any, where: str) -> tuple[Outputs, Any, list[P
         found = {}
         for path in kernels:
             try:
-                found[path] = _get(state["intermediates"], (*path[:-1], "__call__"))[0]
+                found[path] = _paths.get(state["intermediates"], (*path[:-1], "__call__"))[0]
             except (KeyError, TypeError):
                 raise ValueError(
                     f"`{where}`: the layer {'/'.join(map(str, path[:-1]))!r} returned no output "
@@ -286,7 +271,7 @@ def _nnx(model: Any, where: str) -> tuple[Outputs, Any, list[Path], Callable[[An
         found = {}
         for path in kernels:
             try:
-                found[path] = _get(inter, (*path[:-1], "__call__"))[0]
+                found[path] = _paths.get(inter, (*path[:-1], "__call__"))[0]
             except (KeyError, TypeError):
                 raise ValueError(
                     f"`{where}`: the layer {'/'.join(map(str, path[:-1]))!r} returned no output "

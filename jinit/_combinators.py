@@ -1,0 +1,79 @@
+"""Combinators: initializers built from another initializer (:func:`scaled`).
+
+A combinator takes any initializer, jinit's or not, and keeps the protocol: its result is called
+``init(key, shape, dtype=None, out_sharding=None)`` like the one it wraps.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jinit import _checks, _random
+from jinit._core import check_call
+from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+
+def scaled(init: Initializer, factor: Any) -> Initializer:
+    r"""Builds an initializer that multiplies ``init``'s output by ``factor``: :math:`W = f\,W_0`.
+
+    The product is taken in the compute dtype (float32 for bfloat16/float16 outputs: ``init`` is
+    called in float32, which for jinit initializers gives the same draw) and rounded once.
+    ``out_sharding`` is passed to ``init``.
+
+    Args:
+      init: any initializer.
+      factor: the multiplier (a finite real number).
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.scaled(jinit.ones, 0.5)(jax.random.key(0), (2, 2))
+      >>> w.tolist()
+      [[0.5, 0.5], [0.5, 0.5]]
+    """
+    if not callable(init):
+        raise TypeError(f"`scaled(init=...)` must be an initializer (a callable); got {init!r}.")
+    factor = _checks.check_real("scaled", "factor", factor)
+
+    # One compiled program for the draw and the product, so eager and jit give the same bits
+    # (XLA would otherwise fuse the product into the sampler's arithmetic only under jit).
+    @functools.partial(jax.jit, static_argnums=(1, 2, 3))
+    def apply(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
+        if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
+            dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
+        ct = _random.compute_dtype(dtype)
+        w = init(key, shape, ct, out_sharding)
+        return (w * jnp.array(factor, ct)).astype(dtype)
+
+    def scaled_init(
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = None,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        key, shape, dtype, out_sharding = check_call(
+            "scaled", key, shape, dtype, out_sharding, inherit_dtype=True
+        )
+        out = apply(key, shape, dtype, out_sharding)
+        if magnitude is not None and 0 not in shape:
+            _checks.check_range("scaled", magnitude(shape), out.dtype)
+        return out
+
+    inner_target = getattr(init, "jinit_target", None)
+    inner_magnitude = getattr(init, "jinit_magnitude", None)
+    magnitude = None if inner_magnitude is None else lambda s: abs(factor) * inner_magnitude(s)
+    if inner_target is not None:
+
+        def target(shape: tuple[int, ...]) -> tuple[Any, Any, float, float]:
+            fan_in, fan_out, mean, std = inner_target(shape)
+            return fan_in, fan_out, factor * mean, abs(factor) * std
+
+        scaled_init.jinit_target = target  # type: ignore[attr-defined]
+    scaled_init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
+    return scaled_init
