@@ -53,7 +53,6 @@ FAMILIES = (
     ("_keras", "Keras 3 semantics"),
     ("_haiku", "Haiku semantics"),
     ("_orthogonal", "Orthogonal"),
-    ("_fast_orthogonal", "Orthogonal at matmul speed"),
     ("_structured", "Structured: identity, Dirac, sparse"),
     ("_zero", "ZerO and Hadamard"),
     ("_combinators", "Combinators"),

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jinit import _checks, _random
+from jinit import _checks, _portable, _random
 from jinit._core import check_call
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
@@ -43,12 +43,16 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
 
     # One compiled program for the draw and the product, so eager and jit give the same bits
     # (XLA would otherwise fuse the product into the sampler's arithmetic only under jit).
-    @functools.partial(jax.jit, static_argnums=(1, 2, 3))
-    def apply(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
-        if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
-            dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
-        ct = _random.compute_dtype(dtype)
-        w = init(key, shape, ct, out_sharding)
+    # Portable mode is a static argument: a compiled program never serves the other mode.
+    @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+    def apply(
+        key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any, portable: bool
+    ) -> Array:
+        with _portable.mode(portable):
+            if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
+                dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
+            ct = _random.compute_dtype(dtype)
+            w = init(key, shape, ct, out_sharding)
         return (w * jnp.array(factor, ct)).astype(dtype)
 
     def scaled_init(
@@ -60,7 +64,7 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
         key, shape, dtype, out_sharding = check_call(
             "scaled", key, shape, dtype, out_sharding, inherit_dtype=True
         )
-        out = apply(key, shape, dtype, out_sharding)
+        out = apply(key, shape, dtype, out_sharding, _portable.active())
         if magnitude is not None and 0 not in shape:
             _checks.check_range("scaled", magnitude(shape), out.dtype)
         return out
@@ -76,4 +80,5 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
 
         scaled_init.jinit_target = target  # type: ignore[attr-defined]
     scaled_init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
+    scaled_init.jinit_wraps = init  # type: ignore[attr-defined]  # (jinit._portable.covers)
     return scaled_init

@@ -9,7 +9,7 @@ multiplications are separate programs.) It also makes an eager call one dispatch
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -117,11 +117,15 @@ def make_init(
         dtype: DTypeLike | None = default_dtype,
         out_sharding: OutSharding = None,
     ) -> Array:
-        key = _checks.check_key(where, key)
-        shape = _checks.canonical_shape(where, shape)
-        dtype = default_dtype if dtype is None else dtype
-        dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
-        out_sharding = _checks.check_out_sharding(where, out_sharding)
+        key, shape, checked, out_sharding = check_call(
+            where,
+            key,
+            shape,
+            default_dtype if dtype is None else dtype,
+            out_sharding,
+            allow_complex=allow_complex,
+        )
+        dtype = cast(np.dtype, checked)  # never None: no `inherit_dtype`
         out = compiled(key, shape, dtype, out_sharding, _portable.active())
         if magnitude is not None and 0 not in shape and (shape, dtype) not in in_range:
             _checks.check_range(where, magnitude(shape), dtype)

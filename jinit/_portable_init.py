@@ -76,7 +76,15 @@ def portable(init: Initializer) -> Initializer:
     if inner_sampling is not None:
 
         def sampling(shape: Shape, dtype: DTypeLike | None = None) -> Any:
-            return _sampling.portable_sampling(inner_sampling(shape, dtype))
+            s = _sampling.portable_sampling(inner_sampling(shape, dtype))
+            if s is None:
+                return None
+
+            def finish(z: Array) -> Array:  # traced in portable mode wherever it is grouped
+                with _portable.mode(True):
+                    return s.finish(z)
+
+            return _sampling.Sampling(s.draw, finish)
 
         portable_init.sampling = sampling  # type: ignore[attr-defined]
     for name in ("jinit_target", "jinit_magnitude"):

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random
+from jinit import _checks, _portable, _random
 from jinit._basic import normal
 from jinit._core import make_init
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding
@@ -322,7 +322,10 @@ def torch_trunc_normal(
         # make_init compiles this as one program, so eager and jit round the affine map alike.
         ct = _random.compute_dtype(dtype)
         z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
-        x = z * jnp.array(std, ct) + jnp.array(mean, ct)
+        if _portable.active():  # float32: exact products, no FMA can change the bits
+            x = _portable.mul_add(z, std, mean)
+        else:
+            x = z * jnp.array(std, ct) + jnp.array(mean, ct)
         return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
 
     return make_init(where, sample, dtype, allow_complex=False)

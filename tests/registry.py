@@ -319,6 +319,28 @@ CASES: tuple[Case, ...] = (
         lambda: jinit.scaled_residual(n_layers=8),
         dist=lambda s: stats.norm(scale=0.02 / 4),
     ),
+    # Portable mode (issue 13): the same rows' distributions, from the integer samplers.
+    Case(
+        "portable_lecun_normal",
+        lambda: jinit.portable(jinit.lecun_normal()),
+        dist=_tn(lambda s: 1 / _fan_in(s)),
+    ),
+    Case(
+        "portable_normal",
+        lambda: jinit.portable(jinit.normal(0.5)),
+        dist=lambda s: stats.norm(scale=0.5),
+    ),
+    Case(
+        "portable_keras_random_normal",
+        lambda: jinit.portable(jinit.keras_random_normal(mean=0.5, stddev=0.3)),
+        dist=lambda s: stats.norm(loc=0.5, scale=0.3),
+    ),
+    Case(
+        "portable_orthogonal",
+        lambda: jinit.portable(jinit.orthogonal(2.0)),
+        shapes=((16, 32), (32, 16), (4, 4, 8)),
+        check=_orthonormal(2.0),
+    ),
     Case(
         "scaled_normal",
         lambda: jinit.scaled(jinit.normal(1.0), -3.0),

@@ -90,6 +90,11 @@ def test_mean_shifted_initializers_equal_the_reference(key):
     init = jinit.portable(jinit.keras_random_normal(mean=0.5, stddev=0.3))
     want = ref.mul_add(ref.normal(kw, shape, form=1), np.float32(0.3 * math.sqrt(2)), 0.5)
     np.testing.assert_array_equal(u32(init(jax.random.key(7), shape)), u32(want))
+    mean, std, a, b = 0.5, 0.3, -1.0, 2.0
+    init = jinit.portable(jinit.torch_trunc_normal(mean, std, a, b))
+    z = ref.truncated_normal(kw, shape, (a - mean) / std, (b - mean) / std)
+    want = np.clip(ref.mul_add(z, std, mean), np.float32(a), np.float32(b))
+    np.testing.assert_array_equal(u32(init(jax.random.key(7), shape)), u32(want))
 
 
 # --- The quantile itself ---------------------------------------------------------------------
