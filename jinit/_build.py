@@ -39,11 +39,10 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
 from jinit import _keys, _portable, _random, _sampling, _stacked
 
-# A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES):
-# the temporaries stay within 5% of the parameters, and each chunk is a loop of its own, whose
-# cost in XLA's passes (~45 ms each on a 2-core CPU) is what grows with depth at a smaller
-# fraction (GPT-2 at 48 layers: 2.7 s of compile at 2.5%, 1.9 s at 5%).
-CHUNK_FRACTION = 0.05
+# A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES).
+# (5% would compile a 48-layer GPT-2 in 1.9 s instead of 2.7 s, fewer chunks being fewer loops,
+# but took LLaMA-1B bfloat16's peak RSS from 1.16x to 1.89x the parameter bytes.)
+CHUNK_FRACTION = 0.025
 MIN_CHUNK_BYTES = 32 << 20
 
 
