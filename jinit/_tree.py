@@ -203,7 +203,8 @@ def compiled_builder(
     The offsets at which a group's leaves are cut out of its stacked draw travel as arguments
     (:class:`_Builder`), not constants: every cut of one shape is then the same computation,
     which XLA compiles once. With constant offsets each cut is a kernel of its own: a GPT-2
-    tree of width 64 compiled in 2.24 s at 48 layers (577 leaves) instead of 1.11 s.
+    tree of width 64 compiled in 2.24 s at 48 layers (577 leaves) instead of 1.11 s. (Under an
+    outer ``jit`` the offsets become that program's constants again.)
     """
 
     def build(key_data, cuts):
