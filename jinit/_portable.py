@@ -184,27 +184,13 @@ def quantile(u: Array, form: int = _NORMAL) -> Array:
 
 
 # ---------------------------------------------------------------------------------------------
-# The same quantile on one Python int: what bisects the truncation bounds on the host.
+# The truncation bounds: bisection over the same quantile, evaluated at trace time (portable too).
 
 
-def _mul_x_int(a: int, x: int) -> int:
-    return ((a >> 12) * x >> 8) + (((a & 0xFFF) * x) >> 20)
-
-
-def quantile_int(u: int, form: int = _NORMAL) -> float:
-    """:func:`quantile` of one ``0 <= u < 2**32`` in Python integers (same bits, as a float)."""
-    positive = u >> 31
-    u2 = (u << 1) & 0xFFFFFFFF
-    m = (~u2 & 0xFFFFFFFF) if positive else u2 | 1
-    e = 32 - m.bit_length()
-    t = ((m << e) << 1) & 0xFFFFFFFF
-    idx = (e << SEG) | (t >> (32 - SEG))
-    x = (t >> (32 - SEG - XB)) & (2**XB - 1)
-    c = [int(v) for v in _table()[form, idx]]
-    acc = c[0] + _mul_x_int(c[1] + ((c[2] * (x >> 4)) >> 16), x)
-    # a / 2**28 rounded to float32 (round half to even, as the integer assembly does)
-    value = float(np.float32(math.ldexp(max(acc, 0), -FRAC)))
-    return value if positive else -value
+def _quantile_at(u: int) -> float:
+    """:func:`quantile` of one ``0 <= u < 2**32``, evaluated now (also while tracing)."""
+    with jax.ensure_compile_time_eval():
+        return float(quantile(jnp.uint32(u)))
 
 
 def _first_above(bound: float, strict: bool) -> int:
@@ -212,7 +198,7 @@ def _first_above(bound: float, strict: bool) -> int:
     lo, hi = 0, 2**32
     while lo < hi:
         mid = (lo + hi) // 2
-        v = quantile_int(mid)
+        v = _quantile_at(mid)
         if v > bound or (not strict and v == bound):
             hi = mid
         else:
@@ -238,17 +224,9 @@ def truncation(lower: float, upper: float) -> tuple[int, int]:
 # Kernels: one key (typed or raw uint32[2]) -> float32 values of `shape`.
 
 
-def _words(key: Array, shape: tuple[int, ...]) -> tuple[Array, Array]:
-    """The two threefry output words of every element's counter (jax's counter layout)."""
-    check_key("portable sampling", key)
-    hi, lo = _threefry.iota_counters(shape)
-    x0 = jnp.zeros(shape, U32) if hi is None else hi
-    return _threefry.threefry2x32(*_threefry.key_words(key), x0, lo)
-
-
 def _unit_bits(key: Array, shape: tuple[int, ...]) -> Array:
-    out0, out1 = _words(key, shape)
-    return out0 ^ out1  # jax.random.bits' 32 bits
+    """jax.random.bits' 32 bits of every element (the keys were checked by the callers)."""
+    return _threefry.random_bits32(*_threefry.key_words(key), shape)
 
 
 @partial(jax.jit, static_argnames="shape")
@@ -310,7 +288,7 @@ def truncated_normal_kernel(
 ) -> Array:
     """A standard normal truncated to (lower, upper), float32, portable."""
     start, width = truncation(lower, upper)
-    out0, out1 = _words(key, shape)
+    out0, out1 = _threefry.random_words(*_threefry.key_words(key), shape)
     if width == 2**32:
         u = out0
     else:  # floor((out0 * 2**32 + out1) * width / 2**64), exactly

@@ -142,11 +142,16 @@ def iota_counters(shape: tuple[int, ...]) -> tuple[Array | None, Array]:
     return counter_words(idx, shape)
 
 
-def random_bits32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
-    """uint32 bits equal to ``jax.random.bits(key, shape)`` with partitionable threefry."""
+def random_words(k0: Array, k1: Array, shape: tuple[int, ...]) -> tuple[Array, Array]:
+    """Both output words of the hash of every element's counter (jax's partitionable layout)."""
     hi, lo = iota_counters(shape)
     x0 = jax.numpy.zeros(shape, _U32) if hi is None else hi
-    out0, out1 = threefry2x32(k0, k1, x0, lo)
+    return threefry2x32(k0, k1, x0, lo)
+
+
+def random_bits32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
+    """uint32 bits equal to ``jax.random.bits(key, shape)`` with partitionable threefry."""
+    out0, out1 = random_words(k0, k1, shape)
     return out0 ^ out1
 
 
