@@ -112,6 +112,7 @@ def bench_case(shape: tuple[int, ...], dtype_name: str, repeats: int) -> list[di
                 "fraction_of_fill": fill / jin,
                 "portable_ms": port * 1e3,
                 "portable_speedup_vs_jax": jx / port,
+                "portable_cold_s": cold.get((d, "portable"), float("nan")),
                 "jinit_cold_s": cold[(d, "jinit")],
                 "jax_cold_s": cold[(d, "jax")],
             }
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"{'dist':<17}{'dtype':<9}{'shape':<11}{'jinit ms':>9}{'jax ms':>9}{'fill ms':>9}"
         f"{'jinit GB/s':>11}{'x jax':>7}{'of fill':>8}{'portable ms':>12}{'x jax':>7}"
+        f"{'cold s: jax':>13}{'jinit':>7}{'portable':>9}"
     )
     print(header)
     for s in args.shapes.split(","):
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{r['jax_ms']:>9.1f}{r['fill_ms']:>9.1f}{r['jinit_GBps']:>11.2f}"
                     f"{r['speedup_vs_jax']:>7.2f}{r['fraction_of_fill']:>8.0%}"
                     f"{r['portable_ms']:>12.1f}{r['portable_speedup_vs_jax']:>7.2f}"
+                    f"{r['jax_cold_s']:>13.3f}{r['jinit_cold_s']:>7.3f}{r['portable_cold_s']:>9.3f}"
                 )
     if args.json:
         with open(args.json, "w") as f:

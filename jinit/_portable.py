@@ -187,10 +187,13 @@ def quantile(u: Array, form: int = _NORMAL) -> Array:
 # The truncation bounds: bisection over the same quantile, evaluated at trace time (portable too).
 
 
+_quantile_jit = jax.jit(quantile)  # one compiled program for the whole bisection
+
+
 def _quantile_at(u: int) -> float:
     """:func:`quantile` of one ``0 <= u < 2**32``, evaluated now (also while tracing)."""
     with jax.ensure_compile_time_eval():
-        return float(quantile(jnp.uint32(u)))
+        return float(_quantile_jit(np.uint32(u)))
 
 
 def _first_above(bound: float, strict: bool) -> int:
