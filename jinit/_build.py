@@ -37,7 +37,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _keys, _portable, _random, _sampling, _stacked
+from jinit import _keys, _portable, _sampling, _stacked
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES).
 # (5% would compile a 48-layer GPT-2 in 1.9 s instead of 2.7 s, fewer chunks being fewer loops,
@@ -296,10 +296,8 @@ def _build_all(
         if group and not isinstance(leaf.init, _stacked.Stacked):  # a stack is its own loop
             with leaf_errors(leaf, where):
                 s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
-                if portable:
-                    s = _sampling.portable_sampling(s)
-        ours = portable or (s is not None and _random.use_kernels(root, s.draw.dtype, leaf.shape))
-        if s is None or 0 in leaf.shape or not ours:
+                s = _sampling.applicable(s, root, leaf.shape, portable, where)
+        if s is None or 0 in leaf.shape:
             outs[i] = build_one(keys, leaf, where)  # (an empty leaf: nothing to draw)
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))

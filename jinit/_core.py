@@ -14,7 +14,7 @@ from typing import Any, cast
 import jax
 import numpy as np
 
-from jinit import _checks, _portable, _random, _sampling
+from jinit import _checks, _portable, _sampling
 from jinit._sampling import Sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 
@@ -98,11 +98,8 @@ def make_init(
     ):
         with _portable.mode(portable):
             s = None if sampling is None else sampling(shape, dtype)
-            if portable:
-                s = _sampling.portable_sampling(s)
-                if s is not None:
-                    _portable.check_key(where, key)
-            if s is not None and (portable or _random.use_kernels(key, s.draw.dtype, shape)):
+            s = _sampling.applicable(s, key, shape, portable, where)
+            if s is not None:
                 return s.finish(s.draw(key, shape, out_sharding))
             return body(key, shape, dtype, out_sharding)
 

@@ -109,6 +109,22 @@ def portable_sampling(s: Sampling | None) -> Sampling | None:
     return Sampling(twin, s.finish)
 
 
+def applicable(
+    s: Sampling | None, key: Any, shape: tuple[int, ...], portable: bool, where: str
+) -> Sampling | None:
+    """The sampling to draw for ``key`` and ``shape``, or ``None`` (the caller then runs the
+    initializer's own body): in portable mode the portable twin (the key checked), otherwise
+    ``s`` where jinit's kernels give jax's bits for this key, dtype and shape."""
+    if s is None:
+        return None
+    if portable:
+        twin = portable_sampling(s)
+        if twin is not None:
+            _portable.check_key(where, key)
+        return twin
+    return s if _random.use_kernels(key, s.draw.dtype, shape) else None
+
+
 def sampling_of(init: Any, shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None:
     """``init.sampling(shape, dtype)`` where ``init`` implements the protocol, else ``None``."""
     method = getattr(init, "sampling", None)
