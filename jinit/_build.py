@@ -104,6 +104,7 @@ class KeyTable:
         self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
         words = np.array([_keys.path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
         self.keys = jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
+        self.data = jax.random.key_data(self.keys)
 
     def one(self, path: str) -> jax.Array:
         return self.keys[self.index[path]]
@@ -177,8 +178,8 @@ def _draw_batch(
     keys: jax.Array,
     shape: tuple[int, ...],
     sharding: Any,
-    previous: list[jax.Array],
-) -> tuple[jax.Array, list[jax.Array]]:
+    after: list[jax.Array],
+) -> jax.Array:
     """``draw`` for every key, stacked on a new leading axis, each device making its shard.
 
     A loop, not a ``vmap`` (unless ``draw.vmap``): its body is one kernel, compiled once, and
@@ -186,10 +187,10 @@ def _draw_batch(
     ``optimization_barrier`` compiles well on a GPU, but XLA's CPU pipeline drops the barrier,
     materialises the ``erf_inv`` halves and re-fuses the hash into every copy).
 
-    ``previous`` (the previous chunk's finished leaves) ride through the loop unchanged and are
-    returned: a data dependence, so this chunk's buffer is made only after the previous chunk
-    has been cut out, and one chunk of draws is alive at a time (XLA's scheduler would otherwise
-    start every chunk first; optimization barriers do not order buffer allocation on the CPU).
+    The loop's buffer is made from one element of each array of ``after`` (the previous chunk's
+    leaves), so it exists only once the previous loop has ended: without that data dependence
+    XLA's scheduler allocates every chunk's buffer at the start. (XLA reads that element from
+    the previous chunk's buffer, so two chunks' buffers can be alive at once, not more.)
     """
     n, batch, leaf_sharding = (
         keys.shape[0],
@@ -204,21 +205,34 @@ def _draw_batch(
     elif batch is not None and _axis_types(batch) == {AxisType.Auto}:
         place = lax.with_sharding_constraint
     if draw.vmap:  # one batched call (a batched QR): no loop buffer to order
-        return place(jax.vmap(lambda k: draw(k, shape))(keys), batch), previous
-    z = place(_zeros_after(previous or [jax.random.key_data(keys)], (n, *shape), draw.dtype), batch)
+        return place(jax.vmap(lambda k: draw(k, shape))(keys), batch)
+    z = place(_zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype), batch)
+    # A sharded buffer's element lives on one device: reading it would cost a collective.
+    sharded = batch is not None and any(p is not None for p in batch.spec)
+    order = (lambda z, i: i) if sharded else _after
 
     # Software-pipelined: iteration i draws key i into the carry and stores draw i - 1. Fused
     # into its store, a draw would be emitted as an in-place update, which XLA's CPU backend runs
     # on one thread; drawn into its own buffer it is split over the cores (1.5x warm, 2 cores).
-    d = jnp.zeros_like(z[0])
+    # The draw waits for the store (`order`): XLA then writes it over the previous draw, instead
+    # of into a second buffer that it copies back on every iteration.
+    d = z[0]  # (not a fresh `zeros_like`: XLA would share one between loops and make it early)
 
-    def body(i: jax.Array, carry: tuple[jax.Array, jax.Array, list[jax.Array]]):
-        z, d, rest = carry
+    def body(i: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        z, d = carry
         z = lax.dynamic_update_index_in_dim(z, d, jnp.maximum(i - 1, 0), 0)
-        return z, draw(keys[i], shape, leaf_sharding), rest
+        return z, draw(keys[order(z, i)], shape, leaf_sharding)
 
-    z, d, previous = lax.fori_loop(0, n, body, (z, d, previous))
-    return place(lax.dynamic_update_index_in_dim(z, d, n - 1, 0), batch), previous
+    z, d = lax.fori_loop(0, n, body, (z, d))
+    return place(lax.dynamic_update_index_in_dim(z, d, n - 1, 0), batch)
+
+
+def _after(z: jax.Array, i: jax.Array) -> jax.Array:
+    """``i``, computed from one element of ``z``, read at an index XLA cannot prove to be 0
+    (``i >> 31``, for a loop counter ``i >= 0``), so that it waits for ``z``."""
+    j = lax.shift_right_logical(i, np.int32(31))
+    e = lax.dynamic_slice(z, (j,) * z.ndim, (1,) * z.ndim)
+    return i + _float_zero(_sign_bit(e.reshape(())))
 
 
 def _zeros_after(values: list[jax.Array], shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
@@ -254,21 +268,38 @@ def build_all(
     where: str,
     group: bool = True,
     portable: bool = False,
-    cuts: Sequence[jax.Array] | None = None,
 ) -> list[jax.Array]:
     """Every leaf, in order: grouped draws where the protocol allows (and ``group``), else one
-    by one; ``portable``: with the portable samplers (:mod:`jinit._portable`). ``cuts`` (traced
-    int32 scalars, ``cuts[j] == j``) are the offsets at which leaves are cut from a stacked
-    draw; without them the offsets are constants."""
+    by one; ``portable``: with the portable samplers (:mod:`jinit._portable`)."""
     with _portable.mode(portable):
-        return _build_all(root, leaves, where, group, portable, cuts)
+        return _build_all(root, leaves, where, group, portable)
 
 
-def _cut(z: jax.Array, j: int, cuts: Sequence[jax.Array] | None) -> jax.Array:
-    """``z[j]``, at a traced offset where one is given (the same computation for every ``j``)."""
-    if cuts is None or j >= len(cuts):
-        return z[j]
-    return lax.dynamic_index_in_dim(z, cuts[j], 0, keepdims=False)
+def opaque_offsets(n: int, x: jax.Array) -> list[jax.Array]:
+    """``[0, 1, ..., n - 1]`` as ``n`` int32 scalars that XLA cannot see are constants.
+
+    They leave a loop whose trip count (1) XLA cannot know (it depends on ``x``, an array of
+    unsigned words such as the root key's data), so to every computation that uses one they are
+    parameters: cutting a leaf out of a stacked draw at offset ``j`` is then the same
+    computation for every ``j``, compiled once, also where the caller's ``jit`` would have made
+    the offsets constants. (Each distinct computation costs XLA's CPU backend about 10 ms.)
+    """
+    if n == 0:
+        return []
+    zero = _float_zero(_sign_bit(_first(x)))
+
+    def body(c: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+        return (c[0] + 1, *(o + zero for o in c[1:]))
+
+    start: tuple[Any, ...] = (np.int32(0), *(np.int32(j) for j in range(n)))
+    return list(lax.while_loop(lambda c: c[0] < 1 + zero, body, start)[1:])
+
+
+def _float_zero(bits: jax.Array) -> jax.Array:
+    """An int32 0 computed from ``bits`` as ``float(bits) * 0.0``, which XLA does not fold."""
+    return lax.convert_element_type(
+        lax.convert_element_type(bits, np.float32) * np.float32(0), np.int32
+    )
 
 
 def _build_all(
@@ -277,7 +308,6 @@ def _build_all(
     where: str,
     group: bool,
     portable: bool,
-    cuts: Sequence[jax.Array] | None,
 ) -> list[jax.Array]:
     if portable:
         _portable.check_key(where, root)
@@ -302,21 +332,24 @@ def _build_all(
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
     budget = chunk_budget(leaves)
+    chunks = [
+        (draw, shape, sharding, chunk)
+        for (draw, shape, sharding), members in groups.items()
+        for chunk in _chunks(members, math.prod(shape) * np.dtype(draw.dtype).itemsize, budget)
+    ]
+    # Each leaf is cut out of its chunk's buffer at an offset XLA sees as a parameter, so every
+    # cut of one shape and finish is the same computation.
+    cuts = opaque_offsets(max((len(c) for *_, c in chunks), default=1), keys.data)
     previous: list[int] = []  # the leaves of the last chunk drawn in a loop
-    for (draw, shape, sharding), members in groups.items():
-        nbytes = math.prod(shape) * np.dtype(draw.dtype).itemsize
-        for chunk in _chunks(members, nbytes, budget):
-            chunk_keys = keys.take([leaves[i].path for i, _ in chunk])
-            if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
-                z = draw(chunk_keys[0], shape, initializer_sharding(sharding))[None]
-            else:
-                prev = [outs[i] for i in previous]
-                z, carried = _draw_batch(draw, chunk_keys, shape, sharding, prev)
-                for i, x in zip(previous, carried, strict=True):
-                    outs[i] = x
-                previous = [i for i, _ in chunk]
-            for j, (i, s) in enumerate(chunk):
-                zj = z[0] if len(chunk) == 1 else _cut(z, j, cuts)
-                with leaf_errors(leaves[i], where):
-                    outs[i] = _checked(s.finish(zj), leaves[i], where)
+    for draw, shape, sharding, chunk in chunks:
+        chunk_keys = keys.take([leaves[i].path for i, _ in chunk])
+        if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
+            rows = [draw(chunk_keys[0], shape, initializer_sharding(sharding))]
+        else:
+            z = _draw_batch(draw, chunk_keys, shape, sharding, [outs[i] for i in previous])
+            rows = [lax.dynamic_index_in_dim(z, cuts[j], 0, False) for j in range(len(chunk))]
+            previous = [i for i, _ in chunk]
+        for (i, s), row in zip(chunk, rows, strict=True):
+            with leaf_errors(leaves[i], where):
+                outs[i] = _checked(s.finish(row), leaves[i], where)
     return outs

@@ -132,21 +132,35 @@ def _times_stride(i: Array, stride: int) -> tuple[Array, Array]:
     return hi, lo
 
 
-def iota_counters(shape: tuple[int, ...]) -> tuple[Array | None, Array]:
-    """The counters of every element of ``shape``, from one broadcasted iota per axis."""
+def iota_counters(shape: tuple[int, ...], zero: Array | None = None) -> tuple[Array | None, Array]:
+    """The counters of every element of ``shape``, from one broadcasted iota per axis (plus
+    ``zero``, a traced uint32 0, which makes them depend on it)."""
     if not shape:
         return None, jax.numpy.zeros((), _U32)
     if max(shape) > 2**32 - 1:
         raise ValueError(f"jinit's threefry counters need every axis below 2**32; got {shape}.")
     idx = [lax.broadcasted_iota(_U32, shape, d) for d in range(len(shape))]
+    if zero is not None:
+        idx = [i + zero for i in idx]
     return counter_words(idx, shape)
 
 
 def random_words(k0: Array, k1: Array, shape: tuple[int, ...]) -> tuple[Array, Array]:
     """Both output words of the hash of every element's counter (jax's partitionable layout)."""
-    hi, lo = iota_counters(shape)
+    hi, lo = iota_counters(shape, _zero_of(k0))
     x0 = jax.numpy.zeros(shape, _U32) if hi is None else hi
     return threefry2x32(k0, k1, x0, lo)
+
+
+def _zero_of(k: Array) -> Array:
+    """A uint32 zero computed from ``k`` (``float(k >> 31) * 0.0``, which XLA does not fold).
+
+    Added to the counters, it ties them to the key: in a loop over keys XLA would otherwise
+    hoist the counters out as a loop invariant and keep them in memory, a uint32 array of the
+    draw's size alive for the whole loop, read back on every iteration.
+    """
+    bit = lax.convert_element_type(lax.shift_right_logical(k, np.uint32(31)), np.float32)
+    return lax.convert_element_type(bit * np.float32(0), _U32)
 
 
 def random_bits32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
