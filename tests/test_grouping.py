@@ -156,23 +156,37 @@ def test_chunks_bound_temporaries_of_a_large_tree():
     assert mem.temp_size_in_bytes <= 0.1 * nbytes, mem.temp_size_in_bytes / nbytes
 
 
-def test_temporaries_do_not_grow_with_the_number_of_chunks(monkeypatch):
-    """A bfloat16 tree of LLaMA-like layers in 20 chunks: XLA's temporaries stay in 2.5 chunks.
+def llama_like(dtype, layers=12):
+    square, wide = SDS((1024, 1024), dtype), SDS((1024, 2816), dtype)
+    layer = {"q": square, "o": square, "up": wide, "down": SDS((2816, 1024), dtype)}
+    tree = {f"layer_{i}": layer for i in range(layers)}
+    nbytes = layers * 2 * (1024 * 1024 + 1024 * 2816) * np.dtype(dtype).itemsize
+    return tree, nbytes
 
-    (Each loop used to start from one zeros array that XLA shared between the loops of a shape
-    and made first; its buffers then stepped through memory, 7.6 chunks here.)"""
-    bf16 = jnp.bfloat16
-    square, wide = SDS((1024, 1024), bf16), SDS((1024, 2816), bf16)
-    layer = {"q": square, "o": square, "up": wide, "down": SDS((2816, 1024), bf16)}
-    tree = {f"layer_{i}": layer for i in range(12)}
-    nbytes = 12 * 2 * (1024 * 1024 + 1024 * 2816) * 2
-    monkeypatch.setattr(_build, "MIN_CHUNK_BYTES", nbytes // 20)
+
+def chunked_temporaries(monkeypatch, tree, nbytes, chunks=20) -> float:
+    """XLA's temporaries for ``tree`` drawn in about ``chunks`` chunks, over one chunk's bytes."""
+    monkeypatch.setattr(_build, "MIN_CHUNK_BYTES", nbytes // chunks)
     rules = [("q|o", jinit.lecun_normal()), ("up|down", jinit.he_normal())]
     leaves, _ = _tree.plan(tree, rules, None, None, None)
     budget = _build.chunk_budget(leaves)
     fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree")
     mem = fn.lower(jax.random.key_data(jax.random.key(0))).compile().memory_analysis()
-    assert mem.temp_size_in_bytes <= 2.5 * budget, mem.temp_size_in_bytes / budget
+    return mem.temp_size_in_bytes / budget
+
+
+def test_temporaries_do_not_grow_with_the_number_of_chunks(monkeypatch):
+    """A bfloat16 tree of LLaMA-like layers in 20 chunks: XLA's temporaries stay in 2.5 chunks.
+
+    (Each loop used to start from one zeros array that XLA shared between the loops of a shape
+    and made first; its buffers then stepped through memory, 7.6 chunks here.)"""
+    assert chunked_temporaries(monkeypatch, *llama_like(jnp.bfloat16)) <= 2.5
+
+
+def test_float32_chunks_share_one_buffer(monkeypatch):
+    """In float32, each chunk's loop overwrites the buffer the previous chunk was cut from: the
+    temporaries are one chunk and the loop's draw (a bfloat16 tree needs two chunks)."""
+    assert chunked_temporaries(monkeypatch, *llama_like(jnp.float32)) <= 1.25
 
 
 def test_chunking_keeps_bits(monkeypatch, key):
