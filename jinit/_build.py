@@ -39,10 +39,12 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
 from jinit import _keys, _portable, _sampling, _stacked
 
-# A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES).
-# (5% would compile a 48-layer GPT-2 in 1.9 s instead of 2.7 s, fewer chunks being fewer loops,
-# but took LLaMA-1B bfloat16's peak RSS from 1.16x to 1.89x the parameter bytes.)
-CHUNK_FRACTION = 0.025
+# A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES), so
+# XLA's temporaries stay under 10% of the parameters (measured: tests/test_grouping.py, and
+# bench/RESULTS.md). Unsharded float32 trees reuse one chunk buffer (temporaries: one chunk);
+# other unsharded trees alternate two; a sharded group's stacked buffers fragment XLA's heap
+# (about 2.7 chunks). Fewer, larger chunks are fewer loops, which is most of the compile time.
+CHUNK_FRACTION = {"one buffer": 0.08, "two buffers": 0.04, "stacked": 0.025}
 MIN_CHUNK_BYTES = 32 << 20
 
 
@@ -105,9 +107,12 @@ class KeyTable:
         words = np.array([_keys.path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
         self.keys = jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
         self.data = jax.random.key_data(self.keys)
+        self.opaque = Opaque(len(self.index), self.data)
 
     def one(self, path: str) -> jax.Array:
-        return self.keys[self.index[path]]
+        """``path``'s key, read at an index XLA sees as a parameter (:class:`Opaque`): a leaf
+        drawn alone then compiles to the same kernel as any other of its shape and scheme."""
+        return lax.dynamic_index_in_dim(self.keys, self.opaque(self.index[path]), 0, False)
 
     def take(self, paths: Sequence[str]) -> jax.Array:
         return self.keys[np.array([self.index[p] for p in paths], np.int32)]
@@ -156,7 +161,13 @@ def _takes_out_sharding(init: Any) -> bool:
 def chunk_budget(leaves: Sequence[Any]) -> int:
     """The most bytes of float32 draw one chunk may hold, for this tree."""
     total = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in leaves)
-    return max(MIN_CHUNK_BYTES, int(CHUNK_FRACTION * total))
+    if any(_sharded(leaf.sharding) for leaf in leaves):
+        kind = "stacked"
+    elif all(leaf.dtype == np.float32 for leaf in leaves):
+        kind = "one buffer"
+    else:
+        kind = "two buffers"
+    return max(MIN_CHUNK_BYTES, int(CHUNK_FRACTION[kind] * total))
 
 
 def _chunks(members: list[Any], nbytes: int, budget: int) -> Iterator[list[Any]]:
@@ -327,24 +338,31 @@ def build_all(
         return _build_all(root, leaves, where, group, portable)
 
 
-def opaque_offsets(n: int, x: jax.Array) -> list[jax.Array]:
-    """``[0, 1, ..., n - 1]`` as ``n`` int32 scalars that XLA cannot see are constants.
+class Opaque:
+    """The integers ``0 .. n - 1`` as traced int32 scalars that XLA cannot see are constants.
 
-    They leave a loop whose trip count (1) XLA cannot know (it depends on ``x``, an array of
-    unsigned words such as the root key's data), so to every computation that uses one they are
-    parameters: cutting a leaf out of a stacked draw at offset ``j`` is then the same
-    computation for every ``j``, compiled once, also where the caller's ``jit`` would have made
-    the offsets constants. (Each distinct computation costs XLA's CPU backend about 10 ms.)
+    Each distinct computation costs XLA's CPU backend about 10 ms to compile (more on a GPU), and
+    a constant makes a computation distinct: cutting leaf ``j`` out of a stacked draw, or reading
+    key ``j`` of the key table, would be ``n`` computations. With ``j`` as ``hi * m + lo``, where
+    ``hi`` and ``lo`` leave a loop whose trip count (1) XLA cannot know (it depends on ``x``,
+    e.g. the keys' data), they are one computation with parameters, compiled once, also where the
+    caller's ``jit`` would make every offset a constant. (``m = ceil(sqrt(n))`` such scalars: a
+    loop of ``n`` of them compiles in time growing faster than ``n``.)
     """
-    if n == 0:
-        return []
-    zero = _float_zero(_sign_bit(_first(x)))
 
-    def body(c: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
-        return (c[0] + 1, *(o + zero for o in c[1:]))
+    def __init__(self, n: int, x: jax.Array) -> None:
+        self.m = max(1, math.isqrt(max(n - 1, 0)) + 1)
+        zero = _float_zero(_sign_bit(_first(x)))
 
-    start: tuple[Any, ...] = (np.int32(0), *(np.int32(j) for j in range(n)))
-    return list(lax.while_loop(lambda c: c[0] < 1 + zero, body, start)[1:])
+        def body(c: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+            return (c[0] + 1, *(o + zero for o in c[1:]))
+
+        start: tuple[Any, ...] = (np.int32(0), *(np.int32(j) for j in range(self.m)))
+        self.base = lax.while_loop(lambda c: c[0] < 1 + zero, body, start)[1:]
+
+    def __call__(self, j: int) -> jax.Array:
+        hi, lo = divmod(j, self.m)
+        return self.base[hi] * np.int32(self.m) + self.base[lo]
 
 
 def _float_zero(bits: jax.Array) -> jax.Array:
@@ -390,8 +408,9 @@ def _build_all(
         for chunk in _chunks(members, math.prod(shape) * np.dtype(draw.dtype).itemsize, budget)
     ]
     # Each leaf is cut out of its chunk's buffer at an offset XLA sees as a parameter, so every
-    # cut of one shape and finish is the same computation.
-    cuts = opaque_offsets(max((len(c) for *_, c in chunks), default=1), keys.data)
+    # cut of one shape and finish is the same computation. (A chunk has fewer members than the
+    # key table has keys.)
+    cut = keys.opaque
     flat_size = max(
         (len(c) * math.prod(shape) for d, shape, s, c in chunks if len(c) > 1 and _flat(d, s)),
         default=0,
@@ -402,7 +421,7 @@ def _build_all(
         chunk_keys = keys.take([leaves[i].path for i, _ in chunk])
         after = [outs[i] for i in previous]
         if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
-            rows = [draw(chunk_keys[0], shape, initializer_sharding(sharding))]
+            rows = [draw(keys.one(leaves[chunk[0][0]].path), shape, initializer_sharding(sharding))]
         elif _flat(draw, sharding):
             carry: list[jax.Array] = []
             if buffer is not None and owners == previous and _can_ride(after):
@@ -414,13 +433,13 @@ def _build_all(
                 outs[i] = x
             size = math.prod(shape)
             rows = [
-                lax.dynamic_slice(buffer, (cuts[j] * np.int32(size),), (size,)).reshape(shape)
+                lax.dynamic_slice(buffer, (cut(j) * np.int32(size),), (size,)).reshape(shape)
                 for j in range(len(chunk))
             ]
             owners = previous = [i for i, _ in chunk]
         else:
             z = _draw_batch(draw, chunk_keys, shape, sharding, after)
-            rows = [lax.dynamic_index_in_dim(z, cuts[j], 0, False) for j in range(len(chunk))]
+            rows = [lax.dynamic_index_in_dim(z, cut(j), 0, False) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
             with leaf_errors(leaves[i], where):
