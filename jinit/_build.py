@@ -39,13 +39,14 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
 from jinit import _keys, _portable, _sampling, _stacked
 
-# A chunk's float32 draw is at most this fraction of the tree's bytes (or MIN_CHUNK_BYTES), so
-# XLA's temporaries stay under 10% of the parameters (measured: tests/test_grouping.py, and
-# bench/RESULTS.md). Unsharded float32 trees reuse one chunk buffer (temporaries: one chunk);
-# other unsharded trees alternate two; a sharded group's stacked buffers fragment XLA's heap
-# (about 2.7 chunks). Fewer, larger chunks are fewer loops, which is most of the compile time.
+# A chunk's float32 draw is at most this fraction of the tree's bytes (of SMALL_TREE_BYTES for a
+# smaller tree), so XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and
+# more, and under 86 MB below (tests/test_grouping.py, bench/RESULTS.md). Unsharded float32
+# trees reuse one chunk buffer (temporaries: one chunk); other unsharded trees alternate two; a
+# sharded group's stacked buffers fragment XLA's heap (about 2.7 chunks). Fewer, larger chunks
+# are fewer loops, and loops are most of the compile time.
 CHUNK_FRACTION = {"one buffer": 0.08, "two buffers": 0.04, "stacked": 0.025}
-MIN_CHUNK_BYTES = 32 << 20
+SMALL_TREE_BYTES = 1 << 30
 
 
 def _axis_types(s: NamedSharding) -> set[AxisType]:
@@ -167,7 +168,7 @@ def chunk_budget(leaves: Sequence[Any]) -> int:
         kind = "one buffer"
     else:
         kind = "two buffers"
-    return max(MIN_CHUNK_BYTES, int(CHUNK_FRACTION[kind] * total))
+    return int(CHUNK_FRACTION[kind] * max(total, SMALL_TREE_BYTES))
 
 
 def _chunks(members: list[Any], nbytes: int, budget: int) -> Iterator[list[Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import re
 
 import jax
@@ -166,7 +165,7 @@ def llama_like(dtype, layers=12):
 
 def chunked_temporaries(monkeypatch, tree, nbytes, chunks=20) -> float:
     """XLA's temporaries for ``tree`` drawn in about ``chunks`` chunks, over one chunk's bytes."""
-    monkeypatch.setattr(_build, "MIN_CHUNK_BYTES", nbytes // chunks)
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: nbytes // chunks)
     rules = [("q|o", jinit.lecun_normal()), ("up|down", jinit.he_normal())]
     leaves, _ = _tree.plan(tree, rules, None, None, None)
     budget = _build.chunk_budget(leaves)
@@ -193,14 +192,13 @@ def test_chunking_keeps_bits(monkeypatch, key):
     """Leaves cut from chunks of one, two or all equal the leaves drawn alone."""
     tree = {f"w{i}": SDS((16, 32), jnp.float32) for i in range(5)}
     rules = [(".*", jinit.he_uniform())]
-    monkeypatch.setattr(_build, "MIN_CHUNK_BYTES", 16 * 32 * 4 * 2)  # two leaves per chunk
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 16 * 32 * 4 * 2)  # two per chunk
     _tree.compiled_builder.cache_clear()
     chunked = jinit.init_tree(key, tree, rules)
     _tree.compiled_builder.cache_clear()
     for path, x in chunked.items():
         alone = jinit.he_uniform()(jinit.key_for_path(key, path), (16, 32))
         np.testing.assert_array_equal(np.asarray(x), np.asarray(alone))
-    assert math.prod((16, 32)) * 4 * 2 == _build.MIN_CHUNK_BYTES
 
 
 def test_group_false_same_values_one_kernel_per_leaf(key):
