@@ -10,15 +10,20 @@ row-major indices under its own path key, as when it is drawn alone, so the valu
 bit-identical to the per-leaf path (``tests/test_invariants.py``), and the number of sampler
 kernels depends on the tree's distinct shapes, not on its depth (``tests/test_grouping.py``).
 
-Memory: a group is drawn in chunks of at most :func:`chunk_budget` bytes (2.5% of the tree's
-bytes, 32 MiB at least), one chunk alive at a time, so XLA's temporaries stay under 10% of the
-parameters. The price is one loop per chunk: the number of sampler kernels is at most the number
-of groups plus the tree's float32 draw bytes over the budget, a bound that does not grow with
-depth but is not small for large trees (GPT-2 small, 149 leaves: 15 sampler kernels; at 48
-layers, 581 leaves: 40; LLaMA-7B bfloat16, whose MLP kernels each exceed the budget: 124 of 291).
-Leaf paths' keys are derived at once (:class:`KeyTable`). Leaves whose initializer does not
-implement the protocol (a user's own ``init(key, shape, dtype)``), non-threefry keys and
-non-float32 draws go leaf by leaf.
+Memory: a group is drawn in chunks of at most :func:`chunk_budget` bytes of float32 draw, so
+XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and more (under 86 MB below).
+An unsharded chunk is drawn into a flat buffer of the tree's one size, so XLA reuses the same
+memory for every chunk; in float32, a chunk's loop carries the previous chunk's leaves and then
+overwrites the buffer they were cut from (temporaries: one chunk, 8% of the tree); in other
+dtypes two buffers alternate (4%); sharded groups keep a stacked buffer per chunk (2.5%). The
+price is one loop per chunk, and the number of loops, most of the compile time, does not grow
+with depth once the tree passes 1 GiB: GPT-2 small (149 leaves) has 9 sampler kernels, at 48
+layers (581 leaves) 15; LLaMA-1B bfloat16 79 (its MLP kernels are drawn alone), LLaMA-7B 66.
+Every key and cut offset is read at an index XLA sees as a parameter (:class:`Opaque`), so a
+kernel is compiled once per shape and scheme however many leaves use it. Leaf paths' keys are
+derived at once (:class:`KeyTable`). Leaves whose initializer does not implement the protocol
+(a user's own ``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by
+leaf.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from jinit import _keys, _portable, _sampling, _stacked
 # are fewer loops, and loops are most of the compile time.
 CHUNK_FRACTION = {"one buffer": 0.08, "two buffers": 0.04, "stacked": 0.025}
 SMALL_TREE_BYTES = 1 << 30
+MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
 
 
 def _axis_types(s: NamedSharding) -> set[AxisType]:
@@ -168,7 +174,7 @@ def chunk_budget(leaves: Sequence[Any]) -> int:
         kind = "one buffer"
     else:
         kind = "two buffers"
-    return int(CHUNK_FRACTION[kind] * max(total, SMALL_TREE_BYTES))
+    return min(MAX_CHUNK_BYTES, int(CHUNK_FRACTION[kind] * max(total, SMALL_TREE_BYTES)))
 
 
 def _chunks(members: list[Any], nbytes: int, budget: int) -> Iterator[list[Any]]:
@@ -202,7 +208,9 @@ def _draw_batch(
     The loop's buffer is made from one element of each array of ``after`` (the previous chunk's
     leaves), so it exists only once the previous loop has ended: without that data dependence
     XLA's scheduler allocates every chunk's buffer at the start. (XLA reads that element from
-    the previous chunk's buffer, so two chunks' buffers can be alive at once, not more.)
+    the previous chunk's buffer, so two chunks' buffers are alive at once, and buffers of
+    several sizes fragment its heap: about 2.7 chunks of temporaries. Unsharded float32 draws
+    use :func:`_draw_flat` instead.)
     """
     n, batch, leaf_sharding = (
         keys.shape[0],
@@ -242,9 +250,7 @@ def _draw_batch(
 def _flat(draw: _sampling.Draw, sharding: Sharding | None) -> bool:
     """Whether a chunk of this draw and layout is drawn into a flat buffer of the tree's one
     size: a looped float32 draw of a leaf on one device or replicated."""
-    if draw.vmap or np.dtype(draw.dtype) != np.float32:
-        return False
-    return not isinstance(sharding, NamedSharding) or all(p is None for p in sharding.spec)
+    return not draw.vmap and np.dtype(draw.dtype) == np.float32 and not _sharded(sharding)
 
 
 def _can_ride(leaves: list[jax.Array]) -> bool:

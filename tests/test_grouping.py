@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import NamedSharding as NS
+from jax.sharding import PartitionSpec as P
 
 import jinit
 from jinit import _build, _sampling, _tree
@@ -180,6 +182,26 @@ def test_temporaries_do_not_grow_with_the_number_of_chunks(monkeypatch):
     (Each loop used to start from one zeros array that XLA shared between the loops of a shape
     and made first; its buffers then stepped through memory, 7.6 chunks here.)"""
     assert chunked_temporaries(monkeypatch, *llama_like(jnp.bfloat16)) <= 2.5
+
+
+def test_chunk_budget_follows_the_buffers_xla_keeps():
+    """8% of the tree when one buffer serves every chunk (unsharded float32), 4% when two
+    alternate, 2.5% for sharded stacks; a tree under 1 GiB is budgeted as one of 1 GiB."""
+    big = {f"w{i}": SDS((8192, 8192), jnp.float32) for i in range(8)}  # 2 GiB
+    rules = [(".*", jinit.lecun_normal())]
+
+    def budget(tree, mesh):
+        return _build.chunk_budget(_tree.plan(tree, rules, None, None, mesh)[0])
+
+    assert budget(big, None) == int(0.08 * 2**31)
+    half = {k: SDS(v.shape, jnp.bfloat16) for k, v in big.items()}  # 1 GiB
+    assert budget(half, None) == int(0.04 * 2**30)
+    assert budget({"w": SDS((16, 16), jnp.float32)}, None) == int(0.08 * 2**30)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",))
+    sharded = {
+        k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=NS(mesh, P("x"))) for k, v in big.items()
+    }
+    assert budget(sharded, mesh) == int(0.025 * 2**31)
 
 
 def test_float32_chunks_share_one_buffer(monkeypatch):
