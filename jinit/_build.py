@@ -42,7 +42,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _keys, _portable, _sampling, _stacked
+from jinit import _keys, _portable, _sampling, _stacked, _threefry
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (of SMALL_TREE_BYTES for a
 # smaller tree), so XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and
@@ -302,17 +302,16 @@ def _after(values: list[jax.Array], i: jax.Array) -> jax.Array:
     bits = [
         _sign_bit(lax.dynamic_slice(v, (j,) * v.ndim, (1,) * v.ndim).reshape(())) for v in values
     ]
-    return i + _float_zero(functools.reduce(operator.add, bits))
+    return i + _threefry.zero_from(functools.reduce(operator.add, bits), np.int32)
 
 
 def _zeros_after(values: list[jax.Array], shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
     """Zeros that XLA can neither share between chunks nor make before all ``values`` exist.
 
-    Made from the sign bits of one element of each value, times 0.0 (a small integer times 0.0
-    is 0.0; XLA does not fold ``x * 0.0`` for floats, which is NaN for NaN ``x``).
+    Made from the sign bits of one element of each value (:func:`jinit._threefry.zero_from`).
     """
     n = functools.reduce(operator.add, [_sign_bit(_first(v)) for v in values])
-    return jnp.broadcast_to(lax.convert_element_type(n, dtype) * np.array(0, dtype), shape)
+    return jnp.broadcast_to(_threefry.zero_from(n, dtype), shape)
 
 
 def _first(v: jax.Array) -> jax.Array:
@@ -359,24 +358,20 @@ class Opaque:
 
     def __init__(self, n: int, x: jax.Array) -> None:
         self.m = max(1, math.isqrt(max(n - 1, 0)) + 1)
-        zero = _float_zero(_sign_bit(_first(x)))
+        self.base: tuple[jax.Array, ...] = ()
+        if n == 0:  # (an empty tree: `x` has no element to depend on)
+            return
+        zero = _threefry.zero_from(_sign_bit(_first(x)), np.int32)
 
         def body(c: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
             return (c[0] + 1, *(o + zero for o in c[1:]))
 
         start: tuple[Any, ...] = (np.int32(0), *(np.int32(j) for j in range(self.m)))
-        self.base = lax.while_loop(lambda c: c[0] < 1 + zero, body, start)[1:]
+        self.base = tuple(lax.while_loop(lambda c: c[0] < 1 + zero, body, start)[1:])
 
     def __call__(self, j: int) -> jax.Array:
         hi, lo = divmod(j, self.m)
         return self.base[hi] * np.int32(self.m) + self.base[lo]
-
-
-def _float_zero(bits: jax.Array) -> jax.Array:
-    """An int32 0 computed from ``bits`` as ``float(bits) * 0.0``, which XLA does not fold."""
-    return lax.convert_element_type(
-        lax.convert_element_type(bits, np.float32) * np.float32(0), np.int32
-    )
 
 
 def _build_all(
@@ -425,17 +420,17 @@ def _build_all(
     buffer, owners = None, []  # the last flat buffer, and the leaves cut from it
     previous: list[int] = []  # the leaves of the last chunk drawn in a loop
     for draw, shape, sharding, chunk in chunks:
-        chunk_keys = keys.take([leaves[i].path for i, _ in chunk])
+        paths = [leaves[i].path for i, _ in chunk]
         after = [outs[i] for i in previous]
         if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
-            rows = [draw(keys.one(leaves[chunk[0][0]].path), shape, initializer_sharding(sharding))]
+            rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
         elif _flat(draw, sharding):
             carry: list[jax.Array] = []
             if buffer is not None and owners == previous and _can_ride(after):
                 carry = after  # the buffer is reused once the leaves cut from it exist
             else:
                 buffer = _zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
-            buffer, carry = _draw_flat(draw, chunk_keys, shape, buffer, carry)
+            buffer, carry = _draw_flat(draw, keys.take(paths), shape, buffer, carry)
             for i, x in zip(previous if carry else [], carry, strict=True):
                 outs[i] = x
             size = math.prod(shape)
@@ -445,7 +440,7 @@ def _build_all(
             ]
             owners = previous = [i for i, _ in chunk]
         else:
-            z = _draw_batch(draw, chunk_keys, shape, sharding, after)
+            z = _draw_batch(draw, keys.take(paths), shape, sharding, after)
             rows = [lax.dynamic_index_in_dim(z, cut(j), 0, False) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):

@@ -147,20 +147,18 @@ def iota_counters(shape: tuple[int, ...], zero: Array | None = None) -> tuple[Ar
 
 def random_words(k0: Array, k1: Array, shape: tuple[int, ...]) -> tuple[Array, Array]:
     """Both output words of the hash of every element's counter (jax's partitionable layout)."""
-    hi, lo = iota_counters(shape, _zero_of(k0))
+    # The counters are tied to the key: in a loop over keys XLA would otherwise hoist them out as
+    # a loop invariant, a stored uint32 array of the draw's size read back on every iteration.
+    hi, lo = iota_counters(shape, zero_from(lax.shift_right_logical(k0, np.uint32(31)), _U32))
     x0 = jax.numpy.zeros(shape, _U32) if hi is None else hi
     return threefry2x32(k0, k1, x0, lo)
 
 
-def _zero_of(k: Array) -> Array:
-    """A uint32 zero computed from ``k`` (``float(k >> 31) * 0.0``, which XLA does not fold).
-
-    Added to the counters, it ties them to the key: in a loop over keys XLA would otherwise
-    hoist the counters out as a loop invariant and keep them in memory, a uint32 array of the
-    draw's size alive for the whole loop, read back on every iteration.
-    """
-    bit = lax.convert_element_type(lax.shift_right_logical(k, np.uint32(31)), np.float32)
-    return lax.convert_element_type(bit * np.float32(0), _U32)
+def zero_from(n: Array, dtype: Any) -> Array:
+    """``float(n) * 0.0`` as ``dtype``: a zero that XLA does not fold (``x * 0.0`` is NaN for NaN
+    ``x``), so whatever uses it waits for ``n`` and is not a constant to XLA."""
+    n = lax.convert_element_type(n, np.float32)
+    return lax.convert_element_type(n * np.float32(0), dtype)
 
 
 def random_bits32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
