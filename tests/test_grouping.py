@@ -244,3 +244,11 @@ def test_empty_leaves_beside_a_group(key):
     for n in "cde":
         alone = jinit.normal()(jinit.key_for_path(key, n), (3, 4))
         np.testing.assert_array_equal(np.asarray(out[n]), np.asarray(alone))
+
+
+@pytest.mark.parametrize("group", [True, False])
+def test_empty_tree(key, group):
+    """A tree without parameters (e.g. a model of only buffers) gives an empty tree back."""
+    assert jinit.init_tree(key, {}, [(".*", jinit.normal())], group=group) == {}
+    out = jinit.init_tree(key, {"w": SDS((0, 3), jnp.float32)}, [(".*", jinit.normal())])
+    assert out["w"].shape == (0, 3)
