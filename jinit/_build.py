@@ -227,38 +227,53 @@ def _draw_batch(
     if draw.vmap:  # one batched call (a batched QR): no loop buffer to order
         return place(jax.vmap(lambda k: draw(k, shape))(keys), batch)
     z = place(_zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype), batch)
-    # A sharded buffer's element lives on one device: reading it would cost a collective.
-    sharded = batch is not None and any(p is not None for p in batch.spec)
-    order = (lambda z, i: i) if sharded else (lambda z, i: _after([z], i))
+    # (A sharded buffer's element lives on one device: reading it would cost a collective.)
+    z, _ = _pipelined(
+        z,
+        z[0],
+        keys,
+        lambda k: draw(k, shape, leaf_sharding),
+        lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0),
+        wait=not _sharded(batch),
+    )
+    return place(z, batch)
 
-    # Software-pipelined: iteration i draws key i into the carry and stores draw i - 1. Fused
-    # into its store, a draw would be emitted as an in-place update, which XLA's CPU backend runs
-    # on one thread; drawn into its own buffer it is split over the cores (1.5x warm, 2 cores).
-    # The draw waits for the store (`order`): XLA then writes it over the previous draw, instead
-    # of into a second buffer that it copies back on every iteration.
-    d = z[0]  # (not a fresh `zeros_like`: XLA would share one between loops and make it early)
 
-    def body(i: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        z, d = carry
-        z = lax.dynamic_update_index_in_dim(z, d, jnp.maximum(i - 1, 0), 0)
-        return z, draw(keys[order(z, i)], shape, leaf_sharding)
+def _pipelined(
+    z: jax.Array,
+    d: jax.Array,
+    keys: jax.Array,
+    draw: Callable[[jax.Array], jax.Array],
+    store: Callable[[jax.Array, jax.Array, Any], jax.Array],
+    wait: bool,
+    carry: list[jax.Array] | None = None,
+) -> tuple[jax.Array, list[jax.Array]]:
+    """``z`` with ``draw(keys[i])`` stored as its row ``i`` (``store(z, d, i)``), for every key.
 
-    z, d = lax.fori_loop(0, n, body, (z, d))
-    return place(lax.dynamic_update_index_in_dim(z, d, n - 1, 0), batch)
+    Software-pipelined: iteration ``i`` draws key ``i`` into the carry ``d`` and stores draw
+    ``i - 1``. Fused into its store, a draw would be emitted as an in-place update, which XLA's
+    CPU backend runs on one thread; drawn into its own buffer it is split over the cores (1.5x
+    warm, 2 cores). ``d`` starts as a row of ``z`` itself (a fresh ``zeros_like`` would be one
+    array XLA shares between loops and makes early). With ``wait``, the draw reads one element
+    of ``z`` and of each of ``carry`` first (:func:`_after`): XLA then writes it over the
+    previous draw instead of into a second buffer copied back on every iteration, and the loop
+    cannot start before ``carry`` exists. ``carry`` rides through the loop and is returned.
+    """
+    n = keys.shape[0]
+
+    def body(i: jax.Array, c: tuple[jax.Array, jax.Array, list[jax.Array]]):
+        z, d, rest = c
+        z = store(z, d, jnp.maximum(i - 1, 0))
+        return z, draw(keys[_after([z, *rest], i) if wait else i]), rest
+
+    z, d, rest = lax.fori_loop(0, n, body, (z, d, carry or []))
+    return store(z, d, n - 1), rest
 
 
 def _flat(draw: _sampling.Draw, sharding: Sharding | None) -> bool:
     """Whether a chunk of this draw and layout is drawn into a flat buffer of the tree's one
     size: a looped float32 draw of a leaf on one device or replicated."""
     return not draw.vmap and np.dtype(draw.dtype) == np.float32 and not _sharded(sharding)
-
-
-def _can_ride(leaves: list[jax.Array]) -> bool:
-    """Whether ``leaves`` can ride through a loop as they are: unsharded float32 arrays."""
-    return bool(leaves) and all(
-        x.dtype == np.float32 and not _sharded(getattr(jax.typeof(x), "sharding", None))
-        for x in leaves
-    )
 
 
 def _sharded(s: Any) -> bool:
@@ -283,16 +298,16 @@ def _draw_flat(
     not order the cuts: XLA reads it from the buffer instead. Leaves of other dtypes cannot
     ride: XLA's CPU backend would carry a bfloat16 array through a loop as a float32 copy.)
     """
-    n, size = keys.shape[0], math.prod(shape)
-    d = lax.dynamic_slice(buffer, (np.int32(0),), (size,)).reshape(shape)
-
-    def body(i: jax.Array, c: tuple[jax.Array, jax.Array, list[jax.Array]]):
-        z, d, rest = c
-        z = lax.dynamic_update_slice(z, d.reshape(-1), (jnp.maximum(i - 1, 0) * np.int32(size),))
-        return z, draw(keys[_after([z, *rest], i)], shape), rest
-
-    z, d, carry = lax.fori_loop(0, n, body, (buffer, d, carry))
-    return lax.dynamic_update_slice(z, d.reshape(-1), (np.int32((n - 1) * size),)), carry
+    size = math.prod(shape)
+    return _pipelined(
+        buffer,
+        lax.dynamic_slice(buffer, (np.int32(0),), (size,)).reshape(shape),
+        keys,
+        lambda k: draw(k, shape),
+        lambda z, d, i: lax.dynamic_update_slice(z, d.reshape(-1), (i * np.int32(size),)),
+        wait=True,
+        carry=carry,
+    )
 
 
 def _after(values: list[jax.Array], i: jax.Array) -> jax.Array:
@@ -426,8 +441,14 @@ def _build_all(
             rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
         elif _flat(draw, sharding):
             carry: list[jax.Array] = []
-            if buffer is not None and owners == previous and _can_ride(after):
-                carry = after  # the buffer is reused once the leaves cut from it exist
+            # The buffer is reused once the leaves cut from it exist, if they can ride through
+            # the loop as they are (float32; they are unsharded, being a flat chunk's).
+            if (
+                buffer is not None
+                and owners == previous
+                and all(x.dtype == np.float32 for x in after)
+            ):
+                carry = after
             else:
                 buffer = _zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
             buffer, carry = _draw_flat(draw, keys.take(paths), shape, buffer, carry)
