@@ -17,8 +17,7 @@ memory for every chunk; in float32, a chunk's loop carries the previous chunk's 
 overwrites the buffer they were cut from (temporaries: one chunk, 8% of the tree); in other
 dtypes two buffers alternate (4%); sharded groups keep a stacked buffer per chunk (2.5%). The
 price is one loop per chunk, and the number of loops, most of the compile time, does not grow
-with depth once the tree passes 1 GiB: GPT-2 small (149 leaves) has 9 sampler kernels, at 48
-layers (581 leaves) 15; LLaMA-1B bfloat16 79 (its MLP kernels are drawn alone), LLaMA-7B 66.
+with depth once the tree passes 1 GiB (a leaf larger than half a chunk is drawn alone).
 Every key and cut offset is read at an index XLA sees as a parameter (:class:`Opaque`), so a
 kernel is compiled once per shape and scheme however many leaves use it. Leaf paths' keys are
 derived at once (:class:`KeyTable`). Leaves whose initializer does not implement the protocol
@@ -48,7 +47,7 @@ from jinit import _keys, _portable, _sampling, _stacked, _threefry
 # smaller tree), so XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and
 # more, and under 86 MB below (tests/test_grouping.py, bench/RESULTS.md). Unsharded float32
 # trees reuse one chunk buffer (temporaries: one chunk); other unsharded trees alternate two; a
-# sharded group's stacked buffers fragment XLA's heap (about 2.7 chunks). Fewer, larger chunks
+# sharded group's stacked buffers, of several sizes, fragment XLA's heap. Fewer, larger chunks
 # are fewer loops, and loops are most of the compile time.
 CHUNK_FRACTION = {"one buffer": 0.08, "two buffers": 0.04, "stacked": 0.025}
 SMALL_TREE_BYTES = 1 << 30
@@ -209,7 +208,7 @@ def _draw_batch(
     leaves), so it exists only once the previous loop has ended: without that data dependence
     XLA's scheduler allocates every chunk's buffer at the start. (XLA reads that element from
     the previous chunk's buffer, so two chunks' buffers are alive at once, and buffers of
-    several sizes fragment its heap: about 2.7 chunks of temporaries. Unsharded float32 draws
+    several sizes fragment its heap. Unsharded float32 draws
     use :func:`_draw_flat` instead.)
     """
     n, batch, leaf_sharding = (
@@ -290,13 +289,13 @@ def _draw_flat(
     """``draw`` for every key, row after row, into the flat float32 ``buffer`` (in place).
 
     Every chunk's buffer has the tree's one size: XLA then reuses the same blocks of memory for
-    all of them (buffers of many sizes fragment its heap: GPT-2 at 48 layers had temporaries of
-    2.7 chunks, not 2). ``carry`` (float32 leaves cut from ``buffer`` before, or none) ride
-    through the loop, and every iteration reads one element of each: the loop then cannot start
-    before those cuts are done, so it may overwrite the buffer they were cut from, and one
-    buffer serves chunk after chunk. (A value computed from those leaves outside the loop does
-    not order the cuts: XLA reads it from the buffer instead. Leaves of other dtypes cannot
-    ride: XLA's CPU backend would carry a bfloat16 array through a loop as a float32 copy.)
+    all of them (buffers of many sizes fragment its heap). ``carry`` (float32 leaves cut from
+    ``buffer`` before, or none) ride through the loop, and every iteration reads one element of
+    each (:func:`_pipelined`): the loop then cannot start before those cuts are done, so it may
+    overwrite the buffer they were cut from, and one buffer serves chunk after chunk. (A value
+    computed from those leaves outside the loop does not order the cuts: XLA reads it from the
+    buffer instead. Leaves of other dtypes cannot ride: XLA's CPU backend would carry a bfloat16
+    array through a loop as a float32 copy.)
     """
     size = math.prod(shape)
     return _pipelined(
