@@ -52,6 +52,10 @@ from jinit import _keys, _portable, _sampling, _stacked, _threefry
 CHUNK_FRACTION = {"one buffer": 0.08, "two buffers": 0.04, "stacked": 0.025}
 SMALL_TREE_BYTES = 1 << 30
 MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
+# A Stream's rows: ROW consecutive counters under one key; a loop step draws STEP_ROWS rows
+# (256 KiB of float32), a leaf's last row is padded (at most ROW - 1 spare draws per leaf).
+ROW = 1024
+STEP_ROWS = 64
 
 
 def _axis_types(s: NamedSharding) -> set[AxisType]:
@@ -103,17 +107,31 @@ def _checked(out: jax.Array, leaf: Any, where: str) -> jax.Array:
 
 
 class KeyTable:
-    """Every path key a tree needs, derived at once: two vectorized ``fold_in``s over a table of
-    path digests, instead of two small threefry programs per leaf (jax lowers each ``fold_in`` on
-    the CPU as a loop, which XLA compiles separately). The same keys as
-    :func:`jinit.key_for_path`."""
+    """Every path key a tree needs, derived at once: the two ``fold_in``s of
+    :func:`jinit.key_for_path` over a table of path digests, for a threefry root written as one
+    straight-line hash (``fold_in(k, d)`` is the threefry hash of the counter ``(0, d)``) rather
+    than jax's ``fold_in``, which XLA's CPU backend compiles as loops, a few kernels each. The
+    same keys as :func:`jinit.key_for_path`."""
 
     def __init__(self, root: jax.Array, paths: Sequence[str]) -> None:
         self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
         words = np.array([_keys.path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
-        self.keys = jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
-        self.data = jax.random.key_data(self.keys)
-        self.opaque = Opaque(len(self.index), self.data)
+        if str(jax.random.key_impl(root)) == "threefry2x32":
+            k0, k1 = _threefry.key_words(root)
+            zero = jnp.zeros(len(words), np.uint32)
+            for w in (words[:, 0], words[:, 1]):
+                k0, k1 = _threefry.threefry2x32(k0, k1, zero, jnp.asarray(w))
+            data = jnp.stack([k0, k1], axis=1)
+        else:
+            data = jax.random.key_data(
+                jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
+            )
+        # The table leaves the Opaque loop: a computed array, which XLA would otherwise fuse
+        # (recompute) into every kernel that reads a key.
+        root_data = jax.random.key_data(root)
+        self.opaque = Opaque(len(self.index) + 1, data, root_data)  # (+ 1: a Stream's end)
+        self.data = self.opaque.x
+        self.keys = jax.random.wrap_key_data(self.data, impl=jax.random.key_impl(root))
 
     def one(self, path: str) -> jax.Array:
         """``path``'s key, read at an index XLA sees as a parameter (:class:`Opaque`): a leaf
@@ -230,8 +248,8 @@ def _draw_batch(
     z, _ = _pipelined(
         z,
         z[0],
-        keys,
-        lambda k: draw(k, shape, leaf_sharding),
+        n,
+        lambda i: draw(keys[i], shape, leaf_sharding),
         lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0),
         wait=not _sharded(batch),
     )
@@ -241,72 +259,151 @@ def _draw_batch(
 def _pipelined(
     z: jax.Array,
     d: jax.Array,
-    keys: jax.Array,
+    steps: int | jax.Array,
     draw: Callable[[jax.Array], jax.Array],
     store: Callable[[jax.Array, jax.Array, Any], jax.Array],
     wait: bool,
     carry: list[jax.Array] | None = None,
 ) -> tuple[jax.Array, list[jax.Array]]:
-    """``z`` with ``draw(keys[i])`` stored as its row ``i`` (``store(z, d, i)``), for every key.
+    """``z`` with ``draw(i)`` stored as its part ``i`` (``store(z, d, i)``), for ``i < steps``.
 
-    Software-pipelined: iteration ``i`` draws key ``i`` into the carry ``d`` and stores draw
-    ``i - 1``. Fused into its store, a draw would be emitted as an in-place update, which XLA's
-    CPU backend runs on one thread; drawn into its own buffer it is split over the cores (1.5x
-    warm, 2 cores). ``d`` starts as a row of ``z`` itself (a fresh ``zeros_like`` would be one
-    array XLA shares between loops and makes early). With ``wait``, the draw reads one element
-    of ``z`` and of each of ``carry`` first (:func:`_after`): XLA then writes it over the
-    previous draw instead of into a second buffer copied back on every iteration, and the loop
-    cannot start before ``carry`` exists. ``carry`` rides through the loop and is returned.
+    Software-pipelined: step ``i`` draws ``i`` into the carry ``d`` and stores draw ``i - 1``.
+    Fused into its store, a draw would be emitted as an in-place update, which XLA's CPU backend
+    runs on one thread; drawn into its own buffer it is split over the cores (1.5x warm, 2
+    cores). ``d`` starts as a part of ``z`` itself (a fresh ``zeros_like`` would be one array
+    XLA shares between loops and makes early). With ``wait``, the draw reads one element of
+    ``z`` and of each of ``carry`` first (:func:`_after`): XLA then writes it over the previous
+    draw instead of into a second buffer copied back on every step, and the loop cannot start
+    before ``carry`` exists. ``carry`` rides through the loop and is returned.
     """
-    n = keys.shape[0]
 
-    def body(i: jax.Array, c: tuple[jax.Array, jax.Array, list[jax.Array]]):
-        z, d, rest = c
+    def body(i: jax.Array, c: tuple[jax.Array, jax.Array, jax.Array, list[jax.Array]]):
+        z, d, w, rest = c
         z = store(z, d, jnp.maximum(i - 1, 0))
-        return z, draw(keys[_after([z, *rest], i) if wait else i]), rest
+        if not wait:
+            return z, draw(i), w, rest
+        # The draw reads the carry's elements through `w`, a scalar computed by the previous
+        # step: read directly, they would be fused into the draw, one kernel per carry count.
+        return z, draw(_after([z], i) + w), _after(rest or [z], i) - i, rest
 
-    z, d, rest = lax.fori_loop(0, n, body, (z, d, carry or []))
-    return store(z, d, n - 1), rest
-
-
-def _flat(draw: _sampling.Draw, sharding: Sharding | None) -> bool:
-    """Whether a chunk of this draw and layout is drawn into a flat buffer of the tree's one
-    size: a looped float32 draw of a leaf on one device or replicated."""
-    return not draw.vmap and np.dtype(draw.dtype) == np.float32 and not _sharded(sharding)
+    z, d, _, rest = lax.fori_loop(0, steps, body, (z, d, np.int32(0), carry or []))
+    return store(z, d, steps - 1), rest
 
 
 def _sharded(s: Any) -> bool:
     return isinstance(s, NamedSharding) and any(p is not None for p in s.spec)
 
 
-def _draw_flat(
-    draw: _sampling.Draw,
-    keys: jax.Array,
-    shape: tuple[int, ...],
-    buffer: jax.Array,
-    carry: list[jax.Array],
-) -> tuple[jax.Array, list[jax.Array]]:
-    """``draw`` for every key, row after row, into the flat float32 ``buffer`` (in place).
+class Stream:
+    """The leaves of one draw laid end to end in one counter space, drawn in fixed-size blocks.
 
-    Every chunk's buffer has the tree's one size: XLA then reuses the same blocks of memory for
-    all of them (buffers of many sizes fragment its heap). ``carry`` (float32 leaves cut from
-    ``buffer`` before, or none) ride through the loop, and every iteration reads one element of
-    each (:func:`_pipelined`): the loop then cannot start before those cuts are done, so it may
-    overwrite the buffer they were cut from, and one buffer serves chunk after chunk. (A value
-    computed from those leaves outside the loop does not order the cuts: XLA reads it from the
-    buffer instead. Leaves of other dtypes cannot ride: XLA's CPU backend would carry a bfloat16
-    array through a loop as a float32 copy.)
+    Leaf ``m`` takes rows ``starts[m] .. starts[m + 1]`` of :data:`ROW` elements each; element
+    ``e`` of its row ``r`` holds the value at row-major index ``(r - starts[m]) * ROW + e`` under
+    its own key (:attr:`Draw.block <jinit.Draw>`), exactly as when the leaf is drawn alone (the
+    end of its last row is spare). A loop step draws :data:`STEP_ROWS` rows, each row finding
+    its leaf among ``starts``: the step's kernel depends on the draw alone, not on the leaves'
+    shapes. The leaves are drawn in chunks of consecutive leaves of at most ``budget_rows``
+    rows; every chunk's first row, step count and every leaf's offset in its chunk are read
+    from traced tables at indices XLA sees as parameters (:class:`Opaque`), so that all chunks'
+    loops are one computation and all cuts of one shape and finish another, each compiled once.
     """
-    size = math.prod(shape)
-    return _pipelined(
-        buffer,
-        lax.dynamic_slice(buffer, (np.int32(0),), (size,)).reshape(shape),
-        keys,
-        lambda k: draw(k, shape),
-        lambda z, d, i: lax.dynamic_update_slice(z, d.reshape(-1), (i * np.int32(size),)),
-        wait=True,
-        carry=carry,
+
+    def __init__(
+        self,
+        draw: _sampling.Draw,
+        keys: KeyTable,
+        paths: list[str],
+        sizes: list[int],
+        budget_rows: int,
+    ):
+        rows = [-(-n // ROW) for n in sizes]
+        starts = np.cumsum([0, *rows])
+        if starts[-1] >= 2**31 - STEP_ROWS:
+            raise ValueError(f"jinit: a stream of {starts[-1]} rows overflows its int32 rows.")
+        self.chunks = list(_stream_chunks(rows, budget_rows))
+        first = np.array([starts[lo] for lo, _ in self.chunks])
+        steps = np.array([-(-(starts[hi] - starts[lo]) // STEP_ROWS) for lo, hi in self.chunks])
+        chunk_of = np.repeat(np.arange(len(self.chunks)), [hi - lo for lo, hi in self.chunks])
+        offsets = (starts[:-1] - first[chunk_of]) * ROW
+        self.rows = int(steps.max(initial=0)) * STEP_ROWS  # the most rows a chunk draws
+        assert draw.block is not None  # (see _streamable)
+        self.block_of, self.args = draw.block, draw.args
+        self.opaque, self.n = keys.opaque, len(sizes)
+        self.words = keys.data[np.array([keys.index[p] for p in paths], np.int32)]
+        # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
+        zero = _threefry.zero_from(_sign_bit(_first(keys.data)), np.int32)
+        self.starts, self.first, self.steps, self.offsets = (
+            jnp.asarray(t, np.int32) + zero for t in (starts, first, steps, offsets)
+        )
+
+    def _at(self, table: jax.Array, j: int) -> jax.Array:
+        return lax.dynamic_index_in_dim(table, self.opaque(j), 0, False)
+
+    def block(self, first_row: jax.Array) -> jax.Array:
+        """Rows ``first_row .. first_row + STEP_ROWS`` of the stream, as ``(STEP_ROWS, ROW)``."""
+        r = first_row + lax.iota(np.int32, STEP_ROWS)
+        m = jnp.searchsorted(self.starts, r, side="right", method="compare_all") - 1
+        m = jnp.clip(m, 0, self.n - 1)
+        k = self.words[m]
+        first = lax.convert_element_type(r - self.starts[m], np.uint32) * np.uint32(ROW)
+        counters = first[:, None] + lax.broadcasted_iota(np.uint32, (STEP_ROWS, ROW), 1)
+        return self.block_of(k[:, 0:1], k[:, 1:2], counters, *self.args)
+
+    def draw_chunk(
+        self, c: int, buffer: jax.Array, carry: list[jax.Array]
+    ) -> tuple[jax.Array, list[jax.Array]]:
+        """Chunk ``c``'s rows into the flat float32 ``buffer`` (in place), from its start.
+
+        ``carry`` (float32 leaves cut from ``buffer`` before, or none) rides through the loop,
+        and every step reads one element of each (:func:`_pipelined`): the loop then cannot
+        start before those cuts are done, so it may overwrite the buffer they were cut from,
+        and one buffer serves chunk after chunk. (A value computed from those leaves outside the
+        loop does not order the cuts: XLA reads it from the buffer instead. Leaves of other
+        dtypes cannot ride: XLA's CPU backend would carry a bfloat16 array through a loop as a
+        float32 copy.)
+        """
+        first, size = self._at(self.first, c), STEP_ROWS * ROW
+        return _pipelined(
+            buffer,
+            lax.dynamic_slice(buffer, (np.int32(0),), (size,)).reshape(STEP_ROWS, ROW),
+            self._at(self.steps, c),
+            lambda i: self.block(first + i * STEP_ROWS),
+            lambda z, d, i: lax.dynamic_update_slice(z, d.reshape(-1), (i * np.int32(size),)),
+            wait=True,
+            carry=carry,
+        )
+
+    def cut(self, buffer: jax.Array, m: int, shape: tuple[int, ...]) -> jax.Array:
+        """Leaf ``m`` out of ``buffer``, which holds its chunk's rows."""
+        offset = (self._at(self.offsets, m),)
+        return lax.dynamic_slice(buffer, offset, (math.prod(shape),)).reshape(shape)
+
+
+def _streamable(draw: _sampling.Draw, leaf: Any, budget: int) -> bool:
+    """Whether ``leaf`` is drawn in its draw's :class:`Stream`: a looped float32 draw with a
+    block form, of a leaf on one device or replicated, of at most half a chunk (a larger leaf
+    is drawn alone) and ``2**32`` elements."""
+    n = math.prod(leaf.shape)
+    return (
+        draw.block is not None
+        and not draw.vmap
+        and np.dtype(draw.dtype) == np.float32
+        and not _sharded(leaf.sharding)
+        and 2 * 4 * n <= budget
+        and n <= 2**32
     )
+
+
+def _stream_chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int]]:
+    """Consecutive runs ``lo .. hi`` of leaves of at most ``budget_rows`` rows (at least one)."""
+    lo, total = 0, 0
+    for m, r in enumerate(rows):
+        if m > lo and total + r > budget_rows:
+            yield lo, m
+            lo, total = m, 0
+        total += r
+    if rows:
+        yield lo, len(rows)
 
 
 def _after(values: list[jax.Array], i: jax.Array) -> jax.Array:
@@ -370,22 +467,33 @@ class Opaque:
     loop of ``n`` of them compiles in time growing faster than ``n``.)
     """
 
-    def __init__(self, n: int, x: jax.Array) -> None:
+    def __init__(self, n: int, x: jax.Array, dep: jax.Array) -> None:
         self.m = max(1, math.isqrt(max(n - 1, 0)) + 1)
-        self.base: tuple[jax.Array, ...] = ()
-        if n == 0:  # (an empty tree: `x` has no element to depend on)
+        self.his: tuple[jax.Array, ...] = ()
+        self.los: tuple[jax.Array, ...] = ()
+        self.x = x  # `x`, passed through the loop: an array XLA will not recompute
+        if x.size == 0:  # (an empty tree: `x` has no element to depend on)
             return
-        zero = _threefry.zero_from(_sign_bit(_first(x)), np.int32)
+        zero = _threefry.zero_from(_sign_bit(_first(dep)), np.int32)
 
         def body(c: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
-            return (c[0] + 1, *(o + zero for o in c[1:]))
+            return (c[0] + 1, *(o + zero.astype(o.dtype) for o in c[1:]))
 
-        start: tuple[Any, ...] = (np.int32(0), *(np.int32(j) for j in range(self.m)))
-        self.base = tuple(lax.while_loop(lambda c: c[0] < 1 + zero, body, start)[1:])
+        m = self.m
+        start: tuple[Any, ...] = (
+            np.int32(0),
+            x,
+            *(np.int32(j * m) for j in range(m)),
+            *map(np.int32, range(m)),
+        )
+        out: tuple[jax.Array, ...] = lax.while_loop(lambda c: c[0] < 1 + zero, body, start)
+        # (``hi * m`` and ``lo`` from different scalars: one of each would make ``j * (m + 1)``
+        # a sum of one scalar with itself, another computation to XLA)
+        self.x, self.his, self.los = out[1], tuple(out[2 : m + 2]), tuple(out[m + 2 :])
 
     def __call__(self, j: int) -> jax.Array:
         hi, lo = divmod(j, self.m)
-        return self.base[hi] * np.int32(self.m) + self.base[lo]
+        return self.his[hi] + self.los[lo]
 
 
 def _build_all(
@@ -406,6 +514,8 @@ def _build_all(
                 )
     keys = KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
     outs: list[Any] = [None] * len(leaves)
+    budget = chunk_budget(leaves)
+    streams: dict[_sampling.Draw, list[tuple[int, _sampling.Sampling]]] = {}
     groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
     for i, leaf in enumerate(leaves):
         s = None
@@ -415,9 +525,46 @@ def _build_all(
                 s = _sampling.applicable(s, root, leaf.shape, portable, where)
         if s is None or 0 in leaf.shape:
             outs[i] = build_one(keys, leaf, where)  # (an empty leaf: nothing to draw)
+        elif _streamable(s.draw, leaf, budget):
+            streams.setdefault(s.draw, []).append((i, s))
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
-    budget = chunk_budget(leaves)
+
+    def finish(i: int, s: _sampling.Sampling, row: jax.Array) -> None:
+        with leaf_errors(leaves[i], where):
+            outs[i] = _checked(s.finish(row), leaves[i], where)
+
+    # Streams: every chunk's buffer has one size, so XLA reuses the same memory for all of them
+    # (buffers of many sizes fragment its heap); in float32 the previous chunk's leaves ride
+    # through the next loop, which then overwrites their buffer (one buffer in all).
+    budget_rows = max(1, budget // (4 * ROW))
+    runs = []
+    for draw, members in streams.items():
+        paths = [leaves[i].path for i, _ in members]
+        sizes = [math.prod(leaves[i].shape) for i, _ in members]
+        stream = Stream(draw, keys, paths, sizes, budget_rows)
+        runs += [(stream, members, c) for c in range(len(stream.chunks))]
+    flat_size = max((st.rows * ROW for st, _, _ in runs), default=0)
+    buffer: jax.Array | None = None
+    previous: list[int] = []  # the leaves of the last chunk drawn in a loop
+    for stream, members, c in runs:
+        after = [outs[i] for i in previous]
+        carry: list[jax.Array] = []
+        if buffer is not None and all(x.dtype == np.float32 for x in after):
+            carry = after  # they were cut from `buffer`: it is reused once they exist
+        else:
+            buffer = _zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
+        buffer, carry = stream.draw_chunk(c, buffer, carry)
+        for i, x in zip(previous if carry else [], carry, strict=True):
+            outs[i] = x
+        lo, hi = stream.chunks[c]
+        for m in range(lo, hi):
+            i, s = members[m]
+            finish(i, s, stream.cut(buffer, m, leaves[i].shape))
+        previous = [i for i, _ in members[lo:hi]]
+
+    # Groups: leaves of one draw, shape and sharding (sharded leaves, draws without a block
+    # form), stacked; a group of one (e.g. a leaf of more than half a chunk) is drawn alone.
     chunks = [
         (draw, shape, sharding, chunk)
         for (draw, shape, sharding), members in groups.items()
@@ -427,43 +574,15 @@ def _build_all(
     # cut of one shape and finish is the same computation. (A chunk has fewer members than the
     # key table has keys.)
     cut = keys.opaque
-    flat_size = max(
-        (len(c) * math.prod(shape) for d, shape, s, c in chunks if len(c) > 1 and _flat(d, s)),
-        default=0,
-    )
-    buffer, owners = None, []  # the last flat buffer, and the leaves cut from it
-    previous: list[int] = []  # the leaves of the last chunk drawn in a loop
     for draw, shape, sharding, chunk in chunks:
         paths = [leaves[i].path for i, _ in chunk]
         after = [outs[i] for i in previous]
         if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
             rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
-        elif _flat(draw, sharding):
-            carry: list[jax.Array] = []
-            # The buffer is reused once the leaves cut from it exist, if they can ride through
-            # the loop as they are (float32; they are unsharded, being a flat chunk's).
-            if (
-                buffer is not None
-                and owners == previous
-                and all(x.dtype == np.float32 for x in after)
-            ):
-                carry = after
-            else:
-                buffer = _zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
-            buffer, carry = _draw_flat(draw, keys.take(paths), shape, buffer, carry)
-            for i, x in zip(previous if carry else [], carry, strict=True):
-                outs[i] = x
-            size = math.prod(shape)
-            rows = [
-                lax.dynamic_slice(buffer, (cut(j) * np.int32(size),), (size,)).reshape(shape)
-                for j in range(len(chunk))
-            ]
-            owners = previous = [i for i, _ in chunk]
         else:
             z = _draw_batch(draw, keys.take(paths), shape, sharding, after)
             rows = [lax.dynamic_index_in_dim(z, cut(j), 0, False) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
-            with leaf_errors(leaves[i], where):
-                outs[i] = _checked(s.finish(row), leaves[i], where)
+            finish(i, s, row)
     return outs

@@ -232,6 +232,10 @@ def _unit_bits(key: Array, shape: tuple[int, ...]) -> Array:
     return _threefry.random_bits32(*_threefry.key_words(key), shape)
 
 
+# Each kernel's body also runs on explicit counters (``_threefry.random_words``), the tree
+# builder's blocks of many leaves: ``*_block(k0, k1, counters, *args)``.
+
+
 @partial(jax.jit, static_argnames="shape")
 def normal_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
     """Standard normal, float32, portable."""
@@ -242,6 +246,10 @@ def normal_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
 def erf_inv_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
     """A standard normal divided by sqrt(2), float32, portable (the ``erf_inv`` draw's form)."""
     return quantile(_unit_bits(key, shape), _ERF_INV)
+
+
+def erf_inv_block(k0: Array, k1: Array, counters: Array) -> Array:
+    return quantile(_threefry.random_bits32(k0, k1, counters.shape, counters), _ERF_INV)
 
 
 def _split12(x: Any) -> tuple[np.float32, np.float32]:
@@ -275,9 +283,17 @@ def uniform_kernel(key: Array, minval: float, maxval: float, *, shape: tuple[int
     ``f`` is jax's 23-bit uniform on [0, 1); where ``w = maxval - minval`` is a power of two this
     is ``jax.random.uniform``'s value.
     """
+    return _uniform(_unit_bits(key, shape), minval, maxval)
+
+
+def uniform_block(k0: Array, k1: Array, counters: Array, minval: float, maxval: float) -> Array:
+    return _uniform(_threefry.random_bits32(k0, k1, counters.shape, counters), minval, maxval)
+
+
+def _uniform(bits: Array, minval: float, maxval: float) -> Array:
     a = np.float32(minval)
     w_hi, w_lo = _split12(np.float32(np.float32(maxval) - a))
-    k = lax.shift_right_logical(_unit_bits(key, shape), np.uint32(9))  # f = k / 2**23
+    k = lax.shift_right_logical(bits, np.uint32(9))  # f = k / 2**23
     scale = np.float32(2.0**-23)
     f_hi = lax.convert_element_type(k & np.uint32(0x7FF800), F32) * scale  # 12 bits: exact
     f_lo = lax.convert_element_type(k & np.uint32(0x7FF), F32) * scale  # 11 bits: exact
@@ -290,8 +306,19 @@ def truncated_normal_kernel(
     key: Array, lower: float, upper: float, *, shape: tuple[int, ...]
 ) -> Array:
     """A standard normal truncated to (lower, upper), float32, portable."""
+    words = _threefry.random_words(*_threefry.key_words(key), shape)
+    return _truncated_normal(words, lower, upper)
+
+
+def truncated_normal_block(
+    k0: Array, k1: Array, counters: Array, lower: float, upper: float
+) -> Array:
+    return _truncated_normal(_threefry.random_words(k0, k1, counters.shape, counters), lower, upper)
+
+
+def _truncated_normal(words: tuple[Array, Array], lower: float, upper: float) -> Array:
     start, width = truncation(lower, upper)
-    out0, out1 = _threefry.random_words(*_threefry.key_words(key), shape)
+    out0, out1 = words
     if width == 2**32:
         u = out0
     else:  # floor((out0 * 2**32 + out1) * width / 2**64), exactly

@@ -87,9 +87,16 @@ def _to_rank(x: Array, rank: int) -> Array:
     return jnp.reshape(x, (1,) * (rank - x.ndim) + x.shape)
 
 
-def _uniform_f32(k0: Array, k1: Array, shape: tuple[int, ...], minval: Any, maxval: Any) -> Array:
+def _uniform_f32(
+    k0: Array,
+    k1: Array,
+    shape: tuple[int, ...],
+    minval: Any,
+    maxval: Any,
+    counters: Array | None = None,
+) -> Array:
     """jax.random's ``_uniform`` for float32: 23 random mantissa bits, scaled to the range."""
-    bits = _threefry.random_bits32(k0, k1, shape)
+    bits = _threefry.random_bits32(k0, k1, shape, counters)
     float_bits = lax.shift_right_logical(bits, np.uint32(9)) | np.uint32(0x3F800000)
     floats = lax.bitcast_convert_type(float_bits, F32) - np.float32(1)
     minval = _to_rank(lax.convert_element_type(minval, F32), len(shape))
@@ -97,10 +104,12 @@ def _uniform_f32(k0: Array, k1: Array, shape: tuple[int, ...], minval: Any, maxv
     return jnp.maximum(minval, floats * (maxval - minval) + minval)
 
 
-def _erf_inv_f32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
+def _erf_inv_f32(
+    k0: Array, k1: Array, shape: tuple[int, ...], counters: Array | None = None
+) -> Array:
     """erf_inv(U(nextafter(-1, 0), 1)): jax.random's normal before its factor sqrt(2)."""
     lo = np.nextafter(np.float32(-1), np.float32(0))
-    return lax.erf_inv(_uniform_f32(k0, k1, shape, lo, np.float32(1)))
+    return lax.erf_inv(_uniform_f32(k0, k1, shape, lo, np.float32(1), counters))
 
 
 def _normal_f32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
@@ -138,15 +147,42 @@ def _complex_normal_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
 
 @partial(jax.jit, static_argnames="shape")
 def truncated_normal_kernel(key: Array, lower: Any, upper: Any, *, shape: tuple[int, ...]) -> Array:
+    return _truncated_normal_f32(*_threefry.key_words(key), shape, lower, upper)
+
+
+def _truncated_normal_f32(
+    k0: Array,
+    k1: Array,
+    shape: tuple[int, ...],
+    lower: Any,
+    upper: Any,
+    counters: Array | None = None,
+) -> Array:
     lower = _to_rank(lax.convert_element_type(lower, F32), len(shape))
     upper = _to_rank(lax.convert_element_type(upper, F32), len(shape))
     a = lax.erf(lower / SQRT2)
     b = lax.erf(upper / SQRT2)
-    u = _uniform_f32(*_threefry.key_words(key), shape, a, b)
+    u = _uniform_f32(k0, k1, shape, a, b, counters)
     out = SQRT2 * lax.erf_inv(u)
     lo = lax.nextafter(lax.stop_gradient(lower), jnp.full_like(lower, np.inf))
     hi = lax.nextafter(lax.stop_gradient(upper), jnp.full_like(upper, -np.inf))
     return jnp.clip(out, lo, hi)
+
+
+# The same draws for explicit counters (``_threefry.random_words``): every element of a block
+# under the key its row broadcasts, as the tree builder draws many leaves at once.
+
+
+def uniform_block(k0: Array, k1: Array, counters: Array, minval: Any, maxval: Any) -> Array:
+    return _uniform_f32(k0, k1, counters.shape, minval, maxval, counters)
+
+
+def erf_inv_block(k0: Array, k1: Array, counters: Array) -> Array:
+    return _erf_inv_f32(k0, k1, counters.shape, counters)
+
+
+def truncated_normal_block(k0: Array, k1: Array, counters: Array, lower: Any, upper: Any) -> Array:
+    return _truncated_normal_f32(k0, k1, counters.shape, lower, upper, counters)
 
 
 @partial(jax.jit, static_argnames=("shape", "dtype"))

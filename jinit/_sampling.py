@@ -38,6 +38,13 @@ class Draw:
     ``args`` are its hashable static arguments. Equal draws group. The tree builder draws a
     group in a loop over its keys, or with ``vmap=True`` as one batched call (for a draw that
     ends in an operation XLA does not fuse, such as a QR: one batched QR for equal shapes).
+
+    ``block``, where given, is the same draw element by element:
+    ``block(k0, k1, counters, *args)`` returns, for every element of the uint32 array
+    ``counters``, the value that ``kernel`` gives at row-major index ``counters`` under the key
+    whose two uint32 words ``k0`` and ``k1`` broadcast to it (for draws of at most ``2**32``
+    elements). With it, the tree builder draws leaves of every shape in one loop of fixed-size
+    blocks, one compiled kernel per draw for the whole tree.
     """
 
     name: str
@@ -45,6 +52,7 @@ class Draw:
     args: tuple[Any, ...]
     dtype: np.dtype
     vmap: bool = False  # batch by jax.vmap (e.g. one batched QR), not by a loop over the keys
+    block: Callable[..., Array] | None = None
 
     def __call__(self, key: KeyArray, shape: tuple[int, ...], out_sharding: OutSharding = None):
         """The draw for one key, laid out as ``out_sharding`` (``jax.random``'s rules)."""
@@ -63,7 +71,13 @@ class Sampling:
 
 def uniform(minval: float, maxval: float) -> Draw:
     """U[minval, maxval) in float32, ``jax.random.uniform``'s bits."""
-    return Draw("uniform", _random.uniform_kernel, (float(minval), float(maxval)), _random.F32)
+    return Draw(
+        "uniform",
+        _random.uniform_kernel,
+        (float(minval), float(maxval)),
+        _random.F32,
+        block=_random.uniform_block,
+    )
 
 
 def normal() -> Draw:
@@ -72,7 +86,7 @@ def normal() -> Draw:
     The finish multiplies by ``sqrt(2) * stddev``, the constant XLA folds ``sqrt(2) * z * stddev``
     into under ``jit``, so the result has ``jax.random.normal(...) * stddev``'s bits.
     """
-    return Draw("normal", _random.erf_inv_kernel, (), _random.F32)
+    return Draw("normal", _random.erf_inv_kernel, (), _random.F32, block=_random.erf_inv_block)
 
 
 def truncated_normal(lower: float, upper: float) -> Draw:
@@ -82,6 +96,7 @@ def truncated_normal(lower: float, upper: float) -> Draw:
         _random.truncated_normal_kernel,
         (float(lower), float(upper)),
         _random.F32,
+        block=_random.truncated_normal_block,
     )
 
 
@@ -97,13 +112,31 @@ def portable_sampling(s: Sampling | None) -> Sampling | None:
         return None
     d = s.draw
     if d.name == "uniform":
-        twin = Draw("portable_uniform", _portable.uniform_kernel, d.args, d.dtype)
+        twin = Draw(
+            "portable_uniform",
+            _portable.uniform_kernel,
+            d.args,
+            d.dtype,
+            block=_portable.uniform_block,
+        )
     elif d.name == "normal":
-        twin = Draw("portable_normal", _portable.erf_inv_kernel, d.args, d.dtype)
+        twin = Draw(
+            "portable_normal",
+            _portable.erf_inv_kernel,
+            d.args,
+            d.dtype,
+            block=_portable.erf_inv_block,
+        )
     elif d.name == "truncated_normal":
-        twin = Draw("portable_truncated_normal", _portable.truncated_normal_kernel, d.args, d.dtype)
+        twin = Draw(
+            "portable_truncated_normal",
+            _portable.truncated_normal_kernel,
+            d.args,
+            d.dtype,
+            block=_portable.truncated_normal_block,
+        )
     elif d.name == "orthogonal":  # its kernel's last static argument turns portable mode on
-        twin = dataclasses.replace(d, name="portable_orthogonal", args=(*d.args, True))
+        twin = dataclasses.replace(d, name="portable_orthogonal", args=(*d.args, True), block=None)
     else:
         return None
     return Sampling(twin, s.finish)

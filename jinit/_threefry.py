@@ -145,8 +145,19 @@ def iota_counters(shape: tuple[int, ...], zero: Array | None = None) -> tuple[Ar
     return counter_words(idx, shape)
 
 
-def random_words(k0: Array, k1: Array, shape: tuple[int, ...]) -> tuple[Array, Array]:
-    """Both output words of the hash of every element's counter (jax's partitionable layout)."""
+def random_words(
+    k0: Array, k1: Array, shape: tuple[int, ...], counters: Array | None = None
+) -> tuple[Array, Array]:
+    """Both output words of the hash of every element's counter (jax's partitionable layout).
+
+    ``counters``: the low counter words to hash instead of the row-major indices of ``shape``
+    (uint32, of shape ``shape``; the high words are zero), with ``k0`` and ``k1`` broadcasting
+    to them: the elements of several arrays, each under its own key, drawn as one block
+    (an element gets the value it has at row-major index ``counters`` of an array of at most
+    ``2**32`` elements under its key).
+    """
+    if counters is not None:
+        return threefry2x32(k0, k1, jax.numpy.zeros(shape, _U32), counters)
     # The counters are tied to the key: in a loop over keys XLA would otherwise hoist them out as
     # a loop invariant, a stored uint32 array of the draw's size read back on every iteration.
     hi, lo = iota_counters(shape, zero_from(lax.shift_right_logical(k0, np.uint32(31)), _U32))
@@ -161,9 +172,12 @@ def zero_from(n: Array, dtype: Any) -> Array:
     return lax.convert_element_type(n * np.float32(0), dtype)
 
 
-def random_bits32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
-    """uint32 bits equal to ``jax.random.bits(key, shape)`` with partitionable threefry."""
-    out0, out1 = random_words(k0, k1, shape)
+def random_bits32(
+    k0: Array, k1: Array, shape: tuple[int, ...], counters: Array | None = None
+) -> Array:
+    """uint32 bits equal to ``jax.random.bits(key, shape)`` with partitionable threefry
+    (``counters``: as in :func:`random_words`)."""
+    out0, out1 = random_words(k0, k1, shape, counters)
     return out0 ^ out1
 
 
