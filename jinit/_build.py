@@ -2,27 +2,29 @@
 
 Compile time, not sampling, is what a user waits for: XLA compiles one kernel per distinct
 sampler expression, and a tree built one leaf at a time has one such kernel per leaf (a
-transformer's grows with its depth). Here, leaves whose initializers declare the same
-:class:`~jinit._sampling.Draw` and have the same shape and sharding form a *group*: their keys
-are stacked, one loop over them makes all of them with one compiled kernel, and each leaf is cut
-out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
+transformer's grows with its depth). Here, the leaves whose initializers declare the same
+:class:`~jinit._sampling.Draw` form a :class:`Stream`, whatever their shapes: laid end to end in
+rows of :data:`ROW` counters, each row under its leaf's key, they are drawn by one loop whose
+step (a fixed block of rows) is one kernel, compiled once per draw for the whole tree; each leaf
+is then cut out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
 row-major indices under its own path key, as when it is drawn alone, so the values are
 bit-identical to the per-leaf path (``tests/test_invariants.py``), and the number of sampler
-kernels depends on the tree's distinct shapes, not on its depth (``tests/test_grouping.py``).
+kernels depends on the tree's draws, not on its depth or shapes (``tests/test_grouping.py``).
+Sharded leaves, and draws without a block form (a batched QR), are grouped by draw, shape and
+sharding instead and drawn stacked, one loop or one batched call per group.
 
-Memory: a group is drawn in chunks of at most :func:`chunk_budget` bytes of float32 draw, so
-XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and more (under 86 MB below).
-An unsharded chunk is drawn into a flat buffer of the tree's one size, so XLA reuses the same
-memory for every chunk; in float32, a chunk's loop carries the previous chunk's leaves and then
-overwrites the buffer they were cut from (temporaries: one chunk, 8% of the tree); in other
-dtypes two buffers alternate (4%); sharded groups keep a stacked buffer per chunk (2.5%). The
-price is one loop per chunk, and the number of loops, most of the compile time, does not grow
-with depth once the tree passes 1 GiB (a leaf larger than half a chunk is drawn alone).
-Every key and cut offset is read at an index XLA sees as a parameter (:class:`Opaque`), so a
-kernel is compiled once per shape and scheme however many leaves use it. Leaf paths' keys are
-derived at once (:class:`KeyTable`). Leaves whose initializer does not implement the protocol
-(a user's own ``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by
-leaf.
+Memory: a stream is drawn in chunks of at most :func:`chunk_budget` bytes of float32 draw, so
+XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and more (under 86 MB
+below). Every chunk is drawn into a flat buffer of the tree's one size, so XLA reuses the same
+memory for every chunk (temporaries: one chunk, 8% of the tree; in float32, a chunk's loop
+carries the previous chunk's leaves so that it overwrites the buffer they were cut from);
+sharded groups keep a stacked buffer per chunk (2.5%). The price is one loop per chunk, about
+30 ms of XLA's CPU compile each, and the number of loops does not grow with depth once the tree
+passes 1 GiB (a leaf larger than half a chunk is drawn alone). Every key, chunk start and cut
+offset is read at an index XLA sees as a parameter (:class:`Opaque`), so each computation is
+compiled once however many leaves or chunks use it. Leaf paths' keys are derived at once
+(:class:`KeyTable`). Leaves whose initializer does not implement the protocol (a user's own
+``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by leaf.
 """
 
 from __future__ import annotations
@@ -45,11 +47,11 @@ from jinit import _keys, _portable, _sampling, _stacked, _threefry
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (of SMALL_TREE_BYTES for a
 # smaller tree), so XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and
-# more, and under 86 MB below (tests/test_grouping.py, bench/RESULTS.md). Unsharded float32
-# trees reuse one chunk buffer (temporaries: one chunk); other unsharded trees alternate two; a
-# sharded group's stacked buffers, of several sizes, fragment XLA's heap. Fewer, larger chunks
-# are fewer loops, and loops are most of the compile time.
-CHUNK_FRACTION = {"one buffer": 0.08, "two buffers": 0.04, "stacked": 0.025}
+# more, and under 86 MB below (tests/test_grouping.py, bench/RESULTS.md). A stream's chunks
+# share one buffer (temporaries: one chunk); a sharded group's stacked buffers, of several
+# sizes, fragment XLA's heap. Fewer, larger chunks are fewer loops, and loops are most of the
+# compile time.
+CHUNK_FRACTION = {"flat": 0.08, "stacked": 0.025}
 SMALL_TREE_BYTES = 1 << 30
 MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
 # A Stream's rows: ROW consecutive counters under one key; a loop step draws STEP_ROWS rows
@@ -185,12 +187,7 @@ def _takes_out_sharding(init: Any) -> bool:
 def chunk_budget(leaves: Sequence[Any]) -> int:
     """The most bytes of float32 draw one chunk may hold, for this tree."""
     total = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in leaves)
-    if any(_sharded(leaf.sharding) for leaf in leaves):
-        kind = "stacked"
-    elif all(leaf.dtype == np.float32 for leaf in leaves):
-        kind = "one buffer"
-    else:
-        kind = "two buffers"
+    kind = "stacked" if any(_sharded(leaf.sharding) for leaf in leaves) else "flat"
     return min(MAX_CHUNK_BYTES, int(CHUNK_FRACTION[kind] * max(total, SMALL_TREE_BYTES)))
 
 
@@ -341,13 +338,7 @@ class Stream:
 
     def block(self, first_row: jax.Array) -> jax.Array:
         """Rows ``first_row .. first_row + STEP_ROWS`` of the stream, as ``(STEP_ROWS, ROW)``."""
-        r = first_row + lax.iota(np.int32, STEP_ROWS)
-        m = jnp.searchsorted(self.starts, r, side="right", method="compare_all") - 1
-        m = jnp.clip(m, 0, self.n - 1)
-        k = self.words[m]
-        first = lax.convert_element_type(r - self.starts[m], np.uint32) * np.uint32(ROW)
-        counters = first[:, None] + lax.broadcasted_iota(np.uint32, (STEP_ROWS, ROW), 1)
-        return self.block_of(k[:, 0:1], k[:, 1:2], counters, *self.args)
+        return _block(self.block_of, self.args, first_row, self.starts, self.words)
 
     def draw_chunk(
         self, c: int, buffer: jax.Array, carry: list[jax.Array]
@@ -377,6 +368,24 @@ class Stream:
         """Leaf ``m`` out of ``buffer``, which holds its chunk's rows."""
         offset = (self._at(self.offsets, m),)
         return lax.dynamic_slice(buffer, offset, (math.prod(shape),)).reshape(shape)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _block(
+    block: Callable[..., jax.Array],
+    args: tuple[Any, ...],
+    first_row: jax.Array,
+    starts: jax.Array,
+    words: jax.Array,
+) -> jax.Array:
+    """:meth:`Stream.block`, jitted: traced once per draw, not once per chunk."""
+    r = first_row + lax.iota(np.int32, STEP_ROWS)
+    m = jnp.searchsorted(starts, r, side="right", method="compare_all") - 1
+    m = jnp.clip(m, 0, words.shape[0] - 1)
+    k = words[m]
+    first = lax.convert_element_type(r - starts[m], np.uint32) * np.uint32(ROW)
+    counters = first[:, None] + lax.broadcasted_iota(np.uint32, (STEP_ROWS, ROW), 1)
+    return block(k[:, 0:1], k[:, 1:2], counters, *args)
 
 
 def _streamable(draw: _sampling.Draw, leaf: Any, budget: int) -> bool:
