@@ -86,6 +86,16 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
     return x0, x1
 
 
+def fold_step(
+    i: Array, key: tuple[Array, Array], words: tuple[Array, Array]
+) -> tuple[Array, Array]:
+    """Step ``i`` (0 or 1) of ``fold_in(fold_in(key, words[0]), words[1])`` for arrays of key
+    words: ``fold_in(k, d)`` is the hash of the counter ``(0, d)`` under ``k``. As a loop of two
+    steps, the hash is compiled once (the two unrolled are one kernel twice its size)."""
+    w = jax.numpy.where(i == 0, words[0], words[1])
+    return threefry2x32(key[0], key[1], jax.numpy.zeros_like(w), w)
+
+
 def _mul_wide(a: Array, b: int) -> tuple[Array, Array]:
     """(hi, lo) words of the 64-bit product of uint32 array ``a`` and the constant ``b < 2**32``."""
     a1, a0 = lax.shift_right_logical(a, np.uint32(16)), a & np.uint32(0xFFFF)
