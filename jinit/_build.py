@@ -18,13 +18,14 @@ XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and more (
 below). Every chunk is drawn into a flat buffer of the tree's one size, so XLA reuses the same
 memory for every chunk (temporaries: one chunk, 8% of the tree; in float32, a chunk's loop
 carries the previous chunk's leaves so that it overwrites the buffer they were cut from);
-sharded groups keep a stacked buffer per chunk (2.5%). The price is one loop per chunk, about
-30 ms of XLA's CPU compile each, and the number of loops does not grow with depth once the tree
-passes 1 GiB (a leaf larger than half a chunk is drawn alone). Every key, chunk start and cut
-offset is read at an index XLA sees as a parameter (:class:`Opaque`), so each computation is
-compiled once however many leaves or chunks use it. Leaf paths' keys are derived at once
-(:class:`KeyTable`). Leaves whose initializer does not implement the protocol (a user's own
-``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by leaf.
+sharded groups keep a stacked buffer per chunk (2.5%). The price is one loop per chunk (XLA
+runs its passes over each loop's copy of the step), and the number of loops does not grow with
+depth once the tree passes 1 GiB (a leaf larger than half a chunk is drawn alone). Every key,
+chunk start and cut offset is read at an index XLA sees as a parameter (:class:`Opaque`), so
+each computation is compiled once however many leaves or chunks use it. Leaf paths' keys are
+derived at once (:class:`KeyTable`). Leaves whose initializer does not implement the protocol
+(a user's own ``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by
+leaf.
 """
 
 from __future__ import annotations
@@ -113,9 +114,8 @@ class KeyTable:
     :func:`jinit.key_for_path` over a table of path digests. For a threefry root, as a loop of
     two steps, one straight-line hash each (:func:`jinit._threefry.fold_step`): the two hashes
     unrolled are one kernel twice the size, and jax's ``fold_in`` is compiled as loops of a few
-    kernels each (on XLA's CPU backend, 0.12 s against 0.15 s and 0.22 s for a 149-leaf
-    table). The loop is :class:`Opaque`'s, whose scalars the keys are read with. The same keys
-    as :func:`jinit.key_for_path`."""
+    kernels each. The loop is :class:`Opaque`'s, whose scalars the keys are read with. The same
+    keys as :func:`jinit.key_for_path`."""
 
     def __init__(self, root: jax.Array, paths: Sequence[str]) -> None:
         self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
