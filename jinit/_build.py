@@ -59,6 +59,9 @@ MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
 # (256 KiB of float32), a leaf's last row is padded (at most ROW - 1 spare draws per leaf).
 ROW = 1024
 STEP_ROWS = 64
+# Every dynamic index here is in bounds: without this, jax adds a compare, add and select to each
+# (for negative indices), instructions XLA then runs all its passes over, per leaf and chunk.
+_IN_BOUNDS = {"allow_negative_indices": False}
 
 
 def _axis_types(s: NamedSharding) -> set[AxisType]:
@@ -142,7 +145,9 @@ class KeyTable:
     def one(self, path: str) -> jax.Array:
         """``path``'s key, read at an index XLA sees as a parameter (:class:`Opaque`): a leaf
         drawn alone then compiles to the same kernel as any other of its shape and scheme."""
-        return lax.dynamic_index_in_dim(self.keys, self.opaque(self.index[path]), 0, False)
+        return lax.dynamic_index_in_dim(
+            self.keys, self.opaque(self.index[path]), 0, False, **_IN_BOUNDS
+        )
 
     def take(self, paths: Sequence[str]) -> jax.Array:
         return self.keys[np.array([self.index[p] for p in paths], np.int32)]
@@ -250,7 +255,7 @@ def _draw_batch(
         z[0],
         n,
         lambda i: draw(keys[i], shape, leaf_sharding),
-        lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0),
+        lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0, **_IN_BOUNDS),
         wait=not _sharded(batch),
     )
     return place(z, batch)
@@ -337,7 +342,7 @@ class Stream:
         )
 
     def _at(self, table: jax.Array, j: int) -> jax.Array:
-        return lax.dynamic_index_in_dim(table, self.opaque(j), 0, False)
+        return lax.dynamic_index_in_dim(table, self.opaque(j), 0, False, **_IN_BOUNDS)
 
     def block(self, first_row: jax.Array) -> jax.Array:
         """Rows ``first_row .. first_row + STEP_ROWS`` of the stream, as ``(STEP_ROWS, ROW)``."""
@@ -361,10 +366,12 @@ class Stream:
         first, size = self._at(self.first, c), STEP_ROWS * ROW
         return _pipelined(
             buffer,
-            lax.dynamic_slice(buffer, (np.int32(0),), (size,)).reshape(STEP_ROWS, ROW),
+            buffer[:size].reshape(STEP_ROWS, ROW),
             self._at(self.steps, c),
             lambda i: self.block(first + i * STEP_ROWS),
-            lambda z, d, i: lax.dynamic_update_slice(z, d.reshape(-1), (i * np.int32(size),)),
+            lambda z, d, i: lax.dynamic_update_slice(
+                z, d.reshape(-1), (i * np.int32(size),), **_IN_BOUNDS
+            ),
             wait=True,
             carry=carry,
         )
@@ -372,7 +379,7 @@ class Stream:
     def cut(self, buffer: jax.Array, m: int, shape: tuple[int, ...]) -> jax.Array:
         """Leaf ``m`` out of ``buffer``, which holds its chunk's rows."""
         offset = (self._at(self.offsets, m),)
-        return lax.dynamic_slice(buffer, offset, (math.prod(shape),)).reshape(shape)
+        return lax.dynamic_slice(buffer, offset, (math.prod(shape),), **_IN_BOUNDS).reshape(shape)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -387,8 +394,9 @@ def _block(
     r = first_row + lax.iota(np.int32, STEP_ROWS)
     m = jnp.searchsorted(starts, r, side="right", method="compare_all") - 1
     m = jnp.clip(m, 0, words.shape[0] - 1)
-    k = words[m]
-    first = lax.convert_element_type(r - starts[m], np.uint32) * np.uint32(ROW)
+    k = words.at[m].get(mode="promise_in_bounds")
+    first = r - starts.at[m].get(mode="promise_in_bounds")
+    first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW)
     counters = first[:, None] + lax.broadcasted_iota(np.uint32, (STEP_ROWS, ROW), 1)
     return block(k[:, 0:1], k[:, 1:2], counters, *args)
 
@@ -422,12 +430,20 @@ def _stream_chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int
 
 def _after(values: list[jax.Array], i: jax.Array) -> jax.Array:
     """``i``, computed from one element of each of ``values``, read at an index XLA cannot
-    prove to be 0 (``i >> 31``, for a loop counter ``i >= 0``), so that it waits for them."""
+    prove to be 0 (``i >> 31``, for a loop counter ``i >= 0``), so that it waits for them.
+    (The elements are gathered into one vector first: two instructions per value, which XLA's
+    passes run over for every leaf a loop carries.)"""
     j = lax.shift_right_logical(i, np.int32(31))
-    bits = [
-        _sign_bit(lax.dynamic_slice(v, (j,) * v.ndim, (1,) * v.ndim).reshape(())) for v in values
-    ]
-    return i + _threefry.zero_from(functools.reduce(operator.add, bits), np.int32)
+    elements = jnp.concatenate(
+        [
+            lax.dynamic_slice(v, (j,) * v.ndim, (1,) * v.ndim, **_IN_BOUNDS)
+            .reshape(1)
+            .astype(np.float32)
+            for v in values
+        ]
+    )
+    bits = lax.bitcast_convert_type(elements, np.uint32)
+    return i + _threefry.zero_from(jnp.sum(lax.shift_right_logical(bits, np.uint32(31))), np.int32)
 
 
 def _zeros_after(values: list[jax.Array], shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
@@ -608,7 +624,10 @@ def _build_all(
             rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
         else:
             z = _draw_batch(draw, keys.take(paths), shape, sharding, after)
-            rows = [lax.dynamic_index_in_dim(z, cut(j), 0, False) for j in range(len(chunk))]
+            rows = [
+                lax.dynamic_index_in_dim(z, cut(j), 0, False, **_IN_BOUNDS)
+                for j in range(len(chunk))
+            ]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
             finish(i, s, row)
