@@ -145,12 +145,17 @@ class KeyTable:
     def one(self, path: str) -> jax.Array:
         """``path``'s key, read at an index XLA sees as a parameter (:class:`Opaque`): a leaf
         drawn alone then compiles to the same kernel as any other of its shape and scheme."""
-        return lax.dynamic_index_in_dim(
-            self.keys, self.opaque(self.index[path]), 0, False, **_IN_BOUNDS
-        )
+        return _row(self.keys, self.opaque(self.index[path]))
 
     def take(self, paths: Sequence[str]) -> jax.Array:
         return self.keys[np.array([self.index[p] for p in paths], np.int32)]
+
+
+def _row(x: jax.Array, i: jax.Array) -> jax.Array:
+    """``x[i]`` for an in-bounds traced ``i``: one dynamic slice (``lax.dynamic_index_in_dim`` is
+    a jitted function, slower to trace, once per leaf)."""
+    start = (i, *(np.int32(0),) * (x.ndim - 1))
+    return lax.dynamic_slice(x, start, (1, *x.shape[1:]), **_IN_BOUNDS).reshape(x.shape[1:])
 
 
 def _paths(leaf: Any, where: str) -> list[str]:
@@ -342,7 +347,7 @@ class Stream:
         )
 
     def _at(self, table: jax.Array, j: int) -> jax.Array:
-        return lax.dynamic_index_in_dim(table, self.opaque(j), 0, False, **_IN_BOUNDS)
+        return _row(table, self.opaque(j))
 
     def block(self, first_row: jax.Array) -> jax.Array:
         """Rows ``first_row .. first_row + STEP_ROWS`` of the stream, as ``(STEP_ROWS, ROW)``."""
@@ -624,10 +629,7 @@ def _build_all(
             rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
         else:
             z = _draw_batch(draw, keys.take(paths), shape, sharding, after)
-            rows = [
-                lax.dynamic_index_in_dim(z, cut(j), 0, False, **_IN_BOUNDS)
-                for j in range(len(chunk))
-            ]
+            rows = [_row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
             finish(i, s, row)
