@@ -154,7 +154,7 @@ class KeyTable:
 def _row(x: jax.Array, i: jax.Array) -> jax.Array:
     """``x[i]`` for an in-bounds traced ``i``: one dynamic slice (``lax.dynamic_index_in_dim`` is
     a jitted function, slower to trace, once per leaf)."""
-    start = (i, *(np.int32(0),) * (x.ndim - 1))
+    start: tuple[Any, ...] = (i, *(np.int32(0),) * (x.ndim - 1))
     return lax.dynamic_slice(x, start, (1, *x.shape[1:]), **_IN_BOUNDS).reshape(x.shape[1:])
 
 
