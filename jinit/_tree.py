@@ -297,11 +297,12 @@ def init_tree(
     Two leaves with the same path string (``{"a/b": w, "a": {"b": v}}``) would get the same key
     and identical values, so such a tree raises ``ValueError`` naming both.
 
-    Compile time: leaves whose initializers sample alike (same :class:`jinit.Draw`, shape and
-    sharding) are drawn together by one compiled kernel and cut apart, so the compile time
-    depends on the tree's distinct shapes, not on its depth; the values are the same bits as
+    Compile time: leaves whose initializers sample alike (the same :class:`jinit.Draw`) are
+    drawn together, whatever their shapes, by one compiled step kernel per draw, and cut apart
+    (sharded leaves, and draws without a block form, by draw, shape and sharding), so the
+    compile time depends on the tree's draws, not on its depth; the values are the same bits as
     each initializer called alone. ``group=False`` compiles one kernel per leaf instead: slower
-    to compile, and on a CPU about 1.5-2x faster to run warm (see ``bench/RESULTS.md``), which
+    to compile, and on a CPU about 1.4x faster to run warm (see ``bench/RESULTS.md``), which
     can pay when one compiled tree is re-initialised many times.
 
     Args:

@@ -76,7 +76,7 @@ def init_linen(
       method: passed to ``module.init``.
       allow_unused_rules: accept rules that apply to no parameter; by default they raise when
         ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together, one kernel per group (the default), or one
+      group: draw alike parameters together, one kernel per draw (the default), or one
         kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
@@ -160,7 +160,7 @@ def init_nnx(
         each key's tag, else its default stream), an int seed, or None (``key`` itself).
       allow_unused_rules: accept rules that apply to no parameter; by default they raise when
         ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together, one kernel per group (the default), or one
+      group: draw alike parameters together, one kernel per draw (the default), or one
         kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
