@@ -170,9 +170,13 @@ def _truncated_normal_f32(
 
 
 # The same draws for explicit counters (``_threefry.random_words``): every element of a block
-# under the key its row broadcasts, as the tree builder draws many leaves at once.
+# under the key its row broadcasts, as the tree builder draws many leaves at once. Jitted with
+# the bounds as arguments, as the kernels are: XLA folds ``erf`` of a constant bound differently
+# from ``erf`` of an argument (an ulp apart for some bounds), and the blocks must give the
+# kernels' bits.
 
 
+@jax.jit
 def uniform_block(k0: Array, k1: Array, counters: Array, minval: Any, maxval: Any) -> Array:
     return _uniform_f32(k0, k1, counters.shape, minval, maxval, counters)
 
@@ -181,6 +185,7 @@ def erf_inv_block(k0: Array, k1: Array, counters: Array) -> Array:
     return _erf_inv_f32(k0, k1, counters.shape, counters)
 
 
+@jax.jit
 def truncated_normal_block(k0: Array, k1: Array, counters: Array, lower: Any, upper: Any) -> Array:
     return _truncated_normal_f32(k0, k1, counters.shape, lower, upper, counters)
 

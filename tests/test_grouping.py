@@ -13,7 +13,7 @@ from jax.sharding import NamedSharding as NS
 from jax.sharding import PartitionSpec as P
 
 import jinit
-from jinit import _build, _sampling, _tree
+from jinit import _build, _portable, _sampling, _tree
 
 SDS = jax.ShapeDtypeStruct
 ERF_INV = r"chlo\.erf_inv "  # one per normal sampler kernel in the lowered StableHLO
@@ -250,3 +250,53 @@ def test_empty_tree(key, group):
     assert jinit.init_tree(key, {}, [(".*", jinit.normal())], group=group) == {}
     out = jinit.init_tree(key, {"w": SDS((0, 3), jnp.float32)}, [(".*", jinit.normal())])
     assert out["w"].shape == (0, 3)
+
+
+BLOCK_DRAWS = [
+    _sampling.uniform(-1.0, 1.0),
+    _sampling.uniform(0.25, 3.0),
+    _sampling.normal(),
+    _sampling.truncated_normal(-2.0, 2.0),
+    _sampling.truncated_normal(-1.5, 3.0),
+]
+
+
+@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("draw", BLOCK_DRAWS, ids=lambda d: f"{d.name}{d.args}")
+def test_block_form_gives_the_kernels_values(draw, portable):
+    """``Draw.block`` on explicit counters, a key per row, equals each key's whole draw read at
+    those row-major indices: out of order, across rows of different keys, to the last element."""
+    if portable:
+        draw = _sampling.portable_sampling(_sampling.Sampling(draw, lambda z: z)).draw
+    shape = (37, 129)  # 4773 elements, not a multiple of a stream's row
+    keys = [jax.random.key(3), jax.random.key(11)]
+    with _portable.mode(portable):
+        # (Both under jit, as in init_tree: the bounds are constants XLA folds, and its folded
+        # erf may differ by an ulp from the one an eager call computes.)
+        whole = [np.asarray(jax.jit(lambda k: draw(k, shape))(k)).ravel() for k in keys]
+        rng = np.random.default_rng(0)
+        idx = np.stack([rng.permutation(4773)[:64], rng.permutation(4773)[:64]])
+        idx[1, -1] = 4772
+        words = np.stack([np.asarray(jax.random.key_data(k)) for k in keys])  # (2, 2)
+        k0, k1 = jnp.asarray(words[:, :1]), jnp.asarray(words[:, 1:])
+        got = jax.jit(lambda c: draw.block(k0, k1, c, *draw.args))(jnp.asarray(idx, jnp.uint32))
+    np.testing.assert_array_equal(np.asarray(got), np.stack([whole[r][idx[r]] for r in range(2)]))
+
+
+def test_streams_keep_the_bits_of_uncommon_bounds(key):
+    """Truncated normals with bounds whose erf XLA folds differently from the kernels' (and a
+    uniform of odd bounds), streamed with other shapes, equal the same leaves drawn alone."""
+    tree = {
+        "a": SDS((37, 129), jnp.float32),
+        "b": SDS((5, 7, 11), jnp.bfloat16),
+        "c": SDS((2048,), jnp.float32),
+        "u": SDS((3, 1000), jnp.float32),
+    }
+    rules = [
+        ("a|b|c", jinit.truncated_normal(0.7, lower=-1.5, upper=3.0)),
+        ("u", jinit.uniform(0.3)),
+    ]
+    grouped = jinit.init_tree(key, tree, rules)
+    alone = jinit.init_tree(key, tree, rules, group=False)
+    for k in tree:
+        np.testing.assert_array_equal(np.asarray(grouped[k]), np.asarray(alone[k]), err_msg=k)
