@@ -44,7 +44,9 @@ class Draw:
     ``counters``, the value that ``kernel`` gives at row-major index ``counters`` under the key
     whose two uint32 words ``k0`` and ``k1`` broadcast to it (for draws of at most ``2**32``
     elements). With it, the tree builder draws leaves of every shape in one loop of fixed-size
-    blocks, one compiled kernel per draw for the whole tree.
+    blocks, one compiled kernel per draw for the whole tree. It must give the kernel's bits as
+    XLA compiles both: pass ``args`` the way the kernel does (XLA folds a transcendental of a
+    constant differently from one of an argument), e.g. jit it like the kernel.
     """
 
     name: str
