@@ -338,12 +338,11 @@ class Stream:
         self.rows = int(steps.max(initial=0)) * STEP_ROWS  # the most rows a chunk draws
         assert draw.block is not None  # (see _streamable)
         self.block_of, self.args = draw.block, draw.args
-        self.opaque, self.n = keys.opaque, len(sizes)
+        self.opaque = keys.opaque
         self.words = keys.data[np.array([keys.index[p] for p in paths], np.int32)]
         # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
-        zero = _threefry.zero_from(_sign_bit(_first(keys.data)), np.int32)
         self.starts, self.first, self.steps, self.offsets = (
-            jnp.asarray(t, np.int32) + zero for t in (starts, first, steps, offsets)
+            jnp.asarray(t, np.int32) + keys.opaque.zero for t in (starts, first, steps, offsets)
         )
 
     def _at(self, table: jax.Array, j: int) -> jax.Array:
@@ -520,7 +519,8 @@ class Opaque:
         self.x = x  # `x` after `trips` steps (or passed through): arrays XLA will not recompute
         if dep.size == 0 or n <= 1:  # (an empty tree)
             return
-        zero = _threefry.zero_from(_sign_bit(_first(dep)), np.int32)
+        # A zero XLA cannot fold, also for the tables read at these indices (Stream).
+        self.zero = zero = _threefry.zero_from(_sign_bit(_first(dep)), np.int32)
         if step is None:
             step = lambda _, x: jax.tree.map(lambda a: a + zero.astype(a.dtype), x)
 

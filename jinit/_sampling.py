@@ -102,6 +102,14 @@ def truncated_normal(lower: float, upper: float) -> Draw:
     )
 
 
+# The portable twin of each draw: its kernel and block form (the same arguments).
+_PORTABLE_TWINS: dict[str, tuple[Callable[..., Array], Callable[..., Array]]] = {
+    "uniform": (_portable.uniform_kernel, _portable.uniform_block),
+    "normal": (_portable.erf_inv_kernel, _portable.erf_inv_block),
+    "truncated_normal": (_portable.truncated_normal_kernel, _portable.truncated_normal_block),
+}
+
+
 def portable_sampling(s: Sampling | None) -> Sampling | None:
     """``s`` with its draw replaced by the portable twin (:mod:`jinit._portable`), if it has one.
 
@@ -113,32 +121,11 @@ def portable_sampling(s: Sampling | None) -> Sampling | None:
     if s is None:
         return None
     d = s.draw
-    if d.name == "uniform":
-        twin = Draw(
-            "portable_uniform",
-            _portable.uniform_kernel,
-            d.args,
-            d.dtype,
-            block=_portable.uniform_block,
-        )
-    elif d.name == "normal":
-        twin = Draw(
-            "portable_normal",
-            _portable.erf_inv_kernel,
-            d.args,
-            d.dtype,
-            block=_portable.erf_inv_block,
-        )
-    elif d.name == "truncated_normal":
-        twin = Draw(
-            "portable_truncated_normal",
-            _portable.truncated_normal_kernel,
-            d.args,
-            d.dtype,
-            block=_portable.truncated_normal_block,
-        )
+    if d.name in _PORTABLE_TWINS:
+        kernel, block = _PORTABLE_TWINS[d.name]
+        twin = Draw(f"portable_{d.name}", kernel, d.args, d.dtype, block=block)
     elif d.name == "orthogonal":  # its kernel's last static argument turns portable mode on
-        twin = dataclasses.replace(d, name="portable_orthogonal", args=(*d.args, True), block=None)
+        twin = dataclasses.replace(d, name="portable_orthogonal", args=(*d.args, True))
     else:
         return None
     return Sampling(twin, s.finish)
