@@ -78,6 +78,8 @@ def to_jax(model: TorchMLP) -> dict:
     """TorchMLP's weights as the plain-Dense Flax model: kernels transposed, the readout's
     divided by the width multiplier (MuReadout divides its input by it)."""
     w = model.head.width_mult()
+    # A copy: on the CPU jax may use a NumPy array's memory as its own (zero-copy), and torch's
+    # optimizers then update the jax arrays too, in place.
     t = lambda p: jnp.asarray(p.detach().numpy().astype(np.float32))
     return {
         "inp": {"kernel": t(model.inp.weight).T, "bias": t(model.inp.bias)},
@@ -97,10 +99,10 @@ def test_trains_exactly_like_mup_with_mureadout(optimizer):
     """Three steps of mup.MuAdam / MuSGD on the torch model and of jinit.mup.adam / sgd on its
     plain-Dense twin give the same function (float32 rounding apart).
 
-    The reference trains in float64 on copies of the float32 weights, and jax's matmuls run at
-    full float32 precision, so the comparison does not rest on how a machine does float32 matmuls
-    (with both sides in float32, one CI run failed the SGD case at 8e-3, a difference this
-    machine never showed and whose cause was not found).
+    The jax weights are copies (:func:`to_jax`): a CI run once failed the SGD case at 8e-3 because
+    jax had taken the readout bias's NumPy memory zero-copy, so MuSGD's in-place steps moved the
+    jax start too (starting jax from the torch-trained head bias gives that 8e-3 to the last
+    digit). The reference trains in float64 and jax's matmuls run at full float32 precision.
     """
     width, lr, steps = 256, (1e-2 if optimizer == "adam" else 0.05), 3
     model = torch_model(width)
@@ -117,6 +119,8 @@ def test_trains_exactly_like_mup_with_mureadout(optimizer):
         torch.mean((model(tx_) - ty_) ** 2).backward()
         opt.step()
     want = model(tx_).detach().numpy()
+    # torch trained in place; the jax start is still the untrained model's weights.
+    jax.tree.map(np.testing.assert_array_equal, params, to_jax(torch_model(width)))
 
     make = mup.adam if optimizer == "adam" else mup.sgd
     loss = lambda p: jnp.mean((forward(p, x) - y) ** 2)
