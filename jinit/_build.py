@@ -339,7 +339,7 @@ class Stream:
         assert draw.block is not None  # (see _streamable)
         self.block_of, self.args = draw.block, draw.args
         self.opaque = keys.opaque
-        self.words = keys.data[np.array([keys.index[p] for p in paths], np.int32)]
+        self.words = jax.random.key_data(keys.take(paths))
         # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
         self.starts, self.first, self.steps, self.offsets = (
             jnp.asarray(t, np.int32) + keys.opaque.zero for t in (starts, first, steps, offsets)
