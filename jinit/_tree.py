@@ -302,7 +302,7 @@ def init_tree(
     (sharded leaves, and draws without a block form, by draw, shape and sharding), so the
     compile time depends on the tree's draws, not on its depth; the values are the same bits as
     each initializer called alone. ``group=False`` compiles one kernel per leaf instead: slower
-    to compile, and on a CPU about 1.4x faster to run warm (see ``bench/RESULTS.md``), which
+    to compile, and on a CPU about 1.3-1.4x faster to run warm (see ``bench/RESULTS.md``), which
     can pay when one compiled tree is re-initialised many times.
 
     Args:
