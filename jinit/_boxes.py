@@ -67,6 +67,14 @@ def _is_partitioned(box: Any) -> bool:
     return meta is not None and isinstance(box, meta.Partitioned)
 
 
+def is_metadata_without_mesh(box: Any) -> bool:
+    """A linen ``nn.Partitioned`` / ``nn.LogicallyPartitioned`` with no mesh of its own. Where
+    there is no other mesh either, Flax's ``model.init`` keeps its partitioning as metadata only
+    (names and rules unread, the array on the default device), and so does jinit. nnx variables
+    are not: Flax itself refuses to make one with an ``out_sharding`` and no mesh."""
+    return _is_partitioned(box) and box.mesh is None
+
+
 def _context_rules() -> Any:
     from flax.core import spmd
 

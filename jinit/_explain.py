@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, Sharding
 
 from jinit import _describe, _rules, _stacked, _tree
 from jinit._typing import Initializer
@@ -28,6 +29,7 @@ class ParamRule(NamedTuple):
     target_mean: float | None
     target_std: float | None
     note: str | None
+    sharding: Sharding | None = None
 
 
 class Explanation(tuple):
@@ -35,7 +37,9 @@ class Explanation(tuple):
 
     def __str__(self) -> str:
         fmt = lambda v: "-" if v is None else f"{v:.4g}"
-        rows = [("parameter", "shape", "dtype", "rule", "initializer", "target std", "note")]
+        rows = [
+            ("parameter", "shape", "dtype", "rule", "initializer", "target std", "sharding", "note")
+        ]
         for r in self:
             rows.append(
                 (
@@ -45,6 +49,7 @@ class Explanation(tuple):
                     r.rule,
                     r.initializer,
                     fmt(r.target_std),
+                    _placement(r.sharding),
                     r.note or "",
                 )
             )
@@ -52,6 +57,16 @@ class Explanation(tuple):
         return "\n".join(
             "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
         )
+
+
+def _placement(sharding: Sharding | None) -> str:
+    """How :func:`explain`'s table shows a parameter's sharding: ``one device`` (None: jax's
+    default device), ``replicated`` (over the whole mesh), or the spec (``P(None, 'tensor')``)."""
+    if sharding is None:
+        return "one device"
+    if isinstance(sharding, NamedSharding):
+        return "replicated" if all(e is None for e in sharding.spec) else str(sharding.spec)
+    return str(sharding)
 
 
 def _name(init: Any) -> str:
@@ -73,8 +88,12 @@ def explain(
     *,
     default: Initializer | None = None,
     allow_unused_rules: bool = False,
+    shardings: Any = None,
+    mesh: Mesh | None = None,
+    logical_axis_rules: Any = None,
 ) -> Explanation:
-    r"""Which rule and initializer each parameter gets, and the std it aims for; draws nothing.
+    r"""Which rule, initializer and sharding each parameter gets, and the std it aims for;
+    draws nothing.
 
     The matching is exactly :func:`jinit.init_tree`'s: each parameter's path
     (``"params/Dense_0/kernel"``; a Flax box is one parameter at its own path) is tried against
@@ -84,17 +103,27 @@ def explain(
     earlier rule) is an error unless ``allow_unused_rules=True``; ``default=`` reaching a
     parameter named like a weight (``kernel``, ``weight``, ``w``, ``embedding``) is noted.
 
+    The sharding is :func:`jinit.init_tree`'s too (``shardings``, a box's partitioning, the
+    leaf's own, replication over ``mesh`` or the ``jax.set_mesh`` mesh), with its errors; with
+    no mesh at all, a linen partitioning box is metadata and its parameter is on one device.
+
     Args:
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` or arrays (Flax boxes allowed).
       rules: ``(pattern, initializer)`` pairs, a dict or a rule set, as for
         :func:`jinit.init_tree`.
       default: the initializer for parameters no rule matches.
       allow_unused_rules: accept rules that apply to no parameter.
+      shardings: as for :func:`jinit.init_tree`.
+      mesh: as for :func:`jinit.init_tree` (default: the ``jax.set_mesh`` mesh, if any).
+      logical_axis_rules: as for :func:`jinit.flax.init_linen`: ``(logical name, mesh axes)``
+        pairs for logically partitioned boxes (else the box's own rules or the
+        ``nn.logical_axis_rules`` context).
 
     Returns:
       An :class:`Explanation`: a tuple of :class:`ParamRule` (path, shape, dtype, rule,
       initializer and its name, fans, target mean and std from :func:`jinit.describe`'s
-      formula, note), whose ``str()`` is a table.
+      formula, note, and the ``Sharding`` or None for jax's default device), whose ``str()`` is
+      a table.
 
     Examples:
       >>> import jax, jinit
@@ -111,15 +140,17 @@ def explain(
         raise TypeError(
             f"`{where}(allow_unused_rules=...)` must be a bool; got {allow_unused_rules!r}."
         )
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise TypeError(f"`{where}(mesh=...)` must be a jax.sharding.Mesh or None; got {mesh!r}.")
     leaves, _ = _tree.plan(
         abstract_tree,
         rules,
         default,
-        None,
-        None,
+        shardings,
+        mesh,
         where,
         allow_unused_rules=allow_unused_rules,
-        place=False,
+        logical_axis_rules=logical_axis_rules,
     )
     out = []
     for leaf in leaves:
@@ -141,6 +172,7 @@ def explain(
                 mean,
                 std,
                 note,
+                leaf.sharding,
             )
         )
     return Explanation(out)

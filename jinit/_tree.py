@@ -69,6 +69,42 @@ def _broadcast_shardings(shardings: Any, tree: Any, where: str) -> list[Any]:
     return [w.value for w in jax.tree.leaves(wrapped, is_leaf=lambda x: isinstance(x, _Wrap))]
 
 
+def _named(mesh: Mesh, spec: PartitionSpec, path: str, where: str) -> NamedSharding:
+    """``NamedSharding(mesh, spec)``, or a ValueError naming the parameter (e.g. an axis the mesh
+    lacks)."""
+    try:
+        return NamedSharding(mesh, spec)
+    except ValueError as e:
+        raise ValueError(
+            f"`{where}`: the parameter {path!r} is partitioned as {spec} on a mesh with axes "
+            f"{mesh.axis_names}: {e}"
+        ) from None
+
+
+def _check_fits(s: Any, shape: tuple[int, ...], path: str, where: str) -> None:
+    """A NamedSharding's spec must have at most one entry per dimension, and each dimension must
+    split evenly into its shards; else a ValueError naming the parameter (not jit's, later)."""
+    if not isinstance(s, NamedSharding):
+        return
+    if len(s.spec) > len(shape):
+        raise ValueError(
+            f"`{where}`: the parameter {path!r} of shape {shape} is partitioned as {s.spec}, "
+            f"which has {len(s.spec)} entries for its {len(shape)} dimensions."
+        )
+    sizes = dict(s.mesh.shape)
+    for dim, (size, entry) in enumerate(zip(shape, s.spec, strict=False)):
+        axes = (entry,) if isinstance(entry, str) else entry
+        if not isinstance(axes, tuple):  # None (or UNCONSTRAINED): not split
+            continue
+        shards = int(np.prod([sizes[a] for a in axes]))
+        if size % shards:
+            raise ValueError(
+                f"`{where}`: the parameter {path!r} of shape {shape} is partitioned as "
+                f"{s.spec}, which splits dimension {dim} (size {size}) into {shards} shards; "
+                f"{shards} must divide {size}."
+            )
+
+
 def _resolve_sharding(s: Any, leaf: Any, mesh: Mesh | None, path: str, where: str):
     """A concrete Sharding (or None) from an explicit sharding, a spec or the leaf's own."""
     if s is None:
@@ -81,19 +117,22 @@ def _resolve_sharding(s: Any, leaf: Any, mesh: Mesh | None, path: str, where: st
                 f"`{where}`: the parameter {path!r} has PartitionSpec {s}; pass "
                 "`mesh=` (or run under `jax.set_mesh`) to turn partition specs into shardings."
             )
-        s = NamedSharding(mesh, s)
+        s = _named(mesh, s, path, where)
     if isinstance(s, NamedSharding) and not isinstance(s.mesh, Mesh):  # an AbstractMesh
         if mesh is None:
             raise ValueError(
                 f"`{where}`: the parameter {path!r} is sharded over an abstract mesh "
                 f"({s.spec}); pass the concrete `mesh=` (or run under `jax.set_mesh`)."
             )
-        s = NamedSharding(mesh, s.spec)
+        s = _named(mesh, s.spec, path, where)
     return s
 
 
 def _box_sharding(box: Any, mesh: Mesh | None, logical: Any, path: str, where: str) -> Any:
-    """The sharding a Flax box's metadata asks for (None: the box carries no partitioning)."""
+    """The sharding a Flax box's metadata asks for (None: the box carries no partitioning, or
+    is linen metadata with no mesh anywhere, as in Flax's ``model.init``)."""
+    if mesh is None and _boxes.is_metadata_without_mesh(box):
+        return None
     box_mesh, spec = _boxes.spec(box, logical, path, where)
     if spec is None:
         return None
@@ -110,7 +149,7 @@ def _box_sharding(box: Any, mesh: Mesh | None, logical: Any, path: str, where: s
                 "mesh; pass the concrete `mesh=` (or run under `jax.set_mesh`)."
             )
         box_mesh = mesh
-    return NamedSharding(box_mesh, spec)
+    return _named(box_mesh, spec, path, where)
 
 
 def resolve_leaf_sharding(
@@ -131,10 +170,8 @@ def plan(
     *,
     allow_unused_rules: bool = True,
     logical_axis_rules: Any = None,
-    place: bool = True,
 ) -> tuple[tuple[Leaf, ...], _boxes.Structure]:
-    """Resolves every leaf's initializer and sharding (unless not ``place``), statically;
-    raises naming the path."""
+    """Resolves every leaf's initializer and sharding, statically; raises naming the path."""
     flat, structure = _boxes.flatten(abstract_tree)
     _refuse_equal_paths(abstract_tree, [path for path, _, _ in flat], where)
     for path, leaf, _ in flat:
@@ -160,12 +197,11 @@ def plan(
     for (path, leaf, box), s in zip(flat, per_leaf, strict=True):
         index, pattern, init = _rules.match(compiled, default, path, where)
         used.add(index)
-        if not place:
-            sharding = None
-        elif s is None:
+        if s is None:
             sharding = resolve_leaf_sharding(box, leaf, mesh, logical_axis_rules, path, where)
         else:
             sharding = _resolve_sharding(s, leaf, mesh, path, where)
+        _check_fits(sharding, tuple(leaf.shape), path, where)
         leaves.append(Leaf(path, tuple(leaf.shape), np.dtype(leaf.dtype), sharding, pattern, init))
     if not allow_unused_rules:
         _rules.check_used(compiled, used, [p for p, _ in params], where)
@@ -293,6 +329,11 @@ def init_tree(
     partitioning, the ``NamedSharding`` carried by the leaf (a
     ``ShapeDtypeStruct(..., sharding=...)`` or an array), or replication over ``mesh``, which
     defaults to the mesh of ``jax.set_mesh``. Each device then generates only its own shard.
+    With no mesh at all (no ``mesh=``, no ``jax.set_mesh``, none on the box), a linen box's
+    partitioning is metadata only, as in Flax's ``model.init``: the box is kept and its array
+    is on jax's default device, the same bits as under any mesh. With a mesh, a partitioning
+    that cannot be resolved (logical names that no rules map, an axis the mesh lacks, a
+    dimension its shards do not divide) raises, naming the parameter.
 
     Two leaves with the same path string (``{"a/b": w, "a": {"b": v}}``) would get the same key
     and identical values, so such a tree raises ``ValueError`` naming both.

@@ -60,8 +60,11 @@ def init_linen(
     metadata from ``nn.with_partitioning`` and ``nn.with_logical_partitioning`` (through
     ``logical_axis_rules``, the box's own rules, or the ``nn.logical_axis_rules`` context) gives
     each leaf its sharding on ``mesh``, or on the mesh of ``jax.set_mesh`` (Auto or Explicit
-    axes) without it; logical names that no rules map raise rather than replicate. The
-    initializers passed to the module are not called.
+    axes) without it; logical names that no rules map raise rather than replicate, as does an
+    axis the mesh lacks, naming the parameter. With no mesh at all, the partitioning is
+    metadata only, as in ``module.init``: the boxes are kept, the arrays are on jax's default
+    device, and the values are the same bits as under any mesh, so one model goes from a
+    laptop to a pod unchanged. The initializers passed to the module are not called.
 
     Args:
       module: a ``flax.linen.Module``.
@@ -70,7 +73,7 @@ def init_linen(
         collection ``module.init`` creates (``params``, ``batch_stats``, ...) goes through them.
       *args: example inputs for ``module.init`` (arrays or ``ShapeDtypeStruct``).
       mesh: the mesh for partitioned leaves (default: the ``jax.set_mesh`` one, if any); other
-        leaves are replicated over it.
+        leaves are replicated over it. None and no ``jax.set_mesh``: every leaf on one device.
       logical_axis_rules: ``(logical name, mesh axes)`` pairs for logically partitioned leaves.
       default: the initializer for leaves no rule matches.
       method: passed to ``module.init``.
