@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 
 from bench import depth
+from bench.aot import AOT_PEERS, DEFAULT_AOT_PEERS, libtpu_missing, parse_target
 from bench.cold import COLD_PEERS
 from bench.depth import DEFAULT_PEERS
 from bench.presets import PRESETS, parse_mesh
@@ -103,6 +104,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="compile and report memory_analysis without materialising",
     )
+    ap.add_argument(
+        "--aot",
+        default=None,
+        metavar="tpu:TOPOLOGY",
+        help="compile each peer for a TPU topology without a TPU (e.g. tpu:v5e:2x2, "
+        "tpu:v5e:4x4 with --mesh 4x4; needs the 'aot' extra): compile time, per-chip memory, "
+        f"XLA's cost model; peers (default {','.join(DEFAULT_AOT_PEERS)}) among "
+        f"{','.join(AOT_PEERS)}",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--json",
@@ -134,9 +144,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--layers and --depths both set the depth; give one.")
     if args.depths and "layers" not in PRESETS[args.preset].config:
         ap.error(f"--depths needs a gpt2 or llama preset; got {args.preset!r}.")
+    if args.aot:
+        try:
+            parse_target(args.aot)
+        except ValueError as e:
+            ap.error(str(e))
+        if missing := libtpu_missing():
+            ap.error(f"--aot: {missing}.")
     default = DEFAULT_PEERS if args.depths else PEER_NAMES
+    default = DEFAULT_AOT_PEERS if args.aot else default
     args.peers = [p.strip() for p in (args.peers or ",".join(default)).split(",") if p.strip()]
     known = COLD_PEERS if args.depths else (*PEER_NAMES, "jinit-api")
+    known = tuple(AOT_PEERS) if args.aot else known
     if not args.peers or any(p not in known for p in args.peers):
         what = "with --depths (fresh processes) " if args.depths else ""
         ap.error(f"--peers {what}must be among {','.join(known)}; got {','.join(args.peers)}.")
@@ -144,6 +163,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--record chooses the output paths; give it or --json/--plot, not both.")
     args.cache = None if args.cache == "none" else args.cache
     return args
+
+
+def _skip_absent_tpu() -> None:
+    """With libtpu installed (the 'aot' extra) on a machine without a TPU, jax would probe for
+    one at start-up (seconds, and TPU errors printed): list the platforms present instead,
+    unless the user chose them (``JAX_PLATFORMS``)."""
+    import glob
+    import importlib.util
+
+    if os.environ.get("JAX_PLATFORMS") or importlib.util.find_spec("libtpu") is None:
+        return
+    if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):  # a TPU VM's chips
+        return
+    cuda = any(importlib.util.find_spec(f"jax_cuda{v}_plugin") for v in (12, 13))
+    os.environ["JAX_PLATFORMS"] = "cuda,cpu" if cuda else "cpu"
 
 
 def _set_devices(args: argparse.Namespace) -> None:
@@ -186,6 +220,9 @@ def main(argv: list[str] | None = None) -> dict:
         for name, p in PRESETS.items():
             print(f"{name:12s} {report.count(p.num_params()):>8s} params  {p.description}")
         return {}
+    if args.aot:
+        return _aot(args, argv)
+    _skip_absent_tpu()
     _set_devices(args)
     if args.depths:
         kw = {"repeats": args.cold_repeats, "seed": args.seed, "mesh": args.mesh}
@@ -227,6 +264,22 @@ def main(argv: list[str] | None = None) -> dict:
     if args.record:
         report.record_section(RESULTS_MD, stem, report.markdown_section(result))
         print(f"[bench] recorded {stem} in {os.path.relpath(RESULTS_MD)}", file=sys.stderr)
+    return result
+
+
+def _aot(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """``--aot``: every peer compiled for a TPU topology, each in a fresh process."""
+    from bench import aot
+
+    layers: list[int | None] = list(args.depths) if args.depths else [args.layers]
+    result = aot.sweep(args.aot, args.preset, args.dtype, args.peers, args.mesh, layers, args.quiet)
+    result["command"] = _command(argv)
+    print(aot.header(result))
+    print(aot.table(result))
+    target = args.aot.replace(":", "-")
+    stem = f"aot-{target}-{args.preset}-{args.dtype}" + (f"-mesh{args.mesh}" if args.mesh else "")
+    json_path, _ = _outputs(args, stem)
+    _write(result, json_path, None, lambda r, p: None)
     return result
 
 

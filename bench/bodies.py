@@ -19,11 +19,12 @@ from bench.presets import rules
 
 
 def jinit_body(
-    abstract: Any, shardings: Any = None, group: bool = True
+    abstract: Any, shardings: Any = None, group: bool | None = None
 ) -> Callable[[jax.Array], Any]:
-    """``jinit.init_tree`` with Flax's default schemes (``group=False``: one kernel per leaf)."""
+    """``jinit.init_tree`` with Flax's default schemes (``group``: as ``init_tree``'s; by
+    default the platform's schedule)."""
     tree_rules = rules(jinit)
-    options = {} if group else {"group": False}
+    options = {} if group is None else {"group": group}
 
     def body(key):
         return jinit.init_tree(key, abstract, tree_rules, shardings=shardings, **options)

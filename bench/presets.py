@@ -226,6 +226,12 @@ PRESETS: dict[str, Preset] = {
             {"vocab": 32000, "d": 4096, "layers": 32, "heads": 32, "kv_heads": 32, "hidden": 11008},
             "LLaMA-7B shapes, untied head",
         ),
+        Preset(
+            "llama-70b",
+            "llama",
+            {"vocab": 128256, "d": 8192, "layers": 80, "heads": 64, "kv_heads": 8, "hidden": 28672},
+            "LLaMA-70B shapes (GQA 64/8 heads, vocabulary 128256), untied head",
+        ),
         # Tiny trees for the smoke tests.
         Preset(
             "gpt2-tiny",

@@ -476,6 +476,33 @@ def _sign_bit(x: jax.Array) -> jax.Array:
     return lax.shift_right_logical(x.astype(np.uint32), np.uint32(31))
 
 
+# The platforms on which leaves are grouped into streams by default (``init_tree(group=None)``).
+# Chosen by measurement (bench/RESULTS.md, ``python -m bench`` and ``python -m bench --aot``):
+# on a CPU, streams compile in a fraction of the per-leaf time (XLA:CPU compiles each kernel
+# with LLVM) and run as fast. On TPU, XLA's cost model runs the streams' program 3-7x longer
+# than writing the same bytes, because their rows are drawn into a buffer, then cut out and
+# laid out leaf by leaf (a relayout of TPU's tiled arrays), while one kernel per leaf writes
+# each leaf once (1.0x); and a per-leaf kernel compiles no slower there than the streams'
+# loops. On GPU, XLA runs a while loop's iterations from the host (microseconds each), and the
+# streams' loops are thousands of steps for a large tree, where one kernel per leaf has none.
+GROUPED_PLATFORMS = frozenset({"cpu"})
+
+
+def platform_of(leaves: Sequence[Any]) -> str:
+    """The platform the tree is built on: its sharded leaves' devices', else jax's default."""
+    for leaf in leaves:
+        mesh = getattr(leaf.sharding, "mesh", None)
+        devices = getattr(mesh, "devices", None)
+        if devices is not None and devices.size:
+            return str(devices.flat[0].platform)
+    return jax.default_backend()
+
+
+def default_group(leaves: Sequence[Any]) -> bool:
+    """``group``'s value when not given: streams where they win (:data:`GROUPED_PLATFORMS`)."""
+    return platform_of(leaves) in GROUPED_PLATFORMS
+
+
 def build_all(
     root: jax.Array,
     leaves: Sequence[Any],

@@ -1,0 +1,252 @@
+"""python -m bench --aot tpu:v5e:2x2: each peer compiled for a TPU topology, without a TPU.
+
+libtpu compiles for any topology it knows (``v5e:2x2``, ``v5e:4x4``, ``v5e:16x16``, ``v5p:2x2x1``,
+``v6e:2x2``, ...) on a machine without one ("deviceless AOT", as MaxText's ``train_compile.py``),
+so the TPU compiler's time, each chip's memory and XLA's cost model of the run are real TPU
+figures, measured here. Each peer runs in a fresh process with ``JAX_PLATFORMS=cpu`` (so an
+installed libtpu neither slows nor clutters any other run): it traces and lowers the peer's body
+under ``jax.jit(out_shardings=...)`` for the topology's devices, compiles it, and reports trace +
+lower and compile seconds, per-chip output and temporary bytes, the cost model's run time and
+bytes accessed, and the program's kernels (fusions), sampler kernels (those that hash: threefry
+or a hardware RNG) and while loops. Without ``--mesh`` the tree is built on one chip; with
+``--mesh 4x4`` on 16 chips of the topology, big kernels sharded as in the other runs
+(:func:`bench.trees.leaf_sharding`). Needs libtpu: ``pip install -e ".[aot]"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+# Peers: name -> what it compiles.
+AOT_PEERS = {
+    "fill": "jnp.full(0.5) under one jit (the limit: writing the same bytes)",
+    "jinit": "jinit.init_tree, the platform's schedule (group=None)",
+    "jinit-streams": "jinit.init_tree(group=True): the CPU's streams",
+    "jinit-per-leaf": "jinit.init_tree(group=False): one kernel per leaf",
+    "jax-jit": "jax.nn.initializers by hand (tree_map_with_path), one jit",
+    "flax": "jax.jit(model.init), threefry keys",
+    "flax-rbg": "jax.jit(model.init), rbg keys",
+    "flax-unsafe-rbg": "jax.jit(model.init), unsafe_rbg keys (MaxText's TPU default)",
+}
+DEFAULT_AOT_PEERS = ("fill", "jinit", "jinit-streams", "jax-jit", "flax", "flax-unsafe-rbg")
+
+
+def parse_target(text: str) -> str:
+    """'tpu:v5e:2x2' -> 'v5e:2x2' (the topology libtpu is asked for)."""
+    platform, _, topology = text.partition(":")
+    if platform != "tpu" or not re.fullmatch(r"v\w+:\d+(x\d+)+", topology):
+        raise ValueError(f"`--aot` must look like 'tpu:v5e:2x2' or 'tpu:v5p:2x2x1'; got {text!r}.")
+    return topology
+
+
+def libtpu_missing() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("libtpu") is None:
+        return 'libtpu is not installed: pip install -e ".[aot]" (jax[tpu] for this jax)'
+    return None
+
+
+def hlo_counts(text: str) -> dict[str, int]:
+    """Kernels, sampler kernels and while loops of a compiled program's HLO text.
+
+    A sampler kernel is a fused computation that hashes: threefry2x32 is 20 rounds, each with
+    an ``xor``, so a computation with 20 or more is one; a hardware-RNG draw is an
+    ``rng-bit-generator``."""
+    blocks = text.split("\n\n")
+    samplers = sum(1 for b in blocks if b.count(" xor(") >= 20)
+    samplers += len(re.findall(r" rng-bit-generator\(", text))
+    return {
+        "kernels": len(re.findall(r" fusion\(", text)),
+        "samplers": samplers,
+        "loops": len(re.findall(r" while\(", text)),
+    }
+
+
+def _body(peer: str, preset: Any, dtype: Any, abstract: Any, shardings: Any):
+    """(function of a key, the key's implementation) for ``peer``."""
+    import jax
+    import jax.numpy as jnp
+
+    from bench import bodies, models
+
+    if peer == "fill":
+        return bodies.fill_body(abstract), "threefry2x32"
+    if peer.startswith("jinit"):
+        group = {"jinit": None, "jinit-streams": True, "jinit-per-leaf": False}[peer]
+        return bodies.jinit_body(abstract, shardings, group=group), "threefry2x32"
+    if peer == "jax-jit":
+        return bodies.jax_nn_body(abstract), "threefry2x32"
+    model, sds = models.flax_model(preset, dtype)
+    x = jax.ShapeDtypeStruct(sds.shape, sds.dtype)
+    impl = {"flax": "threefry2x32", "flax-rbg": "rbg", "flax-unsafe-rbg": "unsafe_rbg"}[peer]
+    return (lambda key: model.init(key, jnp.zeros(x.shape, x.dtype))), impl
+
+
+def worker(
+    peer: str,
+    topology: str,
+    preset_name: str,
+    dtype_name: str,
+    mesh_text: str | None,
+    layers: int | None = None,
+) -> dict[str, Any]:
+    """One peer, compiled for ``topology``, in this (JAX_PLATFORMS=cpu) process."""
+    import jax
+    import numpy as np
+    from jax.experimental import topologies
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from bench import trees
+    from bench.presets import PRESETS, parse_mesh
+
+    preset = PRESETS[preset_name].with_layers(layers)
+    dtype = trees.np_dtype(dtype_name)
+    devices = topologies.get_topology_desc(topology_name=topology, platform="tpu").devices
+    dims, names = parse_mesh(mesh_text) if mesh_text else ((1,), ("model",))
+    n = int(np.prod(dims))
+    if n > len(devices):
+        raise ValueError(f"`--mesh {mesh_text}` needs {n} chips; {topology} has {len(devices)}.")
+    mesh = Mesh(np.array(devices[:n]).reshape(dims), names)
+    shapes = preset.leaves()
+    abstract = trees.abstract_tree(shapes, dtype)
+    shardings = trees.shardings_tree(shapes, mesh)
+    body, impl = _body(peer, preset, dtype, abstract, shardings)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    key = jax.ShapeDtypeStruct((), jax.random.key(0, impl=impl).dtype, sharding=replicated)
+    t0 = time.perf_counter()
+    lowered = jax.jit(body, out_shardings=shardings).lower(key)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    memory = compiled.memory_analysis()
+    shard_bytes = sum(
+        int(np.prod(s.shard_shape(shape))) * np.dtype(dtype).itemsize
+        for s, shape in zip(jax.tree.leaves(shardings), shapes.values(), strict=True)
+    )
+    return {
+        "peer": peer,
+        "lower_s": t1 - t0,
+        "compile_s": t2 - t1,
+        "output_bytes": int(memory.output_size_in_bytes),
+        "temp_bytes": int(memory.temp_size_in_bytes),
+        "shard_bytes": shard_bytes,
+        "run_s": float(cost.get("optimal_seconds", float("nan"))),
+        "bytes_accessed": float(cost.get("bytes accessed", float("nan"))),
+        **hlo_counts(compiled.as_text()),
+    }
+
+
+def measure(
+    peer: str, topology: str, preset: str, dtype: str, mesh: str | None, layers: int | None
+) -> dict[str, Any]:
+    """:func:`worker` for ``peer`` in a fresh process with ``JAX_PLATFORMS=cpu``."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "ALLOW_MULTIPLE_LIBTPU_LOAD": "1"}
+    env.pop("XLA_FLAGS", None)  # (host device counts are irrelevant here)
+    args = [sys.executable, "-m", "bench.aot", peer, topology, preset, dtype, mesh or ""]
+    args.append(str(layers or ""))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    t0 = time.perf_counter()
+    p = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-5:]
+        return {"peer": peer, "error": " | ".join(tail) or f"exit {p.returncode}"}
+    return {**json.loads(lines[-1]), "process_s": time.perf_counter() - t0}
+
+
+def sweep(
+    target: str,
+    preset: str,
+    dtype: str,
+    peers: list[str],
+    mesh: str | None,
+    layers: list[int | None],
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Every peer at every depth (``[None]``: the preset's own), each in its own process."""
+    from bench.presets import PRESETS
+
+    topology = parse_target(target)
+    rows = []
+    for n in layers:
+        p = PRESETS[preset].with_layers(n)
+        for peer in peers:
+            row = measure(peer, topology, preset, dtype, mesh, n)
+            row["layers"] = p.config.get("layers")
+            rows.append(row)
+            if not quiet:
+                print(f"[bench --aot] {p.name} {peer}: {_brief(row)}", file=sys.stderr, flush=True)
+    return {
+        "target": target,
+        "preset": preset,
+        "dtype": dtype,
+        "mesh": mesh,
+        "params_bytes": _param_bytes(preset, dtype),
+        "rows": rows,
+    }
+
+
+def _param_bytes(preset: str, dtype: str) -> int:
+    from bench.presets import PRESETS
+
+    return PRESETS[preset].num_params() * (2 if dtype == "bfloat16" else 4)
+
+
+def _brief(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return "error: " + row["error"]
+    return f"compile {row['compile_s']:.2f} s, run {row['run_s'] * 1e3:.2f} ms"
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown: one row per (depth, peer), ratios against the fill (and Flax) of that depth."""
+    head = (
+        "| layers | peer | trace+lower s | compile s | compile / fill | compile / Flax | run ms "
+        "| run / fill | bytes accessed / shard | output / shard | temp / shard | kernels "
+        "| samplers | loops |\n" + "|---" * 14 + "|"
+    )
+    out = [head]
+    for row in result["rows"]:
+        same = [r for r in result["rows"] if r["layers"] == row["layers"] and "error" not in r]
+        fill = next((r for r in same if r["peer"] == "fill"), None)
+        flax = next((r for r in same if r["peer"] == "flax"), None)
+        if "error" in row:
+            out.append(f"| {row['layers']} | {row['peer']} | error: {row['error']} |")
+            continue
+        ratio = lambda a, b: f"{a / b:.2f}x" if b and a > 0 and b > 0 else "-"  # noqa: E731
+        shard = row["shard_bytes"]
+        # (a hardware RNG's run time is not in the cost model, which then reports < 0)
+        run = f"{row['run_s'] * 1e3:.2f}" if row["run_s"] > 0 else "n/a"
+        out.append(
+            f"| {row['layers']} | {row['peer']} | {row['lower_s']:.2f} | {row['compile_s']:.2f} "
+            f"| {ratio(row['compile_s'], fill and fill['compile_s'])} "
+            f"| {ratio(row['compile_s'], flax and flax['compile_s'])} "
+            f"| {run} | {ratio(row['run_s'], fill and fill['run_s'])} "
+            f"| {row['bytes_accessed'] / shard:.2f}x | {row['output_bytes'] / shard:.2f}x "
+            f"| {row['temp_bytes'] / shard:.3f}x | {row['kernels']} | {row['samplers']} "
+            f"| {row['loops']} |"
+        )
+    return "\n".join(out)
+
+
+def header(result: dict[str, Any]) -> str:
+    mesh = f", mesh {result['mesh']}" if result["mesh"] else ", one chip"
+    return (
+        f"{result['preset']} {result['dtype']} compiled for {result['target']}{mesh} "
+        f"(deviceless; {result['params_bytes'] / 2**20:.0f} MiB of parameters); "
+        f"{result.get('command', '')}"
+    )
+
+
+if __name__ == "__main__":  # the worker: python -m bench.aot PEER TOPOLOGY PRESET DTYPE MESH LAYERS
+    peer, topology, preset, dtype, mesh, layers = sys.argv[1:7]
+    print(json.dumps(worker(peer, topology, preset, dtype, mesh or None, int(layers or 0) or None)))
