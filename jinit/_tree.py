@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _boxes, _build, _keys, _rules
+from jinit import _boxes, _build, _eqx_tree, _keys, _rules
 from jinit._typing import Initializer
 
 Rules = _rules.Rules
@@ -172,7 +172,12 @@ def plan(
     logical_axis_rules: Any = None,
 ) -> tuple[tuple[Leaf, ...], _boxes.Structure]:
     """Resolves every leaf's initializer and sharding, statically; raises naming the path."""
+    module = _eqx_tree.adapt(abstract_tree, where)  # an equinox model: its arrays
+    if module is not None:
+        abstract_tree, rules = module.params, module.bind(rules)
     flat, structure = _boxes.flatten(abstract_tree)
+    if not flat:
+        raise ValueError(_no_parameter(abstract_tree, where))
     _refuse_equal_paths(abstract_tree, [path for path, _, _ in flat], where)
     for path, leaf, _ in flat:
         if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
@@ -196,6 +201,7 @@ def plan(
     leaves, used = [], set()
     for (path, leaf, box), s in zip(flat, per_leaf, strict=True):
         index, pattern, init = _rules.match(compiled, default, path, where)
+        init = init if module is None else module.laid_out(path, init)
         used.add(index)
         if s is None:
             sharding = resolve_leaf_sharding(box, leaf, mesh, logical_axis_rules, path, where)
@@ -205,7 +211,26 @@ def plan(
         leaves.append(Leaf(path, tuple(leaf.shape), np.dtype(leaf.dtype), sharding, pattern, init))
     if not allow_unused_rules:
         _rules.check_used(compiled, used, [p for p, _ in params], where)
-    return tuple(leaves), structure
+    if compiled and used == {-1}:
+        raise ValueError(
+            f"`{where}`: no rule matches any of the {len(flat)} parameters (every one got "
+            f"`default=`); the patterns are {', '.join(repr(r.label) for r in compiled)} and "
+            f"the paths are like {flat[0][0]!r}."
+        )
+    return tuple(leaves), structure if module is None else module.structure(structure)
+
+
+def _no_parameter(tree: Any, where: str) -> str:
+    """Why a tree without parameters is refused (initialising it would silently do nothing)."""
+    nones = len(jax.tree.leaves(tree, is_leaf=lambda x: x is None))
+    msg = f"`{where}`: the tree holds no parameter (no array or jax.ShapeDtypeStruct leaf)"
+    if nones:
+        return (
+            f"{msg}: its {nones} leaves are None, as in `eqx.partition(model, eqx.is_array)` "
+            "of a model from `eqx.filter_eval_shape` (its leaves are ShapeDtypeStructs, not "
+            "arrays); pass the model itself (`jinit.equinox.init_eqx(model, ...)`)."
+        )
+    return f"{msg}; got {tree!r}."
 
 
 def _refuse_equal_paths(abstract_tree: Any, paths: list[str], where: str) -> None:

@@ -191,23 +191,26 @@ def init_nnx(
     # RNG state is never drawn by rules: it is filled below (abstract) or kept (concrete).
     selected_filter = nnx.All(filter, nnx.Not(nnx.RngState))
     graphdef, selected, rest = nnx.split(model, selected_filter, ...)  # type: ignore[misc]
-    params = _tree.initialize(
-        key,
-        selected,
-        rules,
-        where,
-        default=default,
-        mesh=mesh,
-        logical_axis_rules=logical_axis_rules,
-        allow_unused_rules=allow_unused_rules,
-        group=group,
-        portable=portable,
-    )
     abstract = [
         (path, var)
         for path, var in nnx.to_flat_state(rest)
         if isinstance(var.get_value(), jax.ShapeDtypeStruct)
     ]
+    if abstract and not nnx.to_flat_state(selected):  # only RNG state or statistics to fill
+        params = selected
+    else:  # (a model without parameters raises there: filling it would do nothing)
+        params = _tree.initialize(
+            key,
+            selected,
+            rules,
+            where,
+            default=default,
+            mesh=mesh,
+            logical_axis_rules=logical_axis_rules,
+            allow_unused_rules=allow_unused_rules,
+            group=group,
+            portable=portable,
+        )
     if not abstract and not any(
         isinstance(v.get_value(), jax.ShapeDtypeStruct) for _, v in nnx.to_flat_state(selected)
     ):

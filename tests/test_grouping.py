@@ -246,8 +246,10 @@ def test_empty_leaves_beside_a_group(key):
 
 @pytest.mark.parametrize("group", [True, False])
 def test_empty_tree(key, group):
-    """A tree without parameters (e.g. a model of only buffers) gives an empty tree back."""
-    assert jinit.init_tree(key, {}, [(".*", jinit.normal())], group=group) == {}
+    """A tree without parameters raises (initialising it would silently do nothing); a tree of
+    zero-size parameters is built."""
+    with pytest.raises(ValueError, match=r"`init_tree`: the tree holds no parameter"):
+        jinit.init_tree(key, {}, [(".*", jinit.normal())], group=group)
     out = jinit.init_tree(key, {"w": SDS((0, 3), jnp.float32)}, [(".*", jinit.normal())])
     assert out["w"].shape == (0, 3)
 

@@ -1,0 +1,164 @@
+"""An equinox module seen as a parameter tree: its arrays, their layouts, and the rest kept.
+
+An ``eqx.Module`` is a pytree whose leaves mix parameters (arrays, or ``ShapeDtypeStruct`` after
+``eqx.filter_eval_shape``) with everything else a layer holds (activation functions, dropout
+rates, flags). :func:`adapt` splits the module with ``eqx.partition``: the parameters go to the
+tree builder at their attribute paths (``layers/0/weight``), the rest is combined back
+unchanged. Each parameter's layout comes from the equinox layer that owns it
+(:data:`LAYOUTS`), and rule sets that need the layers (:func:`jinit.equinox.defaults`) are bound
+to them. Equinox is imported only by the user: when it is not loaded no tree is a module, and
+nothing here imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jinit import _boxes, _keys, _layout, _stacked
+
+# The (in_axis, out_axis) of equinox's layers' weights, counted from the end so that they also
+# hold under leading stack axes (``eqx.filter_vmap`` of a layer). ``num_spatial_dims`` is a
+# convolution's. Embedding weights ``(num, size)`` and the norms' are in Flax's layout already.
+_LINEAR = (-1, -2)
+LAYOUTS: dict[str, dict[str, Callable[[Any], tuple[int, int]]]] = {
+    "Linear": {"weight": lambda m: _LINEAR},
+    "Conv": {"weight": lambda m: (-m.num_spatial_dims - 1, -m.num_spatial_dims - 2)},
+    "ConvTranspose": {"weight": lambda m: (-m.num_spatial_dims - 1, -m.num_spatial_dims - 2)},
+    "GRUCell": {"weight_ih": lambda m: _LINEAR, "weight_hh": lambda m: _LINEAR},
+    "LSTMCell": {"weight_ih": lambda m: _LINEAR, "weight_hh": lambda m: _LINEAR},
+}
+
+
+def _eqx() -> Any:
+    return sys.modules.get("equinox")
+
+
+def is_param(x: Any) -> bool:
+    """The default selection: a floating (or complex) array or ``ShapeDtypeStruct``."""
+    if not isinstance(x, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)):
+        return False
+    return bool(np.issubdtype(x.dtype, np.inexact)) and not jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """The equinox layer a parameter belongs to, and the field holding it."""
+
+    layer: Any
+    field: str
+
+
+def _owners(model: Any) -> dict[str, Owner]:
+    """Every leaf's path -> its innermost enclosing ``eqx.Module`` and that module's field."""
+    eqx, out = _eqx(), {}
+
+    def visit(node: Any, prefix: tuple[Any, ...]) -> None:
+        inner = lambda x: x is not node and isinstance(x, eqx.Module)
+        for keypath, x in jax.tree_util.tree_flatten_with_path(node, is_leaf=inner)[0]:
+            if inner(x):
+                visit(x, prefix + tuple(keypath))
+            else:
+                field = getattr(keypath[0], "name", "") if keypath else ""
+                out[_keys.path_str(prefix + tuple(keypath))] = Owner(node, field)
+
+    visit(model, ())
+    return out
+
+
+def layout_of(owner: Owner) -> tuple[int, int] | None:
+    """The (in_axis, out_axis) of an equinox layer's weight, or None (Flax's layout or none)."""
+    kind = layer_kind(owner.layer, LAYOUTS)
+    rule = None if kind is None else LAYOUTS[kind].get(owner.field)
+    return None if rule is None else rule(owner.layer)
+
+
+def layer_kind(layer: Any, known: Mapping[str, Any]) -> str | None:
+    """The name of the equinox layer class in ``known`` that ``layer`` is (or derives from)."""
+    for cls in type(layer).__mro__:
+        if cls.__module__.startswith("equinox") and cls.__name__ in known:
+            return cls.__name__
+    return None
+
+
+class Adapted:
+    """An equinox module split for the tree builder (see :func:`adapt`)."""
+
+    def __init__(self, model: Any, where: str, select: Callable[[Any], bool] | None) -> None:
+        eqx = _eqx()
+        select = is_param if select is None else select
+        self.params, self.static = eqx.partition(model, select)
+        self.owners = _owners(model)
+        for keypath, x in jax.tree_util.tree_flatten_with_path(self.static)[0]:
+            if isinstance(x, jax.ShapeDtypeStruct):
+                raise ValueError(
+                    f"`{where}`: the leaf {_keys.path_str(keypath)!r} ({x.dtype}{list(x.shape)}) "
+                    "is abstract but not a parameter the rules make (the filter selects "
+                    "floating arrays); pass a concrete model, or select it with `filter=`."
+                )
+
+    def laid_out(self, path: str, init: Any) -> Any:
+        """``init`` in the layout of the parameter at ``path`` (an explicit layout is kept)."""
+        owner = self.owners.get(path)
+        axes = None if owner is None else layout_of(owner)
+        if axes is None:
+            return init
+        if isinstance(init, _stacked.Stacked):
+            return init if isinstance(init.init, _layout.Layout) else _stacked_layout(init, axes)
+        return init if isinstance(init, _layout.Layout) else _layout.Layout(init, *axes)
+
+    def bind(self, rules: Any) -> Any:
+        """``rules`` with every rule set that reads the layers (``bind_layers``) bound to them."""
+        if hasattr(rules, "bind_layers"):
+            return rules.bind_layers(self.owners)
+        if isinstance(rules, Sequence) and not isinstance(rules, str | bytes):
+            return [self.bind(r) for r in rules]
+        return rules
+
+    def structure(self, inner: _boxes.Structure) -> Structure:
+        return Structure(inner.treedef, inner.boxes, self.static)
+
+
+@functools.lru_cache(maxsize=256)
+def _stacked_layout(init: _stacked.Stacked, axes: tuple[int, int]) -> _stacked.Stacked:
+    """``init``'s layers in the layout ``axes``: one object per stack and layout, so that the
+    compiled builder (cached on its leaves) serves every call with the same rules."""
+    return _stacked.Stacked(_layout.Layout(init.init, *axes), init.unroll_spec, init.axes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure(_boxes.Structure):
+    """Puts the built parameters back into the module, beside its unchanged other leaves."""
+
+    static: Any = None
+
+    def unflatten(self, values: Sequence[Any]) -> Any:
+        return _eqx().combine(super().unflatten(values), self.static)
+
+
+def adapt(tree: Any, where: str, select: Callable[[Any], bool] | None = None) -> Adapted | None:
+    """``tree`` split for the builder when it is an equinox module (else None)."""
+    if isinstance(tree, Adapted):
+        return tree
+    eqx = _eqx()
+    if eqx is None or not isinstance(tree, eqx.Module):
+        return None
+    return Adapted(tree, where, select)
+
+
+def owners_required(owners: Mapping[str, Owner] | None, what: str, where: str) -> Mapping:
+    """The layers a rule set reads, or an error saying it needs an equinox model."""
+    if owners is None:
+        raise TypeError(
+            f"`{where}`: `{what}` reads equinox's layers; use it on an equinox module "
+            "(`jinit.equinox.init_eqx`, or `jinit.init_tree`/`jinit.explain` given the module)."
+        )
+    return owners

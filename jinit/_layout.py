@@ -1,0 +1,176 @@
+"""Layouts: an initializer written for Flax's ``(..., in, out)`` kernels, run on another layout.
+
+Every fan-scaled initializer reads its fans from Flax's layout by default: the last axis is the
+output, the one before it the input, the rest the receptive field. Equinox (and torch) store a
+``Linear`` weight as ``(out, in)`` and a convolution's as ``(out, in, *kernel)``, so
+``he_normal()`` on them would scale by the wrong fan. A :class:`Layout` states where a
+parameter's input and output axes are and runs its initializer on the *canonical* shape, the
+parameter's axes arranged as ``(*receptive field, in, out)`` (several in or out axes merged
+into one), so the initializer computes the fans of the parameter's real axes.
+
+Values. An element-wise draw (a :class:`jinit.Draw` with a block form: uniform, normal and
+truncated normal, the variance-scaling family) is drawn over the parameter's own shape, at its
+own row-major counters, and finished with the canonical shape's scale: the same bits as the
+initializer built with the real axes (``he_normal(in_axis=-1, out_axis=-2)`` on ``(out, in)``),
+and grouped by the tree builder like any other leaf. Anything else (orthogonal, identity, a
+user's function) is made at the canonical shape and its axes moved back (a transpose), so its
+structure lands on the real in and out axes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jinit import _checks, _portable, _sampling
+from jinit._core import check_call, place
+from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+
+
+class Layout:
+    """An initializer run on a parameter whose fan axes are ``in_axis`` and ``out_axis``
+    (see :func:`jinit.equinox.layout`)."""
+
+    def __init__(self, init: Initializer, in_axis: Axes, out_axis: Axes) -> None:
+        self.init, self.in_axis, self.out_axis = init, in_axis, out_axis
+        self.jinit_wraps = init  # what portable mode looks through (jinit._portable.covers)
+        # The name `jinit.explain` shows, e.g. "he_normal[in=-1,out=-2]".
+        inner = getattr(init, "__qualname__", None) or type(init).__qualname__
+        self.__qualname__ = f"{inner.removesuffix('.<locals>.init')}[in={in_axis},out={out_axis}]"
+        self._compiled = jax.jit(self._run, static_argnums=(1, 2, 3, 4))
+
+    def __repr__(self) -> str:
+        return (
+            f"jinit.equinox.layout({self.init!r}, in_axis={self.in_axis}, out_axis={self.out_axis})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and (self.init, self.in_axis, self.out_axis) == (
+            other.init,
+            other.in_axis,
+            other.out_axis,
+        )
+
+    def __hash__(self) -> int:
+        return hash((Layout, self.init, self.in_axis, self.out_axis))
+
+    def axes(
+        self, shape: tuple[int, ...]
+    ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(receptive-field, in, out) axes of ``shape``, as non-negative ints."""
+        where, n = "layout", len(shape)
+        ins = _checks.normalize_axes(where, "in_axis", self.in_axis, n)
+        outs = _checks.normalize_axes(where, "out_axis", self.out_axis, n)
+        if set(ins) & set(outs):
+            raise ValueError(
+                f"`layout(in_axis={self.in_axis}, out_axis={self.out_axis})` names an axis as "
+                f"both input and output of the shape {shape}."
+            )
+        field = tuple(a for a in range(n) if a not in ins and a not in outs)
+        return field, ins, outs
+
+    def canonical(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape in Flax's layout: ``(*receptive field, prod(in), prod(out))``."""
+        field, ins, outs = self.axes(shape)
+        size = lambda axes: math.prod(shape[a] for a in axes)
+        return (*(shape[a] for a in field), size(ins), size(outs))
+
+    def label(self, shape: tuple[int, ...]) -> str:
+        """The layout as the parameter's axes read, e.g. ``(out, in)`` or ``(out, in, k, k)``."""
+        _, ins, outs = self.axes(shape)
+        names = ["in" if a in ins else "out" if a in outs else "k" for a in range(len(shape))]
+        return f"({', '.join(names)})"
+
+    def _iid(self, shape: tuple[int, ...], dtype: Any) -> _sampling.Sampling | None:
+        """The inner initializer's sampling at the canonical shape, when it is element-wise."""
+        s = _sampling.sampling_of(self.init, self.canonical(shape), dtype)
+        return s if s is not None and s.draw.block is not None and not s.draw.vmap else None
+
+    def sampling(self, shape: Shape, dtype: DTypeLike | None = None) -> _sampling.Sampling | None:
+        """The sampling protocol (:mod:`jinit._sampling`): an element-wise draw over ``shape``
+        with the canonical shape's finish; ``None`` for anything else."""
+        shape = _checks.canonical_shape("layout", shape)
+        dtype = _checks.canonical_dtype("layout", dtype)
+        return self._iid(shape, dtype)
+
+    @property
+    def jinit_target(self) -> Any:
+        """(fan_in, fan_out, mean, std) of the inner initializer at the canonical shape."""
+        target = getattr(self.init, "jinit_target", None)
+        return None if target is None else (lambda shape: target(self.canonical(tuple(shape))))
+
+    def _run(
+        self,
+        key: KeyArray,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        out_sharding: OutSharding,
+        portable: bool,
+    ) -> Array:
+        with _portable.mode(portable):
+            s = self._iid(shape, dtype)
+            if s is not None:
+                drawn = _sampling.applicable(s, key, shape, portable, "layout")
+                if drawn is not None:
+                    return drawn.finish(drawn.draw(key, shape, out_sharding))
+                # (a key jinit's kernels do not cover: the initializer's own body, same counters)
+                return place(
+                    self.init(key, self.canonical(shape), dtype).reshape(shape), out_sharding
+                )
+            field, ins, outs = self.axes(shape)
+            order = (*field, *ins, *outs)
+            out = self.init(key, self.canonical(shape), dtype)
+            out = out.reshape(tuple(shape[a] for a in order))
+            return place(jnp.transpose(out, tuple(int(a) for a in np.argsort(order))), out_sharding)
+
+    def __call__(
+        self,
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = None,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        key, shape, checked, out_sharding = check_call("layout", key, shape, dtype, out_sharding)
+        self.axes(shape)  # the layout's checks, on the caller's shape
+        return self._compiled(key, shape, checked, out_sharding, _portable.active())
+
+
+def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Layout:
+    """Runs ``init`` on a parameter whose input and output axes are ``in_axis`` and ``out_axis``.
+
+    ``init`` is written for Flax's layout (``(*receptive field, in, out)``: ``he_normal()``,
+    ``torch_linear_default()``, ``orthogonal()``, ...); the result computes its fans from the
+    parameter's real axes. The defaults are equinox's and torch's ``Linear`` layout,
+    ``(out, in)``; a convolution's ``(out, in, *kernel)`` is ``in_axis=1, out_axis=0``
+    (negative axes, ``in_axis=-3, out_axis=-4`` for a 2-D kernel, also hold under a leading
+    stack axis). An element-wise draw is made over the parameter's own shape with the real fans'
+    scale (the same bits as ``init`` built with these axes); anything else (orthogonal,
+    identity, dirac) is made in Flax's layout and its axes moved back.
+
+    :func:`jinit.equinox.init_eqx` applies the layout of equinox's own layers by itself; this
+    is for a user's module, or to override it: an initializer already wrapped in ``layout`` is
+    used as it is (``layout(init, in_axis=-2, out_axis=-1)`` keeps ``init``'s own axes).
+
+    Args:
+      init: an initializer, written for Flax's layout.
+      in_axis: the parameter's input axis or axes (default ``-1``).
+      out_axis: the parameter's output axis or axes (default ``-2``).
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit, jinit.equinox
+      >>> w = jinit.equinox.layout(jinit.he_normal())(jax.random.key(0), (64, 4096))  # (out, in)
+      >>> round(float(w.std() * (4096 / 2) ** 0.5), 2)
+      1.0
+    """
+    if not callable(init):
+        raise TypeError(f"`layout(init=...)` must be an initializer (a callable); got {init!r}.")
+    in_axis = _checks.check_axes("layout", "in_axis", in_axis)
+    out_axis = _checks.check_axes("layout", "out_axis", out_axis)
+    return Layout(init, in_axis, out_axis)

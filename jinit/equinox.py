@@ -1,0 +1,171 @@
+"""Equinox helpers: initialise an equinox model from path rules, sharded, in one compiled call.
+
+This module imports equinox; the rest of jinit does not need it. :func:`jinit.init_tree` and
+:func:`jinit.explain` also accept an equinox module (the same split, layouts and rule sets), once
+equinox is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+from jax.sharding import Mesh, PartitionSpec, Sharding
+
+from jinit import _eqx_tree, _keys, _tree
+from jinit._eqx_defaults import EquinoxDefaults as EquinoxDefaults
+from jinit._eqx_defaults import defaults as defaults
+from jinit._layout import Layout as Layout
+from jinit._layout import layout as layout
+from jinit._typing import Initializer
+
+__all__ = ["EquinoxDefaults", "Layout", "defaults", "init_eqx", "layout"]
+
+
+def init_eqx(
+    model: Any,
+    key: Any,
+    rules: _tree.Rules,
+    *,
+    default: Initializer | None = None,
+    mesh: Mesh | None = None,
+    shardings: Any = None,
+    filter: Callable[[Any], bool] | None = None,
+    allow_unused_rules: bool | None = None,
+    group: bool = True,
+    portable: bool = False,
+) -> Any:
+    r"""Initialises an equinox model's parameters from path rules, sharded, in one compiled call.
+
+    ``model`` is a concrete module or the result of ``eqx.filter_eval_shape`` (no weights were
+    ever made). Its parameters (by default every floating array or ``ShapeDtypeStruct`` leaf;
+    see ``filter``) are made exactly as by :func:`jinit.init_tree`, at their attribute paths
+    joined with ``'/'`` (``"layers/0/weight"``, ``"blocks/attn/query_proj/weight"``), each from
+    its own path key; every other leaf (activation functions, dropout rates, flags, a concrete
+    model's integer arrays) is kept as it is.
+
+    Layouts: the fans of a parameter of equinox's own layers are those of its real axes: a
+    ``Linear`` weight is ``(out, in)``, a ``Conv``/``ConvTranspose`` weight
+    ``(out, in / groups, *kernel)``, ``GRUCell``/``LSTMCell`` weights ``(gates * hidden, in)``;
+    so ``he_normal()``, written for Flax's ``(in, out)``, gives the He std (each rule's
+    initializer is wrapped in :func:`layout`, also inside :func:`jinit.stacked`). For a user's
+    own module, state the layout in the rule: ``(r"w$", jinit.equinox.layout(init,
+    in_axis=-1, out_axis=-2))``; an initializer already wrapped in ``layout`` is used as it is.
+
+    Sharding: each parameter gets its entry in ``shardings``, else the sharding of a concrete
+    array, else replication over ``mesh`` or the ``jax.set_mesh`` mesh; each device generates
+    only its own shards, and the values do not depend on the mesh.
+
+    Args:
+      model: an ``eqx.Module``, concrete or from ``eqx.filter_eval_shape``.
+      key: the root key (typed key, ``uint32[2]`` key or int seed).
+      rules: ``(pattern, initializer)`` pairs, a dict or a rule set (:func:`defaults`), as for
+        :func:`jinit.init_tree`; first match wins.
+      default: the initializer for parameters no rule matches.
+      mesh: the mesh for ``PartitionSpec`` entries and replication (default: the
+        ``jax.set_mesh`` mesh, if any).
+      shardings: a ``Sharding``/``PartitionSpec`` for every parameter; ``(pattern, spec)`` pairs
+        or a ``{pattern: spec}`` dict matched against the paths like rules (first match wins;
+        a pattern matching no parameter raises); or a pytree prefix of ``model``.
+      filter: which leaves are parameters, ``leaf -> bool`` (default: floating and complex
+        arrays and ``ShapeDtypeStruct``\ s). An abstract leaf it leaves out raises.
+      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
+        ``default`` is given (see :func:`jinit.init_tree`).
+      group: draw alike parameters together, one kernel per draw (the default), or one
+        kernel per parameter; the same values either way.
+      portable: the portable samplers: the same bits on every backend (see
+        :func:`jinit.portable`).
+
+    Returns:
+      The model, a new module with every parameter an array of its shape and dtype.
+
+    Examples:
+      >>> import jax, equinox as eqx, jinit, jinit.equinox
+      >>> abstract = eqx.filter_eval_shape(eqx.nn.MLP, 64, 10, 256, 2, key=jax.random.key(0))
+      >>> rules = [(r"weight$", jinit.he_normal()), (r"bias$", jinit.zeros)]
+      >>> mlp = jinit.equinox.init_eqx(abstract, 0, rules)
+      >>> w = mlp.layers[0].weight  # (out, in): the He std is sqrt(2 / 64)
+      >>> w.shape, round(float(w.std() * (64 / 2) ** 0.5), 1)
+      ((256, 64), 1.0)
+    """
+    where = "init_eqx"
+    if not isinstance(model, eqx.Module):
+        raise TypeError(f"`{where}(model=...)` must be an equinox Module; got {model!r}.")
+    if filter is not None and not callable(filter):
+        raise TypeError(f"`{where}(filter=...)` must be a callable leaf -> bool; got {filter!r}.")
+    _keys.as_key(key, where)
+    adapted = _eqx_tree.adapt(model, where, filter)
+    assert adapted is not None
+    if _is_path_rules(shardings):
+        shardings = _sharding_tree(adapted.params, shardings, where)
+    return _tree.initialize(
+        key,
+        adapted,
+        rules,
+        where,
+        default=default,
+        shardings=shardings,
+        mesh=mesh,
+        group=group,
+        portable=portable,
+        allow_unused_rules=allow_unused_rules,
+    )
+
+
+def _is_path_rules(shardings: Any) -> bool:
+    if isinstance(shardings, PartitionSpec | Sharding | eqx.Module) or shardings is None:
+        return False
+    return isinstance(shardings, Mapping) or (
+        isinstance(shardings, Sequence) and not isinstance(shardings, str | bytes)
+    )
+
+
+def _sharding_tree(params: Any, shardings: Any, where: str) -> Any:
+    """A pytree like ``params`` of the first matching pattern's sharding (None: no match)."""
+    items = list(shardings.items()) if isinstance(shardings, Mapping) else list(shardings)
+    compiled = []
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise TypeError(
+                f"`{where}(shardings=...)`: each path rule must be a (pattern, sharding) pair; "
+                f"got {item!r}."
+            )
+        pattern, spec = item
+        if not isinstance(spec, PartitionSpec | Sharding) and spec is not None:
+            raise TypeError(
+                f"`{where}(shardings=...)`: the sharding for {pattern!r} must be a PartitionSpec, "
+                f"a Sharding or None; got {spec!r}."
+            )
+        try:
+            compiled.append((re.compile(pattern) if isinstance(pattern, str) else pattern, spec))
+        except re.error as e:
+            raise ValueError(
+                f"`{where}(shardings=...)`: {pattern!r} is not a valid regular expression: {e}."
+            ) from None
+    used: set[int] = set()
+
+    def pick(keypath: Any, _: Any) -> Any:
+        path = _keys.path_str(keypath)
+        for i, (regex, spec) in enumerate(compiled):
+            if regex.search(path):
+                used.add(i)
+                return spec
+        return None
+
+    tree = jax.tree_util.tree_map_with_path(pick, params)
+    for i, (regex, _) in enumerate(compiled):
+        if i not in used:
+            raise ValueError(
+                f"`{where}(shardings=...)`: the pattern {regex.pattern!r} matches no parameter "
+                "(or only ones an earlier pattern takes); fix or remove it."
+            )
+    return tree
+
+
+# Public objects report the module users import them from (reprs, docs).
+for _obj in (EquinoxDefaults, Layout, defaults, layout):
+    _obj.__module__ = __name__
+del _obj
