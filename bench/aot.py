@@ -222,7 +222,7 @@ def table(result: dict[str, Any]) -> str:
         if "error" in row:
             out.append(f"| {row['layers']} | {row['peer']} | error: {row['error']} |")
             continue
-        ratio = lambda a, b: f"{a / b:.2f}x" if b and a > 0 and b > 0 else "-"  # noqa: E731
+        ratio = lambda a, b: f"{a / b:.2f}x" if b and a > 0 and b > 0 else "-"
         shard = row["shard_bytes"]
         # (a hardware RNG's run time is not in the cost model, which then reports < 0)
         run = f"{row['run_s'] * 1e3:.2f}" if row["run_s"] > 0 else "n/a"

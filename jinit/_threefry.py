@@ -155,6 +155,21 @@ def iota_counters(shape: tuple[int, ...], zero: Array | None = None) -> tuple[Ar
     return counter_words(idx, shape)
 
 
+def _counter_zero(k0: Array) -> Array:
+    """A uint32 0 for the counters: on a CPU tied to the key, elsewhere a constant.
+
+    On XLA:CPU, in a loop over keys (the tree builder's), counters that do not depend on the key
+    are hoisted out as a loop invariant, a stored uint32 array of the draw's size read back on
+    every iteration; tied to the key they are not. On TPU and GPU there is no such loop, and
+    untied counters are one iota that every draw of a shape shares: XLA then fuses the draws of
+    one shape into one kernel with several outputs, as it does jax.random's, which is fewer
+    kernels to compile. (``lax.platform_dependent``: jax lowers the branch of the platform it
+    compiles for.) The values are the same either way.
+    """
+    tied = lambda k: zero_from(lax.shift_right_logical(k, np.uint32(31)), _U32)
+    return lax.platform_dependent(k0, cpu=tied, default=lambda k: jax.numpy.zeros((), _U32))
+
+
 def random_words(
     k0: Array, k1: Array, shape: tuple[int, ...], counters: Array | None = None
 ) -> tuple[Array, Array]:
@@ -168,9 +183,7 @@ def random_words(
     """
     if counters is not None:
         return threefry2x32(k0, k1, jax.numpy.zeros(shape, _U32), counters)
-    # The counters are tied to the key: in a loop over keys XLA would otherwise hoist them out as
-    # a loop invariant, a stored uint32 array of the draw's size read back on every iteration.
-    hi, lo = iota_counters(shape, zero_from(lax.shift_right_logical(k0, np.uint32(31)), _U32))
+    hi, lo = iota_counters(shape, _counter_zero(k0))
     x0 = jax.numpy.zeros(shape, _U32) if hi is None else hi
     return threefry2x32(k0, k1, x0, lo)
 
