@@ -13,8 +13,8 @@ on a toy next-token task (a repeating sequence) show the loss falling; the summa
     python examples/equinox_transformer.py [--layers 2] [--d-model 64] [--steps 30]
 """
 
-from __future__ import annotations
-
+# (No `from __future__ import annotations`: equinox turns the classes below into dataclasses,
+# which read string annotations from `sys.modules`, where a module loaded from its file is not.)
 import os
 import sys
 
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"same bits as the unsharded build: {same}"
     )
 
+    sharded = model
     optimizer = optax.adam(3e-3)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
 
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
         "losses": losses,
         "same_as_unsharded": same,
         "model": model,
+        "sharded": sharded,
         "initial": unsharded,
         "mesh": mesh,
     }

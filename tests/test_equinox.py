@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding
+from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 from scipy import stats
 
@@ -408,15 +408,20 @@ def test_sharded_equals_unsharded(mesh, key):
     assert_same_params(tree, ref)
 
 
-def test_sharded_generation_holds_one_shard_per_device(mesh, key):
+@pytest.mark.parametrize("axis_type", [AxisType.Explicit, AxisType.Auto])
+def test_sharded_generation_holds_one_shard_per_device(axis_type, devices, key):
+    """The compiled program's outputs are one shard per parameter, and its temporaries are far
+    below one weight: each device generates only its own shards."""
+    mesh = jax.make_mesh((2, 4), ("data", "model"), devices=devices, axis_types=(axis_type,) * 2)
     model = abstract(eqx.nn.MLP, 512, 512, 1024, 2)
     spec = [(r"weight$", P("model", "data")), (r"bias$", P("model"))]
     sharding_tree = jinit.equinox._sharding_tree(_eqx_tree.adapt(model, "t").params, spec, "t")
     leaves, _ = _tree.plan(model, RULES, None, sharding_tree, mesh)
     fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree")
     mem = fn.lower(jax.random.key_data(key)).compile().memory_analysis()
-    total = sum(math.prod(leaf.shape) * 4 for leaf in leaves)
-    assert mem.output_size_in_bytes <= total // 8 + 8 * len(leaves) + 4 * 1024 // 4 * 2
+    shards = sum(math.prod(leaf.shape) * 4 // (8 if len(leaf.shape) == 2 else 4) for leaf in leaves)
+    assert mem.output_size_in_bytes == shards + 8 * len(leaves)
+    assert mem.temp_size_in_bytes < 64 * 1024  # one whole weight is 2 MiB
 
 
 def test_sharding_rule_errors(mesh, key):
@@ -452,9 +457,15 @@ def test_flax_models_without_parameters_raise(key):
 
     with pytest.raises(ValueError, match=r"`init_linen`: the tree holds no parameter"):
         jinit.flax.init_linen(NoParams(), key, RULES, jnp.ones((1, 3)))
-    dropout = nnx.eval_shape(lambda: nnx.Dropout(0.1, rngs=nnx.Rngs(0)))
+    # a concrete model without parameters: nothing to fill (an abstract one has RNG state to fill)
+    dropout = nnx.Dropout(0.1, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"`init_nnx`: the tree holds no parameter"):
         jinit.flax.init_nnx(dropout, key, RULES)
+    abstract = nnx.eval_shape(lambda: nnx.Dropout(0.1, rngs=nnx.Rngs(0)))
+    filled = jinit.flax.init_nnx(abstract, key, RULES, rngs=3)
+    want = jinit.key_for_path(jax.random.key(3), "rngs/key")
+    got = filled.rngs.key[...]
+    np.testing.assert_array_equal(jax.random.key_data(got), jax.random.key_data(want))
 
 
 def test_no_rule_matching_any_parameter_raises(key):

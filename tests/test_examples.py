@@ -208,8 +208,9 @@ def test_equinox_transformer_rules_shards_and_trains(devices):
     assert "stacked(variance_scaling[in=-1,out=-2])" in table
     # sharded over the 2x4 mesh, with the unsharded build's bits
     assert r["same_as_unsharded"]
-    q = r["model"].blocks.attn.query_proj.weight
-    assert q.sharding.spec == jax.sharding.PartitionSpec(None, "model", None)
+    q = r["sharded"].blocks.attn.query_proj.weight
+    want = jax.sharding.NamedSharding(r["mesh"], jax.sharding.PartitionSpec(None, "model", None))
+    assert q.sharding.is_equivalent_to(want, q.ndim)
     assert q.addressable_shards[0].data.shape == (q.shape[0], q.shape[1] // 4, q.shape[2])
     # each stacked layer is its unrolled twin, with He's std over equinox's (out, in) fan-in
     w = np.asarray(r["initial"].blocks.mlp.layers[0].weight)  # (layers, 4d, d)
