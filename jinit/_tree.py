@@ -268,7 +268,11 @@ def compiled_builder(
 
 
 def run(
-    key: Any, leaves: tuple[Leaf, ...], where: str, group: bool = True, portable: bool = False
+    key: Any,
+    leaves: tuple[Leaf, ...],
+    where: str,
+    group: bool | None = None,
+    portable: bool = False,
 ) -> list[jax.Array]:
     """Builds every leaf in one compiled call. The key travels as raw data: a host numpy array
     when concrete (so every process of a multi-controller run passes the same global value)."""
@@ -277,9 +281,12 @@ def run(
     data: Any = jax.random.key_data(root)
     if not isinstance(data, jax.core.Tracer):
         data = np.asarray(data)
-    for name, flag in (("group", group), ("portable", portable)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"`{where}({name}=...)` must be a bool; got {flag!r}.")
+    if group is not None and not isinstance(group, bool):
+        raise TypeError(f"`{where}(group=...)` must be a bool or None; got {group!r}.")
+    if not isinstance(portable, bool):
+        raise TypeError(f"`{where}(portable=...)` must be a bool; got {portable!r}.")
+    if group is None:
+        group = _build.default_group(leaves)
     return compiled_builder(leaves, impl, where, group, portable)(data)
 
 
@@ -292,7 +299,7 @@ def initialize(
     default: Initializer | None = None,
     shardings: Any = None,
     mesh: Mesh | None = None,
-    group: bool = True,
+    group: bool | None = None,
     portable: bool = False,
     allow_unused_rules: bool | None = None,
     logical_axis_rules: Any = None,
@@ -327,7 +334,7 @@ def init_tree(
     default: Initializer | None = None,
     shardings: Any = None,
     mesh: Mesh | None = None,
-    group: bool = True,
+    group: bool | None = None,
     portable: bool = False,
     allow_unused_rules: bool | None = None,
 ) -> Any:
@@ -363,13 +370,15 @@ def init_tree(
     Two leaves with the same path string (``{"a/b": w, "a": {"b": v}}``) would get the same key
     and identical values, so such a tree raises ``ValueError`` naming both.
 
-    Compile time: leaves whose initializers sample alike (the same :class:`jinit.Draw`) are
-    drawn together, whatever their shapes, by one compiled step kernel per draw, and cut apart
-    (sharded leaves, and draws without a block form, by draw, shape and sharding), so the
-    compile time depends on the tree's draws, not on its depth; the values are the same bits as
-    each initializer called alone. ``group=False`` compiles one kernel per leaf instead: slower
-    to compile, and on a CPU about 1.3-1.4x faster to run warm (see ``bench/RESULTS.md``), which
-    can pay when one compiled tree is re-initialised many times.
+    Schedule (the values are the same bits either way): with ``group=True``, leaves whose
+    initializers sample alike (the same :class:`jinit.Draw`) are drawn together, whatever their
+    shapes, by one compiled step kernel per draw, and cut apart (sharded leaves, and draws
+    without a block form, by draw, shape and sharding), so the compile time depends on the
+    tree's draws, not on its depth. With ``group=False`` each leaf is written by its own
+    kernel, once, in place. ``group=None`` (the default) chooses by the platform the tree is
+    built on (its shardings' devices, else jax's default backend): grouped on a CPU, one kernel
+    per leaf on TPU and GPU, where it runs at the speed of writing the bytes and grouped loops
+    do not pay (figures and commands in ``bench/RESULTS.md``).
 
     Args:
       key: the root key: a typed key, a legacy ``uint32[2]`` key or an int seed.
@@ -382,7 +391,8 @@ def init_tree(
         leaf's own), whose structure is a prefix of ``abstract_tree``'s.
       mesh: turns ``PartitionSpec`` entries, box partitionings and abstract-mesh shardings into
         ``NamedSharding`` (default: the ``jax.set_mesh`` mesh, if any).
-      group: draw alike leaves together (the default) or one kernel per leaf; same values.
+      group: draw alike leaves together (``True``), one kernel per leaf (``False``) or choose
+        by platform (``None``, the default); the same values.
       portable: draw with the portable samplers (:func:`jinit.portable`): values that are the
         same bits on every backend (CPU, GPU, TPU), not jax's. Every leaf's initializer must
         be jinit's.

@@ -48,7 +48,7 @@ def init_linen(
     default: Initializer | None = None,
     method: Callable | str | None = None,
     allow_unused_rules: bool | None = None,
-    group: bool = True,
+    group: bool | None = None,
     portable: bool = False,
     **kwargs: Any,
 ) -> Any:
@@ -79,8 +79,9 @@ def init_linen(
       method: passed to ``module.init``.
       allow_unused_rules: accept rules that apply to no parameter; by default they raise when
         ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together, one kernel per draw (the default), or one
-        kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
+      group: draw alike parameters together (``True``), one kernel per parameter
+        (``False``), or choose by platform (``None``, the default: grouped on a CPU); the same
+        values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
       **kwargs: passed to ``module.init``.
@@ -129,7 +130,7 @@ def init_nnx(
     filter: Any = nnx.Param,
     rngs: Any = None,
     allow_unused_rules: bool | None = None,
-    group: bool = True,
+    group: bool | None = None,
     portable: bool = False,
 ) -> Any:
     """Fills an nnx model's parameters from path rules, sharded, in one compiled call.
@@ -163,8 +164,9 @@ def init_nnx(
         each key's tag, else its default stream), an int seed, or None (``key`` itself).
       allow_unused_rules: accept rules that apply to no parameter; by default they raise when
         ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together, one kernel per draw (the default), or one
-        kernel per parameter; the same values either way (see :func:`jinit.init_tree`).
+      group: draw alike parameters together (``True``), one kernel per parameter
+        (``False``), or choose by platform (``None``, the default: grouped on a CPU); the same
+        values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
 
