@@ -44,8 +44,11 @@ def ones(
 
 
 def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding: Any) -> Array:
-    """``zeros`` and ``ones``: the key is ignored, but checked like every initializer's."""
-    _, shape, dtype, out_sharding = check_call(where, key, shape, dtype, out_sharding)
+    """``zeros`` and ``ones``: the key is ignored, whatever it is (as in jax: Flax passes an
+    ``nnx.RngStream`` to ``nnx.WeightNorm``'s ``scale_init``)."""
+    _, shape, dtype, out_sharding = check_call(
+        where, key, shape, dtype, out_sharding, uses_key=False
+    )
     fill = jnp.zeros if value == 0 else jnp.ones
     return fill(shape, dtype, out_sharding=out_sharding)
 
@@ -55,7 +58,7 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
 
     Args:
       value: the fill value: a finite real or complex number (Python, NumPy or a 0-d array),
-        cast to the output dtype.
+        cast to the output dtype; or a traced scalar (under ``jax.vmap``/``jit``, as in jax).
       dtype: the initializer's default dtype.
 
     Returns:
@@ -67,16 +70,24 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
       [[-7.0, -7.0], [-7.0, -7.0]]
     """
     original = value
-    value = _checks.scalar("constant", "value", value, "a number")
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
-        raise TypeError(f"`constant(value=...)` must be a number; got {original!r}.")
-    value = cast(Any, value)  # a Python int, float or complex
-    try:
-        finite = cmath.isfinite(value)
-    except OverflowError:  # an int beyond float range
-        finite = False
-    if not finite:
-        raise ValueError(f"`constant(value=...)` must be finite; got {original!r}.")
+    traced = _checks.traced(value)
+    if traced:
+        _checks.check_real_or_traced(
+            "constant", "value", value, kind="a number", allow_complex=True
+        )
+        is_complex = bool(jnp.issubdtype(value.dtype, jnp.complexfloating))
+    else:
+        value = _checks.scalar("constant", "value", value, "a number")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number):
+            raise TypeError(f"`constant(value=...)` must be a number; got {original!r}.")
+        value = cast(Any, value)  # a Python int, float or complex
+        try:
+            finite = cmath.isfinite(value)
+        except OverflowError:  # an int beyond float range
+            finite = False
+        if not finite:
+            raise ValueError(f"`constant(value=...)` must be finite; got {original!r}.")
+        is_complex = isinstance(value, complex)
     _checks.check_factory_dtype("constant", dtype)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
@@ -87,16 +98,24 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
             )
         return jnp.full(shape, value, dtype, out_sharding=out_sharding)
 
-    is_complex = isinstance(value, complex)
-    target = None if is_complex else lambda s: (None, None, float(value), 0.0)
-    return make_init("constant", body, dtype, target=target, magnitude=lambda s: abs(value))
+    target = None if is_complex or traced else lambda s: (None, None, float(value), 0.0)
+    return make_init(
+        "constant",
+        body,
+        dtype,
+        target=target,
+        magnitude=lambda s: abs(value),
+        uses_key=False,
+        traced=traced,
+    )
 
 
 def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     """Builds an initializer of U[0, scale) values (jax's one-sided convention).
 
     Args:
-      scale: the upper bound of the interval.
+      scale: the upper bound of the interval; a number or a traced scalar (under
+        ``jax.vmap``/``jit``, as in jax).
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -108,7 +127,7 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
       >>> bool(w.min() >= 0.0), bool(w.max() < 10.0)
       (True, True)
     """
-    scale = _checks.check_real("uniform", "scale", scale)
+    scale = _checks.check_real_or_traced("uniform", "scale", scale)
     _checks.check_factory_dtype("uniform", dtype, allow_complex=False)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
@@ -121,14 +140,25 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
         return _sampling.Sampling(_UNIT_UNIFORM, finish)
 
     target = lambda s: (None, None, scale / 2, abs(scale) / 12**0.5)
-    return make_init("uniform", body, dtype, allow_complex=False, target=target, sampling=sampling)
+    return make_init(
+        "uniform",
+        body,
+        dtype,
+        allow_complex=False,
+        target=None if _checks.traced(scale) else target,
+        sampling=sampling,
+        traced=_checks.traced(scale),
+    )
 
 
 def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     """Builds an initializer of N(0, stddev^2) values (complex: E|w|^2 = stddev^2).
 
     Args:
-      stddev: the standard deviation.
+      stddev: the standard deviation; a number or a traced scalar (under ``jax.vmap``/``jit``,
+        as in jax), which gives the bits of the same number given concretely for real dtypes
+        and threefry keys (a sweep over scales is one vmapped program; with complex dtypes or
+        other key implementations the last bit can differ).
       dtype: the initializer's default dtype.
 
     Returns:
@@ -141,7 +171,7 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
       >>> round(float(w.std()), 1)
       5.0
     """
-    stddev = _checks.check_real("normal", "stddev", stddev, nonnegative=True)
+    stddev = _checks.check_real_or_traced("normal", "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype("normal", dtype)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
@@ -156,8 +186,10 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
         finish = lambda z: (z * (_random.SQRT2 * jnp.array(stddev, z.dtype))).astype(dtype)
         return _sampling.Sampling(_sampling.normal(), finish)
 
-    target = lambda s: (None, None, 0.0, stddev)
-    return make_init("normal", body, dtype, target=target, sampling=sampling)
+    target = None if _checks.traced(stddev) else lambda s: (None, None, 0.0, stddev)
+    return make_init(
+        "normal", body, dtype, target=target, sampling=sampling, traced=_checks.traced(stddev)
+    )
 
 
 def truncated_normal(
@@ -171,7 +203,8 @@ def truncated_normal(
     the default bounds); :func:`variance_scaling` applies the correction.
 
     Args:
-      stddev: the standard deviation of the normal before truncation.
+      stddev: the standard deviation of the normal before truncation; a number or
+        a traced scalar (under ``jax.vmap``/``jit``, as in jax).
       dtype: the initializer's default dtype (real floating).
       lower: lower truncation bound, in units of ``stddev``.
       upper: upper truncation bound, in units of ``stddev``.
@@ -185,7 +218,7 @@ def truncated_normal(
       >>> round(float(w.std()), 2), bool(abs(w).max() < 2.0)
       (0.88, True)
     """
-    stddev = _checks.check_real("truncated_normal", "stddev", stddev, nonnegative=True)
+    stddev = _checks.check_real_or_traced("truncated_normal", "stddev", stddev, nonnegative=True)
     lower = _checks.check_real("truncated_normal", "lower", lower)
     upper = _checks.check_real("truncated_normal", "upper", upper)
     if not lower < upper:
@@ -212,8 +245,15 @@ def truncated_normal(
         mean, var = _truncated_moments(float(lower), float(upper))
         return None, None, stddev * mean, stddev * var**0.5
 
+    traced = _checks.traced(stddev)
     return make_init(
-        "truncated_normal", body, dtype, allow_complex=False, target=target, sampling=sampling
+        "truncated_normal",
+        body,
+        dtype,
+        allow_complex=False,
+        target=None if traced else target,
+        sampling=sampling,
+        traced=traced,
     )
 
 

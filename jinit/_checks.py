@@ -80,6 +80,44 @@ def check_real(
     return out
 
 
+def traced(value: Any) -> bool:
+    """True for a traced value (a hyperparameter given under ``jit``/``vmap``/``grad``)."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def check_real_or_traced(
+    where: str,
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    kind: str = "a real number",
+    allow_complex: bool = False,
+) -> Any:
+    """:func:`check_real`, except that a traced scalar is returned as it is.
+
+    For the hyperparameters ``jax.nn.initializers`` takes as arrays (a ``stddev`` or ``scale``
+    swept under ``jax.vmap``): what is static about a tracer (its shape, its dtype) is checked
+    here; its value (finite, sign) is not known until it runs, so it is not checked, as in jax.
+    ``allow_complex`` admits complex tracers (``constant``'s value).
+    """
+    if not traced(value):
+        return check_real(where, name, value, positive=positive, nonnegative=nonnegative)
+    shape, dtype = tuple(value.shape), np.dtype(value.dtype)
+    if shape != ():
+        raise ValueError(
+            f"`{where}({name}=...)` must be a scalar; got a traced array of shape {shape} "
+            "(under `jax.vmap`, map over the hyperparameter's leading axis)."
+        )
+    numeric = jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+    if allow_complex:
+        numeric = numeric or jnp.issubdtype(dtype, jnp.complexfloating)
+    if dtype == np.bool_ or not numeric:
+        raise TypeError(f"`{where}({name}=...)` must be {kind}; got a traced {dtype.name} value.")
+    return value
+
+
 def check_count(where: str, name: str, value: Any, *, minimum: int = 1) -> int:
     """Checks an integer hyperparameter (NumPy and 0-d jax integers too) and returns an int."""
     original = value
@@ -93,6 +131,13 @@ def check_count(where: str, name: str, value: Any, *, minimum: int = 1) -> int:
     if value >= 2**63:
         raise ValueError(f"`{where}({name}=...)` must be below 2**63; got {original!r}.")
     return value
+
+
+def check_bool(where: str, name: str, value: Any) -> bool:
+    """Checks a flag: a Python or NumPy bool (a string such as ``'false'`` is not taken as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{where}({name}=...)` must be a bool; got {value!r}.")
+    return bool(value)
 
 
 def check_one_of(where: str, name: str, value: Any, choices: Iterable[str]) -> None:

@@ -21,7 +21,8 @@ from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, 
 Body = Callable[[KeyArray, tuple[int, ...], np.dtype, OutSharding], Array]
 SamplingFn = Callable[[tuple[int, ...], np.dtype], Sampling | None]
 # shape -> (fan_in or None, fan_out or None, target mean, target std): what `describe` reports.
-Target = Callable[[tuple[int, ...]], tuple[float | None, float | None, float, float]]
+# (Mean and std are None for an initializer built from a traced hyperparameter.)
+Target = Callable[[tuple[int, ...]], tuple[float | None, float | None, Any, Any]]
 
 
 def place(x: Array, out_sharding: OutSharding) -> Array:
@@ -39,6 +40,7 @@ def check_call(
     *,
     allow_complex: bool = True,
     inherit_dtype: bool = False,
+    uses_key: bool = True,
 ) -> tuple[KeyArray, tuple[int, ...], np.dtype | None, OutSharding]:
     """The checks of one initializer call, in the order every initializer makes them.
 
@@ -47,8 +49,12 @@ def check_call(
     :mod:`jinit._checks` with messages that name ``where``. ``dtype=None`` means jax's default
     float; with ``inherit_dtype`` (a combinator around another initializer, such as
     :func:`jinit.scaled`) it stays None, so the inner initializer's own default applies.
+
+    A deterministic initializer (``uses_key=False``) takes any key unchecked and returns it as
+    ``None``, as ``jax.nn.initializers.zeros`` does: Flax passes what it has (``nnx.WeightNorm``
+    passes an ``nnx.RngStream``), and a value that is never read cannot be wrong.
     """
-    key = _checks.check_key(where, key)
+    key = _checks.check_key(where, key) if uses_key else None
     shape = _checks.canonical_shape(where, shape)
     if dtype is not None or not inherit_dtype:
         dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
@@ -65,6 +71,8 @@ def make_init(
     target: Target | None = None,
     sampling: SamplingFn | None = None,
     magnitude: Callable[[tuple[int, ...]], float] | None = None,
+    uses_key: bool = True,
+    traced: bool = False,
 ) -> Initializer:
     """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
 
@@ -85,8 +93,21 @@ def make_init(
     checks as any other. Overflow: ``magnitude(shape)`` (default: ``|mean| + 6 * std`` from
     ``target``) bounds the values' size; an output dtype whose largest finite value is below it
     is refused, rather than returning infinities.
+
+    ``uses_key=False`` marks a deterministic initializer: its key is not checked (any value, as
+    for ``jax.nn.initializers.zeros``) and ``body`` receives ``None``. ``traced=True`` marks an
+    initializer whose hyperparameters include a traced value (a factory called under
+    ``jax.vmap``/``jit``, :func:`_checks.traced`): ``body`` closes over the tracer, so the
+    initializer must not outlive that trace; it reports no target mean or std (``describe``
+    shows ``None``), its magnitude is unknown (no overflow check), and :func:`jinit.init_tree`
+    does not cache a builder for it (``jinit_traced``).
     """
-    if magnitude is None and target is not None:
+    if traced:
+        # Fans are static; mean and std depend on the traced value, which is not a number here.
+        inner_target = target
+        target = None if inner_target is None else lambda s: (*inner_target(s)[:2], None, None)
+        magnitude = None
+    elif magnitude is None and target is not None:
         magnitude = lambda shape: _magnitude(target(shape))
 
     def run(
@@ -121,6 +142,7 @@ def make_init(
             default_dtype if dtype is None else dtype,
             out_sharding,
             allow_complex=allow_complex,
+            uses_key=uses_key,
         )
         dtype = cast(np.dtype, checked)  # never None: no `inherit_dtype`
         out = compiled(key, shape, dtype, out_sharding, _portable.active())
@@ -132,6 +154,7 @@ def make_init(
     init.__qualname__ = f"{where}.<locals>.init"
     init.jinit_target = target  # type: ignore[attr-defined]
     init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
+    init.jinit_traced = traced  # type: ignore[attr-defined]
     if sampling is not None:
 
         def sampling_method(shape: Shape, dtype: DTypeLike | None = default_dtype):

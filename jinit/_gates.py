@@ -28,7 +28,7 @@ def _gate(where: str, value: Any, dtype: DTypeLike | None) -> Initializer:
         return place(out, out_sharding)
 
     target = lambda s: (None, None, float(value), 0.0)
-    return make_init(where, body, dtype, target=target)
+    return make_init(where, body, dtype, target=target, uses_key=False)
 
 
 def rezero(dtype: DTypeLike | None = None) -> Initializer:

@@ -262,7 +262,7 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
         eye: Array = jnp.eye(*shape, dtype=ct) * jnp.array(gain, ct)
         return place(eye.astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype, allow_complex=False)
+    return make_init(where, body, dtype, allow_complex=False, uses_key=False)
 
 
 def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:

@@ -98,7 +98,7 @@ def mup_readout(
     """
     width_mult = _checks.check_real("mup_readout", "width_mult", width_mult, positive=True)
     scale = _checks.check_real("mup_readout", "scale", scale, nonnegative=True)
-    if zero:
+    if _checks.check_bool("mup_readout", "zero", zero):
         _checks.check_factory_dtype("mup_readout", dtype)
         return zeros if dtype is None else _zeros_of(dtype)
     return variance_scaling(
@@ -109,5 +109,8 @@ def mup_readout(
 def _zeros_of(default: DTypeLike) -> Initializer:
     """:func:`jinit.zeros` with another default dtype (same checks and messages, ``zeros``)."""
     return make_init(
-        "zeros", lambda key, shape, dtype, out: jnp.zeros(shape, dtype, out_sharding=out), default
+        "zeros",
+        lambda key, shape, dtype, out: jnp.zeros(shape, dtype, out_sharding=out),
+        default,
+        uses_key=False,
     )

@@ -84,7 +84,8 @@ def orthogonal(
     inside :func:`jinit.init_tree` and the last bits may differ.
 
     Args:
-      scale: the multiplier (the gain); singular values all equal ``scale``.
+      scale: the multiplier (the gain); singular values all equal ``scale``. A number or
+        a traced scalar (under ``jax.vmap``/``jit``, as in jax).
       column_axis: the axis holding the columns.
       dtype: the initializer's default dtype.
       method: ``"qr"`` (default, jax's bits) or ``"householder"`` (matmul speed, same law).
@@ -106,10 +107,11 @@ def orthogonal(
       'The efficient generation of random orthogonal matrices', SIAM J. Numer. Anal. 17(3).
     """
     where = "orthogonal"
-    scale = _checks.check_real(where, "scale", scale)
+    scale = _checks.check_real_or_traced(where, "scale", scale)
     _check_column_axis(where, column_axis)
     _checks.check_factory_dtype(where, dtype)
     _checks.check_one_of(where, "method", method, METHODS)
+    traced = _checks.traced(scale)
 
     def column(shape: Shape) -> int:
         if len(shape) < 2:
@@ -142,7 +144,8 @@ def orthogonal(
         n_rows = math.prod(shape) // n_cols
         return None, None, 0.0, abs(scale) * (min(n_rows, n_cols) / (n_rows * n_cols)) ** 0.5
 
-    return make_init(where, body, dtype, target=target, sampling=sampling)
+    target_ = None if traced else target
+    return make_init(where, body, dtype, target=target_, sampling=sampling, traced=traced)
 
 
 def delta_orthogonal(
@@ -162,7 +165,8 @@ def delta_orthogonal(
     ``method="householder"`` (the central matrix at matmul speed, same law, other bits).
 
     Args:
-      scale: the multiplier (the gain) of the central orthogonal matrix.
+      scale: the multiplier (the gain) of the central orthogonal matrix; a number or
+        a traced scalar (under ``jax.vmap``/``jit``, as in jax).
       column_axis: the column axis of the central ``(in, out)`` matrix.
       dtype: the initializer's default dtype.
       method: ``"qr"`` (default, jax's bits) or ``"householder"``, as in :func:`orthogonal`.
@@ -180,7 +184,7 @@ def delta_orthogonal(
       Xiao et al. 2018, 'Dynamical isometry and a mean field theory of CNNs', arXiv:1806.05393.
     """
     where = "delta_orthogonal"
-    scale = _checks.check_real(where, "scale", scale)
+    scale = _checks.check_real_or_traced(where, "scale", scale)
     _check_column_axis(where, column_axis)
     _checks.check_factory_dtype(where, dtype)
     _checks.check_one_of(where, "method", method, METHODS)
@@ -204,4 +208,4 @@ def delta_orthogonal(
         w = jnp.zeros(shape, dtype).at[centre].set(ortho(key, shape[-2:], dtype))
         return place(w, out_sharding)
 
-    return make_init(where, body, dtype)
+    return make_init(where, body, dtype, traced=_checks.traced(scale))

@@ -53,7 +53,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         eye = jnp.eye(shape[-2], shape[-1], dtype=ct) * jnp.array(gain, ct)
         return place(jnp.broadcast_to(eye, shape).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype, magnitude=lambda shape: abs(gain))
+    return make_init(where, body, dtype, magnitude=lambda shape: abs(gain), uses_key=False)
 
 
 def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
@@ -104,14 +104,16 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
             )
         if not math.prod(shape):  # an empty kernel: no centre tap to set
             return place(jnp.zeros(shape, dtype), out_sharding)
+        # Built by padding, not by indices: an axis may pass 2**31 (int32 indices would overflow).
         per_group = n_out // groups
-        i = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 0)
-        o = jax.lax.broadcasted_iota(jnp.int32, (n_in, n_out), 1)
-        tap = (i == o % per_group).astype(dtype)
-        centre = tuple(k // 2 for k in shape[:-2])
-        return place(jnp.zeros(shape, dtype).at[centre].set(tap), out_sharding)
+        k = min(n_in, per_group)
+        one = jnp.pad(jnp.eye(k, dtype=dtype), ((0, n_in - k), (0, per_group - k)))
+        tap = jnp.tile(one, (1, groups))
+        pads = [(c // 2, c - 1 - c // 2) for c in shape[:-2]]  # the centre k // 2, as torch's
+        w = jnp.pad(tap.reshape((1,) * len(pads) + tap.shape), [*pads, (0, 0), (0, 0)])
+        return place(w, out_sharding)
 
-    return make_init(where, body, dtype)
+    return make_init(where, body, dtype, uses_key=False)
 
 
 def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> Initializer:

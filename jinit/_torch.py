@@ -53,6 +53,7 @@ NONLINEARITIES = (
     "selu",
 )
 TorchMode = Literal["fan_in", "fan_out"]
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def calculate_gain(nonlinearity: str, param: Any = None) -> float:
@@ -101,20 +102,19 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
         return 3.0 / 4
     if nonlinearity != "leaky_relu":
         return 1.0
-    try:  # NumPy and 0-d jax scalars act as the Python numbers they hold
-        value = _checks.scalar("calculate_gain", "param", param)
-    except (TypeError, ValueError):
-        value = "an array"
     if param is None:
         slope = 0.01
-    elif _checks.is_static_number(value) and math.isfinite(value):
-        slope = float(value)
     else:
-        raise ValueError(
-            "`calculate_gain('leaky_relu', param=...)` must be a finite real number "
-            f"(the negative slope) or None; got {param!r}."
-        )
-    return math.sqrt(2.0 / (1 + slope**2))
+        try:  # NumPy and 0-d jax scalars act as the Python numbers they hold
+            slope = _checks.check_real("calculate_gain", "param", param)
+        except (TypeError, ValueError):  # torch raises ValueError for a slope it cannot use
+            raise ValueError(
+                "`calculate_gain('leaky_relu', param=...)` must be a finite real number "
+                f"(the negative slope) or None; got {param!r}."
+            ) from None
+    if abs(slope) < 1e150:  # torch's formula, torch's bits
+        return math.sqrt(2.0 / (1 + slope**2))
+    return math.sqrt(2.0) / abs(slope)  # 1 + slope^2 == slope^2 here; slope^2 may overflow
 
 
 def _gain(where: str, nonlinearity: str, a: Any) -> float:
@@ -236,8 +236,8 @@ def torch_xavier_uniform(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_uniform_``.
     """
-    gain = _checks.check_real("torch_xavier_uniform", "gain", gain, nonnegative=True)
-    return variance_scaling(gain**2, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
+    gain = _squared_gain("torch_xavier_uniform", gain)
+    return variance_scaling(gain, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
 def torch_xavier_normal(
@@ -270,8 +270,20 @@ def torch_xavier_normal(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_normal_``.
     """
-    gain = _checks.check_real("torch_xavier_normal", "gain", gain, nonnegative=True)
-    return variance_scaling(gain**2, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)
+    gain = _squared_gain("torch_xavier_normal", gain)
+    return variance_scaling(gain, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)
+
+
+def _squared_gain(where: str, gain: Any) -> float:
+    """``gain**2`` (the variance scale) for a non-negative ``gain`` whose square is a float."""
+    gain = _checks.check_real(where, "gain", gain, nonnegative=True)
+    squared = gain * gain  # inf on overflow (``**`` would raise OverflowError)
+    if not math.isfinite(squared):
+        raise ValueError(
+            f"`{where}(gain=...)` must be at most {math.sqrt(_FLOAT_MAX):.4g} (its square, the "
+            f"variance scale, must be a finite float); got {gain!r}."
+        )
+    return squared
 
 
 def torch_trunc_normal(
@@ -321,6 +333,14 @@ def torch_trunc_normal(
     def sample(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
         # make_init compiles this as one program, so eager and jit round the affine map alike.
         ct = _random.compute_dtype(dtype)
+        largest = float(jnp.finfo(ct).max)
+        for name, value in (("mean", mean), ("std", std), ("a", a), ("b", b)):
+            if not abs(value) <= largest:  # it would be inf in `ct`, and the values NaN
+                raise ValueError(
+                    f"`{where}({name}=...)` must be representable in {np.dtype(ct).name}, the "
+                    f"dtype the values are computed in (largest finite value {largest:.4g}); "
+                    f"got {value!r}. Use a float64 dtype (jax_enable_x64) or a smaller {name}."
+                )
         z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         if _portable.active():  # float32: exact products, no FMA can change the bits
             x = _portable.mul_add(z, std, mean)
@@ -328,7 +348,10 @@ def torch_trunc_normal(
             x = z * jnp.array(std, ct) + jnp.array(mean, ct)
         return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
 
-    return make_init(where, sample, dtype, allow_complex=False)
+    # The values lie in [a, b], and within a few std of the mean when [a, b] allows.
+    near = (min(max(mean - 6 * std, a), b), min(max(mean + 6 * std, a), b))
+    magnitude = max(abs(near[0]), abs(near[1]))
+    return make_init(where, sample, dtype, allow_complex=False, magnitude=lambda s: magnitude)
 
 
 def torch_linear_default(

@@ -287,7 +287,24 @@ def run(
         raise TypeError(f"`{where}(portable=...)` must be a bool; got {portable!r}.")
     if group is None:
         group = _build.default_group(leaves)
-    return compiled_builder(leaves, impl, where, group, portable)(data)
+    build: Callable[..., Callable[[Any], Any]] = compiled_builder
+    if any(_traced(leaf.init) for leaf in leaves):
+        # An initializer built from a traced hyperparameter (a scale swept under `jax.vmap`)
+        # closes over the tracer: a cached builder would keep the tracer alive after its trace
+        # ends, and never be hit again (the next trace builds new initializers).
+        build = compiled_builder.__wrapped__
+    return build(leaves, impl, where, group, portable)(data)
+
+
+def _traced(init: Any) -> bool:
+    """Whether ``init``, or an initializer it wraps, closes over a traced hyperparameter."""
+    for _ in range(64):  # wrappers of wrappers, never a cycle
+        if getattr(init, "jinit_traced", False):
+            return True
+        init = getattr(init, "jinit_wraps", None)
+        if init is None:
+            return False
+    return False
 
 
 def initialize(

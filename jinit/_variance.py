@@ -51,7 +51,11 @@ def variance_scaling(
     true std, 0.96196 (jax's 0.95311 gives E|w|^2 1.8% too large).
 
     Args:
-      scale: the variance multiplier (non-negative).
+      scale: the variance multiplier (non-negative); or a traced scalar (under ``jax.vmap``
+        or ``jit``, as in jax), whose values are the concrete scale's bits wherever the fan
+        denominator is exact in the compute dtype (``fan_in``, ``fan_out``, ``fan_avg``;
+        ``fan_geo_avg`` of a non-square product can differ in the last bit). Its value is not
+        checked (it is not known until it runs).
       mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
       in_axis: axis or axes of the input dimension.
@@ -77,7 +81,8 @@ def variance_scaling(
       Glorot & Bengio 2010; He et al. 2015, arXiv:1502.01852; Klambauer et al. 2017.
     """
     where = "variance_scaling"
-    scale = _checks.check_real(where, "scale", scale, nonnegative=True)
+    scale = _checks.check_real_or_traced(where, "scale", scale, nonnegative=True)
+    traced = _checks.traced(scale)
     _checks.check_one_of(where, "mode", mode, MODES)
     _checks.check_one_of(where, "distribution", distribution, DISTRIBUTIONS)
     in_axis = _checks.check_axes(where, "in_axis", in_axis)
@@ -98,7 +103,22 @@ def variance_scaling(
 
     def variance(shape: Shape, dtype: np.dtype) -> Array:
         """``scale / n`` in the compute dtype."""
-        return jnp.array(scale / denominator(shape), dtype=_random.compute_dtype(dtype))
+        ct = _random.compute_dtype(dtype)
+        if traced:  # one rounding, as the float64 quotient rounded to `ct` (for an exact `n`)
+            return divide(jnp.asarray(scale, ct), denominator(shape))
+        return jnp.array(scale / denominator(shape), dtype=ct)
+
+    def divide(x: Array, value: float) -> Array:
+        """``x / value`` in ``x``'s dtype, one correctly rounded division.
+
+        With a concrete scale the quotient is a constant XLA folds exactly. With a traced one it
+        is computed at run time, where XLA rewrites ``x / c`` for a constant or broadcast scalar
+        ``c`` as ``x * (1 / c)``: two roundings, last bits off the concrete scale's. A divisor
+        that depends on ``x`` element by element (``x`` itself where it is NaN, which gives NaN
+        either way) stays a division, so a traced scale gives the concrete scale's bits.
+        """
+        c = jnp.array(value, x.dtype)
+        return x / (jnp.where(jnp.isnan(x), x, c) if traced else c)
 
     def denominator(shape: Shape) -> float:
         """``n``, from the fans of ``shape``, after the shape checks."""
@@ -122,7 +142,7 @@ def variance_scaling(
                 stddev = jnp.sqrt(var) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
                 z = _random.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
             else:
-                stddev = jnp.sqrt(var) / jnp.array(_random.TN2_STD, ct)
+                stddev = divide(jnp.sqrt(var), _random.TN2_STD)
                 z = _random.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
             out = z * stddev
         elif distribution == "normal":
@@ -144,7 +164,7 @@ def variance_scaling(
             var = variance(shape, dtype)
             factor: Array
             if distribution == "truncated_normal":
-                factor = jnp.sqrt(var) / jnp.array(_random.TN2_STD, var.dtype)
+                factor = divide(jnp.sqrt(var), _random.TN2_STD)
             elif distribution == "normal":
                 factor = jnp.multiply(_random.SQRT2, jnp.sqrt(var))
             else:
@@ -153,11 +173,13 @@ def variance_scaling(
 
         return _sampling.Sampling(_DRAWS[distribution], finish)
 
-    def target(shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+    def target(shape: tuple[int, ...]) -> tuple[float, float, float | None, float | None]:
         fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
+        if traced:  # the std is not a number until the traced scale is
+            return fan_in, fan_out, None, None
         return fan_in, fan_out, 0.0, (scale / denominator(shape)) ** 0.5
 
-    return make_init(where, body, dtype, target=target, sampling=sampling)
+    return make_init(where, body, dtype, target=target, sampling=sampling, traced=traced)
 
 
 def glorot_uniform(

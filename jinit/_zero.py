@@ -75,7 +75,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         w = _sylvester_signs(rows, cols).astype(ct) * jnp.array(scale / math.sqrt(n), ct)
         return place(w.reshape(shape).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype, magnitude=lambda shape: abs(scale))
+    return make_init(where, body, dtype, magnitude=lambda shape: abs(scale), uses_key=False)
 
 
 def zero_init(dtype: DTypeLike | None = None) -> Initializer:
@@ -147,4 +147,4 @@ def zero_init(dtype: DTypeLike | None = None) -> Initializer:
             w = jnp.zeros(shape, dtype).at[centre].set(mat.astype(dtype))
         return place(w, out_sharding)
 
-    return make_init(where, body, dtype)
+    return make_init(where, body, dtype, uses_key=False)

@@ -81,13 +81,25 @@ def test_array_and_non_finite_hyperparameters_are_refused(make, message):
         make()
 
 
-def test_traced_hyperparameters_are_refused(key):
-    @jax.jit
-    def f(s):
-        return jinit.normal(s)(key, (2,))
-
-    with pytest.raises(TypeError, match=r"`normal\(stddev=\.\.\.\)` must be a concrete number"):
-        f(1.0)
+def test_traced_hyperparameters_are_checked_for_what_is_static(key):
+    """A traced stddev is taken (tests/test_traced.py); its shape and dtype are still checked,
+    and a hyperparameter jax does not trace (a truncation bound) must be concrete."""
+    with pytest.raises(
+        ValueError, match=r"`normal\(stddev=\.\.\.\)` must be a scalar; got a traced"
+    ):
+        jax.jit(lambda s: jinit.normal(s)(key, (2,)))(jnp.ones(3))
+    with pytest.raises(
+        TypeError, match=r"`normal\(stddev=\.\.\.\)` must be a real number; got a traced bool"
+    ):
+        jax.jit(lambda s: jinit.normal(s)(key, (2,)))(True)
+    with pytest.raises(
+        TypeError, match=r"`uniform\(scale=\.\.\.\)` must be a real number; got a traced complex"
+    ):
+        jax.jit(lambda s: jinit.uniform(s)(key, (2,)))(jnp.complex64(1))
+    with pytest.raises(
+        TypeError, match=r"`truncated_normal\(lower=\.\.\.\)` must be a concrete number"
+    ):
+        jax.jit(lambda b: jinit.truncated_normal(1.0, lower=b)(key, (2,)))(-2.0)
 
 
 @pytest.mark.parametrize(
@@ -251,10 +263,12 @@ def test_init_tree_calls_a_three_argument_initializer(key):
 
 @pytest.mark.parametrize(
     "init",
-    [jinit.normal(), jinit.zeros, jinit.ones, jinit.scaled(jinit.normal(), 2.0), jinit.dirac()],
-    ids=["normal", "zeros", "ones", "scaled", "dirac"],
+    [jinit.normal(), jinit.orthogonal(), jinit.scaled(jinit.normal(), 2.0), jinit.sparse(0.5)],
+    ids=["normal", "orthogonal", "scaled", "sparse"],
 )
 def test_initializers_check_their_key(init):
+    """Random initializers check their key; deterministic ones take any, as jax's ``zeros``
+    does (tests/test_flax_modules.py)."""
     shape = (3, 4, 6)
     for bad, received in [
         (np.zeros(2, np.float32), r"an array of shape \(2,\) and dtype float32"),
@@ -428,3 +442,93 @@ def test_init_tree_lays_out_a_three_argument_initializer_on_explicit_axes(key):
     assert out["w"].sharding.is_equivalent_to(sharding, 2)
     want = jinit.normal(1.0)(jinit.key_for_path(key, "w"), (8, 16))
     np.testing.assert_array_equal(np.asarray(out["w"]), np.asarray(want))
+
+
+# --- overflow, NaN and truthy strings: each a ValueError/TypeError naming the argument -----------
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda: jinit.torch_xavier_normal(gain=1e160),
+            ValueError,
+            r"`torch_xavier_normal\(gain=\.\.\.\)` must be at most 1\.341e\+154 \(its square, the "
+            r"variance scale, must be a finite float\); got 1e\+160\.",
+        ),
+        (
+            lambda: jinit.torch_xavier_uniform(gain=1e160),
+            ValueError,
+            r"`torch_xavier_uniform\(gain=\.\.\.\)` must be at most 1\.341e\+154.*got 1e\+160\.",
+        ),
+        (
+            lambda: jinit.calculate_gain("leaky_relu", param=10**400),
+            ValueError,
+            r"`calculate_gain\('leaky_relu', param=\.\.\.\)` must be a finite real number \(the "
+            r"negative slope\) or None; got 1000",
+        ),
+        (
+            lambda: jinit.torch_kaiming_normal(a=10**400),
+            ValueError,
+            r"`torch_kaiming_normal\(a=\.\.\.\)` must be finite; got 1000",
+        ),
+        (
+            lambda: jinit.mup_readout(width_mult=2.0, zero="false"),
+            TypeError,
+            r"`mup_readout\(zero=\.\.\.\)` must be a bool; got 'false'\.",
+        ),
+        (
+            lambda: jinit.mup_readout(width_mult=2.0, zero=1),
+            TypeError,
+            r"`mup_readout\(zero=\.\.\.\)` must be a bool; got 1\.",
+        ),
+    ],
+)
+def test_overflowing_and_truthy_hyperparameters_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_leaky_relu_gain_of_a_huge_slope_is_computed_not_overflowed(key):
+    """torch's formula overflows squaring a slope of 1e200; the gain is sqrt(2) / 1e200."""
+    assert jinit.calculate_gain("leaky_relu", 1e200) == pytest.approx(2**0.5 / 1e200, rel=1e-15)
+    for make in (jinit.torch_kaiming_normal, jinit.torch_kaiming_uniform):
+        w = make(a=1e200)(key, (8, 4))  # variance 2 / (1 + a^2) / fan_in underflows to 0
+        assert not bool(w.any())
+    assert bool(np.isfinite(np.asarray(jinit.torch_kaiming_normal(a=1e150)(key, (8, 4)))).all())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name", "value"),
+    [({"mean": 1e39}, "mean", r"1e\+39"), ({"std": 1e39}, "std", r"1e\+39")],
+)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_torch_trunc_normal_refuses_values_beyond_its_compute_dtype(
+    kwargs, name, value, dtype, key
+):
+    """Beyond float32's range (the dtype bfloat16 is drawn in too) the draw was all NaN."""
+    init = jinit.torch_trunc_normal(**kwargs)
+    with pytest.raises(
+        ValueError,
+        match=rf"`torch_trunc_normal\({name}=\.\.\.\)` must be representable in float32, the "
+        rf"dtype the values are computed in \(largest finite value 3\.403e\+38\); got {value}\.",
+    ):
+        init(key, (4, 6), dtype)
+
+
+def test_torch_trunc_normal_far_from_its_interval_stays_in_it(key):
+    """A mean 1e30 std from [a, b] (representable) gives values in [a, b], as torch's clamp."""
+    w = np.asarray(jinit.torch_trunc_normal(mean=1e30)(key, (1000,)))
+    assert np.isfinite(w).all() and w.min() >= -2.0 and w.max() <= 2.0
+    with pytest.raises(
+        ValueError, match=r"`torch_trunc_normal`: values up to about 6e\+05 overflow"
+    ):
+        jinit.torch_trunc_normal(std=1e5, a=-1e6, b=1e6)(key, (4,), jnp.float16)
+
+
+def test_dirac_beyond_int32_axes_traces(key):
+    """An axis of 2**32 + 2 outputs: shape-only tracing works (no int32 index overflows)."""
+    out = jax.eval_shape(lambda k: jinit.dirac()(k, (1, 1, 2, 2**32 + 2), jnp.bfloat16), key)
+    assert (out.shape, out.dtype) == ((1, 1, 2, 2**32 + 2), jnp.bfloat16)
+    out = jax.eval_shape(lambda k: jinit.dirac(2)(k, (1, 2**31 + 5, 2**31 + 6), jnp.float32), key)
+    assert out.shape == (1, 2**31 + 5, 2**31 + 6)
