@@ -104,7 +104,7 @@ def worker(
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from bench import trees
-    from bench.presets import PRESETS, parse_mesh
+    from bench.presets import PRESETS, flatten, parse_mesh
 
     preset = PRESETS[preset_name].with_layers(layers)
     dtype = trees.np_dtype(dtype_name)
@@ -128,9 +128,10 @@ def worker(
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     memory = compiled.memory_analysis()
+    by_path = flatten(shardings)
     shard_bytes = sum(
-        int(np.prod(s.shard_shape(shape))) * np.dtype(dtype).itemsize
-        for s, shape in zip(jax.tree.leaves(shardings), shapes.values(), strict=True)
+        int(np.prod(by_path[path].shard_shape(shape))) * np.dtype(dtype).itemsize
+        for path, shape in shapes.items()
     )
     return {
         "peer": peer,
