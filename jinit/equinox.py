@@ -35,7 +35,7 @@ def init_eqx(
     shardings: Any = None,
     filter: Callable[[Any], bool] | None = None,
     allow_unused_rules: bool | None = None,
-    group: bool = True,
+    group: bool | None = None,
     portable: bool = False,
 ) -> Any:
     r"""Initialises an equinox model's parameters from path rules, sharded, in one compiled call.
@@ -74,8 +74,9 @@ def init_eqx(
         arrays and ``ShapeDtypeStruct``\ s). An abstract leaf it leaves out raises.
       allow_unused_rules: accept rules that apply to no parameter; by default they raise when
         ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together, one kernel per draw (the default), or one
-        kernel per parameter; the same values either way.
+      group: draw alike parameters together (``True``), one kernel per parameter
+        (``False``), or choose by platform (``None``, the default: grouped on a CPU); the same
+        values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
 
