@@ -36,6 +36,8 @@ def test_readme_shows_linen_nnx_stacked_and_torch_usage():
     for needed in ("init_linen(", "init_nnx(", "jinit.stacked(", "explain("):
         assert needed in code, needed
     assert "jinit.torch_defaults()" in code
+    for needed in ("jinit.equinox.init_eqx(", "jinit.equinox.defaults()", "eqx.filter_vmap("):
+        assert needed in code, needed
 
 
 def test_every_readme_python_block_runs(tmp_path):
