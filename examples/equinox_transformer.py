@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Auto axes: XLA places the training step's intermediates (jit's sharding propagation).
     mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
     model = jinit.equinox.init_eqx(abstract, key, RULES, mesh=mesh, shardings=SHARDINGS)
-    table = str(jinit.explain(abstract, RULES))
+    table = str(jinit.explain(abstract, RULES, mesh=mesh, shardings=SHARDINGS))
     print(table)
 
     unsharded = jinit.equinox.init_eqx(abstract, key, RULES)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import PartitionSpec, Sharding
 
 from jinit import _boxes, _keys, _layout, _stacked
 
@@ -123,8 +125,66 @@ class Adapted:
             return [self.bind(r) for r in rules]
         return rules
 
+    def shardings(self, shardings: Any, where: str) -> Any:
+        """``shardings`` as the builder reads it: path rules become a pytree like ``params``."""
+        return (
+            _sharding_tree(self.params, shardings, where)
+            if _is_path_rules(shardings)
+            else shardings
+        )
+
     def structure(self, inner: _boxes.Structure) -> Structure:
         return Structure(inner.treedef, inner.boxes, self.static)
+
+
+def _is_path_rules(shardings: Any) -> bool:
+    if isinstance(shardings, PartitionSpec | Sharding | _eqx().Module) or shardings is None:
+        return False
+    return isinstance(shardings, Mapping) or (
+        isinstance(shardings, Sequence) and not isinstance(shardings, str | bytes)
+    )
+
+
+def _sharding_tree(params: Any, shardings: Any, where: str) -> Any:
+    """A pytree like ``params`` of the first matching pattern's sharding (None: no match)."""
+    items = list(shardings.items()) if isinstance(shardings, Mapping) else list(shardings)
+    compiled = []
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise TypeError(
+                f"`{where}(shardings=...)`: each path rule must be a (pattern, sharding) pair; "
+                f"got {item!r}."
+            )
+        pattern, spec = item
+        if not isinstance(spec, PartitionSpec | Sharding) and spec is not None:
+            raise TypeError(
+                f"`{where}(shardings=...)`: the sharding for {pattern!r} must be a PartitionSpec, "
+                f"a Sharding or None; got {spec!r}."
+            )
+        try:
+            compiled.append((re.compile(pattern) if isinstance(pattern, str) else pattern, spec))
+        except re.error as e:
+            raise ValueError(
+                f"`{where}(shardings=...)`: {pattern!r} is not a valid regular expression: {e}."
+            ) from None
+    used: set[int] = set()
+
+    def pick(keypath: Any, _: Any) -> Any:
+        path = _keys.path_str(keypath)
+        for i, (regex, spec) in enumerate(compiled):
+            if regex.search(path):
+                used.add(i)
+                return spec
+        return None
+
+    tree = jax.tree_util.tree_map_with_path(pick, params)
+    for i, (regex, _) in enumerate(compiled):
+        if i not in used:
+            raise ValueError(
+                f"`{where}(shardings=...)`: the pattern {regex.pattern!r} matches no parameter "
+                "(or only ones an earlier pattern takes); fix or remove it."
+            )
+    return tree
 
 
 @functools.lru_cache(maxsize=256)

@@ -175,6 +175,7 @@ def plan(
     module = _eqx_tree.adapt(abstract_tree, where)  # an equinox model: its arrays
     if module is not None:
         abstract_tree, rules = module.params, module.bind(rules)
+        shardings = module.shardings(shardings, where)  # path rules: a pytree of them
     flat, structure = _boxes.flatten(abstract_tree)
     if not flat:
         raise ValueError(_no_parameter(abstract_tree, where))

@@ -7,13 +7,11 @@ equinox is imported.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
-import jax
-from jax.sharding import Mesh, PartitionSpec, Sharding
+from jax.sharding import Mesh
 
 from jinit import _eqx_tree, _keys, _tree
 from jinit._eqx_defaults import EquinoxDefaults as EquinoxDefaults
@@ -99,9 +97,6 @@ def init_eqx(
         raise TypeError(f"`{where}(filter=...)` must be a callable leaf -> bool; got {filter!r}.")
     _keys.as_key(key, where)
     adapted = _eqx_tree.adapt(model, where, filter)
-    assert adapted is not None
-    if _is_path_rules(shardings):
-        shardings = _sharding_tree(adapted.params, shardings, where)
     return _tree.initialize(
         key,
         adapted,
@@ -114,56 +109,6 @@ def init_eqx(
         portable=portable,
         allow_unused_rules=allow_unused_rules,
     )
-
-
-def _is_path_rules(shardings: Any) -> bool:
-    if isinstance(shardings, PartitionSpec | Sharding | eqx.Module) or shardings is None:
-        return False
-    return isinstance(shardings, Mapping) or (
-        isinstance(shardings, Sequence) and not isinstance(shardings, str | bytes)
-    )
-
-
-def _sharding_tree(params: Any, shardings: Any, where: str) -> Any:
-    """A pytree like ``params`` of the first matching pattern's sharding (None: no match)."""
-    items = list(shardings.items()) if isinstance(shardings, Mapping) else list(shardings)
-    compiled = []
-    for item in items:
-        if not (isinstance(item, tuple | list) and len(item) == 2):
-            raise TypeError(
-                f"`{where}(shardings=...)`: each path rule must be a (pattern, sharding) pair; "
-                f"got {item!r}."
-            )
-        pattern, spec = item
-        if not isinstance(spec, PartitionSpec | Sharding) and spec is not None:
-            raise TypeError(
-                f"`{where}(shardings=...)`: the sharding for {pattern!r} must be a PartitionSpec, "
-                f"a Sharding or None; got {spec!r}."
-            )
-        try:
-            compiled.append((re.compile(pattern) if isinstance(pattern, str) else pattern, spec))
-        except re.error as e:
-            raise ValueError(
-                f"`{where}(shardings=...)`: {pattern!r} is not a valid regular expression: {e}."
-            ) from None
-    used: set[int] = set()
-
-    def pick(keypath: Any, _: Any) -> Any:
-        path = _keys.path_str(keypath)
-        for i, (regex, spec) in enumerate(compiled):
-            if regex.search(path):
-                used.add(i)
-                return spec
-        return None
-
-    tree = jax.tree_util.tree_map_with_path(pick, params)
-    for i, (regex, _) in enumerate(compiled):
-        if i not in used:
-            raise ValueError(
-                f"`{where}(shardings=...)`: the pattern {regex.pattern!r} matches no parameter "
-                "(or only ones an earlier pattern takes); fix or remove it."
-            )
-    return tree
 
 
 # Public objects report the module users import them from (reprs, docs).

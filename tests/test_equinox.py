@@ -30,6 +30,10 @@ def params(model) -> dict[str, np.ndarray]:
     return {jinit.path_str(kp): np.asarray(x) for kp, x in leaves}
 
 
+def _leaves(model):
+    return jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_array))[0]
+
+
 def assert_same_params(a, b):
     pa, pb = params(a), params(b)
     assert pa.keys() == pb.keys()
@@ -391,6 +395,10 @@ def test_sharded_equals_unsharded(mesh, key):
     assert out.attn.query_proj.weight.sharding == NamedSharding(mesh, P("model", None))
     assert out.mlp.layers[0].weight.sharding == NamedSharding(mesh, P("model", "data"))
     assert out.linear.weight.sharding == NamedSharding(mesh, P())  # replicated over the mesh
+    # explain reports the same shardings, from the same path rules
+    made = {jinit.path_str(kp): x.sharding for kp, x in _leaves(out)}
+    for row in jinit.explain(ZOO, rules, mesh=mesh, shardings=SPECS):
+        assert row.sharding == made[row.path], row.path
     # each device holds its shard only
     shard = out.mlp.layers[0].weight.addressable_shards[0].data
     assert shard.shape == (128 // 4, 40 // 2)
@@ -415,8 +423,7 @@ def test_sharded_generation_holds_one_shard_per_device(axis_type, devices, key):
     mesh = jax.make_mesh((2, 4), ("data", "model"), devices=devices, axis_types=(axis_type,) * 2)
     model = abstract(eqx.nn.MLP, 512, 512, 1024, 2)
     spec = [(r"weight$", P("model", "data")), (r"bias$", P("model"))]
-    sharding_tree = jinit.equinox._sharding_tree(_eqx_tree.adapt(model, "t").params, spec, "t")
-    leaves, _ = _tree.plan(model, RULES, None, sharding_tree, mesh)
+    leaves, _ = _tree.plan(model, RULES, None, spec, mesh)
     fn = _tree.compiled_builder(leaves, "threefry2x32", "init_tree")
     mem = fn.lower(jax.random.key_data(key)).compile().memory_analysis()
     shards = sum(math.prod(leaf.shape) * 4 // (8 if len(leaf.shape) == 2 else 4) for leaf in leaves)
