@@ -230,7 +230,8 @@ def test_group_false_same_values_one_kernel_per_leaf(key):
 
 
 def test_group_must_be_a_bool():
-    with pytest.raises(TypeError, match=r"`init_tree\(group=...\)` must be a bool or None; got 'yes'"):
+    message = r"`init_tree\(group=...\)` must be a bool or None; got 'yes'"
+    with pytest.raises(TypeError, match=message):
         jinit.init_tree(0, {"w": SDS((2, 2), jnp.float32)}, [(".*", jinit.zeros)], group="yes")
 
 
