@@ -30,7 +30,8 @@ def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None
 
     The intended values come from the initializer's own formula (jinit initializers carry it);
     for other callables, and for empty shapes (where fans are undefined), they are ``None`` and
-    only the measurement is reported (0.0 for an empty draw). Fans are the
+    only the measurement is reported (0.0 for an empty draw); an initializer built from a traced
+    hyperparameter (under ``jax.vmap``/``jit``) has fans but no target mean or std. Fans are the
     initializer's own (its ``in_axis``/``out_axis``/``einsum``) where it scales by them.
 
     Args:
