@@ -76,6 +76,8 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
 
         def target(shape: tuple[int, ...]) -> tuple[Any, Any, float, float]:
             fan_in, fan_out, mean, std = inner_target(shape)
+            if mean is None or std is None:  # an inner initializer with a traced scale
+                return fan_in, fan_out, None, None
             return fan_in, fan_out, factor * mean, abs(factor) * std
 
         scaled_init.jinit_target = target  # type: ignore[attr-defined]

@@ -84,6 +84,7 @@ def test_init_tree_sweeps_scales_in_one_compiled_program(key):
         },
         "conv": {"kernel": jax.ShapeDtypeStruct((3, 3, 8, 16), jnp.bfloat16)},
         "gate": jax.ShapeDtypeStruct((), jnp.float32),
+        "head": jax.ShapeDtypeStruct((32, 10), jnp.float32),
     }
 
     def rules(s):
@@ -92,6 +93,7 @@ def test_init_tree_sweeps_scales_in_one_compiled_program(key):
             ("conv/kernel", jinit.orthogonal(s)),
             ("bias", jinit.normal(s)),
             ("gate", jinit.constant(s)),
+            ("head", jinit.scaled(jinit.normal(s), 0.5)),  # a wrapper around a traced scale
         ]
 
     sweep = jax.jit(jax.vmap(lambda s: jinit.init_tree(key, abstract, rules(s))))
@@ -128,6 +130,7 @@ def test_a_traced_scale_has_no_target(key):
         assert _describe.intended(init, (64, 32)) == (64.0, 32.0, None, None)
         for traced in (jinit.normal(s), jinit.constant(s), jinit.orthogonal(s)):
             assert _describe.intended(traced, (64, 32))[2:] == (None, None)
+        assert _describe.intended(jinit.scaled(init, 2.0), (64, 32)) == (64.0, 32.0, None, None)
         assert (row.fan_in, row.target_mean, row.target_std) == (64.0, None, None)
         return init(key, (64, 32))
 
