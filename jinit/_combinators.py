@@ -74,7 +74,7 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
     magnitude = None if inner_magnitude is None else lambda s: abs(factor) * inner_magnitude(s)
     if inner_target is not None:
 
-        def target(shape: tuple[int, ...]) -> tuple[Any, Any, float, float]:
+        def target(shape: tuple[int, ...]) -> tuple[Any, Any, float | None, float | None]:
             fan_in, fan_out, mean, std = inner_target(shape)
             if mean is None or std is None:  # an inner initializer with a traced scale
                 return fan_in, fan_out, None, None
