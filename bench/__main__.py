@@ -64,7 +64,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--peers",
         default=None,
         help=f"comma-separated peers (default {','.join(PEER_NAMES)}; also "
-        "jinit-api: init_tree called directly, per-call planning included; with --depths "
+        "jinit-api: init_tree called directly, per-call planning included; jinit-streams: "
+        "group=True on any platform; with --depths "
         f"default {','.join(DEFAULT_PEERS)}, any of {','.join(COLD_PEERS)})",
     )
     ap.add_argument(
@@ -154,7 +155,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     default = DEFAULT_PEERS if args.depths else PEER_NAMES
     default = DEFAULT_AOT_PEERS if args.aot else default
     args.peers = [p.strip() for p in (args.peers or ",".join(default)).split(",") if p.strip()]
-    known = COLD_PEERS if args.depths else (*PEER_NAMES, "jinit-api")
+    known: tuple[str, ...] = (
+        COLD_PEERS if args.depths else (*PEER_NAMES, "jinit-api", "jinit-streams")
+    )
     known = tuple(AOT_PEERS) if args.aot else known
     if not args.peers or any(p not in known for p in args.peers):
         what = "with --depths (fresh processes) " if args.depths else ""

@@ -75,12 +75,12 @@ def _body(peer: str, preset: Any, dtype: Any, abstract: Any, shardings: Any):
     import jax.numpy as jnp
 
     from bench import bodies, models
+    from bench.cold import JINIT_GROUP
 
     if peer == "fill":
         return bodies.fill_body(abstract), "threefry2x32"
     if peer.startswith("jinit"):
-        group = {"jinit": None, "jinit-streams": True, "jinit-per-leaf": False}[peer]
-        return bodies.jinit_body(abstract, shardings, group=group), "threefry2x32"
+        return bodies.jinit_body(abstract, shardings, JINIT_GROUP[peer]), "threefry2x32"
     if peer == "jax-jit":
         return bodies.jax_nn_body(abstract), "threefry2x32"
     model, sds = models.flax_model(preset, dtype)

@@ -31,7 +31,17 @@ from typing import Any
 
 from bench.presets import PRESETS
 
-COLD_PEERS = ("jinit", "jinit-per-leaf", "flax", "flax-threefry", "jax-jit", "torch")
+COLD_PEERS = (
+    "jinit",
+    "jinit-per-leaf",
+    "jinit-streams",
+    "flax",
+    "flax-threefry",
+    "jax-jit",
+    "torch",
+)
+# jinit's schedules: the platform's (None), one kernel per leaf, streams (init_tree's `group`).
+JINIT_GROUP = {"jinit": None, "jinit-per-leaf": False, "jinit-streams": True}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,7 +76,7 @@ def _jax_peer(args: argparse.Namespace, clock: _Clock, out: dict[str, Any]) -> N
             ) from e
     from bench import trees
 
-    if args.peer in ("jinit", "jinit-per-leaf", "jax-jit"):
+    if args.peer in (*JINIT_GROUP, "jax-jit"):
         from bench import bodies
     else:
         from bench import models
@@ -80,8 +90,8 @@ def _jax_peer(args: argparse.Namespace, clock: _Clock, out: dict[str, Any]) -> N
     key = jax.random.key(args.seed)
     fn: Any
     call: tuple[Any, ...]
-    if args.peer in ("jinit", "jinit-per-leaf"):
-        group = args.peer == "jinit"
+    if args.peer in JINIT_GROUP:
+        group = JINIT_GROUP[args.peer]
         fn = bodies.jinit_body(trees.abstract_tree(shapes, dtype), shardings, group)
         call = (key,)
     elif args.peer == "jax-jit":

@@ -91,6 +91,12 @@ def jinit_per_leaf_case(ctx: Context) -> Case:
     return _jit_case(ctx, body, notes="jinit.init_tree(group=False)")
 
 
+def jinit_streams_case(ctx: Context) -> Case:
+    """``init_tree(..., group=True)``: the CPU's streams, on any platform; the same values."""
+    body = bodies.jinit_body(ctx.abstract, ctx.shardings, group=True)
+    return _jit_case(ctx, body, notes="jinit.init_tree(group=True)")
+
+
 def jinit_api_case(ctx: Context) -> Case:
     """``jinit.init_tree(...)`` called directly each time, as a user would: includes its per-call
     planning (rule matching, sharding resolution) and its own jit cache."""
@@ -268,6 +274,7 @@ PEERS: dict[str, Peer] = {
     for p in (
         Peer("jinit", "jinit.init_tree (one jit)", jinit_case, "path"),
         Peer("jinit-per-leaf", "jinit.init_tree(group=False)", jinit_per_leaf_case, "path"),
+        Peer("jinit-streams", "jinit.init_tree(group=True)", jinit_streams_case, "path"),
         Peer("jinit-api", "jinit.init_tree, direct call", jinit_api_case, "path"),
         Peer("flax", "jax.jit(flax model.init)", flax_case, "own"),
         Peer("flax-threefry", "jax.jit(flax init), threefry kernel", flax_threefry_case, "own"),

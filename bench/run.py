@@ -139,7 +139,15 @@ def run_abstract(name: str, ctx: Context, need: int, avail: int) -> dict[str, An
     """Compile without executing (jit peers), or report what a run would need."""
     peer = PEERS[name]
     res: dict[str, Any] = {"peer": name, "label": peer.label, "keys": peer.keys}
-    if name not in ("jinit", "jinit-per-leaf", "flax", "flax-threefry", "jax-jit", "fill"):
+    if name not in (
+        "jinit",
+        "jinit-per-leaf",
+        "jinit-streams",
+        "flax",
+        "flax-threefry",
+        "jax-jit",
+        "fill",
+    ):
         res |= {
             "status": "abstract",
             "note": f"not run: would need ~{need / 1e9:.1f} GB of "
