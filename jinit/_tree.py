@@ -392,8 +392,9 @@ def init_tree(
     initializers sample alike (the same :class:`jinit.Draw`) are drawn together, whatever their
     shapes, by one compiled step kernel per draw, and cut apart (sharded leaves, and draws
     without a block form, by draw, shape and sharding), so the compile time depends on the
-    tree's draws, not on its depth. With ``group=False`` each leaf is written by its own
-    kernel, once, in place. ``group=None`` (the default) chooses by the platform the tree is
+    tree's draws, not on its depth. With ``group=False`` each leaf is drawn on its own and
+    written once, in place (XLA may fuse draws of one shape into one kernel with several
+    outputs). ``group=None`` (the default) chooses by the platform the tree is
     built on (its shardings' devices, else jax's default backend): grouped on a CPU, one kernel
     per leaf on TPU and GPU, where it runs at the speed of writing the bytes and grouped loops
     do not pay (figures and commands in ``bench/RESULTS.md``).
