@@ -31,9 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax._src.sharding_impls import canonicalize_sharding  # jax.random's own validation
 
-from jinit import _checks, _portable, _threefry
+from jinit import _checks, _jax_compat, _portable, _threefry
 from jinit._typing import Array, KeyArray, OutSharding, Shape
 
 F32 = np.dtype(np.float32)
@@ -73,7 +72,7 @@ def run_kernel(
     name: str, kernel: Any, shape: tuple[int, ...], out_sharding: OutSharding, *args: Any
 ) -> Array:
     """Calls ``kernel(*args, shape=shape)`` laid out as ``out_sharding`` (jax.random's rules)."""
-    sharding = canonicalize_sharding(out_sharding, name)
+    sharding = _jax_compat.canonicalize_sharding(out_sharding, name)
     mesh = jax.sharding.get_abstract_mesh()
     if sharding is None and not shape and mesh.are_all_axes_explicit:
         sharding = jax.NamedSharding(mesh, jax.P())

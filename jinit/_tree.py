@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _boxes, _build, _eqx_tree, _keys, _rules
+from jinit import _boxes, _build, _eqx_tree, _jax_compat, _keys, _rules
 from jinit._typing import Initializer
 
 Rules = _rules.Rules
@@ -21,10 +21,7 @@ compile_rules = _rules.compile_rules
 def ambient_mesh() -> Mesh | None:
     """The concrete mesh set by ``jax.set_mesh`` (None outside one), also inside ``jit``
     (where the public ``jax.sharding.get_mesh`` refuses to answer)."""
-    from jax._src import mesh as mesh_lib
-
-    get = getattr(mesh_lib, "get_concrete_mesh", None)
-    m = get() if get is not None else jax.sharding.get_mesh()
+    m = _jax_compat.concrete_mesh()
     return None if m is None or m.empty else m
 
 

@@ -32,7 +32,7 @@ def _auto_axes() -> contextlib.AbstractContextManager:
     """Linen's boxes apply ``with_sharding_constraint`` when unboxed, which asserts under
     Explicit mesh axes; shapes do not depend on axis types, so trace under Auto ones."""
     ambient = _tree.ambient_mesh()
-    if ambient is None or not ambient._any_axis_explicit:
+    if ambient is None or AxisType.Explicit not in ambient.axis_types:
         return contextlib.nullcontext()
     auto = (AxisType.Auto,) * len(ambient.axis_names)
     return jax.set_mesh(Mesh(ambient.devices, ambient.axis_names, axis_types=auto))
