@@ -197,8 +197,11 @@ BAD_SHARDINGS = [{}, "x", 3, ("x",), [None]]
 
 @st.composite
 def invalid_calls(draw):
-    case: Case = draw(st.sampled_from(CASES))
     which = draw(st.sampled_from(["key", "shape", "dtype", "out_sharding"]))
+    # A deterministic initializer takes any key, as jax's `zeros` does (nnx passes an RngStream;
+    # tests/test_flax_modules.py): only the random ones check it.
+    cases = [c for c in CASES if c.random] if which == "key" else CASES
+    case: Case = draw(st.sampled_from(cases))
     args = {"key": jax.random.key(0), "shape": case.shapes[0], "dtype": None, "out_sharding": None}
     bad = {"key": BAD_KEYS, "shape": BAD_SHAPES, "dtype": BAD_DTYPES, "out_sharding": BAD_SHARDINGS}
     args[which] = draw(st.sampled_from(bad[which]))
