@@ -14,6 +14,7 @@ import numpy as np
 import psutil
 
 from bench import checks, fresh, measure, trees
+from bench.cold import JINIT_GROUP
 from bench.peers import PEERS, Compiled, Context
 from bench.presets import PRESETS
 
@@ -139,15 +140,7 @@ def run_abstract(name: str, ctx: Context, need: int, avail: int) -> dict[str, An
     """Compile without executing (jit peers), or report what a run would need."""
     peer = PEERS[name]
     res: dict[str, Any] = {"peer": name, "label": peer.label, "keys": peer.keys}
-    if name not in (
-        "jinit",
-        "jinit-per-leaf",
-        "jinit-streams",
-        "flax",
-        "flax-threefry",
-        "jax-jit",
-        "fill",
-    ):
+    if name not in (*JINIT_GROUP, "flax", "flax-threefry", "jax-jit", "fill"):  # the jit peers
         res |= {
             "status": "abstract",
             "note": f"not run: would need ~{need / 1e9:.1f} GB of "
