@@ -511,7 +511,8 @@ assert len(CASES_BY_NAME) == len(CASES), "duplicate registry names"
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-    """A factory whose hyperparameters the property tests draw (`tests/test_properties.py`).
+    """A factory whose hyperparameters the property tests draw (tests/test_invariants.py,
+    tests/test_validation.py).
 
     ``params`` maps each hyperparameter to its ``(low, high)`` range of valid values; ``ints``
     are integer-valued, ``nonneg`` refuse negative values. Every shape in ``shapes`` is legal for

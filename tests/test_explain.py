@@ -1,4 +1,4 @@
-"""Issue 9, point 3: rule diagnostics (jinit.explain), unused rules, re.search and full_match."""
+"""Rule diagnostics (jinit.explain), unused rules, re.search and full_match."""
 
 import importlib.util
 import pathlib

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax._src.nn.initializers import _compute_fans as jax_compute_fans
 
@@ -96,3 +98,22 @@ def test_einsum_variance_scaling_uses_spec_axes(key):
 def test_fan_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_compute_fans_and_initializers_accept_numpy_axes(key):
+    assert jinit.compute_fans((4, 6), in_axis=np.int64(1), out_axis=np.int64(0)) == (6.0, 4.0)
+    assert jinit.compute_fans((4, 6), in_axis=jnp.array(1), out_axis=[np.int32(0)]) == (6.0, 4.0)
+    for make in (jinit.lecun_normal, jinit.he_uniform, jinit.torch_kaiming_normal):
+        a = make(in_axis=np.int64(1), out_axis=np.int64(0))(key, (4, 6))
+        b = make(in_axis=1, out_axis=0)(key, (4, 6))
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match=r"`compute_fans\(in_axis=\.\.\.\)` must be an int"):
+        jinit.compute_fans((4, 6), in_axis=np.float32(1))
+
+
+def test_compute_fans_shared_axis_is_documented_jax_arithmetic():
+    """An axis in both fans keeps jax's arithmetic (pinned by tests/test_fans.py)."""
+    from jax._src.nn.initializers import _compute_fans
+
+    assert jinit.compute_fans((4, 6), 0, 0) == _compute_fans((4, 6), 0, 0) == (6.0, 6.0)
+    assert "divided out of the receptive\n    field twice" in jinit.compute_fans.__doc__

@@ -1,4 +1,4 @@
-"""Issue 9: Flax models under jax.set_mesh, boxed metadata in init_tree, every nnx variable, and
+"""Flax models under jax.set_mesh, boxed metadata in init_tree, every nnx variable, and
 errors that name the entry point the user called."""
 
 import flax.linen as nn
@@ -32,7 +32,7 @@ class Partitioned(nn.Module):
         return nn.Dense(16, kernel_init=nn.with_logical_partitioning(LECUN, ("hidden", "out")))(x)
 
 
-# --- 1. jax.set_mesh and boxed metadata -------------------------------------------------------
+# --- jax.set_mesh and boxed metadata -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("axis_type", [AxisType.Auto, AxisType.Explicit])
@@ -101,7 +101,7 @@ def test_init_nnx_uses_the_ambient_mesh(devices, key, axis_type):
     assert y.shape == (4, 32)
 
 
-# --- 2. every standard nnx variable -------------------------------------------------------------
+# --- every standard nnx variable -----------------------------------------------------------------
 
 
 class Everything(nnx.Module):
@@ -201,7 +201,7 @@ def test_init_tree_on_rng_state_points_to_init_nnx(key):
         jinit.init_tree(key, abstract, RULES, default=jinit.zeros)
 
 
-# --- 5. errors name the entry point -------------------------------------------------------------
+# --- errors name the entry point -----------------------------------------------------------------
 
 
 def test_errors_name_the_entry_point(key):

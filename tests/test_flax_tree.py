@@ -102,7 +102,7 @@ def test_nnx_concrete_model_updated_in_place(mesh, key):
 
 
 def test_nnx_abstract_unselected_variable_gets_flax_default(key):
-    # Issue 9: BatchNorm statistics of an abstract model take Flax's own values (mean 0, var 1)
+    # BatchNorm statistics of an abstract model take Flax's own values (mean 0, var 1)
     # instead of an error asking to widen the filter. An unselected abstract variable Flax has
     # no default for still raises, naming its path.
     abstract = nnx.eval_shape(lambda: nnx.BatchNorm(8, rngs=nnx.Rngs(0)))

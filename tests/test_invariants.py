@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding
+from hypothesis import given
+from hypothesis import strategies as st
+from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
-from registry import CASES, Case
+from registry import CASES, HYPERS, Case, Hyper
 from scipy import stats
 
 import jinit
@@ -240,3 +242,184 @@ def test_tree_batch_equals_each_leaf_alone(case: Case, key, sharded):
     for path, x in out.items():
         alone = init(jinit.key_for_path(key, path), x.shape, x.dtype)
         np.testing.assert_array_equal(bits(x), bits(alone), err_msg=path)
+
+
+# --- property-based sweeps over the registry (Hypothesis profile: tests/conftest.py) -------------
+
+
+MESHES = {
+    "auto": jax.make_mesh((2, 4), ("x", "y"), axis_types=(AxisType.Auto,) * 2),
+    "explicit": jax.make_mesh((2, 4), ("x", "y"), axis_types=(AxisType.Explicit,) * 2),
+}
+
+
+KEY_FORMS = {
+    "typed": jax.random.key,
+    "legacy": jax.random.PRNGKey,
+    "int": int,
+    "np.int64": np.int64,
+    "jax int": lambda s: jnp.array(s, jnp.int32),
+}
+
+
+WRAPPERS = {
+    "python": lambda x: x,
+    "np.float64": np.float64,
+    "np.float32": np.float32,
+    "np 0-d": np.array,
+    "jax 0-d": jnp.asarray,
+}
+
+
+INT_WRAPPERS = {
+    "python": lambda x: x,
+    "np.int64": np.int64,
+    "np.int32": np.int32,
+    "np 0-d": np.array,
+    "jax 0-d": jnp.asarray,
+}
+
+
+def finite(x: jax.Array) -> bool:
+    return bool(jnp.isfinite(x.astype(jnp.float32)).all())
+
+
+@st.composite
+def valid_calls(draw):
+    case: Case = draw(st.sampled_from(CASES))
+    shape = draw(st.sampled_from(case.shapes))
+    dtype = draw(st.sampled_from(case.dtypes))
+    form = draw(st.sampled_from(sorted(KEY_FORMS)))
+    seed = draw(st.integers(0, 2**31 - 1))
+    mesh = draw(st.sampled_from(sorted(MESHES)))
+    return case, shape, dtype, form, seed, mesh
+
+
+@given(valid_calls())
+def test_valid_calls_hold_every_invariant(call):
+    """Right shape and dtype, finite, same bits: again, under jit, for every key form, under an
+    ambient mesh."""
+    case, shape, dtype, form, seed, mesh = call
+    init = case.make()
+    key = KEY_FORMS[form](seed)
+    out = init(key, shape, dtype)
+    assert out.shape == shape and out.dtype == jnp.dtype(dtype)
+    assert finite(out)
+    ref = bits(out)
+    np.testing.assert_array_equal(bits(init(key, shape, dtype)), ref)
+    np.testing.assert_array_equal(bits(jax.jit(lambda k: init(k, shape, dtype))(key)), ref)
+    np.testing.assert_array_equal(bits(init(jax.random.key(seed), shape, dtype)), ref)
+    with jax.set_mesh(MESHES[mesh]):
+        np.testing.assert_array_equal(bits(init(key, shape, dtype)), ref)
+
+
+@st.composite
+def hyper_calls(draw):
+    hyper: Hyper = draw(st.sampled_from(HYPERS))
+    values, wrapped = {}, {}
+    for name, (lo, hi) in hyper.params.items():
+        if name in hyper.ints:
+            value = draw(st.integers(int(lo), int(hi)))
+            wrap = INT_WRAPPERS[draw(st.sampled_from(sorted(INT_WRAPPERS)))]
+        else:
+            value = draw(st.floats(lo, hi, allow_nan=False))
+            wrap = WRAPPERS[draw(st.sampled_from(sorted(WRAPPERS)))]
+        wrapped[name] = wrap(value)
+        # The Python number the wrapper holds (np.float32 rounds a float64 value).
+        values[name] = np.asarray(wrapped[name]).item()
+    shape = draw(st.sampled_from(hyper.shapes))
+    dtype = draw(st.sampled_from([jnp.float32, jnp.bfloat16]))
+    return hyper, values, wrapped, shape, dtype
+
+
+@given(hyper_calls())
+def test_numpy_and_jax_scalars_act_as_python_numbers(call):
+    """A hyperparameter held by a NumPy or jax scalar gives the bits of the Python number."""
+    hyper, values, wrapped, shape, dtype = call
+    key = jax.random.key(0)
+    want = hyper.factory(**values)(key, shape, dtype)
+    got_init = hyper.factory(**wrapped)
+    got = got_init(key, shape, dtype)
+    assert got.shape == shape and got.dtype == jnp.dtype(dtype) and finite(got)
+    np.testing.assert_array_equal(bits(got), bits(want))
+    target = getattr(got_init, "jinit_target", None)
+    if target is not None:
+        assert target(shape) == hyper.factory(**values).jinit_target(shape)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.25, np.float32(0.25), np.float64(0.25), np.array(0.25), jnp.array(0.25), jnp.float32(0.25)],
+    ids=["python", "np.float32", "np.float64", "np 0-d", "jax 0-d", "jnp.float32"],
+)
+def test_numpy_and_jax_scalars_equal_python_numbers(value, key):
+    """The same bits whatever scalar type holds the hyperparameter (0.25 is exact in both)."""
+    for make in (jinit.normal, jinit.uniform, jinit.truncated_normal):
+        want = make(0.25)(key, (8, 16))
+        np.testing.assert_array_equal(make(value)(key, (8, 16)), want)
+    want = jinit.variance_scaling(0.25, "fan_in", "normal")(key, (8, 16))
+    got = jinit.variance_scaling(value, "fan_in", "normal")(key, (8, 16))
+    np.testing.assert_array_equal(got, want)
+    assert jinit.scaled_residual(np.int64(8), value).jinit_target((4, 4))[3] == 0.25 / 4
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
+def test_values_are_independent_of_the_ambient_mesh(case, key):
+    """Every initializer, inside ``jax.set_mesh`` with Auto and with Explicit axes, gives the
+    bits it gives outside (no ``out_sharding``)."""
+    init = case.make()
+    shape = case.shapes[0]
+    want = bits(init(key, shape))
+    for name, mesh in MESHES.items():
+        with jax.set_mesh(mesh):
+            np.testing.assert_array_equal(bits(init(key, shape)), want, err_msg=name)
+
+
+def test_sparse_is_independent_of_the_ambient_mesh(key):
+    init = jinit.sparse(0.3)  # std 0.01: the product XLA used to fuse differently under a mesh
+    for shape in ((8, 16), (3, 5)):
+        want = np.asarray(init(key, shape))
+        for axis_type in (AxisType.Auto, AxisType.Explicit):
+            mesh = jax.make_mesh((8,), ("x",), axis_types=(axis_type,))
+            with jax.set_mesh(mesh):
+                np.testing.assert_array_equal(np.asarray(init(key, shape)), want)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
+def test_zero_size_shapes_give_empty_arrays(case, key):
+    """Each zero-sized variant of a legal shape is legal (an empty array, `describe` too), or
+    raises a clear ValueError about the shape."""
+    init = case.make()
+    shape = case.shapes[0]
+    for i in range(len(shape)):
+        empty = (*shape[:i], 0, *shape[i + 1 :])
+        try:
+            out = init(key, empty)
+        except ValueError as e:
+            assert "shape" in str(e) or "channels" in str(e), str(e)
+            continue
+        assert out.shape == empty and out.dtype == jnp.float32
+        assert jinit.describe(init, empty).shape == empty
+
+
+@pytest.mark.parametrize(
+    ("init", "shape"),
+    [
+        (jinit.delta_orthogonal(), (0, 3, 4, 6)),
+        (jinit.delta_orthogonal(), (3, 0, 4, 6)),
+        (jinit.dirac(), (0, 3, 4, 6)),
+        (jinit.dirac(), (3, 3, 0, 6)),
+        (jinit.zero_init(), (0, 3, 4, 6)),
+        (jinit.he_normal(), (0, 6)),
+        (jinit.glorot_uniform(), (3, 3, 4, 0)),
+        (jinit.orthogonal(), (0, 6)),
+        (jinit.sparse(0.5), (0, 6)),
+    ],
+    ids=lambda x: x.__qualname__.split(".")[0] if hasattr(x, "__qualname__") else str(x),
+)
+def test_zero_size_kernels_give_empty_arrays_under_jit_and_describe(init, shape, key):
+    w = init(key, shape)
+    assert w.shape == shape and w.dtype == jnp.float32
+    assert jax.jit(lambda k: init(k, shape))(key).shape == shape
+    d = jinit.describe(init, shape)
+    assert d.shape == shape and (d.mean, d.std) == (0.0, 0.0) and d.target_std is None

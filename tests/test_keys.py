@@ -10,6 +10,7 @@ from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 
 import jinit
 
+SDS = jax.ShapeDtypeStruct
 PATH = "params/Block_3/attn/kernel"
 
 
@@ -110,3 +111,19 @@ def test_bad_keys_are_rejected(bad, received):
 def test_key_arrays_are_rejected():
     with pytest.raises(ValueError, match=r"must be a single key; got a key array of shape \(2,\)"):
         jinit.key_for_path(jax.random.split(jax.random.key(0)), PATH)
+
+
+def test_int_seeds_and_legacy_keys_agree_with_init_tree():
+    init = jinit.normal(1.0)
+    want = init(jax.random.key(7), (4, 6))
+    for key in (7, np.int64(7), jnp.array(7), np.array(7, np.uint32)):
+        np.testing.assert_array_equal(init(key, (4, 6)), want)
+    legacy = jax.random.PRNGKey(7)
+    np.testing.assert_array_equal(init(legacy, (4, 6)), want)
+    # init_tree takes the same forms to mean the same root key.
+    tree = {"w": SDS((4, 6), jnp.float32)}
+    a = jinit.init_tree(7, tree, [(".*", init)])["w"]
+    b = init(jinit.key_for_path(jax.random.key(7), "w"), (4, 6))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"an int seed must fit in int64"):
+        init(2**70, (4, 6))

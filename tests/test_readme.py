@@ -1,4 +1,4 @@
-"""Issue 9, point 5: every python block of README.md runs as written, top to bottom."""
+"""Every python block of README.md runs as written, top to bottom."""
 
 from __future__ import annotations
 

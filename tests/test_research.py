@@ -116,3 +116,11 @@ def test_errors():
         jinit.deepnorm(6, part="middle")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`mup_readout\(width_mult=...\)` must be positive"):
         jinit.mup_readout(0.0)
+
+
+def test_scaled_keeps_the_inner_default_dtype(key):
+    w = jinit.scaled(jinit.normal(1.0, dtype=jnp.bfloat16), 2.0)(key, (4, 6))
+    assert w.dtype == jnp.bfloat16
+    # Drawn in float32 and rounded once, like the inner initializer's own bfloat16 output.
+    want = (jinit.normal(1.0)(key, (4, 6)) * 2.0).astype(jnp.bfloat16)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(want))

@@ -154,3 +154,11 @@ def test_errors(key):
         jinit.identity()(key, (4,))
     with pytest.raises(ValueError, match=r"`zero_init` needs a kernel of rank >= 2"):
         jinit.zero_init()(key, (4,))
+
+
+def test_dirac_beyond_int32_axes_traces(key):
+    """An axis of 2**32 + 2 outputs: shape-only tracing works (no int32 index overflows)."""
+    out = jax.eval_shape(lambda k: jinit.dirac()(k, (1, 1, 2, 2**32 + 2), jnp.bfloat16), key)
+    assert (out.shape, out.dtype) == ((1, 1, 2, 2**32 + 2), jnp.bfloat16)
+    out = jax.eval_shape(lambda k: jinit.dirac(2)(k, (1, 2**31 + 5, 2**31 + 6), jnp.float32), key)
+    assert out.shape == (1, 2**31 + 5, 2**31 + 6)

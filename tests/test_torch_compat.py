@@ -216,3 +216,22 @@ def test_jit(key):
     eager = init(key, (3, 3, 8, 16))
     jitted = jax.jit(init, static_argnums=(1,))(key, (3, 3, 8, 16))
     np.testing.assert_array_equal(np.asarray(eager), np.asarray(jitted))
+
+
+def test_leaky_relu_gain_of_a_huge_slope_is_computed_not_overflowed(key):
+    """torch's formula overflows squaring a slope of 1e200; the gain is sqrt(2) / 1e200."""
+    assert jinit.calculate_gain("leaky_relu", 1e200) == pytest.approx(2**0.5 / 1e200, rel=1e-15)
+    for make in (jinit.torch_kaiming_normal, jinit.torch_kaiming_uniform):
+        w = make(a=1e200)(key, (8, 4))  # variance 2 / (1 + a^2) / fan_in underflows to 0
+        assert not bool(w.any())
+    assert bool(np.isfinite(np.asarray(jinit.torch_kaiming_normal(a=1e150)(key, (8, 4)))).all())
+
+
+def test_torch_trunc_normal_far_from_its_interval_stays_in_it(key):
+    """A mean 1e30 std from [a, b] (representable) gives values in [a, b], as torch's clamp."""
+    w = np.asarray(jinit.torch_trunc_normal(mean=1e30)(key, (1000,)))
+    assert np.isfinite(w).all() and w.min() >= -2.0 and w.max() <= 2.0
+    with pytest.raises(
+        ValueError, match=r"`torch_trunc_normal`: values up to about 6e\+05 overflow"
+    ):
+        jinit.torch_trunc_normal(std=1e5, a=-1e6, b=1e6)(key, (4,), jnp.float16)

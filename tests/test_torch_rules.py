@@ -1,4 +1,4 @@
-"""Issue 9, point 4: jinit.torch_defaults() gives a Flax model PyTorch's default init, layer by
+"""jinit.torch_defaults() gives a Flax model PyTorch's default init, layer by
 layer, tested against torch's own modules by distribution (two-sample KS)."""
 
 import flax.linen as nn

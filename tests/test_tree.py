@@ -315,3 +315,33 @@ def test_sharding_errors(devices, key):
         r"concrete `mesh=`",
     ):
         jinit.init_tree(key, leafy, [("", jinit.zeros)])
+
+
+def test_a_flat_path_keyed_dict_keeps_the_nested_values(key):
+    """'/' in a key reads as nesting, on purpose: flattening a tree keeps its values."""
+    nested = jinit.init_tree(key, {"a": {"b": SDS((4,), jnp.float32)}}, [(".*", jinit.normal())])
+    flat = jinit.init_tree(key, {"a/b": SDS((4,), jnp.float32)}, [(".*", jinit.normal())])
+    np.testing.assert_array_equal(flat["a/b"], nested["a"]["b"])
+
+
+def test_init_tree_calls_a_three_argument_initializer(key):
+    def init(key, shape, dtype):
+        return jnp.full(shape, 3.0, dtype)
+
+    out = jinit.init_tree(key, {"w": SDS((2, 3), jnp.bfloat16)}, [(".*", init)])
+    assert out["w"].dtype == jnp.bfloat16 and float(out["w"].sum()) == 18.0
+
+
+def test_init_tree_lays_out_a_three_argument_initializer_on_explicit_axes(key):
+    """Under an Explicit-axis sharding a 3-argument init is called without `out_sharding`."""
+
+    def init(key, shape, dtype):
+        return jinit.normal(1.0)(key, shape, dtype)
+
+    mesh = jax.make_mesh((2, 4), ("x", "y"), axis_types=(AxisType.Explicit,) * 2)
+    sharding = jax.sharding.NamedSharding(mesh, jax.P("x", "y"))
+    tree = {"w": SDS((8, 16), jnp.float32)}
+    out = jinit.init_tree(key, tree, [(".*", init)], shardings=sharding)
+    assert out["w"].sharding.is_equivalent_to(sharding, 2)
+    want = jinit.normal(1.0)(jinit.key_for_path(key, "w"), (8, 16))
+    np.testing.assert_array_equal(np.asarray(out["w"]), np.asarray(want))
