@@ -1,19 +1,29 @@
 """python -m bench: time to a large parameter tree's initial values, jinit against peers.
 
-With no arguments: the GPT-2-small tree (163M params, float32) with Flax's default schemes, on
-the devices present, every peer. The table leads with the cold start a user waits for: each of
-jinit, Flax (also with jax's Threefry GPU kernel), jax.nn.initializers and PyTorch in a fresh
-process, from spawn to parameters on the device, and again in a second process that finds a warm
-persistent compilation cache; then, in this process, the warm time, memory and bit-identity.
---depths 12,24,48 instead sweeps the depth and plots compile time against it.
+With no subcommand (the main job): the GPT-2-small tree (163M params, float32) with Flax's default
+schemes, on the devices present, every peer. The table leads with the cold start a user waits
+for: each of jinit, Flax (also with jax's Threefry GPU kernel), jax.nn.initializers and PyTorch
+in a fresh process, from spawn to parameters on the device, and again in a second process that
+finds a warm persistent compilation cache; then, in this process, the warm time, memory and
+bit-identity. --depths 12,24,48 instead sweeps the depth and plots compile time against it;
+--aot tpu:v5e:2x2 compiles each peer for a TPU topology without a TPU.
+
+Subcommands (each takes --help):
+  depth       the depth sweep: python -m bench --depths 12,24,48, the main job's options
+  kernels     the sampling kernels against jax.random and the fill of the same bytes
+  orthogonal  orthogonal's methods as a ratio to one matmul of the same size
+  digest      digests of a reference tree and of raw draws, to compare backends
+  report      render saved JSON runs as RESULTS.md sections
 
 Outputs (JSON, PNG) go to the git-ignored bench/out/ unless --json/--plot name a path;
 --record writes them to bench/results/ and the run's section into bench/RESULTS.md instead.
+Current figures, with their commands and commits: bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shlex
 import sys
@@ -40,11 +50,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(HERE, "out")  # git-ignored: the default
 RESULTS_DIR = os.path.join(HERE, "results")  # tracked: --record
 RESULTS_MD = os.path.join(HERE, "RESULTS.md")
+# Subcommands with their own options: name -> the module whose main(argv) runs it.
+SUBCOMMANDS = {
+    "kernels": "bench.kernels",
+    "orthogonal": "bench.orthogonal",
+    "digest": "bench.digest",
+    "report": "bench.report",
+}
+DEPTHS = "12,24,48"  # `python -m bench depth`'s default sweep
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
+def parse(argv: list[str] | None, sweep: bool = False) -> argparse.Namespace:
+    """The main job's options; ``sweep``: those of ``python -m bench depth`` (the same, with
+    ``--depths`` set by default)."""
     ap = argparse.ArgumentParser(
-        prog="python -m bench",
+        prog="python -m bench depth" if sweep else "python -m bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -70,9 +90,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--depths",
-        default=None,
+        default=DEPTHS if sweep else None,
         help="sweep the depth instead, e.g. '12,24,48': fresh-process cold and compile time "
-        "per peer at each layer count (a gpt2/llama preset), a table and a plot",
+        "per peer at each layer count (a gpt2/llama preset), a table and a plot"
+        + (f" (default {DEPTHS})" if sweep else ""),
     )
     ap.add_argument(
         "--cold-repeats", type=int, default=1, help="fresh processes per cold figure (median)"
@@ -211,12 +232,16 @@ def _outputs(args: argparse.Namespace, stem: str) -> tuple[str | None, str | Non
     )
 
 
-def _command(argv: list[str] | None) -> str:
-    return "python -m bench" + (" " + shlex.join(sys.argv[1:] if argv is None else argv)).rstrip()
+def _command(argv: list[str]) -> str:
+    return "python -m bench" + (" " + shlex.join(argv)).rstrip()
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse(argv)
+def main(argv: list[str] | None = None) -> dict | int | None:
+    """``python -m bench [SUBCOMMAND] [options]``: a subcommand's result, else the main job's."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    args = parse(argv[1:], sweep=True) if argv[:1] == ["depth"] else parse(argv)
     from bench import report
 
     if args.list:
@@ -232,10 +257,10 @@ def main(argv: list[str] | None = None) -> dict:
         kw["quiet"] = args.quiet
         result = depth.sweep(args.preset, args.dtype, args.peers, args.depths, **kw)
         result["command"] = _command(argv)
-        print(depth.header(result))
-        print(depth.table(result))
+        print(report.depth_header(result))
+        print(report.depth_table(result))
         json_path, plot_path = _outputs(args, f"depth-{args.preset}-{args.dtype}")
-        _write(result, json_path, plot_path, depth.plot)
+        _write(result, json_path, plot_path, report.depth_plot)
         return result
 
     from bench import run  # imports jax, after XLA_FLAGS is final
@@ -270,15 +295,15 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def _aot(args: argparse.Namespace, argv: list[str] | None) -> dict:
+def _aot(args: argparse.Namespace, argv: list[str]) -> dict:
     """``--aot``: every peer compiled for a TPU topology, each in a fresh process."""
-    from bench import aot
+    from bench import aot, report
 
     layers: list[int | None] = list(args.depths) if args.depths else [args.layers]
     result = aot.sweep(args.aot, args.preset, args.dtype, args.peers, args.mesh, layers, args.quiet)
     result["command"] = _command(argv)
-    print(aot.header(result))
-    print(aot.table(result))
+    print(report.aot_header(result))
+    print(report.aot_table(result))
     target = args.aot.replace(":", "-")
     stem = f"aot-{target}-{args.preset}-{args.dtype}" + (f"-mesh{args.mesh}" if args.mesh else "")
     json_path, _ = _outputs(args, stem)
@@ -300,4 +325,5 @@ def _write(
 
 
 if __name__ == "__main__":
-    main()
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)  # digest: 1 where a portable row differs

@@ -209,47 +209,6 @@ def _brief(row: dict[str, Any]) -> str:
     return f"compile {row['compile_s']:.2f} s, run {row['run_s'] * 1e3:.2f} ms"
 
 
-def table(result: dict[str, Any]) -> str:
-    """Markdown: one row per (depth, peer), ratios against the fill (and Flax) of that depth."""
-    head = (
-        "| layers | peer | trace+lower s | compile s | compile CPU s | compile / fill "
-        "| compile / Flax | run ms | run / fill | bytes accessed / shard | output / shard "
-        "| temp / shard | kernels | samplers | loops |\n" + "|---" * 15 + "|"
-    )
-    out = [head]
-    for row in result["rows"]:
-        same = [r for r in result["rows"] if r["layers"] == row["layers"] and "error" not in r]
-        fill = next((r for r in same if r["peer"] == "fill"), None)
-        flax = next((r for r in same if r["peer"] == "flax"), None)
-        if "error" in row:
-            out.append(f"| {row['layers']} | {row['peer']} | error: {row['error']} |")
-            continue
-        ratio = lambda a, b: f"{a / b:.2f}x" if b and a > 0 and b > 0 else "-"
-        shard = row["shard_bytes"]
-        # (a hardware RNG's run time is not in the cost model, which then reports < 0)
-        run = f"{row['run_s'] * 1e3:.2f}" if row["run_s"] > 0 else "n/a"
-        out.append(
-            f"| {row['layers']} | {row['peer']} | {row['lower_s']:.2f} | {row['compile_s']:.2f} "
-            f"| {row['compile_cpu_s']:.2f} "
-            f"| {ratio(row['compile_s'], fill and fill['compile_s'])} "
-            f"| {ratio(row['compile_s'], flax and flax['compile_s'])} "
-            f"| {run} | {ratio(row['run_s'], fill and fill['run_s'])} "
-            f"| {row['bytes_accessed'] / shard:.2f}x | {row['output_bytes'] / shard:.2f}x "
-            f"| {row['temp_bytes'] / shard:.3f}x | {row['kernels']} | {row['samplers']} "
-            f"| {row['loops']} |"
-        )
-    return "\n".join(out)
-
-
-def header(result: dict[str, Any]) -> str:
-    mesh = f", mesh {result['mesh']}" if result["mesh"] else ", one chip"
-    return (
-        f"{result['preset']} {result['dtype']} compiled for {result['target']}{mesh} "
-        f"(deviceless; {result['params_bytes'] / 2**20:.0f} MiB of parameters); "
-        f"{result.get('command', '')}"
-    )
-
-
 if __name__ == "__main__":  # the worker: python -m bench.aot PEER TOPOLOGY PRESET DTYPE MESH LAYERS
     peer, topology, preset, dtype, mesh, layers = sys.argv[1:7]
     print(json.dumps(worker(peer, topology, preset, dtype, mesh or None, int(layers or 0) or None)))

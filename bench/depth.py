@@ -1,18 +1,18 @@
 """Depth sweep: fresh-process cold and compile time against the model's depth, one curve per peer.
 
-``python -m bench --depths 12,24,48`` rebuilds the preset (GPT-2 small by default) at each depth
-and times each peer (jinit, Flax and ``jax.nn.initializers`` by default) in a fresh process with
-jax's persistent cache off: a table with the deepest/shallowest ratio, JSON, and a plot of
-compile time against depth. Depth is the axis that grows in real use, and compile time is the
+``python -m bench depth`` (the same as ``python -m bench --depths 12,24,48``) rebuilds the preset
+(GPT-2 small by default) at each depth and times each peer (jinit, Flax and ``jax.nn.initializers``
+by default) in a fresh process with jax's persistent cache off: a table with the
+deepest/shallowest ratio, JSON, and a plot of compile time against depth (both drawn by
+:mod:`bench.report`). Depth is the axis that grows in real use, and compile time is the
 cold-start cost that grows with it.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from bench import cold, fresh, measure, report
+from bench import cold, fresh, measure
 from bench.presets import PRESETS
 
 DEFAULT_PEERS = ("jinit", "jinit-per-leaf", "flax", "jax-jit")
@@ -107,73 +107,3 @@ def ratios(result: dict[str, Any]) -> dict[str, dict[str, float | None]]:
             a, b = at[lo].get(f"{what}_s"), at[hi].get(f"{what}_s")
             out[p][what] = b / a if a and b else None
     return out
-
-
-def table(result: dict[str, Any]) -> str:
-    """Depth down the side, each peer's cold and compile seconds across, the ratio last."""
-    peers, depths = result["peers"], result["depths"]
-    head = ["depth", "params", "leaves"]
-    head += [f"{p} {w}" for p in peers for w in ("cold s", "compile s")]
-    by = {(r["depth"], r["peer"]): r for r in result["rows"]}
-
-    def num(x: float | None, suffix: str = "") -> str:
-        return "-" if x is None else f"{x:.2f}{suffix}"
-
-    lines = []
-    for d in depths:
-        first = by[d, peers[0]]
-        cells = [str(d), report.count(first["num_params"]), str(first["num_leaves"])]
-        cells += [num(by[d, p].get(f"{w}_s")) for p in peers for w in ("cold", "compile")]
-        lines.append(cells)
-    if len(depths) > 1:
-        rat = result["ratios"]
-        cells = [f"{depths[-1]}/{depths[0]}", "", ""]
-        cells += [num(rat[p][w], "x") for p in peers for w in ("cold", "compile")]
-        lines.append(cells)
-    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    text = [fmt.format(*head), *(fmt.format(*c) for c in lines)]
-    text += [
-        f"{r['peer']} at depth {r['depth']}: {r['error']}" for r in result["rows"] if r["error"]
-    ]
-    return "\n".join(text)
-
-
-def header(result: dict[str, Any]) -> str:
-    rows = [r for r in result["rows"] if r.get("device")]
-    device = rows[0]["device"] if rows else "?"
-    return (
-        f"depth sweep of {result['preset']} {result['dtype']}: a fresh process per point, jax's "
-        f"persistent cache off, median of {result['repeats']}; seconds from spawn to params "
-        f"on {device} (cold) and XLA compile within it"
-    )
-
-
-def plot(result: dict[str, Any], path: str) -> None:
-    """Compile seconds (left) and cold seconds (right) against depth, one line per peer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, what in zip(axes, ("compile", "cold"), strict=True):
-        for p in result["peers"]:
-            pts = [
-                (r["depth"], r[f"{what}_s"])
-                for r in result["rows"]
-                if r["peer"] == p and r[f"{what}_s"] is not None
-            ]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=p)
-        ax.set_xticks(result["depths"])
-        ax.set_xlabel("layers")
-        ax.set_ylabel(f"{what} seconds" + (" (fresh process)" if what == "cold" else ""))
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{header(result)}", fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

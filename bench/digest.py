@@ -1,10 +1,10 @@
-"""Digests of one reference tree and of raw draws, to compare backends: ``python -m bench.digest``.
+"""Digests of one reference tree and of raw draws, to compare backends: ``python -m bench digest``.
 
 Portable mode (:func:`jinit.portable`) promises the same bits on every backend. Run this on two
 machines (say the CPU here and a GPU) and compare the lines, or compare with a recorded run:
 
-    python -m bench.digest --json bench/results/digest-cpu.json        # record (CPU)
-    python -m bench.digest --compare bench/results/digest-cpu.json     # on the GPU: exit 1 if a
+    python -m bench digest --json bench/results/digest-cpu.json        # record (CPU)
+    python -m bench digest --compare bench/results/digest-cpu.json     # on the GPU: exit 1 if a
                                                                        # portable digest differs
 
 Each row is a SHA-256 prefix of the float32 (or bfloat16) bytes. ``portable`` rows must agree
@@ -98,7 +98,8 @@ def digests() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench digest", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--json", help="write the digests to this file")
     parser.add_argument("--compare", help="a recorded run: report each differing portable row")
     args = parser.parse_args(argv)
@@ -126,7 +127,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("OK: every portable row agrees")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

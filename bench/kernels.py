@@ -1,12 +1,13 @@
 """Sampling-kernel benchmark: jinit's kernels vs ``jax.random`` vs ``jnp.full`` of the same bytes.
 
-Run ``python -m bench.kernels [--shapes 1024x1024,4096x4096] [--repeats 5] [--json out.json]``.
+Run ``python -m bench kernels [--shapes 1024x1024,4096x4096] [--repeats 5] [--json out.json]``.
 Every case is compiled once (its compile + first run is reported as ``cold``), then the cases of
 one (shape, dtype) are timed round-robin ``--repeats`` times with ``block_until_ready()`` and the
 minimum is kept, so machine noise hits all peers alike. Figures are reported as ratios: jinit's
 speed-up over ``jax.random`` and the fraction of ``jnp.full``'s bandwidth (the machine's write
 limit) that jinit reaches. ``portable`` is jinit's portable mode (:func:`jinit.portable`: integer
-samplers, the same bits on every backend), timed in the same round-robin.
+samplers, the same bits on every backend), timed in the same round-robin. ``bits`` is the raw
+hash (:func:`bits`, here: no initializer needs it), the floor under every distribution.
 
 Whole trees (cold in fresh processes, warm, memory, peers) are ``python -m bench``'s job.
 """
@@ -18,22 +19,37 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench import measure
-from jinit import _portable, _random
+from bench import measure, report
+from jinit import _portable, _random, _threefry
 
 DISTRIBUTIONS = ("bits", "uniform", "normal", "truncated_normal")
 DTYPES = ("float32", "bfloat16")
 
 
+@partial(jax.jit, static_argnames="shape")
+def _bits_kernel(key: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
+    return _threefry.random_bits32(*_threefry.key_words(key), shape)
+
+
+def bits(key: jax.Array, shape: tuple[int, ...], out_sharding: Any = None) -> jax.Array:
+    """uint32 bits equal to ``jax.random.bits(key, shape, jnp.uint32)``, by jinit's threefry kernel
+    where :func:`jinit._random.use_kernels` allows it, else by jax."""
+    shape = tuple(shape)
+    if not _random.use_kernels(key, np.float32, shape):
+        return jax.random.bits(key, shape, jnp.uint32, out_sharding=out_sharding)
+    return _random.run_kernel("bits", _bits_kernel, shape, out_sharding, key)
+
+
 def _jinit_fn(dist: str, shape: tuple[int, ...], dtype: Any) -> Callable:
     if dist == "bits":
-        return lambda k: _random.bits(k, shape)
+        return lambda k: bits(k, shape)
     if dist == "uniform":
         return lambda k: _random.uniform(k, shape, dtype).astype(dtype)
     if dist == "normal":
@@ -127,7 +143,8 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench kernels", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--shapes", default="1024x1024,4096x4096,8192x8192")
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--repeats", type=int, default=5)
@@ -135,32 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"# {machine()}; min of {args.repeats} round-robin repeats")
     rows = []
-    header = (
-        f"{'dist':<17}{'dtype':<9}{'shape':<11}{'jinit ms':>9}{'jax ms':>9}{'fill ms':>9}"
-        f"{'jinit GB/s':>11}{'x jax':>7}{'of fill':>8}{'portable ms':>12}{'x jax':>7}"
-        f"{'cold s: jax':>13}{'jinit':>7}{'portable':>9}"
-    )
-    print(header)
     for s in args.shapes.split(","):
         shape = tuple(int(n) for n in s.split("x"))
         for dt in args.dtypes.split(","):
-            for r in bench_case(shape, dt, args.repeats):
-                rows.append(r)
-                print(
-                    f"{r['dist']:<17}{r['dtype']:<9}{s:<11}{r['jinit_ms']:>9.1f}"
-                    f"{r['jax_ms']:>9.1f}{r['fill_ms']:>9.1f}{r['jinit_GBps']:>11.2f}"
-                    f"{r['speedup_vs_jax']:>7.2f}{r['fraction_of_fill']:>8.0%}"
-                    f"{r['portable_ms']:>12.1f}{r['portable_speedup_vs_jax']:>7.2f}"
-                    f"{r['jax_cold_s']:>13.3f}{r['jinit_cold_s']:>7.3f}{r['portable_cold_s']:>9.3f}"
-                )
+            rows += bench_case(shape, dt, args.repeats)
+            print(f"[bench kernels] {s} {dt} done", file=sys.stderr, flush=True)
+    print(report.kernels_table(rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(
-                {"machine": machine(), "argv": sys.argv, "kernels": rows},
-                f,
-                indent=1,
-            )
-
-
-if __name__ == "__main__":
-    main()
+            json.dump({"machine": machine(), "argv": sys.argv, "kernels": rows}, f, indent=1)

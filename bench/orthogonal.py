@@ -1,6 +1,6 @@
 """Orthogonal-initializer benchmark: each method's time as a ratio to one matmul of the same size.
 
-Run ``python -m bench.orthogonal [--sizes 1024,2048,4096] [--repeats 3] [--json out.json]``.
+Run ``python -m bench orthogonal [--sizes 1024,2048,4096] [--repeats 3] [--json out.json]``.
 For each ``n``, four cases are compiled once (compile + first run reported as ``cold``), then
 timed round-robin ``--repeats`` times with ``block_until_ready()``, keeping the minimum, so
 machine noise hits all cases alike:
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jinit
+from bench import report
 
 
 def _cases(n: int) -> dict[str, Callable[[], Any]]:
@@ -79,20 +81,13 @@ def run(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
             },
         }
         rows.append(row)
-        r = row["ratio_to_matmul"]
-        print(
-            f"n={n:5d}  matmul {mm:7.3f}s | ratio to matmul: jinit householder "
-            f"{r['jinit householder']:5.2f}x, jinit qr {r['jinit qr']:5.2f}x, "
-            f"jax {r['jax']:5.2f}x | max|QtQ-I|: householder "
-            f"{row['max_abs_QtQ_minus_I']['jinit householder']:.1e}, "
-            f"qr {row['max_abs_QtQ_minus_I']['jinit qr']:.1e}",
-            flush=True,
-        )
+        print(f"[bench orthogonal] n={n} done", file=sys.stderr, flush=True)
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.orthogonal", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench orthogonal", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--sizes", default="1024,2048,4096", help="comma-separated n")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="write the rows as JSON here")
@@ -103,10 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         f"load average {os.getloadavg()[0]:.1f}, {platform.processor() or platform.machine()}"
     )
     rows = run(sizes, args.repeats)
+    print(report.orthogonal_table(rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": "python -m bench.orthogonal", "rows": rows}, f, indent=1)
-
-
-if __name__ == "__main__":
-    main()
+            json.dump({"command": "python -m bench orthogonal", "rows": rows}, f, indent=1)

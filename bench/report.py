@@ -1,6 +1,7 @@
-"""Tables, plots, JSON and the RESULTS.md section of a benchmark run.
+"""Every table and plot the benchmarks print: the main job's, the depth sweep's, the TPU
+compiler's (``--aot``), the sampling kernels' and orthogonal's; JSON and RESULTS.md sections.
 
-``python -m bench.report RESULT.json [...] [-o bench/RESULTS.md]`` renders saved runs again.
+``python -m bench report RESULT.json [...] [-o FILE]`` renders saved main-job runs again.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ import pathlib
 from typing import Any
 
 
-def _fmt(x: Any, spec: str, none: str = "-") -> str:
-    return none if x is None else format(x, spec)
+def _fmt(x: Any, spec: str, none: str = "-", suffix: str = "") -> str:
+    return none if x is None else format(x, spec) + suffix
 
 
 def _gb(b: Any) -> str:
     return "-" if b is None else f"{b / 1e9:.2f}"
 
 
-def _render(head: list[str], rows: list[list[str]], markdown: bool) -> str:
-    """Aligned columns (the last one left ragged), or a markdown table."""
+def render(head: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+    """Aligned columns (the first left-aligned, the last left ragged), or a markdown table."""
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
@@ -100,7 +101,7 @@ def table(result: dict[str, Any], markdown: bool = False, wide: bool = False) ->
         short = lambda c: c if len(c) <= CHECK_WIDTH else c[: CHECK_WIDTH - 3] + "..."
         head = ["peer", "cold s", "compile s", "cached s", "warm s", "warm x", "RSS/B", "check"]
         rows = [[row[i] for i in COMPACT[:-1]] + [short(row[-1])] for row in rows]
-    return _render(head, rows, markdown)
+    return render(head, rows, markdown)
 
 
 PHASES = ("startup", "import", "backend", "build", "trace", "lower", "compile", "run")
@@ -136,7 +137,7 @@ def cold_table(result: dict[str, Any], markdown: bool = False) -> str:
         "cached total",
         "note",
     ]
-    return _render(head, rows, markdown)
+    return render(head, rows, markdown)
 
 
 LEGEND = (
@@ -187,6 +188,167 @@ def summary(result: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+# --- the depth sweep (``python -m bench depth``) ---------------------------------------------
+
+
+def depth_header(result: dict[str, Any]) -> str:
+    rows = [r for r in result["rows"] if r.get("device")]
+    device = rows[0]["device"] if rows else "?"
+    return (
+        f"depth sweep of {result['preset']} {result['dtype']}: a fresh process per point, jax's "
+        f"persistent cache off, median of {result['repeats']}; seconds from spawn to params "
+        f"on {device} (cold) and XLA compile within it"
+    )
+
+
+def depth_table(result: dict[str, Any], markdown: bool = False) -> str:
+    """Depth down the side, each peer's cold and compile seconds across, the ratio last."""
+    peers, depths = result["peers"], result["depths"]
+    kinds = ("cold", "compile")
+    head = ["depth", "params", "leaves", *(f"{p} {w} s" for p in peers for w in kinds)]
+    by = {(r["depth"], r["peer"]): r for r in result["rows"]}
+    rows = []
+    for d in depths:
+        first = by[d, peers[0]]
+        cells = [str(d), count(first["num_params"]), str(first["num_leaves"])]
+        rows.append(cells + [_fmt(by[d, p].get(f"{w}_s"), ".2f") for p in peers for w in kinds])
+    if len(depths) > 1:
+        rat = result["ratios"]
+        cells = [f"{depths[-1]}/{depths[0]}", "", ""]
+        rows.append(cells + [_fmt(rat[p][w], ".2f", suffix="x") for p in peers for w in kinds])
+    errors = [
+        f"{r['peer']} at depth {r['depth']}: {r['error']}" for r in result["rows"] if r["error"]
+    ]
+    return "\n".join([render(head, rows, markdown), *errors])
+
+
+def depth_plot(result: dict[str, Any], path: str) -> None:
+    """Compile seconds (left) and cold seconds (right) against depth, one line per peer."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, what in zip(axes, ("compile", "cold"), strict=True):
+        for p in result["peers"]:
+            pts = [
+                (r["depth"], r[f"{what}_s"])
+                for r in result["rows"]
+                if r["peer"] == p and r[f"{what}_s"] is not None
+            ]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=p)
+        ax.set_xticks(result["depths"])
+        ax.set_xlabel("layers")
+        ax.set_ylabel(f"{what} seconds" + (" (fresh process)" if what == "cold" else ""))
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(depth_header(result), fontsize=8)
+    _save(fig, path)
+
+
+# --- the TPU compiler, deviceless (``python -m bench --aot tpu:TOPOLOGY``) --------------------
+
+
+def aot_header(result: dict[str, Any]) -> str:
+    mesh = f", mesh {result['mesh']}" if result["mesh"] else ", one chip"
+    return (
+        f"{result['preset']} {result['dtype']} compiled for {result['target']}{mesh} "
+        f"(deviceless; {result['params_bytes'] / 2**20:.0f} MiB of parameters); "
+        f"{result.get('command', '')}"
+    )
+
+
+AOT_HEAD = (
+    "layers", "peer", "trace+lower s", "compile s", "compile CPU s", "compile / fill",
+    "compile / Flax", "run ms", "run / fill", "bytes accessed / shard", "output / shard",
+    "temp / shard", "kernels", "samplers", "loops",
+)  # fmt: skip
+
+
+def aot_table(result: dict[str, Any], markdown: bool = True) -> str:
+    """One row per (depth, peer), ratios against the fill (and Flax) of that depth."""
+    rows = []
+    for row in result["rows"]:
+        if "error" in row:
+            rows.append(
+                [str(row["layers"]), row["peer"], f"error: {row['error']}"]
+                + [""] * (len(AOT_HEAD) - 3)
+            )
+            continue
+        same = [r for r in result["rows"] if r["layers"] == row["layers"] and "error" not in r]
+        fill = next((r for r in same if r["peer"] == "fill"), None)
+        flax = next((r for r in same if r["peer"] == "flax"), None)
+        ratio = lambda a, b: f"{a / b:.2f}x" if b and a > 0 and b > 0 else "-"
+        shard = row["shard_bytes"]
+        rows.append(
+            [
+                str(row["layers"]),
+                row["peer"],
+                f"{row['lower_s']:.2f}",
+                f"{row['compile_s']:.2f}",
+                f"{row['compile_cpu_s']:.2f}",
+                ratio(row["compile_s"], fill and fill["compile_s"]),
+                ratio(row["compile_s"], flax and flax["compile_s"]),
+                # (a hardware RNG's run time is not in the cost model, which then reports < 0)
+                f"{row['run_s'] * 1e3:.2f}" if row["run_s"] > 0 else "n/a",
+                ratio(row["run_s"], fill and fill["run_s"]),
+                f"{row['bytes_accessed'] / shard:.2f}x",
+                f"{row['output_bytes'] / shard:.2f}x",
+                f"{row['temp_bytes'] / shard:.3f}x",
+                str(row["kernels"]),
+                str(row["samplers"]),
+                str(row["loops"]),
+            ]
+        )
+    return render(list(AOT_HEAD), rows, markdown)
+
+
+# --- sampling kernels and orthogonal (``python -m bench kernels``, ``... orthogonal``) -------
+
+
+def kernels_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    """One row per (distribution, dtype, shape): jinit, jax.random and the fill of the same bytes,
+    then portable mode, then each one's compile + first run."""
+    head = [
+        "dist", "dtype", "shape", "jinit ms", "jax ms", "fill ms", "jinit GB/s", "x jax",
+        "of fill", "portable ms", "portable x jax", "cold s: jax", "jinit", "portable",
+    ]  # fmt: skip
+    cells = [
+        [
+            r["dist"],
+            r["dtype"],
+            "x".join(map(str, r["shape"])),
+            *(_fmt(r[k], ".1f") for k in ("jinit_ms", "jax_ms", "fill_ms")),
+            _fmt(r["jinit_GBps"], ".2f"),
+            _fmt(r["speedup_vs_jax"], ".2f"),
+            _fmt(r["fraction_of_fill"], ".0%"),
+            _fmt(r["portable_ms"], ".1f"),
+            _fmt(r["portable_speedup_vs_jax"], ".2f"),
+            *(_fmt(r[k], ".3f") for k in ("jax_cold_s", "jinit_cold_s", "portable_cold_s")),
+        ]
+        for r in rows
+    ]
+    return render(head, cells, markdown)
+
+
+ORTHOGONAL_CASES = ("jinit householder", "jinit qr", "jax")
+
+
+def orthogonal_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    """One row per size: one matmul's seconds, each method as a ratio to it, orthogonality."""
+    head = ["n", "matmul s", *(f"{c} x matmul" for c in ORTHOGONAL_CASES)]
+    head += ["max|QtQ-I| householder", "max|QtQ-I| qr"]
+    cells = [
+        [
+            str(r["n"]),
+            f"{r['seconds']['matmul']:.3f}",
+            *(f"{r['ratio_to_matmul'][c]:.2f}" for c in ORTHOGONAL_CASES),
+            *(f"{r['max_abs_QtQ_minus_I'][c]:.1e}" for c in ORTHOGONAL_CASES[:2]),
+        ]
+        for r in rows
+    ]
+    return render(head, cells, markdown)
+
+
 def save_json(result: dict[str, Any], path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
@@ -195,12 +357,9 @@ def save_json(result: dict[str, Any], path: str) -> None:
 
 def plot(result: dict[str, Any], path: str) -> None:
     """Warm and cold seconds per peer (log scale) and GB/s against the fill limit."""
-    import matplotlib
     import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = [r for r in result["peers"] if r.get("warm_s")]
     if not rows:
         return
@@ -233,10 +392,23 @@ def plot(result: dict[str, Any], path: str) -> None:
         f"params, {result['param_bytes'] / 1e9:.2f} GB; {result['machine']['cpu']}",
         fontsize=9,
     )
+    _save(fig, path)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str) -> None:
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def markdown_section(result: dict[str, Any]) -> str:
@@ -278,7 +450,8 @@ def record_section(path: str, stem: str, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
-        prog="python -m bench.report", description="Render saved benchmark JSON as tables/markdown."
+        prog="python -m bench report",
+        description="Render saved main-job JSON (bench/out, bench/results) as markdown sections.",
     )
     ap.add_argument("json", nargs="+")
     ap.add_argument("-o", "--out", help="write the markdown sections here (else print)")
@@ -293,7 +466,3 @@ def main(argv: list[str] | None = None) -> None:
             f.write(text)
     else:
         print(text)
-
-
-if __name__ == "__main__":
-    main()

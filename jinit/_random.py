@@ -14,8 +14,7 @@ other implementations (rbg, unsafe_rbg, custom), and legacy keys that jax would 
 
 In portable mode (:mod:`jinit._portable`, a trace-time context) ``uniform``, ``normal`` and
 ``truncated_normal`` run the portable kernels instead, whose values are the same on every
-backend; ``bits`` is portable as it is (integers); the complex samplers, which need ``exp`` and
-``log``, refuse.
+backend; the complex samplers, which need ``exp`` and ``log``, refuse.
 
 ``out_sharding`` has ``jax.random``'s semantics (a ``NamedSharding``, or a ``PartitionSpec``
 under ``jax.set_mesh``, explicit mesh axes): the kernel runs under ``jax.sharding.auto_axes`` and
@@ -114,11 +113,6 @@ def _erf_inv_f32(
 def _normal_f32(k0: Array, k1: Array, shape: tuple[int, ...]) -> Array:
     """jax.random's ``_normal_real`` for float32: sqrt(2) * erf_inv(U(nextafter(-1, 0), 1))."""
     return jnp.multiply(SQRT2, _erf_inv_f32(k0, k1, shape))
-
-
-@partial(jax.jit, static_argnames="shape")
-def _bits_kernel(key: Array, *, shape: tuple[int, ...]) -> Array:
-    return _threefry.random_bits32(*_threefry.key_words(key), shape)
 
 
 @partial(jax.jit, static_argnames="shape")
@@ -226,16 +220,6 @@ def _static_bounds(where: str, a_name: str, a: Any, b_name: str, b: Any) -> tupl
             f"got {a_name}={a!r}, {b_name}={b!r}."
         )
     return lo, hi
-
-
-def bits(key: KeyArray, shape: Shape, out_sharding: OutSharding = None) -> Array:
-    """uint32 bits, equal to ``jax.random.bits(key, shape, jnp.uint32)``."""
-    shape = tuple(shape)
-    if _portable.active():  # jinit's counters whatever jax_threefry_partitionable says
-        _portable.check_key("bits", key)
-    elif not use_kernels(key, F32, shape):
-        return jax.random.bits(key, shape, jnp.uint32, out_sharding=out_sharding)
-    return run_kernel("bits", _bits_kernel, shape, out_sharding, key)
 
 
 def uniform(

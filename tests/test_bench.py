@@ -201,18 +201,22 @@ def test_fresh_process_errors_are_clear():
         cold.spawn("jinit", "mlp-tiny", mesh="3")
 
 
-def test_depth_sweep_tiny(tmp_path):
-    result = depth.sweep("gpt2-tiny", "float32", ["jinit", "flax"], [1, 2], quiet=True)
+def test_depth_subcommand_tiny(tmp_path, capsys):
+    """``python -m bench depth``: the sweep, its table (report.depth_table) and plot."""
+    argv = ["depth", "-p", "gpt2-tiny", "--depths", "1,2", "--peers", "jinit,flax", "-q"]
+    result = cli.main([*argv, "--json", str(tmp_path / "d.json")])
     got = [(r["depth"], r["peer"]) for r in result["rows"]]
     assert got == [(1, "jinit"), (1, "flax"), (2, "jinit"), (2, "flax")]
     for r in result["rows"]:
         assert r["error"] is None and r["cold_s"] > r["compile_s"] > 0, r
     assert [r["num_leaves"] for r in result["rows"]] == [17, 17, 29, 29]
     assert set(result["ratios"]) == {"jinit", "flax"}
-    lines = depth.table(result).splitlines()
-    assert lines[0].split()[:3] == ["depth", "params", "leaves"] and lines[-1].startswith("2/1")
-    depth.plot(result, str(tmp_path / "d.png"))
+    assert result["command"].startswith("python -m bench " + " ".join(argv) + " --json ")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("depth sweep of gpt2-tiny float32")
+    assert lines[1].split()[:3] == ["depth", "params", "leaves"] and lines[-1].startswith("2/1")
     assert (tmp_path / "d.png").stat().st_size > 0
+    assert report.depth_table(result, markdown=True).startswith("| depth | params | leaves |")
 
 
 def test_depth_and_layers_options():
@@ -228,6 +232,8 @@ def test_depth_and_layers_options():
     args = cli.parse(["--depths", "12,24"])
     assert args.depths == [12, 24] and args.peers == list(depth.DEFAULT_PEERS)
     assert cli.parse([]).peers == list(cli.PEER_NAMES)
+    assert cli.parse([], sweep=True).depths == [12, 24, 48]  # python -m bench depth
+    assert cli.parse([]).depths is None
 
 
 def test_summary_wording():
@@ -300,7 +306,7 @@ def test_table_is_compact_unless_wide():
     assert markdown.count("|") == 16 and "GB/s" in markdown  # RESULTS.md keeps every column
 
 
-def test_help_is_plain_text():
+def test_help_is_plain_text_and_lists_the_subcommands():
     text = subprocess.run(
         [sys.executable, "-m", "bench", "--help"],
         cwd=ROOT,
@@ -309,6 +315,46 @@ def test_help_is_plain_text():
         check=True,
     ).stdout
     assert "``" not in text and "--record" in text and "--wide" in text
+    listed = re.findall(r"^  (\w+) ", text.split("Subcommands", 1)[1], re.MULTILINE)
+    assert listed == ["depth", *cli.SUBCOMMANDS], listed
+
+
+@pytest.mark.parametrize("name", ["depth", *cli.SUBCOMMANDS])
+def test_each_subcommand_has_its_own_help(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([name, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m bench {name} ")
+
+
+def test_kernels_subcommand_tiny(tmp_path, capsys):
+    out = tmp_path / "k.json"
+    argv = ["--shapes", "8x16", "--dtypes", "float32,bfloat16", "--repeats", "1"]
+    cli.main(["kernels", *argv, "--json", str(out)])
+    rows = json.loads(out.read_text())["kernels"]
+    got = [(r["dist"], r["dtype"]) for r in rows]
+    assert got[0] == ("bits", "uint32") and ("normal", "bfloat16") in got and len(got) == 7
+    assert all(r["jinit_ms"] > 0 and r["jax_ms"] > 0 and r["shape"] == [8, 16] for r in rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:4] == ["dist", "dtype", "shape", "jinit"] and len(lines) == 2 + 7
+    assert lines[2].split()[:3] == ["bits", "uint32", "8x16"]
+
+
+def test_orthogonal_subcommand_tiny(tmp_path, capsys):
+    out = tmp_path / "o.json"
+    cli.main(["orthogonal", "--sizes", "8,16", "--repeats", "1", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["n"] for r in rows] == [8, 16]
+    assert all(max(r["max_abs_QtQ_minus_I"].values()) < 1e-5 for r in rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3].split()[:3] == ["n", "matmul", "s"] and lines[-1].startswith("16 ")
+
+
+def test_report_subcommand_renders_a_saved_run(tmp_path, capsys):
+    saved = ROOT / "bench" / "results" / "gpt2-small-float32.json"
+    cli.main(["report", str(saved)])
+    text = capsys.readouterr().out
+    assert text.startswith("### gpt2-small float32") and "| peer | cold s |" in text
 
 
 def test_record_goes_to_tracked_results_and_replaces_its_section(tmp_path):
@@ -330,10 +376,67 @@ def test_record_goes_to_tracked_results_and_replaces_its_section(tmp_path):
 
 def test_portable_digests_match_the_recorded_cpu_run(capsys):
     """The portable values are pinned: bench/results/digest-cpu.json is the CPU run that a GPU
-    run of ``python -m bench.digest --compare`` is checked against."""
-    from bench import digest
-
-    assert digest.main(["--compare", "bench/results/digest-cpu.json"]) == 0
+    run of ``python -m bench digest --compare`` is checked against."""
+    assert cli.main(["digest", "--compare", "bench/results/digest-cpu.json"]) == 0
     out = capsys.readouterr().out
     assert "OK: every portable row agrees" in out
     assert len(re.findall(r"== numpy reference +True", out)) == 3
+
+
+def test_digest_subcommand_exits_1_where_a_portable_row_differs(tmp_path):
+    recorded = json.loads((ROOT / "bench" / "results" / "digest-cpu.json").read_text())
+    name = next(k for k in recorded["digests"] if k.startswith("portable draw normal"))
+    recorded["digests"][name] = "0" * 16
+    (tmp_path / "other.json").write_text(json.dumps(recorded))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "digest", "--compare", str(tmp_path / "other.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"differs: {name}" in done.stdout and "FAIL: 1 portable rows differ" in done.stdout
+
+
+# --- bench.kernels.bits: the raw hash the kernel benchmark times (jinit draws no bare bits) ---
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5), (2, 1, 3, 1, 5), (64, 129)], ids=str)
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("legacy", [False, True], ids=["typed", "legacy"])
+def test_bits_are_jax_random_bits(shape, jit, legacy):
+    from bench.kernels import bits
+
+    key = jax.random.PRNGKey(7) if legacy else jax.random.key(7)
+    f = jax.jit(bits, static_argnums=1) if jit else bits
+    got, want = np.asarray(f(key, shape)), np.asarray(jax.random.bits(key, shape, np.uint32))
+    assert got.dtype == np.uint32 and got.shape == shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_bits_fall_back_to_jax(key):
+    from bench.kernels import bits
+
+    with jax.threefry_partitionable(False):
+        want = jax.random.bits(key, (5, 33), np.uint32)
+        np.testing.assert_array_equal(bits(key, (5, 33)), want)
+    rbg = jax.random.key(3, impl="rbg")
+    np.testing.assert_array_equal(bits(rbg, (4, 9)), jax.random.bits(rbg, (4, 9), np.uint32))
+
+
+def test_bits_sharded_are_each_devices_shard(devices, key):
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from bench.kernels import bits
+
+    mesh = jax.make_mesh((2, 4), ("x", "y"), axis_types=(AxisType.Explicit,) * 2)
+    shape = (1024, 2048)
+    with jax.set_mesh(mesh):
+        sharding = NamedSharding(mesh, P("x", "y"))
+        out = bits(key, shape, out_sharding=sharding)
+        compiled = jax.jit(lambda k: bits(k, shape, out_sharding=sharding)).lower(key).compile()
+    assert out.sharding.spec == P("x", "y")
+    np.testing.assert_array_equal(out, bits(key, shape))
+    assert compiled.memory_analysis().output_size_in_bytes == 1024 * 2048 * 4 // 8
+    assert "[1024,2048]" not in compiled.as_text().split("ENTRY", 1)[1]

@@ -30,7 +30,6 @@ SHAPES = [
 
 # name -> (jinit sampler, jax.random reference), both (key, shape) -> array.
 SAMPLERS = {
-    "bits": (lambda k, s: _random.bits(k, s), lambda k, s: jax.random.bits(k, s, jnp.uint32)),
     "uniform": (
         lambda k, s: _random.uniform(k, s, jnp.float32),
         lambda k, s: jax.random.uniform(k, s),
@@ -152,7 +151,7 @@ def test_truncated_normal_bad_bounds_shape(key):
         _random.truncated_normal(key, jnp.zeros(5), 1.0, (3, 4), jnp.float32)
 
 
-@pytest.mark.parametrize("name", ["bits", "uniform", "normal", "truncated_normal", "normal_c64"])
+@pytest.mark.parametrize("name", ["uniform", "normal", "truncated_normal", "normal_c64"])
 def test_partitionable_off_falls_back_to_jax(name, key, partitionable_off):
     ours, theirs = SAMPLERS[name]
     assert not _random.use_kernels(key)
@@ -171,7 +170,7 @@ def test_partitionable_context_manager_is_honoured(key, jit):
 
 
 @pytest.mark.parametrize("impl", ["rbg", "unsafe_rbg"])
-@pytest.mark.parametrize("name", ["bits", "uniform", "normal", "truncated_normal"])
+@pytest.mark.parametrize("name", ["uniform", "normal", "truncated_normal"])
 def test_other_key_impls_fall_back_to_jax(name, impl):
     key = jax.random.key(3, impl=impl)
     ours, theirs = SAMPLERS[name]
@@ -269,7 +268,7 @@ def _spec(names):
 
 @pytest.mark.parametrize("mesh_def", MESHES, ids=str)
 @pytest.mark.parametrize(
-    "name", ["bits", "uniform", "normal", "truncated_normal", "normal_c64", "complex_uniform"]
+    "name", ["uniform", "normal", "truncated_normal", "normal_c64", "complex_uniform"]
 )
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
 def test_sharded_equals_unsharded(mesh_def, name, jit, devices, key):
@@ -277,7 +276,6 @@ def test_sharded_equals_unsharded(mesh_def, name, jit, devices, key):
     spec = _spec(mesh_def[1])
     shape = (16, 24)
     ours = {
-        "bits": lambda k, s: _random.bits(k, shape, out_sharding=s),
         "uniform": lambda k, s: _random.uniform(k, shape, jnp.float32, out_sharding=s),
         "normal": lambda k, s: _random.normal(k, shape, jnp.float32, out_sharding=s),
         "truncated_normal": lambda k, s: _random.truncated_normal(
@@ -306,7 +304,7 @@ def test_partition_spec_needs_a_mesh(key):
         _random.normal(key, (8, 8), jnp.float32, out_sharding=P("x"))
 
 
-@pytest.mark.parametrize("name", ["bits", "normal", "truncated_normal"])
+@pytest.mark.parametrize("name", ["normal", "truncated_normal"])
 def test_each_device_generates_only_its_shard(name, devices, key):
     mesh = _mesh((2, 4), ("x", "y"))
     shape = (1024, 2048)
@@ -314,7 +312,6 @@ def test_each_device_generates_only_its_shard(name, devices, key):
     with jax.set_mesh(mesh):
         sharding = NamedSharding(mesh, P("x", "y"))
         f = {
-            "bits": lambda k: _random.bits(k, shape, out_sharding=sharding),
             "normal": lambda k: _random.normal(k, shape, jnp.float32, out_sharding=sharding),
             "truncated_normal": lambda k: _random.truncated_normal(
                 k, -2, 2, shape, jnp.float32, out_sharding=sharding
