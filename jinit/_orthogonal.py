@@ -77,7 +77,7 @@ def orthogonal(
     blocked product of Householder reflectors built from independent Gaussian vectors (Stewart
     1980), the law of the QR of a Gaussian matrix, accumulated as LAPACK's ``orgqr`` does but
     with matmuls only (:mod:`jinit._haar`). On a 2-core CPU a 4096 x 4096 float32 draw takes about
-    1.2x one 4096^3 matmul, against 6x for ``"qr"`` (``python -m bench.orthogonal``), with
+    1.2x one 4096^3 matmul, against 6x for ``"qr"`` (``python -m bench orthogonal``), with
     ``max |Q^T Q - I|`` about ``1e-6``. Different bits from jax's; choose it explicitly. Its
     matmuls are kept whole on every device of the current mesh (``jax.set_mesh``), so a sharded
     draw equals an unsharded one bit for bit; without a mesh context, XLA may partition them
