@@ -61,8 +61,8 @@ def tree() -> tuple[dict, list]:
         ("c_attn", jinit.lecun_normal()),
         ("attn/c_proj", jinit.glorot_normal()),
         ("c_fc", jinit.he_uniform()),
-        ("mlp/c_proj", jinit.torch_kaiming_uniform()),
-        ("bias", jinit.keras_random_normal(mean=0.1, stddev=0.02)),
+        ("mlp/c_proj", jinit.torch.kaiming_uniform()),
+        ("bias", jinit.keras.random_normal(mean=0.1, stddev=0.02)),
         ("gate", jinit.orthogonal()),
     ]
     return abstract, rules

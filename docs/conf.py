@@ -7,6 +7,7 @@ initializer cannot be missing from it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -74,21 +75,54 @@ FAMILIES = (
 )
 
 
-def public_names() -> list[str]:
-    return sorted(n for n in dir(jinit) if not n.startswith("_") and callable(getattr(jinit, n)))
+# The family namespaces: their initializers are catalogued as ``jinit.torch.kaiming_uniform``
+# (``jinit.mup``'s optimizers, written in ``jinit/mup.py`` itself, are on the modules page).
+NAMESPACES = ("torch", "keras", "haiku", "mup")
+
+
+def lookup(name: str):
+    """``jinit.<name>``, for a top-level (``lecun_normal``) or namespaced
+    (``torch.kaiming_uniform``) name."""
+    obj = jinit
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@functools.cache
+def definition(name: str) -> tuple[str, str] | None:
+    """``(private module, name written there)`` for ``jinit.<name>``: the module whose ``def``,
+    ``class`` or alias line writes it (``("_torch", "torch_kaiming_uniform")``), or None."""
+    obj = lookup(name)
+    for modname, module in sorted(sys.modules.items()):
+        if not modname.startswith("jinit._"):
+            continue
+        source = None
+        for written, value in vars(module).items():
+            if value is not obj:
+                continue
+            source = source or inspect.getsource(module)
+            defines = (f"def {written}(", f"class {written}(", f"class {written}:")
+            if any(d in source for d in (*defines, f"\n{written} = ")):  # (the last: an alias)
+                return modname.removeprefix("jinit."), written
+    return None
+
+
+@functools.cache
+def public_names() -> tuple[str, ...]:
+    """Every public callable of jinit written in a private module: the top level's and the
+    family namespaces' (``torch.kaiming_uniform``)."""
+    top = [n for n in dir(jinit) if not n.startswith("_") and callable(getattr(jinit, n))]
+    spaced = [f"{ns}.{n}" for ns in NAMESPACES for n in getattr(jinit, ns).__all__]
+    return tuple(sorted(top + [n for n in spaced if definition(n) is not None]))
 
 
 def home(name: str) -> str:
     """The private module that defines ``jinit.<name>`` (its ``def``, ``class`` or alias line)."""
-    obj = getattr(jinit, name)
-    for modname, module in sorted(sys.modules.items()):
-        if not modname.startswith("jinit._") or getattr(module, name, None) is not obj:
-            continue
-        source = inspect.getsource(module)
-        defines = (f"def {name}(", f"class {name}(", f"class {name}:", f"\n{name} = ")
-        if any(d in source for d in defines):  # (the last: an alias)
-            return modname.removeprefix("jinit.")
-    raise ValueError(f"jinit.{name}: no private module of jinit defines it")
+    found = definition(name)
+    if found is None:
+        raise ValueError(f"jinit.{name}: no private module of jinit defines it")
+    return found[0]
 
 
 class JinitCatalog(SphinxDirective):
@@ -110,13 +144,16 @@ class JinitCatalog(SphinxDirective):
             summary = (importlib.import_module(f"jinit.{module}").__doc__ or "").strip()
             lines += [title, "-" * len(title), "", summary.splitlines()[0] if summary else "", ""]
             for name in names:
-                obj = getattr(jinit, name)
-                real = getattr(obj, "__name__", name)
-                if real != name and getattr(jinit, real, None) is obj:  # an alias
+                obj = lookup(name)
+                space, _, leaf = name.rpartition(".")
+                real = getattr(obj, "__name__", leaf)
+                parent = lookup(space) if space else jinit
+                if real != leaf and getattr(parent, real, None) is obj:  # an alias
+                    target = f"{space}.{real}" if space else real
                     lines += [
                         f".. py:function:: jinit.{name}",
                         "",
-                        f"   Alias of :func:`jinit.{real}`.",
+                        f"   Alias of :func:`jinit.{target}`.",
                         "",
                     ]
                     continue
@@ -126,12 +163,39 @@ class JinitCatalog(SphinxDirective):
 
 
 def follow_imported(app, modname: str, attribute: str) -> str | None:
-    """viewcode: public objects that report ``jinit`` as their module live in a private one."""
-    if modname == "jinit" and callable(getattr(jinit, attribute, None)):
-        return f"jinit.{home(attribute)}"
+    """viewcode: public objects that report ``jinit`` or a family namespace as their module live
+    in a private one."""
+    space = (modname or "").removeprefix("jinit").removeprefix(".")
+    if modname != "jinit" and space not in NAMESPACES:
+        return None
+    name = f"{space}.{attribute}" if space else attribute
+    if name in public_names():
+        return f"jinit.{home(name)}"
     return None
+
+
+def find_source(app, modname: str) -> tuple[str, dict] | None:
+    """viewcode: a private module's code, where a namespaced object written under its prefixed
+    name (``def torch_kaiming_uniform``) is also found by its public one (``kaiming_uniform``),
+    so its ``[source]`` link lands on its ``def``."""
+    if not modname.startswith("jinit._"):
+        return None
+    from sphinx.pycode import ModuleAnalyzer
+
+    analyzer = ModuleAnalyzer.for_module(modname)
+    tags = dict(analyzer.find_tags())
+    for name in public_names():
+        space, _, leaf = name.rpartition(".")
+        found = definition(name) if space else None
+        if found is None or f"jinit.{found[0]}" != modname or leaf == found[1]:
+            continue
+        if leaf in tags:
+            raise ValueError(f"{modname} writes both {found[1]} and {leaf}: which is jinit.{name}?")
+        tags[leaf] = tags[found[1]]
+    return analyzer.code, tags
 
 
 def setup(app):
     app.add_directive("jinit-catalog", JinitCatalog)
     app.connect("viewcode-follow-imported", follow_imported)
+    app.connect("viewcode-find-source", find_source)

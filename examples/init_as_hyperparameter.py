@@ -33,7 +33,7 @@ LEARNING_RATES = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 
 SCHEMES: dict[str, jinit.Initializer] = {
     "N(0,1)*0.01": jinit.normal(0.01),
-    "torch U(±1/√n)": jinit.torch_linear_default(),
+    "torch U(±1/√n)": jinit.torch.linear_default(),
     "lecun": jinit.lecun_normal(),
     "glorot": jinit.glorot_uniform(),
     "he": jinit.he_normal(),

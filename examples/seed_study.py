@@ -52,7 +52,7 @@ SCHEMES: dict[str, jinit.Initializer] = {
     "U[-0.3,0.3]": symmetric_uniform(0.3),
     "U[0,1]": jinit.uniform(1.0),
     "U[-1,1]": symmetric_uniform(1.0),
-    "torch U(±1/√n)": jinit.torch_linear_default(),
+    "torch U(±1/√n)": jinit.torch.linear_default(),
     "glorot": jinit.glorot_uniform(),
     "he": jinit.he_normal(),
     "lecun": jinit.lecun_normal(),

@@ -38,7 +38,7 @@ def schemes(activation: str) -> dict[str, jinit.Initializer]:
     gain = jinit.calculate_gain(activation)
     return {
         "N(0,1)*0.01": jinit.normal(0.01),
-        "U(±1/√n) (G&B 'standard', torch)": jinit.torch_linear_default(),
+        "U(±1/√n) (G&B 'standard', torch)": jinit.torch.linear_default(),
         "Glorot (uniform)": jinit.glorot_uniform(),
         "LeCun (normal)": jinit.lecun_normal(),
         "He (normal)": jinit.he_normal(),

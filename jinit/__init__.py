@@ -1,5 +1,19 @@
-"""jinit: reproducible, sharding-native neural-network weight initializers for JAX and Flax."""
+"""jinit: reproducible, sharding-native neural-network weight initializers for JAX and Flax.
 
+The porting families are namespaces: :mod:`jinit.torch`, :mod:`jinit.keras`, :mod:`jinit.haiku`
+and :mod:`jinit.mup` (``jinit.torch.kaiming_uniform``). Their old flat names
+(``jinit.torch.kaiming_uniform``) still give the same objects, with a ``DeprecationWarning``
+(``jinit/_deprecations.py``). The namespaces are attributes of ``jinit`` but not in ``__all__``,
+so ``from jinit import *`` cannot shadow ``import torch``.
+"""
+
+from typing import TYPE_CHECKING
+
+from jinit import _deprecations
+from jinit import haiku as haiku
+from jinit import keras as keras
+from jinit import mup as mup
+from jinit import torch as torch
 from jinit._basic import constant as constant
 from jinit._basic import normal as normal
 from jinit._basic import ones as ones
@@ -20,25 +34,9 @@ from jinit._fans import compute_fans as compute_fans
 from jinit._fans import einsum_axes as einsum_axes
 from jinit._gates import rezero as rezero
 from jinit._gates import skipinit as skipinit
-from jinit._haiku import haiku_conv_default as haiku_conv_default
-from jinit._haiku import haiku_embed_default as haiku_embed_default
-from jinit._haiku import haiku_linear_default as haiku_linear_default
-from jinit._haiku import haiku_orthogonal as haiku_orthogonal
-from jinit._haiku import haiku_variance_scaling as haiku_variance_scaling
-from jinit._keras import keras_conv_default as keras_conv_default
-from jinit._keras import keras_dense_default as keras_dense_default
-from jinit._keras import keras_embedding_default as keras_embedding_default
-from jinit._keras import keras_identity as keras_identity
-from jinit._keras import keras_orthogonal as keras_orthogonal
-from jinit._keras import keras_random_normal as keras_random_normal
-from jinit._keras import keras_random_uniform as keras_random_uniform
-from jinit._keras import keras_truncated_normal as keras_truncated_normal
-from jinit._keras import keras_variance_scaling as keras_variance_scaling
 from jinit._keys import key_for_path as key_for_path
 from jinit._keys import keys_like as keys_like
 from jinit._keys import path_str as path_str
-from jinit._mup import mup_hidden as mup_hidden
-from jinit._mup import mup_readout as mup_readout
 from jinit._orthogonal import delta_orthogonal as delta_orthogonal
 from jinit._orthogonal import orthogonal as orthogonal
 from jinit._portable_init import portable as portable
@@ -58,15 +56,6 @@ from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity
 from jinit._structured import sparse as sparse
 from jinit._torch import calculate_gain as calculate_gain
-from jinit._torch import torch_bias_default as torch_bias_default
-from jinit._torch import torch_embedding_default as torch_embedding_default
-from jinit._torch import torch_kaiming_normal as torch_kaiming_normal
-from jinit._torch import torch_kaiming_uniform as torch_kaiming_uniform
-from jinit._torch import torch_linear_default as torch_linear_default
-from jinit._torch import torch_trunc_normal as torch_trunc_normal
-from jinit._torch import torch_xavier_normal as torch_xavier_normal
-from jinit._torch import torch_xavier_uniform as torch_xavier_uniform
-from jinit._torch_rules import torch_defaults as torch_defaults
 from jinit._tree import init_tree as init_tree
 from jinit._typing import Initializer as Initializer
 from jinit._variance import glorot_normal as glorot_normal
@@ -105,34 +94,8 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     "variance_scaling",
     "xavier_normal",
     "xavier_uniform",
-    # PyTorch's schemes and layer defaults
+    # PyTorch's gains (its schemes and layer defaults: jinit.torch)
     "calculate_gain",
-    "torch_bias_default",
-    "torch_embedding_default",
-    "torch_kaiming_normal",
-    "torch_kaiming_uniform",
-    "torch_linear_default",
-    "torch_trunc_normal",
-    "torch_xavier_normal",
-    "torch_xavier_uniform",
-    # PyTorch's defaults for a whole Flax model
-    "torch_defaults",
-    # Keras 3 semantics
-    "keras_conv_default",
-    "keras_dense_default",
-    "keras_embedding_default",
-    "keras_identity",
-    "keras_orthogonal",
-    "keras_random_normal",
-    "keras_random_uniform",
-    "keras_truncated_normal",
-    "keras_variance_scaling",
-    # Haiku semantics
-    "haiku_conv_default",
-    "haiku_embed_default",
-    "haiku_linear_default",
-    "haiku_orthogonal",
-    "haiku_variance_scaling",
     # Orthogonal
     "delta_orthogonal",
     "orthogonal",
@@ -158,9 +121,6 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     "deepnorm",
     "deepnorm_alpha",
     "deepnorm_beta",
-    # Maximal update parametrisation (muP)
-    "mup_hidden",
-    "mup_readout",
     # Stacked (scanned) layers
     "stacked",
     # Whole trees
@@ -201,3 +161,7 @@ for _name in __all__:
     if str(getattr(_obj, "__module__", "")).startswith("jinit._"):
         _obj.__module__ = "jinit"
 del _name, _obj
+
+if not TYPE_CHECKING:  # type checkers see only the current names, as in jax
+    __getattr__ = _deprecations.module_getattr(__name__, _deprecations.RENAMED)
+del TYPE_CHECKING

@@ -1,8 +1,9 @@
-"""muP's training half (Yang et al. 2022): per-parameter learning rates as optax transformations.
+"""muP (Yang et al. 2022): the maximal-update parametrization's initializers and optimizers.
 
-:func:`jinit.mup_hidden` and :func:`jinit.mup_readout` give the maximal-update parametrization's
-initial weights; this module gives its optimizers, so that hyperparameters tuned on a small
-*base* model transfer to a wide one. It imports optax; the rest of jinit does not need it.
+:func:`hidden` and :func:`readout` give muP's initial weights; :func:`adam`, :func:`adamw`,
+:func:`sgd` and :func:`scale_by_mup` give its per-parameter learning rates as optax
+transformations, so that hyperparameters tuned on a small *base* model transfer to a wide one.
+The optimizers import optax when called; the initializers, like the rest of jinit, do not need it.
 
 Each parameter is classified by comparing its shape in the base model with its shape in the
 target model, as ``microsoft/mup`` does (``set_base_shapes``): an axis whose size differs is a
@@ -21,7 +22,7 @@ readout      lr / fan_in_mult                    lr / fan_in_mult
 ===========  ==================================  ==================================
 
 The *readout* row is for a readout written as a plain ``Dense`` initialised with
-:func:`jinit.mup_readout` (weights :math:`W' = W/w`), the form Flax models use: it is exactly
+:func:`readout` (weights :math:`W' = W/w`), the form Flax models use: it is exactly
 ``mup.MuReadout`` (which keeps :math:`W` and divides its input by :math:`w`) with the same
 training dynamics under ``MuAdam``/``MuSGD`` (``tests/test_mup.py`` trains both side by side).
 Name the readout parameters with ``readout=`` (a regex searched in each parameter's path).
@@ -35,14 +36,18 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jinit import _checks, _keys
+from jinit import _checks, _keys, _namespace
+from jinit._mup import mup_hidden as hidden
+from jinit._mup import mup_readout as readout
+
+if TYPE_CHECKING:
+    import optax
 
 Optimizer = Literal["adam", "sgd"]
 
@@ -242,7 +247,7 @@ def scale_by_mup(
       target: the target model's parameters or their shapes (the tree being optimised).
       optimizer: ``"adam"`` or ``"sgd"``: which of muP's two rule sets (see the module table).
       readout: the readout parameters, written as a plain ``Dense`` initialised with
-        :func:`jinit.mup_readout`: a regex searched in each parameter's ``/``-joined path
+        :func:`jinit.mup.readout`: a regex searched in each parameter's ``/``-joined path
         (``"head/kernel"``), or a callable ``path -> bool``. A regex matching nothing is an
         error.
       in_axis: the fan-in axis of parameters with two or more axes.
@@ -262,6 +267,8 @@ def scale_by_mup(
       >>> round(float(updates["w"][0, 0]), 7)  # -lr / width_mult (Adam's eps aside)
       -0.00025
     """
+    import optax
+
     factors = lr_factors(
         base, target, optimizer, readout=readout, in_axis=in_axis, out_axis=out_axis
     )
@@ -294,6 +301,8 @@ def adam(
       >>> sds = lambda *s: jax.ShapeDtypeStruct(s, jnp.float32)
       >>> tx = mup.adam(1e-3, {"w": sds(64, 64)}, {"w": sds(512, 512)})
     """
+    import optax
+
     return optax.chain(
         optax.adam(learning_rate, **kwargs), scale_by_mup(base, target, "adam", readout=readout)
     )
@@ -309,6 +318,8 @@ def adamw(
 ) -> optax.GradientTransformation:
     """``mup.MuAdamW(decoupled_wd=True)``: ``optax.adamw`` with muP's per-parameter rates (the
     decay, multiplied by the learning rate in optax, scales with it)."""
+    import optax
+
     return optax.chain(
         optax.adamw(learning_rate, **kwargs), scale_by_mup(base, target, "adam", readout=readout)
     )
@@ -323,6 +334,8 @@ def sgd(
     **kwargs: Any,
 ) -> optax.GradientTransformation:
     """``mup.MuSGD``: ``optax.sgd(learning_rate, **kwargs)`` (momentum too) with muP's rates."""
+    import optax
+
     return optax.chain(
         optax.sgd(learning_rate, **kwargs), scale_by_mup(base, target, "sgd", readout=readout)
     )
@@ -364,6 +377,8 @@ def coord_check(
     Examples:
       See ``tests/test_mup.py::test_coord_check_is_flat_under_mup_and_grows_under_sp``.
     """
+    import optax
+
     steps = _checks.check_count("coord_check", "steps", steps)
     seeds = _checks.check_count("coord_check", "seeds", seeds)
     if not widths:
@@ -416,9 +431,13 @@ __all__ = [
     "adam",
     "adamw",
     "coord_check",
+    "hidden",
     "lr_factors",
+    "readout",
     "render",
     "scale_by_mup",
     "sgd",
     "width_mults",
 ]
+
+_namespace.publish(globals(), "mup_", ["hidden", "readout"])

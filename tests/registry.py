@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -19,6 +20,27 @@ from scipy import stats
 import jinit
 
 TN2_STD = 0.87962566103423978  # std of N(0, 1) truncated to (-2, 2)
+
+# The family namespaces, whose names count as public as `torch.kaiming_uniform`.
+NAMESPACES = ("torch", "keras", "haiku", "mup")
+
+
+def lookup(name: str) -> Any:
+    """`jinit.<name>` for a top-level (`lecun_normal`) or namespaced (`torch.kaiming_uniform`)
+    name."""
+    obj: Any = jinit
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def public_callables() -> list[str]:
+    """Every public callable of jinit by the name users write after `jinit.`: the top level's
+    and each family namespace's (`"torch.kaiming_uniform"`, `"mup.adam"`)."""
+    top = [n for n in dir(jinit) if not n.startswith("_") and callable(getattr(jinit, n))]
+    spaced = [f"{ns}.{n}" for ns in NAMESPACES for n in lookup(ns).__all__]
+    return sorted(top + [n for n in spaced if callable(lookup(n))])
+
 
 Shape = tuple[int, ...]
 
@@ -221,50 +243,50 @@ CASES: tuple[Case, ...] = (
     ),
     # --- rows for the torch/Keras-compatible, structured and research schemes start here ---
     Case(
-        "torch_kaiming_uniform",
-        jinit.torch_kaiming_uniform,
+        "torch.kaiming_uniform",
+        jinit.torch.kaiming_uniform,
         dist=_u(lambda s: math.sqrt(2.0) * math.sqrt(3 / _fan_in(s))),
     ),
     Case(
-        "torch_kaiming_uniform_fan_out_tanh",
-        lambda: jinit.torch_kaiming_uniform(mode="fan_out", nonlinearity="tanh"),
+        "torch.kaiming_uniform_fan_out_tanh",
+        lambda: jinit.torch.kaiming_uniform(mode="fan_out", nonlinearity="tanh"),
         dist=_u(lambda s: 5 / 3 * math.sqrt(3 / jinit.compute_fans(s)[1])),
     ),
     Case(
-        "torch_kaiming_normal",
-        lambda: jinit.torch_kaiming_normal(a=0.2),
+        "torch.kaiming_normal",
+        lambda: jinit.torch.kaiming_normal(a=0.2),
         dist=_n(lambda s: math.sqrt(2 / 1.04) / math.sqrt(_fan_in(s))),
     ),
     Case(
-        "torch_xavier_uniform",
-        lambda: jinit.torch_xavier_uniform(gain=2.0),
+        "torch.xavier_uniform",
+        lambda: jinit.torch.xavier_uniform(gain=2.0),
         dist=_u(lambda s: 2.0 * math.sqrt(3 / _fan_avg(s))),
     ),
     Case(
-        "torch_xavier_normal",
-        jinit.torch_xavier_normal,
+        "torch.xavier_normal",
+        jinit.torch.xavier_normal,
         dist=_n(lambda s: math.sqrt(1 / _fan_avg(s))),
     ),
     Case(
-        "torch_trunc_normal",
-        lambda: jinit.torch_trunc_normal(mean=0.5, std=2.0, a=-1.0, b=3.0),
+        "torch.trunc_normal",
+        lambda: jinit.torch.trunc_normal(mean=0.5, std=2.0, a=-1.0, b=3.0),
         dist=lambda s: stats.truncnorm((-1.0 - 0.5) / 2.0, (3.0 - 0.5) / 2.0, loc=0.5, scale=2.0),
     ),
     Case(
-        "torch_linear_default",
-        jinit.torch_linear_default,
+        "torch.linear_default",
+        jinit.torch.linear_default,
         dist=_u(lambda s: 1 / math.sqrt(_fan_in(s))),
     ),
     Case(
-        "torch_bias_default",
-        lambda: jinit.torch_bias_default(fan_in=64),
+        "torch.bias_default",
+        lambda: jinit.torch.bias_default(fan_in=64),
         shapes=((16, 32), (32,)),
         stat_shape=(131072,),
         dist=lambda s: stats.uniform(-1 / 8, 2 / 8),
     ),
     Case(
-        "torch_embedding_default",
-        jinit.torch_embedding_default,
+        "torch.embedding_default",
+        jinit.torch.embedding_default,
         dist=lambda s: stats.norm(scale=1.0),
     ),
     Case(
@@ -332,7 +354,7 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "portable_keras_random_normal",
-        lambda: jinit.portable(jinit.keras_random_normal(mean=0.5, stddev=0.3)),
+        lambda: jinit.portable(jinit.keras.random_normal(mean=0.5, stddev=0.3)),
         dist=lambda s: stats.norm(loc=0.5, scale=0.3),
     ),
     Case(
@@ -372,18 +394,18 @@ CASES: tuple[Case, ...] = (
         dist=_n(lambda s: s[-1] ** -0.5 * 54**-0.25),
     ),
     Case(
-        "mup_hidden",
-        lambda: jinit.mup_hidden(2.0),
+        "mup.hidden",
+        lambda: jinit.mup.hidden(2.0),
         dist=_n(lambda s: math.sqrt(2 / _fan_in(s))),
     ),
     Case(
-        "mup_readout",
-        lambda: jinit.mup_readout(4.0),
+        "mup.readout",
+        lambda: jinit.mup.readout(4.0),
         dist=_n(lambda s: math.sqrt(1 / (4 * _fan_in(s)))),
     ),
     Case(
-        "mup_readout_zero",
-        lambda: jinit.mup_readout(4.0, zero=True),
+        "mup.readout_zero",
+        lambda: jinit.mup.readout(4.0, zero=True),
         random=False,
         check=_constant(0.0),
     ),
@@ -397,18 +419,18 @@ CASES: tuple[Case, ...] = (
     ),
     # --- Keras 3 and Haiku semantics (compared with the libraries in test_keras_haiku.py) ---
     Case(
-        "keras_variance_scaling_normal_is_truncated",
-        lambda: jinit.keras_variance_scaling(2.0, "fan_in", "normal"),
+        "keras.variance_scaling_normal_is_truncated",
+        lambda: jinit.keras.variance_scaling(2.0, "fan_in", "normal"),
         dist=_tn(lambda s: 2 / _fan_in(s)),
     ),
     Case(
-        "keras_variance_scaling_untruncated_fan_out",
-        lambda: jinit.keras_variance_scaling(0.5, "fan_out", "untruncated_normal"),
+        "keras.variance_scaling_untruncated_fan_out",
+        lambda: jinit.keras.variance_scaling(0.5, "fan_out", "untruncated_normal"),
         dist=_n(lambda s: math.sqrt(0.5 / jinit.compute_fans(s)[1])),
     ),
     Case(
-        "keras_variance_scaling_uniform_axes",
-        lambda: jinit.keras_variance_scaling(
+        "keras.variance_scaling_uniform_axes",
+        lambda: jinit.keras.variance_scaling(
             1.0, "fan_avg", "uniform", input_axes=0, output_axes=(1, 2)
         ),
         shapes=((16, 4, 8),),
@@ -416,89 +438,89 @@ CASES: tuple[Case, ...] = (
         dist=_u(lambda s: math.sqrt(3 / ((s[0] + s[1] * s[2]) / 2))),
     ),
     Case(
-        "keras_random_uniform",
-        lambda: jinit.keras_random_uniform(-0.5, 1.5),
+        "keras.random_uniform",
+        lambda: jinit.keras.random_uniform(-0.5, 1.5),
         dist=lambda s: stats.uniform(-0.5, 2.0),
     ),
     Case(
-        "keras_random_normal",
-        lambda: jinit.keras_random_normal(1.0, 0.5),
+        "keras.random_normal",
+        lambda: jinit.keras.random_normal(1.0, 0.5),
         dist=lambda s: stats.norm(1.0, 0.5),
     ),
     Case(
-        "keras_truncated_normal",
-        lambda: jinit.keras_truncated_normal(-1.0, 2.0),
+        "keras.truncated_normal",
+        lambda: jinit.keras.truncated_normal(-1.0, 2.0),
         dist=lambda s: stats.truncnorm(-2, 2, loc=-1.0, scale=2.0),
     ),
     Case(
-        "keras_identity",
-        lambda: jinit.keras_identity(3.0),
+        "keras.identity",
+        lambda: jinit.keras.identity(3.0),
         shapes=((16, 32), (32, 16)),
         stat_shape=(256, 128),
         random=False,
         check=_eye_check(3.0),
     ),
     Case(
-        "keras_orthogonal",
-        lambda: jinit.keras_orthogonal(2.0),
+        "keras.orthogonal",
+        lambda: jinit.keras.orthogonal(2.0),
         shapes=((16, 32), (32, 16), (4, 4, 8)),
         stat_shape=(128, 64),
         check=_orthonormal(2.0),
     ),
     Case(
-        "keras_dense_default",
-        jinit.keras_dense_default,
+        "keras.dense_default",
+        jinit.keras.dense_default,
         dist=_u(lambda s: (3 / _fan_avg(s)) ** 0.5),
     ),
     Case(
-        "keras_conv_default",
-        jinit.keras_conv_default,
+        "keras.conv_default",
+        jinit.keras.conv_default,
         shapes=((3, 3, 8, 16), (5, 8, 4)),
         stat_shape=(3, 3, 64, 128),
         dist=_u(lambda s: (3 / _fan_avg(s)) ** 0.5),
     ),
     Case(
-        "keras_embedding_default",
-        jinit.keras_embedding_default,
+        "keras.embedding_default",
+        jinit.keras.embedding_default,
         dist=lambda s: stats.uniform(-0.05, 0.1),
     ),
     Case(
-        "haiku_variance_scaling",
-        lambda: jinit.haiku_variance_scaling(2.0, "fan_avg"),
+        "haiku.variance_scaling",
+        lambda: jinit.haiku.variance_scaling(2.0, "fan_avg"),
         dist=_tn(lambda s: 2 / _fan_avg(s)),
     ),
     Case(
-        "haiku_variance_scaling_normal_fan_in_axes",
-        lambda: jinit.haiku_variance_scaling(1.0, "fan_in", "normal", fan_in_axes=(0,)),
+        "haiku.variance_scaling_normal_fan_in_axes",
+        lambda: jinit.haiku.variance_scaling(1.0, "fan_in", "normal", fan_in_axes=(0,)),
         shapes=((16, 4, 8),),
         stat_shape=(512, 8, 64),
         dist=lambda s: stats.norm(scale=1 / math.sqrt(s[0])),
     ),
     Case(
-        "haiku_variance_scaling_uniform_fan_out",
-        lambda: jinit.haiku_variance_scaling(3.0, "fan_out", "uniform"),
+        "haiku.variance_scaling_uniform_fan_out",
+        lambda: jinit.haiku.variance_scaling(3.0, "fan_out", "uniform"),
         dist=_u(lambda s: math.sqrt(9 / jinit.compute_fans(s)[1])),
     ),
     Case(
-        "haiku_linear_default",
-        jinit.haiku_linear_default,
+        "haiku.linear_default",
+        jinit.haiku.linear_default,
         dist=lambda s: stats.truncnorm(-2, 2, scale=1 / math.sqrt(math.prod(s[:-1]))),
     ),
     Case(
-        "haiku_conv_default",
-        jinit.haiku_conv_default,
+        "haiku.conv_default",
+        jinit.haiku.conv_default,
         shapes=((3, 3, 8, 16), (5, 8, 4)),
         stat_shape=(3, 3, 64, 128),
         dist=lambda s: stats.truncnorm(-2, 2, scale=1 / math.sqrt(math.prod(s[:-1]))),
     ),
     Case(
-        "haiku_embed_default",
-        jinit.haiku_embed_default,
+        "haiku.embed_default",
+        jinit.haiku.embed_default,
         dist=lambda s: stats.truncnorm(-2, 2),
     ),
     Case(
-        "haiku_orthogonal",
-        lambda: jinit.haiku_orthogonal(0.5, axis=0),
+        "haiku.orthogonal",
+        lambda: jinit.haiku.orthogonal(0.5, axis=0),
         shapes=((16, 32), (8, 4, 4)),
         stat_shape=(64, 128),
         check=_orthonormal(0.5, 0),
@@ -563,19 +585,19 @@ HYPERS: tuple[Hyper, ...] = (
         ints=("n_layers",),
         nonneg=("n_layers", "stddev"),
     ),
-    Hyper("torch_kaiming_normal", jinit.torch_kaiming_normal, {"a": (-1.0, 1.0)}),
+    Hyper("torch.kaiming_normal", jinit.torch.kaiming_normal, {"a": (-1.0, 1.0)}),
     Hyper(
-        "torch_xavier_uniform", jinit.torch_xavier_uniform, {"gain": (0.0, 3.0)}, nonneg=("gain",)
+        "torch.xavier_uniform", jinit.torch.xavier_uniform, {"gain": (0.0, 3.0)}, nonneg=("gain",)
     ),
     Hyper(
-        "torch_trunc_normal",
-        jinit.torch_trunc_normal,
+        "torch.trunc_normal",
+        jinit.torch.trunc_normal,
         {"mean": (-1.0, 1.0), "std": (0.01, 2.0), "a": (-5.0, -2.0), "b": (2.0, 5.0)},
         nonneg=("std",),
     ),
     Hyper(
-        "mup_readout",
-        jinit.mup_readout,
+        "mup.readout",
+        jinit.mup.readout,
         {"width_mult": (0.5, 8.0), "scale": (0.0, 2.0)},
         nonneg=("width_mult", "scale"),
     ),
@@ -604,8 +626,8 @@ HYPERS: tuple[Hyper, ...] = (
         nonneg=("groups",),
     ),
     Hyper(
-        "torch_bias_default",
-        jinit.torch_bias_default,
+        "torch.bias_default",
+        jinit.torch.bias_default,
         {"fan_in": (0, 1000)},
         shapes=((16,), (8, 16)),
         ints=("fan_in",),

@@ -103,7 +103,7 @@ def test_fan_errors(call, error, match):
 def test_compute_fans_and_initializers_accept_numpy_axes(key):
     assert jinit.compute_fans((4, 6), in_axis=np.int64(1), out_axis=np.int64(0)) == (6.0, 4.0)
     assert jinit.compute_fans((4, 6), in_axis=jnp.array(1), out_axis=[np.int32(0)]) == (6.0, 4.0)
-    for make in (jinit.lecun_normal, jinit.he_uniform, jinit.torch_kaiming_normal):
+    for make in (jinit.lecun_normal, jinit.he_uniform, jinit.torch.kaiming_normal):
         a = make(in_axis=np.int64(1), out_axis=np.int64(0))(key, (4, 6))
         b = make(in_axis=1, out_axis=0)(key, (4, 6))
         np.testing.assert_array_equal(a, b)

@@ -296,8 +296,8 @@ def test_deterministic_initializers_accept_any_key():
         (jinit.hadamard(), (4, 4)),
         (jinit.zero_init(), (4, 4)),
         (jinit.rezero(), ()),
-        (jinit.keras_identity(), (4, 4)),
-        (jinit.mup_readout(2.0, zero=True, dtype=jnp.bfloat16), (4, 4)),
+        (jinit.keras.identity(), (4, 4)),
+        (jinit.mup.readout(2.0, zero=True, dtype=jnp.bfloat16), (4, 4)),
     ):
         for key in (stream, None, "ignored", 1.5):
             np.testing.assert_array_equal(

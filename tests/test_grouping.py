@@ -117,7 +117,7 @@ def test_jax_catalog_implements_the_protocol():
         jinit.uniform(),
         jinit.truncated_normal(),
         jinit.orthogonal(),
-        jinit.torch_linear_default(),
+        jinit.torch.linear_default(),
         jinit.scaled_residual(12),
     ):
         s = init.sampling((8, 16), f32)

@@ -70,7 +70,7 @@ KERAS_SHAPES = [((64, 96), 64, 96), ((3, 3, 8, 16), 72, 144), ((4000,), 4000, 40
 @pytest.mark.parametrize(("shape", "fan_in", "fan_out"), KERAS_SHAPES[:3])
 def test_keras_variance_scaling(distribution, mode, shape, fan_in, fan_out):
     scale = 2.0
-    ours = sample(jinit.keras_variance_scaling(scale, mode, distribution), shape)
+    ours = sample(jinit.keras.variance_scaling(scale, mode, distribution), shape)
     theirs = keras_sample(
         keras.initializers.VarianceScaling,
         shape,
@@ -91,7 +91,7 @@ def test_keras_variance_scaling(distribution, mode, shape, fan_in, fan_out):
 
 
 def test_keras_variance_scaling_explicit_axes_and_scalars():
-    init = jinit.keras_variance_scaling(1.0, "fan_in", "uniform", input_axes=(0, 1), output_axes=2)
+    init = jinit.keras.variance_scaling(1.0, "fan_in", "uniform", input_axes=(0, 1), output_axes=2)
     ours = sample(init, (32, 4, 64))
     kinit = keras.initializers.VarianceScaling
     theirs = keras_sample(
@@ -105,7 +105,7 @@ def test_keras_variance_scaling_explicit_axes_and_scalars():
     assert_same_distribution(ours, theirs)
     assert_spread(ours, 1 / math.sqrt(128), math.sqrt(3 / 128))
     # A scalar has fans (1, 1) in Keras: U(+-sqrt(3 * 4)).
-    scalar = jinit.keras_variance_scaling(4.0, distribution="uniform")
+    scalar = jinit.keras.variance_scaling(4.0, distribution="uniform")
     zs = np.array([float(scalar(k, ())) for k in jax.random.split(jax.random.key(0), 200)])
     assert np.abs(zs).max() <= math.sqrt(12) and np.abs(zs).max() > 3
 
@@ -113,18 +113,18 @@ def test_keras_variance_scaling_explicit_axes_and_scalars():
 @pytest.mark.parametrize(
     ("ours", "cls", "kwargs", "std", "bound", "mean"),
     [
-        (jinit.keras_random_uniform(), "RandomUniform", {}, 0.05 / math.sqrt(3), 0.05, 0.0),
+        (jinit.keras.random_uniform(), "RandomUniform", {}, 0.05 / math.sqrt(3), 0.05, 0.0),
         (
-            jinit.keras_random_uniform(-1.0, 3.0),
+            jinit.keras.random_uniform(-1.0, 3.0),
             "RandomUniform",
             {"minval": -1.0, "maxval": 3.0},
             2 / math.sqrt(3),
             2.0,
             1.0,
         ),
-        (jinit.keras_random_normal(), "RandomNormal", {}, 0.05, None, 0.0),
+        (jinit.keras.random_normal(), "RandomNormal", {}, 0.05, None, 0.0),
         (
-            jinit.keras_random_normal(2.0, 0.5),
+            jinit.keras.random_normal(2.0, 0.5),
             "RandomNormal",
             {"mean": 2.0, "stddev": 0.5},
             0.5,
@@ -132,7 +132,7 @@ def test_keras_variance_scaling_explicit_axes_and_scalars():
             2.0,
         ),
         (
-            jinit.keras_truncated_normal(),
+            jinit.keras.truncated_normal(),
             "TruncatedNormal",
             {},
             0.05 * 0.8796256610342398,
@@ -140,7 +140,7 @@ def test_keras_variance_scaling_explicit_axes_and_scalars():
             0.0,
         ),
         (
-            jinit.keras_truncated_normal(-1.0, 2.0),
+            jinit.keras.truncated_normal(-1.0, 2.0),
             "TruncatedNormal",
             {"mean": -1.0, "stddev": 2.0},
             2.0 * 0.8796256610342398,
@@ -161,12 +161,12 @@ def test_keras_random_initializers(ours, cls, kwargs, std, bound, mean):
 def test_keras_identity_equals_keras():
     for shape, gain in (((3, 5), 2.0), ((6, 4), -0.5)):
         want = np.asarray(keras.initializers.Identity(gain)(shape))
-        got = np.asarray(jinit.keras_identity(gain)(jax.random.key(0), shape))
+        got = np.asarray(jinit.keras.identity(gain)(jax.random.key(0), shape))
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="Identity"):
         keras.initializers.Identity()((2, 3, 3))
     with pytest.raises(ValueError, match=r"`keras_identity` needs a 2-D shape"):
-        jinit.keras_identity()(jax.random.key(0), (2, 3, 3))
+        jinit.keras.identity()(jax.random.key(0), (2, 3, 3))
 
 
 def _keras_layer_weights(layer, input_shape, name, n_layers=4) -> np.ndarray:
@@ -184,7 +184,7 @@ def _keras_layer_weights(layer, input_shape, name, n_layers=4) -> np.ndarray:
     ("ours", "layer", "input_shape", "name", "shape", "std", "bound"),
     [
         (
-            jinit.keras_dense_default(),
+            jinit.keras.dense_default(),
             lambda: keras.layers.Dense(96),
             (None, 64),
             "kernel",
@@ -193,7 +193,7 @@ def _keras_layer_weights(layer, input_shape, name, n_layers=4) -> np.ndarray:
             math.sqrt(6 / 160),
         ),
         (
-            jinit.keras_conv_default(),
+            jinit.keras.conv_default(),
             lambda: keras.layers.Conv2D(16, 3),
             (None, 9, 9, 8),
             "kernel",
@@ -202,7 +202,7 @@ def _keras_layer_weights(layer, input_shape, name, n_layers=4) -> np.ndarray:
             math.sqrt(6 / 216),
         ),
         (
-            jinit.keras_embedding_default(),
+            jinit.keras.embedding_default(),
             lambda: keras.layers.Embedding(300, 16),
             (None,),
             "embeddings",
@@ -225,7 +225,7 @@ def test_keras_layer_defaults(ours, layer, input_shape, name, shape, std, bound)
 @pytest.mark.parametrize("shape", [(48, 48), (40, 24), (3, 3, 4, 12)])
 def test_keras_orthogonal(shape):
     gain = 1.5
-    mine = sample(jinit.keras_orthogonal(gain), shape)
+    mine = sample(jinit.keras.orthogonal(gain), shape)
     with jax.numpy_rank_promotion("allow"):  # Keras's QR sign fix broadcasts implicitly
         theirs = np.asarray(keras.initializers.Orthogonal(gain, seed=0)(shape), np.float64)
         many_theirs = keras_sample(keras.initializers.Orthogonal, shape, 20, gain=gain)
@@ -235,7 +235,7 @@ def test_keras_orthogonal(shape):
         gram = q.T @ q if q.shape[0] >= q.shape[1] else q @ q.T
         np.testing.assert_allclose(gram, np.eye(small), atol=2e-5)
     many_mine = np.concatenate(
-        [sample(jinit.keras_orthogonal(gain), shape, s).ravel() for s in range(20)]
+        [sample(jinit.keras.orthogonal(gain), shape, s).ravel() for s in range(20)]
     )
     assert_same_distribution(many_mine, many_theirs)
 
@@ -257,7 +257,7 @@ def test_keras_orthogonal(shape):
 )
 def test_haiku_variance_scaling(distribution, mode, shape, fan_in_axes, fan_in, fan_out):
     scale = 0.5
-    ours = sample(jinit.haiku_variance_scaling(scale, mode, distribution, fan_in_axes), shape)
+    ours = sample(jinit.haiku.variance_scaling(scale, mode, distribution, fan_in_axes), shape)
     vs = hk.initializers.VarianceScaling
     theirs = haiku_sample(lambda: vs(scale, mode, distribution, fan_in_axes), shape, 2)
     assert_same_distribution(ours, theirs)
@@ -282,9 +282,9 @@ def _haiku_layer_weights(module, x, n_layers=4) -> np.ndarray:
 @pytest.mark.parametrize(
     ("ours", "module", "x", "shape", "fan_in"),
     [
-        (jinit.haiku_linear_default(), lambda: hk.Linear(96), jnp.ones((1, 64)), (64, 96), 64),
+        (jinit.haiku.linear_default(), lambda: hk.Linear(96), jnp.ones((1, 64)), (64, 96), 64),
         (
-            jinit.haiku_conv_default(),
+            jinit.haiku.conv_default(),
             lambda: hk.Conv2D(16, 3),
             jnp.ones((1, 9, 9, 8)),
             (3, 3, 8, 16),
@@ -315,7 +315,7 @@ def test_haiku_embed_default():
         ]
     )
     mine = np.concatenate(
-        [sample(jinit.haiku_embed_default(), (300, 16), s).ravel() for s in range(4)]
+        [sample(jinit.haiku.embed_default(), (300, 16), s).ravel() for s in range(4)]
     )
     assert_same_distribution(mine, theirs)
     for z in (mine, theirs):
@@ -326,7 +326,7 @@ def test_haiku_embed_default():
 def test_haiku_orthogonal(shape, axis):
     scale = 0.5
     mine = np.concatenate(
-        [sample(jinit.haiku_orthogonal(scale, axis), shape, s).ravel() for s in range(20)]
+        [sample(jinit.haiku.orthogonal(scale, axis), shape, s).ravel() for s in range(20)]
     )
     with jax.numpy_rank_promotion("allow"):  # Haiku's QR sign fix broadcasts implicitly
         theirs = haiku_sample(lambda: hk.initializers.Orthogonal(scale, axis), shape, 20)
@@ -340,20 +340,20 @@ def test_haiku_orthogonal(shape, axis):
 
 def test_bad_arguments_name_the_call():
     with pytest.raises(ValueError, match=r"`keras_variance_scaling\(scale=...\)` must be positive"):
-        jinit.keras_variance_scaling(0.0)
+        jinit.keras.variance_scaling(0.0)
     with pytest.raises(ValueError, match=r"`keras_variance_scaling\(distribution=...\)` must be"):
-        jinit.keras_variance_scaling(1.0, distribution="gamma")
+        jinit.keras.variance_scaling(1.0, distribution="gamma")
     with pytest.raises(ValueError, match=r"needs both or neither"):
-        jinit.keras_variance_scaling(1.0, input_axes=0)
+        jinit.keras.variance_scaling(1.0, input_axes=0)
     with pytest.raises(ValueError, match=r"`keras_random_uniform\(minval=..., maxval=...\)`"):
-        jinit.keras_random_uniform(1.0, 1.0)
+        jinit.keras.random_uniform(1.0, 1.0)
     with pytest.raises(ValueError, match=r"`haiku_variance_scaling\(mode=...\)` must be one of"):
-        jinit.haiku_variance_scaling(1.0, "fan_geo_avg")
+        jinit.haiku.variance_scaling(1.0, "fan_geo_avg")
     with pytest.raises(TypeError, match=r"`haiku_orthogonal\(axis=...\)` must be an int"):
-        jinit.haiku_orthogonal(axis=1.0)  # type: ignore[arg-type]
+        jinit.haiku.orthogonal(axis=1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`haiku_linear_default` needs a shape of rank >= 1"):
-        jinit.haiku_linear_default()(jax.random.key(0), ())
+        jinit.haiku.linear_default()(jax.random.key(0), ())
     with pytest.raises(TypeError, match=r"real floating dtype"):
-        jinit.keras_random_normal()(jax.random.key(0), (3,), jnp.complex64)
+        jinit.keras.random_normal()(jax.random.key(0), (3,), jnp.complex64)
     # Haiku allows scale 0 (Keras does not): all zeros.
-    assert not sample(jinit.haiku_variance_scaling(0.0), (4, 4)).any()
+    assert not sample(jinit.haiku.variance_scaling(0.0), (4, 4)).any()

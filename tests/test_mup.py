@@ -68,7 +68,7 @@ def test_factors_are_mups_except_the_plain_dense_readout(optimizer, width):
         {k: v for k, v in expected.items() if k != "head/kernel"}
     )
     # MuReadout's weight is vector-like in mup (its 1/width sits in the forward pass);
-    # written as a plain Dense initialised with jinit.mup_readout, it trains at lr / width_mult.
+    # written as a plain Dense initialised with jinit.mup.readout, it trains at lr / width_mult.
     assert expected["head/kernel"] == pytest.approx(1.0 if optimizer == "adam" else width / BASE)
     readout = mup.lr_factors(shapes(BASE), shapes(width), optimizer, readout="head/kernel")
     assert readout["head"]["kernel"] == pytest.approx(BASE / width)
@@ -147,7 +147,7 @@ def test_trains_exactly_like_mup_with_mureadout(optimizer):
 
 def test_coord_check_is_flat_under_mup_and_grows_under_sp():
     """The muP paper's coordinate check (Figure 5) at widths 64-1024 with Adam: under muP
-    (jinit.mup_hidden / mup_readout init, jinit.mup.adam) every layer's activation change is
+    (jinit.mup.hidden / readout init, jinit.mup.adam) every layer's activation change is
     width-independent (measured: widest/narrowest 0.75-0.96 over 16x the width); under the
     standard parametrization (LeCun init, plain Adam) the hidden and output changes grow with
     the width (3.7-3.9x)."""
@@ -160,8 +160,8 @@ def test_coord_check_is_flat_under_mup_and_grows_under_sp():
         tree = shapes(width)
         standard = jinit.variance_scaling(1.0, "fan_in", "normal")  # LeCun, untruncated
         mu = parametrization == "mup"
-        readout = jinit.mup_readout(width / BASE) if mu else standard
-        hidden = jinit.mup_hidden() if mu else standard
+        readout = jinit.mup.readout(width / BASE) if mu else standard
+        hidden = jinit.mup.hidden() if mu else standard
         rules = [("head/kernel", readout), ("kernel", hidden), ("bias", jinit.zeros)]
         return jinit.init_tree(key, tree, rules)
 

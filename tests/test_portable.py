@@ -87,11 +87,11 @@ def test_initializers_equal_the_reference_times_their_constant(dtype):
 def test_mean_shifted_initializers_equal_the_reference(key):
     """``mean + spread * z`` is computed with exact products (no backend can fuse it)."""
     kw, shape = words(7), (40, 30)
-    init = jinit.portable(jinit.keras_random_normal(mean=0.5, stddev=0.3))
+    init = jinit.portable(jinit.keras.random_normal(mean=0.5, stddev=0.3))
     want = ref.mul_add(ref.normal(kw, shape, form=1), np.float32(0.3 * math.sqrt(2)), 0.5)
     np.testing.assert_array_equal(u32(init(jax.random.key(7), shape)), u32(want))
     mean, std, a, b = 0.5, 0.3, -1.0, 2.0
-    init = jinit.portable(jinit.torch_trunc_normal(mean, std, a, b))
+    init = jinit.portable(jinit.torch.trunc_normal(mean, std, a, b))
     z = ref.truncated_normal(kw, shape, (a - mean) / std, (b - mean) / std)
     want = np.clip(ref.mul_add(z, std, mean), np.float32(a), np.float32(b))
     np.testing.assert_array_equal(u32(init(jax.random.key(7), shape)), u32(want))
@@ -243,7 +243,7 @@ RULES = [
     ("attn/kernel", jinit.lecun_normal()),
     ("mlp/kernel", jinit.he_uniform()),
     ("attn/bias", jinit.truncated_normal(0.01, lower=-1.0, upper=3.0)),
-    ("mlp/bias", jinit.keras_random_normal(mean=0.5, stddev=0.3)),
+    ("mlp/bias", jinit.keras.random_normal(mean=0.5, stddev=0.3)),
 ]
 
 

@@ -35,7 +35,7 @@ def test_readme_shows_linen_nnx_stacked_and_torch_usage():
     assert re.search(r"^import .*\bjinit\.flax\b", code, re.MULTILINE), "import jinit.flax"
     for needed in ("init_linen(", "init_nnx(", "jinit.stacked(", "explain("):
         assert needed in code, needed
-    assert "jinit.torch_defaults()" in code
+    assert "jinit.torch.defaults()" in code
     for needed in ("jinit.equinox.init_eqx(", "jinit.equinox.defaults()", "eqx.filter_vmap("):
         assert needed in code, needed
 

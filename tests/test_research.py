@@ -79,19 +79,19 @@ def test_t_fixup_formulas(key):
 
 
 def test_mup(key):
-    assert abs(std_of(jinit.mup_hidden(), key) * math.sqrt(512) - 1) < 0.01
+    assert abs(std_of(jinit.mup.hidden(), key) * math.sqrt(512) - 1) < 0.01
     for width_mult in (1.0, 4.0, 16.0):
-        got = std_of(jinit.mup_readout(width_mult), key)
+        got = std_of(jinit.mup.readout(width_mult), key)
         assert abs(got / math.sqrt(1 / (512 * width_mult)) - 1) < 0.01
-    assert not np.asarray(jinit.mup_readout(4.0, zero=True)(key, SHAPE)).any()
-    assert jinit.mup_readout(4.0, zero=True, dtype=jnp.bfloat16)(key, (2, 2)).dtype == jnp.bfloat16
+    assert not np.asarray(jinit.mup.readout(4.0, zero=True)(key, SHAPE)).any()
+    assert jinit.mup.readout(4.0, zero=True, dtype=jnp.bfloat16)(key, (2, 2)).dtype == jnp.bfloat16
 
 
 def test_jit_and_sharding(key):
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    init = jinit.scaled(jinit.torch_xavier_uniform(), 0.3)
+    init = jinit.scaled(jinit.torch.xavier_uniform(), 0.3)
     mesh = jax.make_mesh((2, 4), ("a", "b"), axis_types=(jax.sharding.AxisType.Explicit,) * 2)
     sharding = NamedSharding(mesh, P("a", "b"))
     expected = np.asarray(init(key, (16, 32)))
@@ -115,7 +115,7 @@ def test_errors():
     with pytest.raises(ValueError, match=r"`deepnorm\(part=...\)` must be one of"):
         jinit.deepnorm(6, part="middle")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`mup_readout\(width_mult=...\)` must be positive"):
-        jinit.mup_readout(0.0)
+        jinit.mup.readout(0.0)
 
 
 def test_scaled_keeps_the_inner_default_dtype(key):

@@ -98,16 +98,16 @@ def _ks_against_torch(ours: np.ndarray, theirs: np.ndarray, bound: float | None 
 
 CASES = [
     # (jinit factory, torch fill, kwargs shared by both, is uniform)
-    (jinit.torch_kaiming_uniform, tinit.kaiming_uniform_, {}, True),
-    (jinit.torch_kaiming_uniform, tinit.kaiming_uniform_, {"a": 0.3, "mode": "fan_out"}, True),
-    (jinit.torch_kaiming_uniform, tinit.kaiming_uniform_, {"nonlinearity": "tanh"}, True),
-    (jinit.torch_kaiming_normal, tinit.kaiming_normal_, {}, False),
-    (jinit.torch_kaiming_normal, tinit.kaiming_normal_, {"mode": "fan_out"}, False),
-    (jinit.torch_kaiming_normal, tinit.kaiming_normal_, {"nonlinearity": "selu"}, False),
-    (jinit.torch_xavier_uniform, tinit.xavier_uniform_, {}, True),
-    (jinit.torch_xavier_uniform, tinit.xavier_uniform_, {"gain": 5 / 3}, True),
-    (jinit.torch_xavier_normal, tinit.xavier_normal_, {}, False),
-    (jinit.torch_xavier_normal, tinit.xavier_normal_, {"gain": 2.0}, False),
+    (jinit.torch.kaiming_uniform, tinit.kaiming_uniform_, {}, True),
+    (jinit.torch.kaiming_uniform, tinit.kaiming_uniform_, {"a": 0.3, "mode": "fan_out"}, True),
+    (jinit.torch.kaiming_uniform, tinit.kaiming_uniform_, {"nonlinearity": "tanh"}, True),
+    (jinit.torch.kaiming_normal, tinit.kaiming_normal_, {}, False),
+    (jinit.torch.kaiming_normal, tinit.kaiming_normal_, {"mode": "fan_out"}, False),
+    (jinit.torch.kaiming_normal, tinit.kaiming_normal_, {"nonlinearity": "selu"}, False),
+    (jinit.torch.xavier_uniform, tinit.xavier_uniform_, {}, True),
+    (jinit.torch.xavier_uniform, tinit.xavier_uniform_, {"gain": 5 / 3}, True),
+    (jinit.torch.xavier_normal, tinit.xavier_normal_, {}, False),
+    (jinit.torch.xavier_normal, tinit.xavier_normal_, {"gain": 2.0}, False),
 ]
 
 
@@ -147,7 +147,7 @@ def test_scheme_matches_torch(factory, fill, kwargs, uniform, shape, key):
 def test_trunc_normal_absolute_bounds_match_torch(kwargs, key):
     shape = (200, 300)
     theirs = torch_sample(tinit.trunc_normal_, shape, **kwargs)
-    ours = np.asarray(jinit.torch_trunc_normal(**kwargs)(key, shape), np.float64)
+    ours = np.asarray(jinit.torch.trunc_normal(**kwargs)(key, shape), np.float64)
     _ks_against_torch(ours, theirs)
     a, b = kwargs.get("a", -2.0), kwargs.get("b", 2.0)
     assert ours.min() >= a and ours.max() <= b
@@ -156,7 +156,7 @@ def test_trunc_normal_absolute_bounds_match_torch(kwargs, key):
 
 def test_trunc_normal_tiny_std_does_not_pile_up_at_bounds(key):
     """transformers#27906: torch once returned +-b for std=1e-10; both are ~N(0, 1e-20) now."""
-    w = jinit.torch_trunc_normal(std=1e-10)(key, (10_000,))
+    w = jinit.torch.trunc_normal(std=1e-10)(key, (10_000,))
     assert float(abs(w).max()) < 1e-9
 
 
@@ -173,9 +173,9 @@ def test_linear_and_bias_defaults_match_torch_modules(torch_shape, layer, key):
     bias = module.bias.detach().double().numpy()
     fan_in, _ = tinit._calculate_fan_in_and_fan_out(module.weight)
     bound = 1 / math.sqrt(fan_in)
-    ours = np.asarray(jinit.torch_linear_default()(key, to_flax(torch_shape)), np.float64)
+    ours = np.asarray(jinit.torch.linear_default()(key, to_flax(torch_shape)), np.float64)
     _ks_against_torch(ours, torch_to_flax(weight), bound=bound * (1 + 1e-6))
-    ours_b = np.asarray(jinit.torch_bias_default(fan_in)(key, (20_000,)), np.float64)
+    ours_b = np.asarray(jinit.torch.bias_default(fan_in)(key, (20_000,)), np.float64)
     assert ours_b.max() <= bound and ours_b.min() >= -bound
     assert stats.ks_2samp(ours_b, bias).pvalue > 1e-4
 
@@ -183,36 +183,36 @@ def test_linear_and_bias_defaults_match_torch_modules(torch_shape, layer, key):
 def test_embedding_default_matches_torch(key):
     torch.manual_seed(0)
     theirs = torch.nn.Embedding(1000, 64).weight.detach().double().numpy()
-    ours = np.asarray(jinit.torch_embedding_default()(key, (1000, 64)), np.float64)
+    ours = np.asarray(jinit.torch.embedding_default()(key, (1000, 64)), np.float64)
     _ks_against_torch(ours, theirs)
 
 
 def test_low_precision_outputs(key):
-    for factory in (jinit.torch_kaiming_normal, jinit.torch_linear_default):
+    for factory in (jinit.torch.kaiming_normal, jinit.torch.linear_default):
         w = factory()(key, (256, 512), jnp.bfloat16)
         assert w.dtype == jnp.bfloat16
         assert len(np.unique(np.asarray(w.astype(jnp.float32)))) > 1000
-    w = jinit.torch_trunc_normal(a=-0.5, b=0.5)(key, (4096,), jnp.float16)
+    w = jinit.torch.trunc_normal(a=-0.5, b=0.5)(key, (4096,), jnp.float16)
     assert float(w.min()) >= -0.5 and float(w.max()) <= 0.5
 
 
 def test_factory_errors():
     with pytest.raises(ValueError, match=r"`torch_kaiming_uniform\(mode=...\)` must be one of"):
-        jinit.torch_kaiming_uniform(mode="fan_avg")
+        jinit.torch.kaiming_uniform(mode="fan_avg")
     with pytest.raises(ValueError, match=r"`torch_kaiming_normal\(nonlinearity=...\)`"):
-        jinit.torch_kaiming_normal(nonlinearity="gelu")
+        jinit.torch.kaiming_normal(nonlinearity="gelu")
     with pytest.raises(ValueError, match=r"`torch_trunc_normal\(a=..., b=...\)` needs a < b"):
-        jinit.torch_trunc_normal(a=1.0, b=0.0)
+        jinit.torch.trunc_normal(a=1.0, b=0.0)
     with pytest.raises(ValueError, match=r"`torch_trunc_normal\(std=...\)` must be positive"):
-        jinit.torch_trunc_normal(std=0.0)
+        jinit.torch.trunc_normal(std=0.0)
     with pytest.raises(ValueError, match=r"`torch_bias_default\(fan_in=...\)`"):
-        jinit.torch_bias_default(-1)
+        jinit.torch.bias_default(-1)
     with pytest.raises(ValueError, match=r"`torch_xavier_normal\(gain=...\)` must be non-neg"):
-        jinit.torch_xavier_normal(gain=-1.0)
+        jinit.torch.xavier_normal(gain=-1.0)
 
 
 def test_jit(key):
-    init = jinit.torch_kaiming_uniform()
+    init = jinit.torch.kaiming_uniform()
     eager = init(key, (3, 3, 8, 16))
     jitted = jax.jit(init, static_argnums=(1,))(key, (3, 3, 8, 16))
     np.testing.assert_array_equal(np.asarray(eager), np.asarray(jitted))
@@ -221,17 +221,17 @@ def test_jit(key):
 def test_leaky_relu_gain_of_a_huge_slope_is_computed_not_overflowed(key):
     """torch's formula overflows squaring a slope of 1e200; the gain is sqrt(2) / 1e200."""
     assert jinit.calculate_gain("leaky_relu", 1e200) == pytest.approx(2**0.5 / 1e200, rel=1e-15)
-    for make in (jinit.torch_kaiming_normal, jinit.torch_kaiming_uniform):
+    for make in (jinit.torch.kaiming_normal, jinit.torch.kaiming_uniform):
         w = make(a=1e200)(key, (8, 4))  # variance 2 / (1 + a^2) / fan_in underflows to 0
         assert not bool(w.any())
-    assert bool(np.isfinite(np.asarray(jinit.torch_kaiming_normal(a=1e150)(key, (8, 4)))).all())
+    assert bool(np.isfinite(np.asarray(jinit.torch.kaiming_normal(a=1e150)(key, (8, 4)))).all())
 
 
 def test_torch_trunc_normal_far_from_its_interval_stays_in_it(key):
     """A mean 1e30 std from [a, b] (representable) gives values in [a, b], as torch's clamp."""
-    w = np.asarray(jinit.torch_trunc_normal(mean=1e30)(key, (1000,)))
+    w = np.asarray(jinit.torch.trunc_normal(mean=1e30)(key, (1000,)))
     assert np.isfinite(w).all() and w.min() >= -2.0 and w.max() <= 2.0
     with pytest.raises(
         ValueError, match=r"`torch_trunc_normal`: values up to about 6e\+05 overflow"
     ):
-        jinit.torch_trunc_normal(std=1e5, a=-1e6, b=1e6)(key, (4,), jnp.float16)
+        jinit.torch.trunc_normal(std=1e5, a=-1e6, b=1e6)(key, (4,), jnp.float16)

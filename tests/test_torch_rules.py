@@ -1,4 +1,4 @@
-"""jinit.torch_defaults() gives a Flax model PyTorch's default init, layer by
+"""jinit.torch.defaults() gives a Flax model PyTorch's default init, layer by
 layer, tested against torch's own modules by distribution (two-sample KS)."""
 
 import flax.linen as nn
@@ -42,7 +42,7 @@ def _torch_layers(seed):
 
 def _ours(seed):
     x = (jnp.zeros((1, 7), jnp.int32), jnp.ones((1, 8, 8, 6)))
-    v = jinit.flax.init_linen(Ported(), seed, jinit.torch_defaults(), *x)
+    v = jinit.flax.init_linen(Ported(), seed, jinit.torch.defaults(), *x)
     return {
         jinit.path_str(p): np.asarray(a).ravel() for p, a in jax.tree_util.tree_leaves_with_path(v)
     }
@@ -83,7 +83,7 @@ def test_rules_before_the_set_win_and_unknown_parameters_raise(key):
     x = jnp.ones((1, 16))
     model = nn.Sequential([nn.Dense(8), nn.Dense(4)])
     v = jinit.flax.init_linen(
-        model, key, [(r"layers_1/kernel$", jinit.zeros), jinit.torch_defaults()], x
+        model, key, [(r"layers_1/kernel$", jinit.zeros), jinit.torch.defaults()], x
     )
     assert not np.asarray(v["params"]["layers_1"]["kernel"]).any()
     bound = 1 / 8**0.5  # layers_1's bias still takes its kernel's fan-in
@@ -92,11 +92,11 @@ def test_rules_before_the_set_win_and_unknown_parameters_raise(key):
     abstract = nnx.eval_shape(lambda: nnx.MultiHeadAttention(2, 8, decode=False, rngs=nnx.Rngs(0)))
     with pytest.raises(
         ValueError,
-        match=r"`init_nnx`: `jinit.torch_defaults\(\)` has no PyTorch default for the attention",
+        match=r"`init_nnx`: `jinit.torch.defaults\(\)` has no PyTorch default for the attention",
     ):
-        jinit.flax.init_nnx(abstract, key, jinit.torch_defaults())
+        jinit.flax.init_nnx(abstract, key, jinit.torch.defaults())
     tree = {"alpha": jax.ShapeDtypeStruct((3,), jnp.float32)}
     with pytest.raises(
         ValueError, match=r"`init_tree`: .* for the parameter 'alpha' of shape \(3,\)"
     ):
-        jinit.init_tree(key, tree, jinit.torch_defaults())
+        jinit.init_tree(key, tree, jinit.torch.defaults())

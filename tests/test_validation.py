@@ -157,7 +157,7 @@ def test_variance_scaling_mode_is_checked_when_built_unlike_jax():
             r"`sparse\(sparsity=\.\.\.\)` must be in \[0, 1\]; got 1\.5\.",
         ),
         (
-            lambda: jinit.torch_trunc_normal(a=np.array(2.0), b=np.array(1.0)),
+            lambda: jinit.torch.trunc_normal(a=np.array(2.0), b=np.array(1.0)),
             r"`torch_trunc_normal\(a=\.\.\., b=\.\.\.\)` needs a < b",
         ),
         (
@@ -208,13 +208,13 @@ def test_traced_hyperparameters_are_checked_for_what_is_static(key):
     ("make", "error", "message"),
     [
         (
-            lambda: jinit.torch_xavier_normal(gain=1e160),
+            lambda: jinit.torch.xavier_normal(gain=1e160),
             ValueError,
             r"`torch_xavier_normal\(gain=\.\.\.\)` must be at most 1\.341e\+154 \(its square, the "
             r"variance scale, must be a finite float\); got 1e\+160\.",
         ),
         (
-            lambda: jinit.torch_xavier_uniform(gain=1e160),
+            lambda: jinit.torch.xavier_uniform(gain=1e160),
             ValueError,
             r"`torch_xavier_uniform\(gain=\.\.\.\)` must be at most 1\.341e\+154.*got 1e\+160\.",
         ),
@@ -225,17 +225,17 @@ def test_traced_hyperparameters_are_checked_for_what_is_static(key):
             r"negative slope\) or None; got 1000",
         ),
         (
-            lambda: jinit.torch_kaiming_normal(a=10**400),
+            lambda: jinit.torch.kaiming_normal(a=10**400),
             ValueError,
             r"`torch_kaiming_normal\(a=\.\.\.\)` must be finite; got 1000",
         ),
         (
-            lambda: jinit.mup_readout(width_mult=2.0, zero="false"),
+            lambda: jinit.mup.readout(width_mult=2.0, zero="false"),
             TypeError,
             r"`mup_readout\(zero=\.\.\.\)` must be a bool; got 'false'\.",
         ),
         (
-            lambda: jinit.mup_readout(width_mult=2.0, zero=1),
+            lambda: jinit.mup.readout(width_mult=2.0, zero=1),
             TypeError,
             r"`mup_readout\(zero=\.\.\.\)` must be a bool; got 1\.",
         ),
@@ -255,7 +255,7 @@ def test_overflowing_and_truthy_hyperparameters_are_refused(make, error, message
             r"`fixup\(layers_per_b",
         ),
         (lambda: jinit.dirac(groups="2"), TypeError, r"`dirac\(groups=\.\.\.\)` must be an int"),
-        (lambda: jinit.torch_bias_default(fan_in=-1), ValueError, r"must be an int >= 0; got -1"),
+        (lambda: jinit.torch.bias_default(fan_in=-1), ValueError, r"must be an int >= 0; got -1"),
         (
             lambda: jinit.deepnorm(0),
             ValueError,
@@ -574,7 +574,7 @@ def test_float8_with_a_zero_still_works(key):
 def test_explicit_none_dtype_means_the_factory_default(key):
     init = jinit.normal(1.0, dtype=jnp.bfloat16)
     assert init(key, (4,), None).dtype == jnp.bfloat16
-    assert jinit.mup_readout(2.0, zero=True, dtype=jnp.float16)(key, (4, 4), None).dtype == (
+    assert jinit.mup.readout(2.0, zero=True, dtype=jnp.float16)(key, (4, 4), None).dtype == (
         jnp.float16
     )
 
@@ -614,7 +614,7 @@ def test_torch_trunc_normal_refuses_values_beyond_its_compute_dtype(
     kwargs, name, value, dtype, key
 ):
     """Beyond float32's range (the dtype bfloat16 is drawn in too) the draw was all NaN."""
-    init = jinit.torch_trunc_normal(**kwargs)
+    init = jinit.torch.trunc_normal(**kwargs)
     with pytest.raises(
         ValueError,
         match=rf"`torch_trunc_normal\({name}=\.\.\.\)` must be representable in float32, the "

@@ -1,0 +1,23 @@
+"""Haiku's ``haiku.initializers``: its formulas, layer defaults and fan rules.
+
+``hk.initializers.VarianceScaling`` is ``jinit.haiku.variance_scaling()``, ``hk.Linear``'s and
+``hk.ConvND``'s weight default (a truncated normal, uncorrected for the truncation) is
+``jinit.haiku.linear_default()``. This module does not import Haiku.
+"""
+
+from jinit import _namespace
+from jinit._haiku import haiku_conv_default as conv_default
+from jinit._haiku import haiku_embed_default as embed_default
+from jinit._haiku import haiku_linear_default as linear_default
+from jinit._haiku import haiku_orthogonal as orthogonal
+from jinit._haiku import haiku_variance_scaling as variance_scaling
+
+__all__ = [
+    "conv_default",
+    "embed_default",
+    "linear_default",
+    "orthogonal",
+    "variance_scaling",
+]
+
+_namespace.publish(globals(), "haiku_", __all__)
