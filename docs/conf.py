@@ -11,6 +11,7 @@ import functools
 import importlib
 import inspect
 import os
+import re
 import sys
 
 from docutils import nodes
@@ -71,6 +72,7 @@ FAMILIES = (
     ("_signal", "Signal propagation"),
     ("_fans", "Fans"),
     ("_sampling", "The sampling protocol"),
+    ("_value", "Initializers as values"),
     ("_typing", "Types"),
 )
 
@@ -177,13 +179,17 @@ def follow_imported(app, modname: str, attribute: str) -> str | None:
 def find_source(app, modname: str) -> tuple[str, dict] | None:
     """viewcode: a private module's code, where a namespaced object written under its prefixed
     name (``def torch_kaiming_uniform``) is also found by its public one (``kaiming_uniform``),
-    so its ``[source]`` link lands on its ``def``."""
+    so its ``[source]`` link lands on its ``def``; an initializer that is a value of its own
+    (``zeros = constant_init(...)``) links to its assignment."""
     if not modname.startswith("jinit._"):
         return None
     from sphinx.pycode import ModuleAnalyzer
 
     analyzer = ModuleAnalyzer.for_module(modname)
     tags = dict(analyzer.find_tags())
+    for m in re.finditer(r"^(\w+) = constant_init\(", analyzer.code, re.M):
+        line = analyzer.code.count("\n", 0, m.start()) + 1
+        tags[m.group(1)] = ("def", line, line + 1)
     for name in public_names():
         space, _, leaf = name.rpartition(".")
         found = definition(name) if space else None

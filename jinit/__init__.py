@@ -58,6 +58,7 @@ from jinit._structured import sparse as sparse
 from jinit._torch import calculate_gain as calculate_gain
 from jinit._tree import init_tree as init_tree
 from jinit._typing import Initializer as Initializer
+from jinit._value import Init as Init
 from jinit._variance import glorot_normal as glorot_normal
 from jinit._variance import glorot_uniform as glorot_uniform
 from jinit._variance import he_normal as he_normal
@@ -153,12 +154,13 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     "Sampling",
     # Types
     "Initializer",
+    "Init",
 ]
 
 # Public objects report the module users import them from (reprs, pickling, docs).
 for _name in __all__:
     _obj = globals()[_name]
-    if str(getattr(_obj, "__module__", "")).startswith("jinit._"):
+    if not isinstance(_obj, Init) and str(getattr(_obj, "__module__", "")).startswith("jinit._"):
         _obj.__module__ = "jinit"
 del _name, _obj
 

@@ -13,34 +13,44 @@ import numpy as np
 from jinit import _checks, _random, _sampling
 from jinit._core import check_call, make_init
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._value import constant_init, factory
 
 _UNIT_UNIFORM = _sampling.uniform(0.0, 1.0)
 
 
-def zeros(
-    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
-) -> Array:
-    """An initializer that returns an array of zeros; ``key`` is ignored.
+ZEROS_DOC = """An initializer that returns an array of zeros; ``key`` is ignored.
 
     Examples:
       >>> import jax, jinit
       >>> jinit.zeros(jax.random.key(0), (2, 3)).sum()
       Array(0., dtype=float32)
     """
-    return _fill("zeros", 0, key, shape, dtype, out_sharding)
 
-
-def ones(
-    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
-) -> Array:
-    """An initializer that returns an array of ones; ``key`` is ignored.
+ONES_DOC = """An initializer that returns an array of ones; ``key`` is ignored.
 
     Examples:
       >>> import jax, jinit
       >>> jinit.ones(jax.random.key(0), (2, 3)).sum()
       Array(6., dtype=float32)
     """
+
+
+def _zeros(
+    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
+) -> Array:
+    return _fill("zeros", 0, key, shape, dtype, out_sharding)
+
+
+def _ones(
+    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
+) -> Array:
     return _fill("ones", 1, key, shape, dtype, out_sharding)
+
+
+# Initializers themselves, as in jax (``kernel_init=jinit.zeros``), not factories.
+zeros = constant_init("zeros", _zeros, ZEROS_DOC, target=lambda shape: (None, None, 0.0, 0.0))
+ones = constant_init("ones", _ones, ONES_DOC, target=lambda shape: (None, None, 1.0, 0.0))
+__test__ = {"zeros": ZEROS_DOC, "ones": ONES_DOC}  # (doctest does not look inside values)
 
 
 def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding: Any) -> Array:
@@ -53,6 +63,7 @@ def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding
     return fill(shape, dtype, out_sharding=out_sharding)
 
 
+@factory()
 def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
     """Builds an initializer that fills arrays with ``value``; the key is ignored.
 
@@ -110,6 +121,7 @@ def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
     )
 
 
+@factory()
 def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     """Builds an initializer of U[0, scale) values (jax's one-sided convention).
 
@@ -151,6 +163,7 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     )
 
 
+@factory()
 def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     """Builds an initializer of N(0, stddev^2) values (complex: E|w|^2 = stddev^2).
 
@@ -192,13 +205,14 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     )
 
 
+@factory()
 def truncated_normal(
     stddev: Any = 1e-2, dtype: DTypeLike | None = None, lower: Any = -2.0, upper: Any = 2.0
 ) -> Initializer:
     r"""Builds an initializer of truncated-normal values: ``stddev * TN(lower, upper)``.
 
     ``lower`` and ``upper`` are in units of ``stddev`` (jax's convention; torch's
-    ``trunc_normal_`` bounds are absolute, see :func:`jinit.torch_trunc_normal`). As in jax there is
+    ``trunc_normal_`` bounds are absolute, see :func:`jinit.torch.trunc_normal`). As in jax there is
     no variance correction: the actual standard deviation is below ``stddev`` (0.8796 * stddev for
     the default bounds); :func:`variance_scaling` applies the correction.
 
@@ -265,7 +279,3 @@ def _truncated_moments(a: float, b: float) -> tuple[float, float]:
     mean = (phi(a) - phi(b)) / z
     var = 1 + (a * phi(a) - b * phi(b)) / z - mean**2
     return mean, var
-
-
-zeros.jinit_target = lambda shape: (None, None, 0.0, 0.0)  # type: ignore[attr-defined]
-ones.jinit_target = lambda shape: (None, None, 1.0, 0.0)  # type: ignore[attr-defined]

@@ -44,7 +44,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _keys, _portable, _sampling, _stacked, _threefry
+from jinit import _keys, _portable, _sampling, _stacked, _threefry, _value
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (of SMALL_TREE_BYTES for a
 # smaller tree), so XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and
@@ -279,12 +279,12 @@ def _pipelined(
 
     Software-pipelined: step ``i`` draws ``i`` into the carry ``d`` and stores draw ``i - 1``.
     Fused into its store, a draw would be emitted as an in-place update, which XLA's CPU backend
-    runs on one thread; drawn into its own buffer it is split over the cores (1.5x warm, 2
-    cores). ``d`` starts as a part of ``z`` itself (a fresh ``zeros_like`` would be one array
-    XLA shares between loops and makes early). With ``wait``, the draw reads one element of
-    ``z`` and of each of ``carry`` first (:func:`_after`): XLA then writes it over the previous
-    draw instead of into a second buffer copied back on every step, and the loop cannot start
-    before ``carry`` exists. ``carry`` rides through the loop and is returned.
+    runs on one thread; drawn into its own buffer it is split over the cores (faster warm:
+    bench/RESULTS.md). ``d`` starts as a part of ``z`` itself (a fresh ``zeros_like`` would be
+    one array XLA shares between loops and makes early). With ``wait``, the draw reads one
+    element of ``z`` and of each of ``carry`` first (:func:`_after`): XLA then writes it over
+    the previous draw instead of into a second buffer copied back on every step, and the loop
+    cannot start before ``carry`` exists. ``carry`` rides through the loop and is returned.
     """
 
     def body(i: jax.Array, c: tuple[jax.Array, jax.Array, jax.Array, list[jax.Array]]):
@@ -479,12 +479,13 @@ def _sign_bit(x: jax.Array) -> jax.Array:
 # The platforms on which leaves are grouped into streams by default (``init_tree(group=None)``).
 # Chosen by measurement (bench/RESULTS.md, ``python -m bench`` and ``python -m bench --aot``):
 # on a CPU, streams compile in a fraction of the per-leaf time (XLA:CPU compiles each kernel
-# with LLVM) and run as fast. On TPU, XLA's cost model runs the streams' program 3-7x longer
-# than writing the same bytes, because their rows are drawn into a buffer, then cut out and
+# with LLVM) and run as fast. On TPU, XLA's cost model runs the streams' program several times
+# longer than writing the same bytes, because their rows are drawn into a buffer, then cut out and
 # laid out leaf by leaf (a relayout of TPU's tiled arrays), while one kernel per leaf writes
-# each leaf once (1.0x); and a per-leaf kernel compiles no slower there than the streams'
-# loops. On GPU, XLA runs a while loop's iterations from the host (microseconds each), and the
-# streams' loops are thousands of steps for a large tree, where one kernel per leaf has none.
+# each leaf once (as fast as writing the bytes); and a per-leaf kernel compiles no slower there
+# than the streams' loops. On GPU, XLA runs a while loop's iterations from the host
+# (microseconds each), and the streams' loops are thousands of steps for a large tree, where
+# one kernel per leaf has none.
 GROUPED_PLATFORMS = frozenset({"cpu"})
 
 
@@ -519,7 +520,7 @@ def build_all(
 class Opaque:
     """The integers ``0 .. n - 1`` as traced int32 scalars that XLA cannot see are constants.
 
-    Each distinct computation costs XLA's CPU backend about 10 ms to compile (more on a GPU), and
+    Each distinct computation costs XLA time to compile (milliseconds on a CPU, more on a GPU), and
     a constant makes a computation distinct: cutting leaf ``j`` out of a stacked draw, or reading
     key ``j`` of the key table, would be ``n`` computations. With ``j`` as ``hi * m + lo``, where
     ``hi`` and ``lo`` leave a loop whose trip count (1) XLA cannot know (it depends on ``x``,
@@ -581,7 +582,7 @@ def _build_all(
     if portable:
         _portable.check_key(where, root)
         for leaf in leaves:
-            if not _portable.covers(leaf.init):
+            if not _value.covers(leaf.init):
                 raise ValueError(
                     f"`{where}(portable=True)`: the parameter {leaf.path!r} has the initializer "
                     f"{leaf.init!r}, which is not jinit's: it draws with jax.random, whose "

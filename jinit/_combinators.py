@@ -12,11 +12,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jinit import _checks, _portable, _random
+from jinit import _checks, _portable, _random, _value
 from jinit._core import check_call
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._value import Init, factory
 
 
+@factory()
 def scaled(init: Initializer, factor: Any) -> Initializer:
     r"""Builds an initializer that multiplies ``init``'s output by ``factor``: :math:`W = f\,W_0`.
 
@@ -69,9 +71,10 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
             _checks.check_range("scaled", magnitude(shape), out.dtype)
         return out
 
-    inner_target = getattr(init, "jinit_target", None)
-    inner_magnitude = getattr(init, "jinit_magnitude", None)
+    inner_target = _value.target_of(init)
+    inner_magnitude = _value.magnitude_of(init)
     magnitude = None if inner_magnitude is None else lambda s: abs(factor) * inner_magnitude(s)
+    target = None
     if inner_target is not None:
 
         def target(shape: tuple[int, ...]) -> tuple[Any, Any, float | None, float | None]:
@@ -80,7 +83,11 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
                 return fan_in, fan_out, None, None
             return fan_in, fan_out, factor * mean, abs(factor) * std
 
-        scaled_init.jinit_target = target  # type: ignore[attr-defined]
-    scaled_init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
-    scaled_init.jinit_wraps = init  # type: ignore[attr-defined]  # (jinit._portable.covers)
-    return scaled_init
+    return Init(
+        "scaled",
+        scaled_init,
+        target=target,
+        magnitude=magnitude,
+        wraps=init,
+        traced=_checks.traced(factor),
+    )

@@ -16,13 +16,11 @@ import numpy as np
 
 from jinit import _checks, _portable, _sampling
 from jinit._sampling import Sampling
-from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._typing import Array, DTypeLike, KeyArray, OutSharding, Shape
+from jinit._value import Init, Target
 
 Body = Callable[[KeyArray, tuple[int, ...], np.dtype, OutSharding], Array]
 SamplingFn = Callable[[tuple[int, ...], np.dtype], Sampling | None]
-# shape -> (fan_in or None, fan_out or None, target mean, target std): what `describe` reports.
-# (Mean and std are None for an initializer built from a traced hyperparameter.)
-Target = Callable[[tuple[int, ...]], tuple[float | None, float | None, Any, Any]]
 
 
 def place(x: Array, out_sharding: OutSharding) -> Array:
@@ -73,7 +71,7 @@ def make_init(
     magnitude: Callable[[tuple[int, ...]], float] | None = None,
     uses_key: bool = True,
     traced: bool = False,
-) -> Initializer:
+) -> Init:
     """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
 
     ``body`` receives a canonical shape (tuple of ints) and dtype (``np.dtype``), both static,
@@ -100,7 +98,9 @@ def make_init(
     ``jax.vmap``/``jit``, :func:`_checks.traced`): ``body`` closes over the tracer, so the
     initializer must not outlive that trace; it reports no target mean or std (``describe``
     shows ``None``), its magnitude is unknown (no overflow check), and :func:`jinit.init_tree`
-    does not cache a builder for it (``jinit_traced``).
+    does not cache a builder for it (``Init.traced``). The result is an
+    :class:`jinit.Init` named ``where``; :func:`jinit._value.factory` names it after the public
+    factory and records its hyperparameters.
     """
     if traced:
         # Fans are static; mean and std depend on the traced value, which is not a number here.
@@ -151,10 +151,7 @@ def make_init(
             in_range.add((shape, dtype))  # static: checked once per shape and dtype
         return out
 
-    init.__qualname__ = f"{where}.<locals>.init"
-    init.jinit_target = target  # type: ignore[attr-defined]
-    init.jinit_magnitude = magnitude  # type: ignore[attr-defined]
-    init.jinit_traced = traced  # type: ignore[attr-defined]
+    sampling_method = None
     if sampling is not None:
 
         def sampling_method(shape: Shape, dtype: DTypeLike | None = default_dtype):
@@ -163,8 +160,15 @@ def make_init(
             dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
             return sampling(shape, dtype)
 
-        init.sampling = sampling_method  # type: ignore[attr-defined]
-    return init
+    return Init(
+        where,
+        init,
+        dtype=default_dtype,
+        sampling=sampling_method,
+        target=target,
+        magnitude=magnitude,
+        traced=traced,
+    )
 
 
 def _magnitude(t: tuple[float | None, float | None, float, float]) -> float:

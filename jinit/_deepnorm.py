@@ -6,6 +6,7 @@ from jinit import _checks
 from jinit._research import Part
 from jinit._torch import torch_xavier_normal
 from jinit._typing import Axes, DTypeLike, Initializer
+from jinit._value import factory
 
 
 def _deepnorm_constants(
@@ -98,6 +99,7 @@ def deepnorm_beta(
     return _deepnorm_constants("deepnorm_beta", n_layers, decoder_layers, part)[1]
 
 
+@factory()
 def deepnorm(
     n_layers: int,
     decoder_layers: int | None = None,
@@ -125,7 +127,7 @@ def deepnorm(
 
     The paper initialises the FFN weights and the attention value and output projections with
     Xavier normal of gain :math:`\beta`, and the query and key projections with gain 1
-    (:func:`jinit.torch_xavier_normal`); the model must also apply :math:`\alpha`
+    (:func:`jinit.torch.xavier_normal`); the model must also apply :math:`\alpha`
     (:func:`deepnorm_alpha`) to the residual before each post-LayerNorm.
 
     Args:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks
+from jinit import _checks, _value
 from jinit._typing import Initializer, Shape
 
 
@@ -75,5 +75,5 @@ def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None
 def intended(init: Initializer, shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
     """(fan_in, fan_out, target mean, target std) from the initializer's own formula, or Nones
     for a callable that does not carry one; draws nothing."""
-    target = getattr(init, "jinit_target", None)
+    target = _value.target_of(init)
     return (None, None, None, None) if target is None else tuple(target(shape))

@@ -13,7 +13,6 @@ nothing here imports it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -114,8 +113,10 @@ class Adapted:
         if axes is None:
             return init
         if isinstance(init, _stacked.Stacked):
-            return init if isinstance(init.init, _layout.Layout) else _stacked_layout(init, axes)
-        return init if isinstance(init, _layout.Layout) else _layout.Layout(init, *axes)
+            if isinstance(init.init, _layout.Layout):
+                return init
+            return _stacked.stacked(_layout.layout(init.init, *axes), init.unroll_spec, init.axes)
+        return init if isinstance(init, _layout.Layout) else _layout.layout(init, *axes)
 
     def bind(self, rules: Any) -> Any:
         """``rules`` with every rule set that reads the layers (``bind_layers``) bound to them."""
@@ -185,13 +186,6 @@ def _sharding_tree(params: Any, shardings: Any, where: str) -> Any:
                 "(or only ones an earlier pattern takes); fix or remove it."
             )
     return tree
-
-
-@functools.lru_cache(maxsize=256)
-def _stacked_layout(init: _stacked.Stacked, axes: tuple[int, int]) -> _stacked.Stacked:
-    """``init``'s layers in the layout ``axes``: one object per stack and layout, so that the
-    compiled builder (cached on its leaves) serves every call with the same rules."""
-    return _stacked.Stacked(_layout.Layout(init.init, *axes), init.unroll_spec, init.axes)
 
 
 @dataclasses.dataclass(frozen=True)

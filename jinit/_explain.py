@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, Sharding
 
-from jinit import _describe, _rules, _stacked, _tree
+from jinit import _describe, _rules, _tree, _value
 from jinit._typing import Initializer
 
 # A parameter whose last path component is one of these is a weight: `default=` on it is noted.
@@ -69,19 +69,6 @@ def _placement(sharding: Sharding | None) -> str:
     return str(sharding)
 
 
-def _name(init: Any) -> str:
-    if isinstance(init, _stacked.Stacked):
-        return f"stacked({_name(init.init)})"
-    qualname = getattr(init, "__qualname__", None) or type(init).__qualname__
-    return qualname.removesuffix(".<locals>.init")
-
-
-def _target(init: Any, shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
-    if isinstance(init, _stacked.Stacked):
-        init, shape = init.init, init.split(shape)[1]
-    return _describe.intended(init, shape)
-
-
 def explain(
     abstract_tree: Any,
     rules: _rules.Rules,
@@ -140,8 +127,7 @@ def explain(
         raise TypeError(
             f"`{where}(allow_unused_rules=...)` must be a bool; got {allow_unused_rules!r}."
         )
-    if mesh is not None and not isinstance(mesh, Mesh):
-        raise TypeError(f"`{where}(mesh=...)` must be a jax.sharding.Mesh or None; got {mesh!r}.")
+    mesh = _tree.check_mesh(mesh, where)
     leaves, _ = _tree.plan(
         abstract_tree,
         rules,
@@ -154,7 +140,7 @@ def explain(
     )
     out = []
     for leaf in leaves:
-        fan_in, fan_out, mean, std = _target(leaf.init, leaf.shape)
+        fan_in, fan_out, mean, std = _describe.intended(leaf.init, leaf.shape)
         weight = leaf.path.rsplit("/", 1)[-1] in WEIGHT_NAMES
         note = (
             "default= on a weight-like parameter" if leaf.pattern == "default" and weight else None
@@ -166,7 +152,7 @@ def explain(
                 str(np.dtype(leaf.dtype)),
                 leaf.pattern,
                 leaf.init,
-                _name(leaf.init),
+                _value.short_name(leaf.init),
                 fan_in,
                 fan_out,
                 mean,

@@ -17,6 +17,7 @@ import numpy as np
 from jinit import _checks
 from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._value import factory
 
 
 def _gate(where: str, value: Any, dtype: DTypeLike | None) -> Initializer:
@@ -31,6 +32,7 @@ def _gate(where: str, value: Any, dtype: DTypeLike | None) -> Initializer:
     return make_init(where, body, dtype, target=target, uses_key=False)
 
 
+@factory()
 def rezero(dtype: DTypeLike | None = None) -> Initializer:
     r"""The ReZero gate: :math:`\alpha = 0` for :math:`x_{l+1} = x_l + \alpha_l F_l(x_l)`.
 
@@ -57,6 +59,7 @@ def rezero(dtype: DTypeLike | None = None) -> Initializer:
     return _gate("rezero", 0.0, dtype)
 
 
+@factory()
 def skipinit(value: Any = 0.0, dtype: DTypeLike | None = None) -> Initializer:
     r"""The SkipInit gate: the scalar multiplier at the end of each residual branch, :math:`\alpha`.
 

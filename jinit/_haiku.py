@@ -26,6 +26,7 @@ from jinit import _checks, _fans
 from jinit._orthogonal import orthogonal
 from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
 from jinit._typing import DTypeLike, Initializer
+from jinit._value import factory
 
 MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
@@ -50,6 +51,7 @@ def haiku_fans(
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+@factory("haiku.variance_scaling")
 def haiku_variance_scaling(
     scale: Any = 1.0,
     mode: str = "fan_in",
@@ -78,7 +80,7 @@ def haiku_variance_scaling(
 
     Examples:
       >>> import jax, jinit
-      >>> init = jinit.haiku_variance_scaling(1.0, "fan_in", "normal", fan_in_axes=(0,))
+      >>> init = jinit.haiku.variance_scaling(1.0, "fan_in", "normal", fan_in_axes=(0,))
       >>> w = init(jax.random.key(0), (512, 8, 64))  # fan_in = 512
       >>> round(float(w.std() * 512**0.5), 2)
       1.0
@@ -115,6 +117,7 @@ def haiku_variance_scaling(
     )
 
 
+@factory("haiku.linear_default")
 def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""Haiku's default ``Linear``/``ConvND`` weight: ``TruncatedNormal(1/sqrt(fan_in))``.
 
@@ -131,7 +134,7 @@ def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.haiku_linear_default()(jax.random.key(0), (400, 300))
+      >>> w = jinit.haiku.linear_default()(jax.random.key(0), (400, 300))
       >>> round(float(w.std() * 20), 2), bool(abs(w).max() <= 2 / 20)
       (0.88, True)
 
@@ -153,6 +156,7 @@ def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
 haiku_conv_default = haiku_linear_default
 
 
+@factory("haiku.embed_default")
 def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
     """Haiku's default ``Embed`` table: ``TruncatedNormal(stddev=1)``, uncorrected (std 0.8796).
 
@@ -164,7 +168,7 @@ def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
 
     Examples:
       >>> import jax, jinit
-      >>> e = jinit.haiku_embed_default()(jax.random.key(0), (1000, 64))
+      >>> e = jinit.haiku.embed_default()(jax.random.key(0), (1000, 64))
       >>> round(float(e.std()), 2), bool(abs(e).max() <= 2)
       (0.88, True)
 
@@ -176,6 +180,7 @@ def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
     return scaled_draw(where, "truncated_normal", lambda s: 1.0, dtype)
 
 
+@factory("haiku.orthogonal")
 def haiku_orthogonal(
     scale: Any = 1.0, axis: int = -1, dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -195,7 +200,7 @@ def haiku_orthogonal(
 
     Examples:
       >>> import jax, jax.numpy as jnp, jinit
-      >>> w = jinit.haiku_orthogonal(axis=0)(jax.random.key(0), (16, 4, 8))
+      >>> w = jinit.haiku.orthogonal(axis=0)(jax.random.key(0), (16, 4, 8))
       >>> m = w.reshape(16, -1)
       >>> bool(jnp.allclose(m @ m.T, jnp.eye(16), atol=1e-5))
       True

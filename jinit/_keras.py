@@ -30,6 +30,7 @@ from jinit._core import make_init, place
 from jinit._orthogonal import orthogonal
 from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._value import factory
 
 MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
@@ -61,6 +62,7 @@ def _axes(where: str, name: str, axes: Any) -> tuple[int, ...] | None:
     return (int(axes),) if isinstance(axes, (int, np.integer)) else tuple(int(a) for a in axes)
 
 
+@factory("keras.variance_scaling")
 def keras_variance_scaling(
     scale: Any = 1.0,
     mode: str = "fan_in",
@@ -93,11 +95,11 @@ def keras_variance_scaling(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.keras_variance_scaling(2.0, "fan_in", "normal")(jax.random.key(0), (400, 300))
+      >>> w = jinit.keras.variance_scaling(2.0, "fan_in", "normal")(jax.random.key(0), (400, 300))
       >>> bound = 2 * (2 / 400) ** 0.5 / 0.8796  # two pre-truncation standard deviations
       >>> round(float(w.std() * (400 / 2) ** 0.5), 2), bool(abs(w).max() < bound)
       (1.0, True)
-      >>> jinit.keras_variance_scaling()(jax.random.key(0), (5,)).shape  # 1-D: fan_in = 5
+      >>> jinit.keras.variance_scaling()(jax.random.key(0), (5,)).shape  # 1-D: fan_in = 5
       (5,)
 
     References:
@@ -135,6 +137,7 @@ def keras_variance_scaling(
     )
 
 
+@factory("keras.random_uniform")
 def keras_random_uniform(
     minval: Any = -0.05, maxval: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -150,7 +153,7 @@ def keras_random_uniform(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.keras_random_uniform()(jax.random.key(0), (10_000,))
+      >>> w = jinit.keras.random_uniform()(jax.random.key(0), (10_000,))
       >>> bool(w.min() >= -0.05), bool(w.max() <= 0.05)
       (True, True)
 
@@ -170,6 +173,7 @@ def keras_random_uniform(
     return scaled_draw(where, "uniform", lambda s: half, dtype, mean=mid)
 
 
+@factory("keras.random_normal")
 def keras_random_normal(
     mean: Any = 0.0, stddev: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -185,7 +189,7 @@ def keras_random_normal(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.keras_random_normal(mean=1.0)(jax.random.key(0), (100_000,))
+      >>> w = jinit.keras.random_normal(mean=1.0)(jax.random.key(0), (100_000,))
       >>> round(float(w.mean()), 2), round(float(w.std()), 3)
       (1.0, 0.05)
 
@@ -199,6 +203,7 @@ def keras_random_normal(
     return scaled_draw(where, "normal", lambda s: float(stddev), dtype, mean=float(mean))
 
 
+@factory("keras.truncated_normal")
 def keras_truncated_normal(
     mean: Any = 0.0, stddev: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -217,7 +222,7 @@ def keras_truncated_normal(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.keras_truncated_normal()(jax.random.key(0), (100_000,))
+      >>> w = jinit.keras.truncated_normal()(jax.random.key(0), (100_000,))
       >>> round(float(w.std() / 0.05), 2), bool(abs(w).max() <= 0.1)
       (0.88, True)
 
@@ -231,6 +236,7 @@ def keras_truncated_normal(
     return scaled_draw(where, "truncated_normal", lambda s: float(stddev), dtype, mean=float(mean))
 
 
+@factory("keras.identity")
 def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     """``keras.initializers.Identity``: ``gain * eye(*shape)``, 2-D shapes only (as in Keras).
 
@@ -245,7 +251,7 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
 
     Examples:
       >>> import jax, jinit
-      >>> jinit.keras_identity(3.0)(jax.random.key(0), (2, 3)).tolist()
+      >>> jinit.keras.identity(3.0)(jax.random.key(0), (2, 3)).tolist()
       [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]
 
     References:
@@ -265,6 +271,7 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
     return make_init(where, body, dtype, allow_complex=False, uses_key=False)
 
 
+@factory("keras.orthogonal")
 def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     """``keras.initializers.Orthogonal``: Haar (semi-)orthogonal times ``gain``.
 
@@ -280,7 +287,7 @@ def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initial
 
     Examples:
       >>> import jax, jax.numpy as jnp, jinit
-      >>> w = jinit.keras_orthogonal(2.0)(jax.random.key(0), (3, 3, 8, 16))
+      >>> w = jinit.keras.orthogonal(2.0)(jax.random.key(0), (3, 3, 8, 16))
       >>> m = w.reshape(-1, 16) / 2
       >>> bool(jnp.allclose(m.T @ m, jnp.eye(16), atol=1e-5))
       True
@@ -292,10 +299,13 @@ def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initial
     return orthogonal(gain, column_axis=-1, dtype=dtype)
 
 
+@factory("keras.dense_default")
 def keras_dense_default(dtype: DTypeLike | None = None) -> Initializer:
-    r"""Keras's default ``Dense`` kernel: Glorot uniform, :math:`U(\pm\sqrt{6/(in+out)})`.
+    r"""Keras's default ``Dense`` and ``Conv*`` kernel: Glorot uniform.
 
-    ``keras_variance_scaling(1.0, "fan_avg", "uniform")``. Keras's default bias is
+    :math:`U(\pm\sqrt{6/(in+out)})`: ``jinit.keras.variance_scaling(1.0, "fan_avg",
+    "uniform")``. On a convolution's ``(*k, in, out)`` the fans are ``prod(k) * in`` and
+    ``prod(k) * out`` (``jinit.keras.conv_default`` is this initializer). Keras's default bias is
     :func:`jinit.zeros`.
 
     Args:
@@ -306,40 +316,21 @@ def keras_dense_default(dtype: DTypeLike | None = None) -> Initializer:
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.keras_dense_default()(jax.random.key(0), (200, 100))
+      >>> w = jinit.keras.dense_default()(jax.random.key(0), (200, 100))
       >>> round(float(abs(w).max() / (6 / 300) ** 0.5), 2)
       1.0
 
     References:
-      ``keras.layers.Dense`` (``kernel_initializer="glorot_uniform"``), Keras 3.15.
+      ``keras.layers.Dense`` and ``keras.layers.Conv2D``
+      (``kernel_initializer="glorot_uniform"``), Keras 3.15.
     """
     return keras_variance_scaling(1.0, "fan_avg", "uniform", dtype=dtype)
 
 
-def keras_conv_default(dtype: DTypeLike | None = None) -> Initializer:
-    r"""Keras's default ``Conv*`` kernel: Glorot uniform on ``(*k, in, out)``.
-
-    The fans are ``prod(k) * in`` and ``prod(k) * out``; the bound is
-    :math:`\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`. Keras's default bias is :func:`jinit.zeros`.
-
-    Args:
-      dtype: the initializer's default dtype.
-
-    Returns:
-      An initializer.
-
-    Examples:
-      >>> import jax, jinit
-      >>> w = jinit.keras_conv_default()(jax.random.key(0), (3, 3, 32, 64))
-      >>> round(float(abs(w).max() / (6 / (9 * 96)) ** 0.5), 2)
-      1.0
-
-    References:
-      ``keras.layers.Conv2D`` (``kernel_initializer="glorot_uniform"``), Keras 3.15.
-    """
-    return keras_variance_scaling(1.0, "fan_avg", "uniform", dtype=dtype)
+keras_conv_default = keras_dense_default  # Keras's Conv* default is its Dense one
 
 
+@factory("keras.embedding_default")
 def keras_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     """Keras's default ``Embedding`` table: ``RandomUniform(-0.05, 0.05)``.
 
@@ -351,7 +342,7 @@ def keras_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
 
     Examples:
       >>> import jax, jinit
-      >>> e = jinit.keras_embedding_default()(jax.random.key(0), (1000, 64))
+      >>> e = jinit.keras.embedding_default()(jax.random.key(0), (1000, 64))
       >>> bool(abs(e).max() <= 0.05), round(float(e.std() * 3**0.5 / 0.05), 2)
       (True, 1.0)
 

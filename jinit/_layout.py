@@ -19,6 +19,7 @@ structure lands on the real in and out axes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -26,37 +27,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _portable, _sampling
+from jinit import _checks, _portable, _sampling, _value
 from jinit._core import check_call, place
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._value import Init, factory
 
 
-class Layout:
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Layout(Init):
     """An initializer run on a parameter whose fan axes are ``in_axis`` and ``out_axis``
     (see :func:`jinit.equinox.layout`)."""
 
-    def __init__(self, init: Initializer, in_axis: Axes, out_axis: Axes) -> None:
-        self.init, self.in_axis, self.out_axis = init, in_axis, out_axis
-        self.jinit_wraps = init  # what portable mode looks through (jinit._portable.covers)
-        # The name `jinit.explain` shows, e.g. "he_normal[in=-1,out=-2]".
-        inner = getattr(init, "__qualname__", None) or type(init).__qualname__
-        self.__qualname__ = f"{inner.removesuffix('.<locals>.init')}[in={in_axis},out={out_axis}]"
-        self._compiled = jax.jit(self._run, static_argnums=(1, 2, 3, 4))
+    init: Any = None
+    in_axis: Axes = -1
+    out_axis: Axes = -2
+    _compiled: Any = dataclasses.field(default=None, init=False)
 
-    def __repr__(self) -> str:
-        return (
-            f"jinit.equinox.layout({self.init!r}, in_axis={self.in_axis}, out_axis={self.out_axis})"
-        )
+    def __post_init__(self) -> None:
+        inner = _value.target_of(self.init)
+        target = None if inner is None else (lambda shape: inner(self.canonical(tuple(shape))))
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "sampling", self._sampling)
+        object.__setattr__(self, "_compiled", jax.jit(self._run, static_argnums=(1, 2, 3, 4)))
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Layout) and (self.init, self.in_axis, self.out_axis) == (
-            other.init,
-            other.in_axis,
-            other.out_axis,
-        )
-
-    def __hash__(self) -> int:
-        return hash((Layout, self.init, self.in_axis, self.out_axis))
+    @property
+    def short_name(self) -> str:
+        """The name :func:`jinit.explain` shows, e.g. ``he_normal[in=-1,out=-2]``."""
+        return f"{_value.short_name(self.init)}[in={self.in_axis},out={self.out_axis}]"
 
     def axes(
         self, shape: tuple[int, ...]
@@ -90,18 +87,12 @@ class Layout:
         s = _sampling.sampling_of(self.init, self.canonical(shape), dtype)
         return s if s is not None and s.draw.block is not None and not s.draw.vmap else None
 
-    def sampling(self, shape: Shape, dtype: DTypeLike | None = None) -> _sampling.Sampling | None:
+    def _sampling(self, shape: Shape, dtype: DTypeLike | None = None) -> _sampling.Sampling | None:
         """The sampling protocol (:mod:`jinit._sampling`): an element-wise draw over ``shape``
         with the canonical shape's finish; ``None`` for anything else."""
         shape = _checks.canonical_shape("layout", shape)
         dtype = _checks.canonical_dtype("layout", dtype)
         return self._iid(shape, dtype)
-
-    @property
-    def jinit_target(self) -> Any:
-        """(fan_in, fan_out, mean, std) of the inner initializer at the canonical shape."""
-        target = getattr(self.init, "jinit_target", None)
-        return None if target is None else (lambda shape: target(self.canonical(tuple(shape))))
 
     def _run(
         self,
@@ -139,6 +130,7 @@ class Layout:
         return self._compiled(key, shape, checked, out_sharding, _portable.active())
 
 
+@factory("equinox.layout")
 def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Layout:
     """Runs ``init`` on a parameter whose input and output axes are ``in_axis`` and ``out_axis``.
 
@@ -173,4 +165,4 @@ def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Layout
         raise TypeError(f"`layout(init=...)` must be an initializer (a callable); got {init!r}.")
     in_axis = _checks.check_axes("layout", "in_axis", in_axis)
     out_axis = _checks.check_axes("layout", "out_axis", out_axis)
-    return Layout(init, in_axis, out_axis)
+    return Layout("equinox.layout", init=init, in_axis=in_axis, out_axis=out_axis, wraps=init)

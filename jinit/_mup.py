@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
-
 from jinit import _checks
-from jinit._basic import zeros
-from jinit._core import make_init
+from jinit._basic import constant, zeros
 from jinit._typing import Axes, DTypeLike, Initializer
+from jinit._value import factory
 from jinit._variance import Distribution, variance_scaling
 
 
+@factory("mup.hidden")
 def mup_hidden(
     scale: Any = 1.0,
     distribution: Distribution = "normal",
@@ -42,7 +41,7 @@ def mup_hidden(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.mup_hidden()(jax.random.key(0), (1024, 256))
+      >>> w = jinit.mup.hidden()(jax.random.key(0), (1024, 256))
       >>> round(float(w.var() * 1024), 2)
       1.0
 
@@ -53,6 +52,7 @@ def mup_hidden(
     return variance_scaling(scale, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype)
 
 
+@factory("mup.readout")
 def mup_readout(
     width_mult: Any,
     scale: Any = 1.0,
@@ -89,7 +89,7 @@ def mup_readout(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.mup_readout(width_mult=4.0)(jax.random.key(0), (1024, 256))
+      >>> w = jinit.mup.readout(width_mult=4.0)(jax.random.key(0), (1024, 256))
       >>> round(float(w.var() * 1024 * 4), 2)
       1.0
 
@@ -100,17 +100,7 @@ def mup_readout(
     scale = _checks.check_real("mup_readout", "scale", scale, nonnegative=True)
     if _checks.check_bool("mup_readout", "zero", zero):
         _checks.check_factory_dtype("mup_readout", dtype)
-        return zeros if dtype is None else _zeros_of(dtype)
+        return zeros if dtype is None else constant(0.0, dtype)
     return variance_scaling(
         scale / width_mult, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype
-    )
-
-
-def _zeros_of(default: DTypeLike) -> Initializer:
-    """:func:`jinit.zeros` with another default dtype (same checks and messages, ``zeros``)."""
-    return make_init(
-        "zeros",
-        lambda key, shape, dtype, out: jnp.zeros(shape, dtype, out_sharding=out),
-        default,
-        uses_key=False,
     )

@@ -13,6 +13,7 @@ import numpy as np
 from jinit import _checks, _haar, _portable, _random, _sampling
 from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._value import factory
 
 
 def _check_column_axis(where: str, column_axis: Any) -> None:
@@ -57,6 +58,7 @@ def _orthogonal_kernel(
     return _as_weight(q, shape, col)
 
 
+@factory()
 def orthogonal(
     scale: Any = 1.0,
     column_axis: int = -1,
@@ -76,8 +78,8 @@ def orthogonal(
     ``method="householder"`` draws the same (Haar) distribution at matrix-multiply speed: a
     blocked product of Householder reflectors built from independent Gaussian vectors (Stewart
     1980), the law of the QR of a Gaussian matrix, accumulated as LAPACK's ``orgqr`` does but
-    with matmuls only (:mod:`jinit._haar`). On a 2-core CPU a 4096 x 4096 float32 draw takes about
-    1.2x one 4096^3 matmul, against 6x for ``"qr"`` (``python -m bench orthogonal``), with
+    with matmuls only (:mod:`jinit._haar`): a few matmuls' time where ``"qr"`` takes several
+    times more (``python -m bench orthogonal``; figures in bench/RESULTS.md), with
     ``max |Q^T Q - I|`` about ``1e-6``. Different bits from jax's; choose it explicitly. Its
     matmuls are kept whole on every device of the current mesh (``jax.set_mesh``), so a sharded
     draw equals an unsharded one bit for bit; without a mesh context, XLA may partition them
@@ -148,6 +150,7 @@ def orthogonal(
     return make_init(where, body, dtype, target=target_, sampling=sampling, traced=traced)
 
 
+@factory()
 def delta_orthogonal(
     scale: Any = 1.0,
     column_axis: int = -1,

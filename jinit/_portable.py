@@ -95,19 +95,6 @@ def check_dtype(where: str, compute_dtype: np.dtype) -> None:
         )
 
 
-def covers(init: Any) -> bool:
-    """Whether ``init`` draws through jinit's samplers (so portable mode reaches its values).
-
-    jinit's initializers and wrappers do; a function of the user's, Flax's or jax's calls
-    ``jax.random`` itself and does not.
-    """
-    inner = getattr(init, "jinit_wraps", None)
-    if inner is not None:
-        return covers(inner)
-    module = getattr(init, "__module__", None) or type(init).__module__
-    return module == "jinit" or module.startswith("jinit.")
-
-
 @functools.cache
 def _table() -> np.ndarray:
     return _portable_table.load()

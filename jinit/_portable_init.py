@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinit import _portable, _sampling
+from jinit import _portable, _sampling, _value
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._value import Init, factory
 
 
+@factory()
 def portable(init: Initializer) -> Initializer:
     r"""Makes ``init`` draw with jinit's portable samplers: the same bits on every backend.
 
@@ -56,9 +58,10 @@ def portable(init: Initializer) -> Initializer:
     """
     if not callable(init):
         raise TypeError(f"`portable(init=...)` must be an initializer (a callable); got {init!r}.")
-    if getattr(init, "jinit_portable", False):
+    v = _value.of(init)
+    if v is not None and v.portable:
         return init
-    if not _portable.covers(init):
+    if not _value.covers(init):
         raise TypeError(
             f"`portable(init=...)` needs a jinit initializer; got {init!r}, which draws its own "
             "random values (e.g. with jax.random) that portable mode cannot reach."
@@ -73,7 +76,8 @@ def portable(init: Initializer) -> Initializer:
         with _portable.mode(True):
             return init(key, shape, dtype, out_sharding)
 
-    inner_sampling = getattr(init, "sampling", None)
+    inner_sampling = None if v is None else v.sampling
+    sampling = None
     if inner_sampling is not None:
 
         def sampling(shape: Shape, dtype: DTypeLike | None = None) -> Any:
@@ -87,11 +91,12 @@ def portable(init: Initializer) -> Initializer:
 
             return _sampling.Sampling(s.draw, finish)
 
-        portable_init.sampling = sampling  # type: ignore[attr-defined]
-    for name in ("jinit_target", "jinit_magnitude"):
-        if hasattr(init, name):
-            setattr(portable_init, name, getattr(init, name))
-    portable_init.jinit_portable = True  # type: ignore[attr-defined]
-    portable_init.jinit_wraps = init  # type: ignore[attr-defined]
-    portable_init.__qualname__ = "portable.<locals>.init"
-    return portable_init
+    return Init(
+        "portable",
+        portable_init,
+        sampling=sampling,
+        target=_value.target_of(init),
+        magnitude=_value.magnitude_of(init),
+        wraps=init,
+        portable=True,
+    )

@@ -1,4 +1,5 @@
-"""Sampling primitives used by every jinit initializer: jax.random's bits, several times faster.
+"""Sampling primitives used by every jinit initializer: jax.random's bits, made faster
+(``python -m bench kernels``; figures in bench/RESULTS.md).
 
 Each sampler returns values in the *compute dtype* (see :func:`compute_dtype`): float32 for
 low-precision floats (bfloat16, float16, float8), the requested dtype otherwise. Initializers

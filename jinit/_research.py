@@ -15,11 +15,13 @@ from jinit import _checks
 from jinit._basic import normal
 from jinit._combinators import scaled
 from jinit._typing import DTypeLike, Initializer
+from jinit._value import factory
 from jinit._variance import glorot_uniform, he_normal, variance_scaling
 
 Part = Literal["encoder", "decoder"]
 
 
+@factory()
 def scaled_residual(
     n_layers: int, stddev: Any = 0.02, dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -53,6 +55,7 @@ def scaled_residual(
     return normal(stddev / math.sqrt(2 * n_layers), dtype)
 
 
+@factory()
 def fixup(n_branches: int, layers_per_branch: int, init: Initializer | None = None) -> Initializer:
     r"""Fixup's scaled branch layers: ``init`` times :math:`L^{-1/(2m-2)}`.
 
@@ -72,7 +75,7 @@ def fixup(n_branches: int, layers_per_branch: int, init: Initializer | None = No
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.fixup(16, 2, init=jinit.torch_kaiming_normal())(jax.random.key(0), (512, 512))
+      >>> w = jinit.fixup(16, 2, init=jinit.torch.kaiming_normal())(jax.random.key(0), (512, 512))
       >>> round(float(w.std() * (512 / 2) ** 0.5 * 16 ** 0.5), 2)  # 16 ** (-1 / 2)
       1.0
 
@@ -115,6 +118,7 @@ def t_fixup_scale(n_layers: int, part: Part = "encoder") -> float:
     return 0.67 * n_layers**-0.25 if part == "encoder" else (9 * n_layers) ** -0.25
 
 
+@factory()
 def t_fixup(n_layers: int, part: Part = "encoder", init: Initializer | None = None) -> Initializer:
     r"""T-Fixup (Huang et al. 2020): Xavier uniform times :func:`t_fixup_scale`.
 
@@ -145,6 +149,7 @@ def t_fixup(n_layers: int, part: Part = "encoder", init: Initializer | None = No
     return scaled(glorot_uniform() if init is None else init, scale)
 
 
+@factory()
 def t_fixup_embedding(decoder_layers: int, dtype: DTypeLike | None = None) -> Initializer:
     r"""T-Fixup's input embeddings: :math:`N(0, d^{-1})` times :math:`(9M)^{-1/4}`.
 

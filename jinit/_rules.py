@@ -3,7 +3,7 @@
 A rule is ``(pattern, initializer)``. A ``str`` pattern is matched with :func:`re.search`
 against the parameter's path (``"params/Dense_0/kernel"``): it may match anywhere, so
 ``"conv/bias$"`` also matches ``"params/gconv/bias"``; anchor it (``"(^|/)conv/bias$"``) or use
-:func:`full_match`. A rule set (such as :func:`jinit.torch_defaults`) stands for one rule per
+:func:`full_match`. A rule set (such as :func:`jinit.torch.defaults`) stands for one rule per
 parameter it recognises, resolved against the tree. The first rule that matches wins.
 """
 

@@ -110,6 +110,15 @@ _PORTABLE_TWINS: dict[str, tuple[Callable[..., Array], Callable[..., Array]]] = 
 }
 
 
+# The three standard draws of `variance_scaling` and its Keras/Haiku twins: N(0, 1) truncated
+# to (-2, 2); erf_inv(u) = z / sqrt(2) (a finish multiplies by sqrt(2)); U(-1, 1).
+STANDARD = {
+    "truncated_normal": truncated_normal(-2.0, 2.0),
+    "normal": normal(),
+    "uniform": uniform(-1.0, 1.0),
+}
+
+
 def portable_sampling(s: Sampling | None) -> Sampling | None:
     """``s`` with its draw replaced by the portable twin (:mod:`jinit._portable`), if it has one.
 

@@ -23,11 +23,6 @@ from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 Kind = Literal["truncated_normal", "normal", "uniform"]
 Spread = Callable[[tuple[int, ...]], float]
 
-_DRAWS = {
-    "truncated_normal": _sampling.truncated_normal(-2.0, 2.0),
-    "normal": _sampling.normal(),  # erf_inv(u) = z / sqrt(2): the finish multiplies by sqrt(2)
-    "uniform": _sampling.uniform(-1.0, 1.0),
-}
 _STD_OF_DRAW = {"truncated_normal": _random.TN2_STD, "normal": 1.0, "uniform": 1 / math.sqrt(3)}
 
 
@@ -79,7 +74,7 @@ def scaled_draw(
         return (z * s + m).astype(dtype)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:
-        return _sampling.Sampling(_DRAWS[kind], finish_for(shape, dtype))
+        return _sampling.Sampling(_sampling.STANDARD[kind], finish_for(shape, dtype))
 
     def target(shape: tuple[int, ...]) -> tuple[float | None, float | None, float, float]:
         fan_in, fan_out = fans(shape) if fans is not None else (None, None)

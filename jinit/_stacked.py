@@ -11,6 +11,7 @@ weights.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -21,21 +22,33 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jinit import _value
 from jinit._core import check_call, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._value import Init, factory
 
 Unroll = str | Callable[[str, tuple[int, ...]], str]
 
 
-class Stacked:
-    """An initializer for ``axes`` leading stack axes over ``init`` (see :func:`stacked`)."""
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Stacked(Init):
+    """An initializer for ``axes`` leading stack axes over ``init`` (see :func:`stacked`).
 
-    def __init__(self, init: Initializer, unroll: Unroll, axes: int) -> None:
-        self.init, self.unroll_spec, self.axes = init, unroll, axes
-        self.jinit_wraps = init  # what portable mode looks through (jinit._portable.covers)
+    :func:`jinit.init_tree` makes layer ``i`` under its unrolled twin's key (:meth:`unroll`);
+    called directly it folds the flat layer index into the key."""
 
-    def __repr__(self) -> str:
-        return f"jinit.stacked({self.init!r}, unroll={self.unroll_spec!r}, axes={self.axes})"
+    init: Any = None
+    unroll_spec: Unroll = ""
+    axes: int = 1
+
+    def __post_init__(self) -> None:
+        inner = _value.target_of(self.init)  # one layer's, at the inner shape
+        target = None if inner is None else (lambda shape: inner(self.split(tuple(shape))[1]))
+        object.__setattr__(self, "target", target)
+
+    @property
+    def short_name(self) -> str:
+        return f"stacked({_value.short_name(self.init)})"
 
     def split(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(stack shape, inner shape), checking that ``shape`` has the stack axes."""
@@ -83,6 +96,7 @@ class Stacked:
         return place(out, out_sharding)
 
 
+@factory()
 def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:
     """Builds an initializer for a parameter with leading layer (stack) axes.
 
@@ -124,7 +138,7 @@ def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:
         )
     if isinstance(axes, bool) or not isinstance(axes, (int, np.integer)) or axes < 1:
         raise ValueError(f"`stacked(axes=...)` must be a positive int; got {axes!r}.")
-    return Stacked(init, unroll, int(axes))
+    return Stacked("stacked", init=init, unroll_spec=unroll, axes=int(axes), wraps=init)
 
 
 def layer_paths(leaf: Any, init: Stacked) -> list[str]:

@@ -16,8 +16,10 @@ import numpy as np
 from jinit import _checks, _random, _sampling
 from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._value import factory
 
 
+@factory()
 def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     r"""Builds an initializer of (possibly rectangular) identity matrices times ``gain``.
 
@@ -56,6 +58,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     return make_init(where, body, dtype, magnitude=lambda shape: abs(gain), uses_key=False)
 
 
+@factory()
 def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
     r"""Builds a Dirac-delta initializer for convolution kernels (``torch.nn.init.dirac_``).
 
@@ -116,6 +119,7 @@ def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Initializer:
     return make_init(where, body, dtype, uses_key=False)
 
 
+@factory()
 def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> Initializer:
     r"""Builds a sparse initializer: N(0, std^2) with a fixed number of zeros per input unit.
 

@@ -2,7 +2,7 @@ r"""``torch.nn.init`` and torch's layer defaults: torch's formulas and constants
 
 The ports of ``torch.nn.init`` (``calculate_gain``, ``kaiming_*``, ``xavier_*``,
 ``trunc_normal_``) and of the defaults torch's ``Linear``, ``Conv`` and ``Embedding`` give their
-parameters in ``reset_parameters``; :func:`jinit.torch_defaults` applies the latter to a whole
+parameters in ``reset_parameters``; :func:`jinit.torch.defaults` applies the latter to a whole
 model.
 
 **Layouts.** torch stores a Linear weight as ``(out, in)`` and a Conv weight as
@@ -36,6 +36,7 @@ from jinit import _checks, _portable, _random
 from jinit._basic import normal
 from jinit._core import make_init
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._value import factory
 from jinit._variance import variance_scaling
 
 NONLINEARITIES = (
@@ -124,6 +125,7 @@ def _gain(where: str, nonlinearity: str, a: Any) -> float:
     return calculate_gain(nonlinearity, a)
 
 
+@factory("torch.kaiming_uniform")
 def torch_kaiming_uniform(
     a: Any = 0.0,
     mode: TorchMode = "fan_in",
@@ -152,7 +154,7 @@ def torch_kaiming_uniform(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.torch_kaiming_uniform(nonlinearity="relu")(jax.random.key(0), (3, 3, 64, 128))
+      >>> w = jinit.torch.kaiming_uniform(nonlinearity="relu")(jax.random.key(0), (3, 3, 64, 128))
       >>> round(float(abs(w).max() * (576 / 6) ** 0.5), 2)  # bound = sqrt(6 / fan_in)
       1.0
 
@@ -165,6 +167,7 @@ def torch_kaiming_uniform(
     return variance_scaling(gain**2, mode, "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
+@factory("torch.kaiming_normal")
 def torch_kaiming_normal(
     a: Any = 0.0,
     mode: TorchMode = "fan_in",
@@ -193,7 +196,7 @@ def torch_kaiming_normal(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.torch_kaiming_normal(mode="fan_out")(jax.random.key(0), (512, 256))
+      >>> w = jinit.torch.kaiming_normal(mode="fan_out")(jax.random.key(0), (512, 256))
       >>> round(float(w.std() * (256 / 2) ** 0.5), 2)
       1.0
 
@@ -206,6 +209,7 @@ def torch_kaiming_normal(
     return variance_scaling(gain**2, mode, "normal", in_axis, out_axis, batch_axis, dtype)
 
 
+@factory("torch.xavier_uniform")
 def torch_xavier_uniform(
     gain: Any = 1.0,
     in_axis: Axes = -2,
@@ -229,7 +233,7 @@ def torch_xavier_uniform(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.torch_xavier_uniform()(jax.random.key(0), (256, 512))
+      >>> w = jinit.torch.xavier_uniform()(jax.random.key(0), (256, 512))
       >>> round(float(abs(w).max() * (768 / 6) ** 0.5), 2)
       1.0
 
@@ -240,6 +244,7 @@ def torch_xavier_uniform(
     return variance_scaling(gain, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
+@factory("torch.xavier_normal")
 def torch_xavier_normal(
     gain: Any = 1.0,
     in_axis: Axes = -2,
@@ -263,7 +268,7 @@ def torch_xavier_normal(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.torch_xavier_normal(gain=2.0)(jax.random.key(0), (256, 512))
+      >>> w = jinit.torch.xavier_normal(gain=2.0)(jax.random.key(0), (256, 512))
       >>> round(float(w.std() * (768 / 2 / 4) ** 0.5), 2)
       1.0
 
@@ -286,6 +291,7 @@ def _squared_gain(where: str, gain: Any) -> float:
     return squared
 
 
+@factory("torch.trunc_normal")
 def torch_trunc_normal(
     mean: Any = 0.0, std: Any = 1.0, a: Any = -2.0, b: Any = 2.0, dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -310,10 +316,10 @@ def torch_trunc_normal(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.torch_trunc_normal(std=0.02)(jax.random.key(0), (100_000,))
+      >>> w = jinit.torch.trunc_normal(std=0.02)(jax.random.key(0), (100_000,))
       >>> round(float(w.std()), 3)
       0.02
-      >>> w = jinit.torch_trunc_normal(mean=1.0, a=0.5, b=1.5)(jax.random.key(0), (1000,))
+      >>> w = jinit.torch.trunc_normal(mean=1.0, a=0.5, b=1.5)(jax.random.key(0), (1000,))
       >>> bool(w.min() >= 0.5), bool(w.max() <= 1.5)
       (True, True)
 
@@ -354,6 +360,7 @@ def torch_trunc_normal(
     return make_init(where, sample, dtype, allow_complex=False, magnitude=lambda s: magnitude)
 
 
+@factory("torch.linear_default")
 def torch_linear_default(
     in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike | None = None
 ) -> Initializer:
@@ -377,7 +384,7 @@ def torch_linear_default(
 
     Examples:
       >>> import jax, jinit
-      >>> w = jinit.torch_linear_default()(jax.random.key(0), (400, 100))
+      >>> w = jinit.torch.linear_default()(jax.random.key(0), (400, 100))
       >>> round(float(abs(w).max() * 400 ** 0.5), 2)
       1.0
 
@@ -387,6 +394,7 @@ def torch_linear_default(
     return variance_scaling(1.0 / 3.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
+@factory("torch.bias_default")
 def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializer:
     r"""torch's default ``Linear``/``Conv`` bias: :math:`U(\pm 1/\sqrt{\text{fan\_in}})`.
 
@@ -403,7 +411,7 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
 
     Examples:
       >>> import jax, jinit
-      >>> b = jinit.torch_bias_default(fan_in=400)(jax.random.key(0), (10_000,))
+      >>> b = jinit.torch.bias_default(fan_in=400)(jax.random.key(0), (10_000,))
       >>> round(float(abs(b).max() * 400 ** 0.5), 2)
       1.0
 
@@ -425,6 +433,7 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
     return make_init(where, body, dtype, allow_complex=False)
 
 
+@factory("torch.embedding_default")
 def torch_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""torch's default ``Embedding`` weight: :math:`N(0, 1)`.
 
@@ -440,7 +449,7 @@ def torch_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
 
     Examples:
       >>> import jax, jinit
-      >>> e = jinit.torch_embedding_default()(jax.random.key(0), (1000, 64))
+      >>> e = jinit.torch.embedding_default()(jax.random.key(0), (1000, 64))
       >>> e.shape, round(float(e.std()), 2)
       ((1000, 64), 1.0)
 

@@ -25,7 +25,7 @@ class TorchDefaults:
     """The rule set :func:`torch_defaults` returns (see there)."""
 
     def __repr__(self) -> str:
-        return "jinit.torch_defaults()"
+        return "jinit.torch.defaults()"
 
     def expand(
         self,
@@ -60,7 +60,7 @@ class TorchDefaults:
         kernel = siblings.get("kernel")
         if parent.rpartition("/")[2] in _ATTENTION and kernel is not None and len(kernel) >= 3:
             raise ValueError(
-                f"`{where}`: `jinit.torch_defaults()` has no PyTorch default for the attention "
+                f"`{where}`: `jinit.torch.defaults()` has no PyTorch default for the attention "
                 f"projection parameter {path!r} of shape {shape} (torch's MultiheadAttention "
                 "initialises its fused in_proj with xavier_uniform_); put a rule for it before "
                 "the rule set."
@@ -80,7 +80,7 @@ class TorchDefaults:
         if name in ("mean", "var") and "kernel" not in siblings:
             return (zeros, "running_mean, 0") if name == "mean" else (ones, "running_var, 1")
         raise ValueError(
-            f"`{where}`: `jinit.torch_defaults()` has no PyTorch default for the parameter "
+            f"`{where}`: `jinit.torch.defaults()` has no PyTorch default for the parameter "
             f"{path!r} of shape {shape} (it knows Flax's kernel, bias, scale, embedding, mean "
             "and var); put a rule for it before the rule set."
         )
@@ -95,10 +95,10 @@ def torch_defaults() -> TorchDefaults:
     layouts:
 
     - ``kernel`` (``Dense``/``Linear``, ``Conv``, grouped or not):
-      :math:`U(\pm 1/\sqrt{\text{fan\_in}})` (:func:`jinit.torch_linear_default`), with
+      :math:`U(\pm 1/\sqrt{\text{fan\_in}})` (:func:`jinit.torch.linear_default`), with
       ``fan_in`` the product of all but the last axis;
     - ``bias`` beside a kernel: :math:`U(\pm 1/\sqrt{\text{fan\_in}})` with the kernel's
-      ``fan_in`` (:func:`jinit.torch_bias_default`); beside a ``scale`` (a norm): 0;
+      ``fan_in`` (:func:`jinit.torch.bias_default`); beside a ``scale`` (a norm): 0;
     - ``scale`` (``LayerNorm``, ``BatchNorm``, ``GroupNorm``, ``RMSNorm``): 1;
     - ``embedding`` (``Embed``/``Embedding``): :math:`N(0, 1)`;
     - ``mean``/``var`` (BatchNorm's running statistics): 0 and 1.
@@ -106,7 +106,7 @@ def torch_defaults() -> TorchDefaults:
     A parameter it does not know (or a ``DenseGeneral`` attention projection, which torch's
     ``MultiheadAttention`` initialises differently) raises naming its path: put a rule for it
     first. Rules before it take precedence, so ``[(r"head/kernel$", jinit.zeros),
-    jinit.torch_defaults()]`` keeps torch's defaults everywhere else.
+    jinit.torch.defaults()]`` keeps torch's defaults everywhere else.
 
     Returns:
       A rule set (its ``expand`` resolves it against a tree's parameters).
@@ -114,11 +114,11 @@ def torch_defaults() -> TorchDefaults:
     Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, jinit, jinit.flax
       >>> model = nn.Sequential([nn.Dense(64), nn.LayerNorm(), nn.Dense(10)])
-      >>> v = jinit.flax.init_linen(model, 0, jinit.torch_defaults(), jnp.ones((1, 400)))
+      >>> v = jinit.flax.init_linen(model, 0, jinit.torch.defaults(), jnp.ones((1, 400)))
       >>> b = v["params"]["layers_0"]["bias"]
       >>> bool(abs(b).max() <= 1 / 400 ** 0.5), float(v["params"]["layers_1"]["scale"].min())
       (True, 1.0)
-      >>> for r in jinit.explain(jax.eval_shape(lambda: v), jinit.torch_defaults())[:2]:
+      >>> for r in jinit.explain(jax.eval_shape(lambda: v), jinit.torch.defaults())[:2]:
       ...     print(r.path, "|", r.rule)
       params/layers_0/bias | torch_defaults(): bias, U(±1/sqrt(400))
       params/layers_0/kernel | torch_defaults(): Linear weight, U(±1/sqrt(400))

@@ -11,11 +11,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _boxes, _build, _eqx_tree, _jax_compat, _keys, _rules
+from jinit import _boxes, _build, _eqx_tree, _jax_compat, _keys, _rules, _value
 from jinit._typing import Initializer
 
 Rules = _rules.Rules
-compile_rules = _rules.compile_rules
 
 
 def ambient_mesh() -> Mesh | None:
@@ -23,6 +22,13 @@ def ambient_mesh() -> Mesh | None:
     (where the public ``jax.sharding.get_mesh`` refuses to answer)."""
     m = _jax_compat.concrete_mesh()
     return None if m is None or m.empty else m
+
+
+def check_mesh(mesh: Any, where: str) -> Mesh | None:
+    """``mesh=``, checked: a ``Mesh``, or None for the ``jax.set_mesh`` one (None if unset)."""
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise TypeError(f"`{where}(mesh=...)` must be a jax.sharding.Mesh or None; got {mesh!r}.")
+    return mesh if mesh is not None else ambient_mesh()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,13 +302,7 @@ def run(
 
 def _traced(init: Any) -> bool:
     """Whether ``init``, or an initializer it wraps, closes over a traced hyperparameter."""
-    for _ in range(64):  # wrappers of wrappers, never a cycle
-        if getattr(init, "jinit_traced", False):
-            return True
-        init = getattr(init, "jinit_wraps", None)
-        if init is None:
-            return False
-    return False
+    return any(v.traced for v in map(_value.of, _value.chain(init)) if v is not None)
 
 
 def initialize(
@@ -326,8 +326,7 @@ def initialize(
         raise TypeError(
             f"`{where}(allow_unused_rules=...)` must be a bool or None; got {allow_unused_rules!r}."
         )
-    if mesh is not None and not isinstance(mesh, Mesh):
-        raise TypeError(f"`{where}(mesh=...)` must be a jax.sharding.Mesh or None; got {mesh!r}.")
+    mesh = check_mesh(mesh, where)
     leaves, structure = plan(
         abstract_tree,
         rules,
@@ -401,7 +400,7 @@ def init_tree(
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape``) or arrays.
       rules: ``(pattern, initializer)`` pairs (a pattern is a ``str`` regex or a compiled one,
         e.g. from :func:`jinit.full_match`) or a dict of them, first match wins; a rule set such
-        as :func:`jinit.torch_defaults` may stand in the list, or alone.
+        as :func:`jinit.torch.defaults` may stand in the list, or alone.
       default: the initializer for leaves no rule matches; without it they raise ``ValueError``.
       shardings: a ``Sharding``/``PartitionSpec`` or a pytree of them (``None`` entries: use the
         leaf's own), whose structure is a prefix of ``abstract_tree``'s.

@@ -11,6 +11,7 @@ import numpy as np
 from jinit import _checks, _fans, _random, _sampling
 from jinit._core import make_init
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._value import factory
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["truncated_normal", "normal", "uniform"]
@@ -18,13 +19,9 @@ MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
 _COMPLEX_TRUNCATED_NORMAL_STD = _random.complex_truncated_normal_std(2.0)
-_DRAWS = {
-    "truncated_normal": _sampling.truncated_normal(-2.0, 2.0),
-    "normal": _sampling.normal(),
-    "uniform": _sampling.uniform(-1.0, 1.0),
-}
 
 
+@factory()
 def variance_scaling(
     scale: Any,
     mode: Mode,
@@ -171,7 +168,7 @@ def variance_scaling(
                 factor = jnp.sqrt(3 * var)
             return (z * factor).astype(dtype)
 
-        return _sampling.Sampling(_DRAWS[distribution], finish)
+        return _sampling.Sampling(_sampling.STANDARD[distribution], finish)
 
     def target(shape: tuple[int, ...]) -> tuple[float, float, float | None, float | None]:
         fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
@@ -182,6 +179,7 @@ def variance_scaling(
     return make_init(where, body, dtype, target=target, sampling=sampling, traced=traced)
 
 
+@factory()
 def glorot_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -207,6 +205,7 @@ def glorot_uniform(
     )
 
 
+@factory()
 def glorot_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -232,6 +231,7 @@ def glorot_normal(
     )
 
 
+@factory()
 def he_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -257,6 +257,7 @@ def he_uniform(
     )
 
 
+@factory()
 def he_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -282,6 +283,7 @@ def he_normal(
     )
 
 
+@factory()
 def lecun_uniform(
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -307,6 +309,7 @@ def lecun_uniform(
     )
 
 
+@factory()
 def lecun_normal(
     in_axis: Axes = -2,
     out_axis: Axes = -1,

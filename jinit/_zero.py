@@ -12,6 +12,7 @@ import numpy as np
 from jinit import _checks, _random
 from jinit._core import make_init, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._value import factory
 
 
 def _sylvester_signs(n_rows: int, n_cols: int) -> Array:
@@ -26,6 +27,7 @@ def _ceil_log2(n: int) -> int:
     return max(0, (n - 1).bit_length())
 
 
+@factory()
 def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     r"""Builds an initializer of (truncated) normalised Sylvester-Hadamard matrices.
 
@@ -78,6 +80,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     return make_init(where, body, dtype, magnitude=lambda shape: abs(scale), uses_key=False)
 
 
+@factory()
 def zero_init(dtype: DTypeLike | None = None) -> Initializer:
     r"""Builds the ZerO initializer (Zhao et al. 2021): only zeros, ones and scaled Hadamard signs.
 

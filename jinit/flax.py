@@ -22,12 +22,6 @@ from jinit._typing import Initializer
 LogicalRules = Any  # a sequence of (logical axis name, mesh axis name(s)) pairs
 
 
-def _mesh(mesh: Mesh | None, where: str) -> Mesh | None:
-    if mesh is not None and not isinstance(mesh, Mesh):
-        raise TypeError(f"`{where}(mesh=...)` must be a jax.sharding.Mesh or None; got {mesh!r}.")
-    return mesh if mesh is not None else _tree.ambient_mesh()
-
-
 def _auto_axes() -> contextlib.AbstractContextManager:
     """Linen's boxes apply ``with_sharding_constraint`` when unboxed, which asserts under
     Explicit mesh axes; shapes do not depend on axis types, so trace under Auto ones."""
@@ -101,7 +95,7 @@ def init_linen(
         raise TypeError(f"`init_linen(module=...)` must be a flax.linen.Module; got {module!r}.")
     where = "init_linen"
     _keys.as_key(key, where)
-    mesh = _mesh(mesh, where)
+    mesh = _tree.check_mesh(mesh, where)
     init = functools.partial(module.init, method=method, **kwargs)
     with _auto_axes():
         abstract = jax.eval_shape(init, _keys.as_key(0), *args)
@@ -186,7 +180,7 @@ def init_nnx(
     if not isinstance(model, nnx.Module):
         raise TypeError(f"`init_nnx(model=...)` must be a flax.nnx.Module; got {model!r}.")
     where = "init_nnx"
-    mesh = _mesh(mesh, where)
+    mesh = _tree.check_mesh(mesh, where)
     if logical_axis_rules is None:
         logical_axis_rules = core_spmd.get_logical_axis_rules() or None
     streams = _streams(rngs, where)

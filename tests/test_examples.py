@@ -205,7 +205,7 @@ def test_equinox_transformer_rules_shards_and_trains(devices):
     table = r["table"]
     for path in ("embed/weight", "blocks/attn/query_proj/weight", "blocks/mlp/layers/1/weight"):
         assert path in table
-    assert "stacked(variance_scaling[in=-1,out=-2])" in table
+    assert "stacked(lecun_normal[in=-1,out=-2])" in table
     row = next(line for line in table.splitlines() if line.startswith("blocks/attn/query_proj"))
     assert "P(None, 'model', None)" in row  # explain shows the sharding init_eqx gives
     # sharded over the 2x4 mesh, with the unsharded build's bits

@@ -593,7 +593,7 @@ def test_explicit_none_dtype_means_the_factory_default(key):
         (jinit.variance_scaling(1e12, "fan_in", "normal"), jnp.float16),
         (jinit.normal(1e38), jnp.float32),
     ],
-    ids=lambda x: getattr(x, "__qualname__", str(x)),
+    ids=lambda x: x.short_name if isinstance(x, jinit.Init) else str(x),
 )
 def test_values_that_overflow_the_dtype_are_refused(init, dtype, key):
     with pytest.raises(ValueError, match=r"overflow .*largest finite value"):

@@ -1,0 +1,324 @@
+"""`Init`: the one value every jinit initializer is.
+
+An initializer is a frozen, hashable value: its factory's public name, its hyperparameters,
+its default dtype, its sampling protocol (:mod:`jinit._sampling`), its ``describe`` target and
+magnitude, and what it wraps. Calling it is jax's protocol,
+``init(key, shape, dtype=None, out_sharding=None) -> Array``, so Flax and
+``jax.nn.initializers`` users see a plain callable.
+
+Equality is the call that made it: ``jinit.lecun_normal() == jinit.lecun_normal()``, so rules
+built anew on every call hit :func:`jinit.init_tree`'s compile cache, and ``repr`` reads
+``jinit.lecun_normal()``. The :func:`factory` decorator gives a factory's results that identity;
+a value built another way (an internal helper) is equal only to itself. A hyperparameter that
+cannot be frozen (a traced scale swept under ``jax.vmap``) also leaves the value equal only to
+itself, and it is never cached: it must not outlive its trace.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import importlib
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jinit._typing import Array, DTypeLike, KeyArray, OutSharding, Shape
+
+# shape -> (fan_in or None, fan_out or None, target mean, target std): what `describe` reports.
+Target = Callable[[tuple[int, ...]], tuple[Any, Any, Any, Any]]
+Call = Callable[[KeyArray, Shape, DTypeLike | None, OutSharding], Array]
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Init:
+    """A jinit initializer: ``init(key, shape, dtype=None, out_sharding=None) -> Array``.
+
+    Built by jinit's factories (``jinit.lecun_normal()``, ``jinit.scaled(...)``, ...), never by
+    hand. Fields:
+
+    - ``name``: the public name of the factory that made it (``"lecun_normal"``,
+      ``"keras.variance_scaling"``); ``repr`` prefixes ``jinit.``.
+    - ``args``: its hyperparameters as ``(name, value)`` pairs, those left at their default
+      omitted; the first ``positional`` of them print positionally.
+    - ``call``: the function the call runs (checks, then one compiled body).
+    - ``dtype``: the default output dtype (None: jax's default float).
+    - ``sampling``: ``sampling(shape, dtype) -> Sampling | None``, the draw
+      :func:`jinit.init_tree` groups with other leaves' (None: made per leaf).
+    - ``target``: ``shape -> (fan_in, fan_out, mean, std)``, what :func:`jinit.describe`
+      reports (None: unknown); ``magnitude``: ``shape -> bound on |value|`` (overflow check).
+    - ``wraps``: the initializer it wraps (``scaled``, ``portable``, ``stacked``, ``layout``).
+    - ``traced``: a hyperparameter is a tracer (the value must not outlive its trace);
+      ``portable``: it always runs in portable mode.
+    """
+
+    name: str
+    call: Call | None = None
+    args: tuple[tuple[str, Any], ...] = ()
+    positional: int = 0
+    dtype: DTypeLike | None = None
+    sampling: Callable[..., Any] | None = None
+    target: Target | None = None
+    magnitude: Callable[[tuple[int, ...]], float] | None = None
+    wraps: Any = None
+    traced: bool = False
+    portable: bool = False
+    bare: bool = False  # an initializer itself (`jinit.zeros`), not a factory's result
+    # What equality and hashing compare: (name, frozen args) from `factory`, or None (identity).
+    identity: Any = None
+
+    def __call__(
+        self,
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = None,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        if self.call is None:
+            raise TypeError(f"{self!r} has no body to call.")
+        return self.call(key, shape, dtype, out_sharding)
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Init) or self.identity is None or other.identity is None:
+            return False
+        return type(self) is type(other) and self.identity == other.identity
+
+    def __hash__(self) -> int:
+        return id(self) if self.identity is None else hash((type(self), self.identity))
+
+    def __repr__(self) -> str:
+        if self.bare:
+            return f"jinit.{self.name}"
+        shown = [repr(v) for _, v in self.args[: self.positional]]
+        shown += [f"{k}={_show(v)}" for k, v in self.args[self.positional :]]
+        return f"jinit.{self.name}({', '.join(shown)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as the call that made it (the closures it holds are not picklable)."""
+        if self.identity is None:
+            raise TypeError(
+                f"{self!r} cannot be pickled: it was not made by a jinit factory from concrete "
+                "hyperparameters (a traced one, or an internal value)."
+            )
+        return (_rebuild, (self.name, self.args, self.positional, self.bare))
+
+    @property
+    def short_name(self) -> str:
+        """The name tables show (:func:`jinit.explain`): the factory's public name."""
+        return self.name
+
+
+def _rebuild(name: str, args: tuple[tuple[str, Any], ...], positional: int, bare: bool) -> Any:
+    """The value ``jinit.<name>(*args)`` (or ``jinit.<name>`` for a bare one): unpickling."""
+    module, _, attr = f"jinit.{name}".rpartition(".")
+    obj = getattr(importlib.import_module(module), attr)
+    if bare:
+        return obj
+    return obj(*(v for _, v in args[:positional]), **dict(args[positional:]))
+
+
+def constant_init(name: str, call: Call, doc: str, **fields: Any) -> Init:
+    """An initializer that is a value of its own (``jinit.zeros``), documented by ``doc``."""
+    init = Init(name, call, bare=True, identity=(name,), **fields)
+    for attr, value in (("__doc__", doc), ("__name__", name), ("__qualname__", name)):
+        object.__setattr__(init, attr, value)  # (what docs and `help` read from a function)
+    return init
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, np.dtype) or (isinstance(v, type) and _names_dtype(v)):
+        return repr(jnp.dtype(v).name)
+    return repr(v)
+
+
+def of(init: Any) -> Init | None:
+    """``init`` as an :class:`Init`, or None for a callable of the user's, jax's or Flax's."""
+    return init if isinstance(init, Init) else None
+
+
+def short_name(init: Any) -> str:
+    """The name tables show for ``init``: its factory's name, or a function's own name."""
+    v = of(init)
+    if v is not None:
+        return v.short_name
+    qualname = getattr(init, "__qualname__", None) or type(init).__qualname__
+    return qualname.removesuffix(".<locals>.init")
+
+
+def target_of(init: Any) -> Target | None:
+    """The ``describe`` target of ``init`` (None for a callable that does not carry one)."""
+    v = of(init)
+    return None if v is None else v.target
+
+
+def magnitude_of(init: Any) -> Callable[[tuple[int, ...]], float] | None:
+    v = of(init)
+    return None if v is None else v.magnitude
+
+
+def chain(init: Any):
+    """``init`` and every initializer it wraps, outermost first."""
+    for _ in range(64):  # wrappers of wrappers, never a cycle
+        yield init
+        v = of(init)
+        if v is None or v.wraps is None:
+            return
+        init = v.wraps
+
+
+def covers(init: Any) -> bool:
+    """Whether ``init`` draws through jinit's samplers (so portable mode reaches its values).
+
+    jinit's initializers and wrappers do; a function of the user's, Flax's or jax's calls
+    ``jax.random`` itself and does not.
+    """
+    *_, innermost = chain(init)
+    return of(innermost) is not None
+
+
+class _Unfrozen(Exception):
+    """A hyperparameter with no value identity (a tracer): the Init is equal only to itself."""
+
+
+def _freeze(x: Any) -> Any:
+    """A hashable, type-strict stand-in for a hyperparameter: equal stand-ins make equal bits.
+
+    ``1``, ``1.0`` and ``True`` differ (they can give different dtypes); floats compare by
+    their bits (``0.0`` != ``-0.0``); concrete arrays by dtype, shape and bytes; dtype-likes by
+    the dtype they name. A tracer raises :class:`_Unfrozen`.
+    """
+    if isinstance(x, jax.core.Tracer):
+        raise _Unfrozen
+    if x is None or isinstance(x, (str, bytes)):
+        return x
+    if isinstance(x, bool):
+        return ("bool", x)
+    if isinstance(x, int):
+        return ("int", x)
+    if isinstance(x, float):
+        return ("float", x.hex())
+    if isinstance(x, complex):
+        return ("complex", x.real.hex(), x.imag.hex())
+    if isinstance(x, Init):
+        if x.identity is None:  # equal only to itself (a traced hyperparameter): not cached
+            raise _Unfrozen
+        return x
+    if isinstance(x, (np.ndarray, np.generic, jax.Array)):
+        a = np.asarray(x)
+        return ("array", a.dtype.str, a.shape, a.tobytes())
+    if isinstance(x, np.dtype) or (isinstance(x, type) and _names_dtype(x)):
+        return ("dtype", np.dtype(x).str)
+    if isinstance(x, (tuple, list)):
+        return (type(x).__name__, tuple(_freeze(v) for v in x))
+    if isinstance(x, dict):
+        return ("dict", tuple(sorted((_freeze(k), _freeze(v)) for k, v in x.items())))
+    try:
+        hash(x)
+    except TypeError:
+        raise _Unfrozen from None
+    return ("obj", type(x), x)
+
+
+def _freeze_arg(name: str, v: Any) -> Any:
+    """:func:`_freeze`, with a ``dtype`` argument frozen as the dtype it names (``"bfloat16"``
+    and ``jnp.bfloat16`` are one dtype)."""
+    if name == "dtype" and v is not None:
+        try:
+            return ("dtype", jnp.dtype(v).str)
+        except TypeError:
+            pass  # the factory's own check refuses it
+    return _freeze(v)
+
+
+def _names_dtype(t: type) -> bool:
+    try:
+        np.dtype(t)
+    except TypeError:
+        return False
+    return True
+
+
+_CACHE_SIZE = 1024
+
+
+def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Makes a factory's results values: named ``name`` (default: the function's name), with
+    its bound hyperparameters, equal (and identical) for equal hyperparameters.
+
+    Equal calls return the same :class:`Init` (a bounded LRU cache), so its compiled body is
+    traced once per shape however often the rules are rebuilt. Arguments the signature refuses
+    go to the factory itself, which raises its own error.
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        public = name or fn.__name__
+        sig = inspect.signature(fn)
+        required = [
+            p.name
+            for p in sig.parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        cache: collections.OrderedDict[Any, Init] = collections.OrderedDict()
+        lock = threading.Lock()
+
+        @functools.wraps(fn)
+        def make(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError:
+                return fn(*args, **kwargs)
+            bound.apply_defaults()
+            try:
+                frozen: Any = (
+                    public,
+                    tuple((k, _freeze_arg(k, v)) for k, v in bound.arguments.items()),
+                )
+                hash(frozen)
+            except (_Unfrozen, TypeError):
+                frozen = None
+            if frozen is not None:
+                with lock:
+                    hit = cache.get(frozen)
+                    if hit is not None:
+                        cache.move_to_end(frozen)
+                        return hit
+            out = fn(*args, **kwargs)
+            if not isinstance(out, Init) or any(out is v for v in bound.arguments.values()):
+                return out  # (not an initializer, or one of its arguments returned unchanged)
+            shown = tuple(
+                (k, v)
+                for k, v in bound.arguments.items()
+                if k in required or not _is_default(v, sig.parameters[k].default)
+            )
+            positional = sum(1 for k, _ in shown if k in required)
+            out = dataclasses.replace(
+                out, name=public, args=shown, positional=positional, identity=frozen, bare=False
+            )
+            if frozen is not None:
+                with lock:
+                    cache[frozen] = out
+                    if len(cache) > _CACHE_SIZE:
+                        cache.popitem(last=False)
+            return out
+
+        return make
+
+    return wrap
+
+
+def _is_default(v: Any, default: Any) -> bool:
+    if v is default:
+        return True
+    try:
+        return _freeze(v) == _freeze(default)
+    except _Unfrozen:
+        return False
