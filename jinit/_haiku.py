@@ -43,7 +43,7 @@ def haiku_fans(
     if len(shape) == 2:
         return shape[0], shape[1]
     if fan_in_axes is not None:
-        where = "haiku_variance_scaling"
+        where = "haiku.variance_scaling"
         ins = _checks.normalize_axes(where, "fan_in_axes", fan_in_axes, len(shape))
         fan_in = math.prod(shape[a] for a in ins)
         return fan_in, math.prod(s for a, s in enumerate(shape) if a not in ins)
@@ -88,7 +88,7 @@ def haiku_variance_scaling(
     References:
       ``hk.initializers.VarianceScaling`` (dm-haiku 0.0.17).
     """
-    where = "haiku_variance_scaling"
+    where = "haiku.variance_scaling"
     _checks.check_real(where, "scale", scale, nonnegative=True)
     _checks.check_one_of(where, "mode", mode, MODES)
     if isinstance(distribution, str):
@@ -141,7 +141,7 @@ def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
     References:
       ``hk.Linear`` and ``hk.ConvND`` (dm-haiku 0.0.17).
     """
-    where = "haiku_linear_default"
+    where = "haiku.linear_default"
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
     def spread(shape: tuple[int, ...]) -> float:
@@ -175,7 +175,7 @@ def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
     References:
       ``hk.Embed`` (dm-haiku 0.0.17).
     """
-    where = "haiku_embed_default"
+    where = "haiku.embed_default"
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     return scaled_draw(where, "truncated_normal", lambda s: 1.0, dtype)
 
@@ -208,7 +208,7 @@ def haiku_orthogonal(
     References:
       ``hk.initializers.Orthogonal`` (dm-haiku 0.0.17); Saxe et al. 2014, arXiv:1312.6120.
     """
-    _checks.check_real("haiku_orthogonal", "scale", scale)
+    _checks.check_real("haiku.orthogonal", "scale", scale)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"`haiku_orthogonal(axis=...)` must be an int; got {axis!r}.")
+        raise TypeError(f"`haiku.orthogonal(axis=...)` must be an int; got {axis!r}.")
     return orthogonal(scale, column_axis=int(axis), dtype=dtype)

@@ -43,7 +43,7 @@ def keras_fans(
 ) -> tuple[int, int]:
     """Keras 3's ``compute_fans``: ``(fan_in, fan_out)`` of a shape, as ints."""
     if input_axes is not None and output_axes is not None:
-        where = "keras_variance_scaling"
+        where = "keras.variance_scaling"
         ins = _checks.normalize_axes(where, "input_axes", input_axes, len(shape))
         outs = _checks.normalize_axes(where, "output_axes", output_axes, len(shape))
         return math.prod(shape[a] for a in ins), math.prod(shape[a] for a in outs)
@@ -105,7 +105,7 @@ def keras_variance_scaling(
     References:
       ``keras.initializers.VarianceScaling`` (Keras 3.15); Glorot & Bengio 2010; He et al. 2015.
     """
-    where = "keras_variance_scaling"
+    where = "keras.variance_scaling"
     _checks.check_real(where, "scale", scale, positive=True)
     _checks.check_one_of(where, "mode", mode, MODES)
     if isinstance(distribution, str):
@@ -160,7 +160,7 @@ def keras_random_uniform(
     References:
       ``keras.initializers.RandomUniform`` (Keras 3.15).
     """
-    where = "keras_random_uniform"
+    where = "keras.random_uniform"
     _checks.check_real(where, "minval", minval)
     _checks.check_real(where, "maxval", maxval)
     if not minval < maxval:
@@ -196,7 +196,7 @@ def keras_random_normal(
     References:
       ``keras.initializers.RandomNormal`` (Keras 3.15).
     """
-    where = "keras_random_normal"
+    where = "keras.random_normal"
     _checks.check_real(where, "mean", mean)
     _checks.check_real(where, "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
@@ -229,7 +229,7 @@ def keras_truncated_normal(
     References:
       ``keras.initializers.TruncatedNormal`` (Keras 3.15).
     """
-    where = "keras_truncated_normal"
+    where = "keras.truncated_normal"
     _checks.check_real(where, "mean", mean)
     _checks.check_real(where, "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
@@ -257,7 +257,7 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
     References:
       ``keras.initializers.Identity`` (Keras 3.15).
     """
-    where = "keras_identity"
+    where = "keras.identity"
     _checks.check_real(where, "gain", gain)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
@@ -295,7 +295,7 @@ def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initial
     References:
       ``keras.initializers.Orthogonal`` (Keras 3.15); Saxe et al. 2014, arXiv:1312.6120.
     """
-    _checks.check_real("keras_orthogonal", "gain", gain)
+    _checks.check_real("keras.orthogonal", "gain", gain)
     return orthogonal(gain, column_axis=-1, dtype=dtype)
 
 

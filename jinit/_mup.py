@@ -24,7 +24,7 @@ def mup_hidden(
 
     In the maximal-update parametrization the hidden weights keep the standard fan-in variance;
     what changes with width is the learning rate (Adam: :math:`\propto 1/\text{width\_mult}` for
-    hidden weights), the readout (:func:`mup_readout`) and attention's :math:`1/d` scaling. **An
+    hidden weights), the readout (:func:`mup.readout`) and attention's :math:`1/d` scaling. **An
     initializer cannot do those**: muP also needs the optimizer's per-parameter LR scaling and
     the model's attention scale; this covers only the init half.
 
@@ -96,10 +96,10 @@ def mup_readout(
     References:
       Yang et al. 2022, arXiv:2203.03466; ``microsoft/mup`` (``MuReadout``).
     """
-    width_mult = _checks.check_real("mup_readout", "width_mult", width_mult, positive=True)
-    scale = _checks.check_real("mup_readout", "scale", scale, nonnegative=True)
-    if _checks.check_bool("mup_readout", "zero", zero):
-        _checks.check_factory_dtype("mup_readout", dtype)
+    width_mult = _checks.check_real("mup.readout", "width_mult", width_mult, positive=True)
+    scale = _checks.check_real("mup.readout", "scale", scale, nonnegative=True)
+    if _checks.check_bool("mup.readout", "zero", zero):
+        _checks.check_factory_dtype("mup.readout", dtype)
         return zeros if dtype is None else constant(0.0, dtype)
     return variance_scaling(
         scale / width_mult, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype

@@ -161,7 +161,7 @@ def torch_kaiming_uniform(
     References:
       He et al. 2015, 'Delving deep into rectifiers', arXiv:1502.01852; ``torch.nn.init``.
     """
-    where = "torch_kaiming_uniform"
+    where = "torch.kaiming_uniform"
     _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
     gain = _gain(where, nonlinearity, a)
     return variance_scaling(gain**2, mode, "uniform", in_axis, out_axis, batch_axis, dtype)
@@ -180,7 +180,7 @@ def torch_kaiming_normal(
     r"""``torch.nn.init.kaiming_normal_``: :math:`N(0, \text{gain}^2/\text{fan})`, *untruncated*.
 
     Unlike :func:`jinit.he_normal` (a truncated normal, jax's convention) the tails are not cut.
-    The arguments are those of :func:`torch_kaiming_uniform`.
+    The arguments are those of :func:`torch.kaiming_uniform`.
 
     Args:
       a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only).
@@ -203,7 +203,7 @@ def torch_kaiming_normal(
     References:
       He et al. 2015, arXiv:1502.01852; ``torch.nn.init.kaiming_normal_``.
     """
-    where = "torch_kaiming_normal"
+    where = "torch.kaiming_normal"
     _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
     gain = _gain(where, nonlinearity, a)
     return variance_scaling(gain**2, mode, "normal", in_axis, out_axis, batch_axis, dtype)
@@ -240,7 +240,7 @@ def torch_xavier_uniform(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_uniform_``.
     """
-    gain = _squared_gain("torch_xavier_uniform", gain)
+    gain = _squared_gain("torch.xavier_uniform", gain)
     return variance_scaling(gain, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
@@ -275,7 +275,7 @@ def torch_xavier_normal(
     References:
       Glorot & Bengio 2010; ``torch.nn.init.xavier_normal_``.
     """
-    gain = _squared_gain("torch_xavier_normal", gain)
+    gain = _squared_gain("torch.xavier_normal", gain)
     return variance_scaling(gain, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)
 
 
@@ -326,7 +326,7 @@ def torch_trunc_normal(
     References:
       ``torch.nn.init.trunc_normal_`` (torch 2.13); flax#4091.
     """
-    where = "torch_trunc_normal"
+    where = "torch.trunc_normal"
     mean = _checks.check_real(where, "mean", mean)
     a = _checks.check_real(where, "a", a)
     b = _checks.check_real(where, "b", b)
@@ -380,7 +380,7 @@ def torch_linear_default(
       dtype: the initializer's default dtype.
 
     Returns:
-      An initializer. Pair it with :func:`torch_bias_default` for the bias.
+      An initializer. Pair it with :func:`torch.bias_default` for the bias.
 
     Examples:
       >>> import jax, jinit
@@ -418,7 +418,7 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
     References:
       ``torch.nn.Linear.reset_parameters``.
     """
-    where = "torch_bias_default"
+    where = "torch.bias_default"
     fan_in = _checks.check_count(where, "fan_in", fan_in, minimum=0)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -456,5 +456,5 @@ def torch_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     References:
       ``torch.nn.Embedding.reset_parameters``.
     """
-    _checks.check_factory_dtype("torch_embedding_default", dtype)
+    _checks.check_factory_dtype("torch.embedding_default", dtype)
     return normal(1.0, dtype)

@@ -1,7 +1,7 @@
 """PyTorch's default initialisation for a whole Flax model: one rule set, resolved per parameter.
 
 torch initialises each module in its ``reset_parameters``; a Flax model ported from torch needs
-the same per layer, and a bias needs the fan-in of the kernel beside it. :func:`torch_defaults`
+the same per layer, and a bias needs the fan-in of the kernel beside it. :func:`torch.defaults`
 reads both from the tree: a parameter's name says what it is (Flax's names), its sibling kernel
 gives a bias its fan-in.
 """
@@ -22,7 +22,7 @@ _ATTENTION = frozenset({"query", "key", "value", "out"})
 
 
 class TorchDefaults:
-    """The rule set :func:`torch_defaults` returns (see there)."""
+    """The rule set :func:`torch.defaults` returns (see there)."""
 
     def __repr__(self) -> str:
         return "jinit.torch.defaults()"
@@ -31,7 +31,7 @@ class TorchDefaults:
         self,
         params: Sequence[tuple[str, tuple[int, ...]]],
         taken: Callable[[str], bool],
-        where: str = "torch_defaults",
+        where: str = "torch.defaults",
     ) -> list[tuple[re.Pattern, Initializer, str]]:
         """One exact-path rule per parameter not ``taken`` by an earlier rule."""
         siblings: dict[str, dict[str, tuple[int, ...]]] = {}
@@ -45,7 +45,7 @@ class TorchDefaults:
             parent, _, name = path.rpartition("/")
             init, what = self._rule(path, parent, name, shape, siblings[parent], where)
             pattern = re.compile(rf"\A{re.escape(path)}\Z")
-            out.append((pattern, init, f"torch_defaults(): {what}"))
+            out.append((pattern, init, f"torch.defaults(): {what}"))
         return out
 
     @staticmethod

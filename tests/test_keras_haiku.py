@@ -165,7 +165,7 @@ def test_keras_identity_equals_keras():
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="Identity"):
         keras.initializers.Identity()((2, 3, 3))
-    with pytest.raises(ValueError, match=r"`keras_identity` needs a 2-D shape"):
+    with pytest.raises(ValueError, match=r"`keras\.identity` needs a 2-D shape"):
         jinit.keras.identity()(jax.random.key(0), (2, 3, 3))
 
 
@@ -339,19 +339,19 @@ def test_haiku_orthogonal(shape, axis):
 
 
 def test_bad_arguments_name_the_call():
-    with pytest.raises(ValueError, match=r"`keras_variance_scaling\(scale=...\)` must be positive"):
+    with pytest.raises(ValueError, match=r"`keras\.variance_scaling\(scale=...\)` must be positive"):
         jinit.keras.variance_scaling(0.0)
-    with pytest.raises(ValueError, match=r"`keras_variance_scaling\(distribution=...\)` must be"):
+    with pytest.raises(ValueError, match=r"`keras\.variance_scaling\(distribution=...\)` must be"):
         jinit.keras.variance_scaling(1.0, distribution="gamma")
     with pytest.raises(ValueError, match=r"needs both or neither"):
         jinit.keras.variance_scaling(1.0, input_axes=0)
-    with pytest.raises(ValueError, match=r"`keras_random_uniform\(minval=..., maxval=...\)`"):
+    with pytest.raises(ValueError, match=r"`keras\.random_uniform\(minval=..., maxval=...\)`"):
         jinit.keras.random_uniform(1.0, 1.0)
-    with pytest.raises(ValueError, match=r"`haiku_variance_scaling\(mode=...\)` must be one of"):
+    with pytest.raises(ValueError, match=r"`haiku\.variance_scaling\(mode=...\)` must be one of"):
         jinit.haiku.variance_scaling(1.0, "fan_geo_avg")
-    with pytest.raises(TypeError, match=r"`haiku_orthogonal\(axis=...\)` must be an int"):
+    with pytest.raises(TypeError, match=r"`haiku\.orthogonal\(axis=...\)` must be an int"):
         jinit.haiku.orthogonal(axis=1.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"`haiku_linear_default` needs a shape of rank >= 1"):
+    with pytest.raises(ValueError, match=r"`haiku\.linear_default` needs a shape of rank >= 1"):
         jinit.haiku.linear_default()(jax.random.key(0), ())
     with pytest.raises(TypeError, match=r"real floating dtype"):
         jinit.keras.random_normal()(jax.random.key(0), (3,), jnp.complex64)

@@ -114,7 +114,7 @@ def test_errors():
         jinit.fixup(8, 1)
     with pytest.raises(ValueError, match=r"`deepnorm\(part=...\)` must be one of"):
         jinit.deepnorm(6, part="middle")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"`mup_readout\(width_mult=...\)` must be positive"):
+    with pytest.raises(ValueError, match=r"`mup\.readout\(width_mult=...\)` must be positive"):
         jinit.mup.readout(0.0)
 
 

@@ -197,17 +197,17 @@ def test_low_precision_outputs(key):
 
 
 def test_factory_errors():
-    with pytest.raises(ValueError, match=r"`torch_kaiming_uniform\(mode=...\)` must be one of"):
+    with pytest.raises(ValueError, match=r"`torch\.kaiming_uniform\(mode=...\)` must be one of"):
         jinit.torch.kaiming_uniform(mode="fan_avg")
-    with pytest.raises(ValueError, match=r"`torch_kaiming_normal\(nonlinearity=...\)`"):
+    with pytest.raises(ValueError, match=r"`torch\.kaiming_normal\(nonlinearity=...\)`"):
         jinit.torch.kaiming_normal(nonlinearity="gelu")
-    with pytest.raises(ValueError, match=r"`torch_trunc_normal\(a=..., b=...\)` needs a < b"):
+    with pytest.raises(ValueError, match=r"`torch\.trunc_normal\(a=..., b=...\)` needs a < b"):
         jinit.torch.trunc_normal(a=1.0, b=0.0)
-    with pytest.raises(ValueError, match=r"`torch_trunc_normal\(std=...\)` must be positive"):
+    with pytest.raises(ValueError, match=r"`torch\.trunc_normal\(std=...\)` must be positive"):
         jinit.torch.trunc_normal(std=0.0)
-    with pytest.raises(ValueError, match=r"`torch_bias_default\(fan_in=...\)`"):
+    with pytest.raises(ValueError, match=r"`torch\.bias_default\(fan_in=...\)`"):
         jinit.torch.bias_default(-1)
-    with pytest.raises(ValueError, match=r"`torch_xavier_normal\(gain=...\)` must be non-neg"):
+    with pytest.raises(ValueError, match=r"`torch\.xavier_normal\(gain=...\)` must be non-neg"):
         jinit.torch.xavier_normal(gain=-1.0)
 
 
@@ -232,6 +232,6 @@ def test_torch_trunc_normal_far_from_its_interval_stays_in_it(key):
     w = np.asarray(jinit.torch.trunc_normal(mean=1e30)(key, (1000,)))
     assert np.isfinite(w).all() and w.min() >= -2.0 and w.max() <= 2.0
     with pytest.raises(
-        ValueError, match=r"`torch_trunc_normal`: values up to about 6e\+05 overflow"
+        ValueError, match=r"`torch\.trunc_normal`: values up to about 6e\+05 overflow"
     ):
         jinit.torch.trunc_normal(std=1e5, a=-1e6, b=1e6)(key, (4,), jnp.float16)

@@ -158,7 +158,7 @@ def test_variance_scaling_mode_is_checked_when_built_unlike_jax():
         ),
         (
             lambda: jinit.torch.trunc_normal(a=np.array(2.0), b=np.array(1.0)),
-            r"`torch_trunc_normal\(a=\.\.\., b=\.\.\.\)` needs a < b",
+            r"`torch\.trunc_normal\(a=\.\.\., b=\.\.\.\)` needs a < b",
         ),
         (
             lambda: jinit.normal(10**400),
@@ -210,13 +210,13 @@ def test_traced_hyperparameters_are_checked_for_what_is_static(key):
         (
             lambda: jinit.torch.xavier_normal(gain=1e160),
             ValueError,
-            r"`torch_xavier_normal\(gain=\.\.\.\)` must be at most 1\.341e\+154 \(its square, the "
+            r"`torch\.xavier_normal\(gain=\.\.\.\)` must be at most 1\.341e\+154 \(its square, the "
             r"variance scale, must be a finite float\); got 1e\+160\.",
         ),
         (
             lambda: jinit.torch.xavier_uniform(gain=1e160),
             ValueError,
-            r"`torch_xavier_uniform\(gain=\.\.\.\)` must be at most 1\.341e\+154.*got 1e\+160\.",
+            r"`torch\.xavier_uniform\(gain=\.\.\.\)` must be at most 1\.341e\+154.*got 1e\+160\.",
         ),
         (
             lambda: jinit.calculate_gain("leaky_relu", param=10**400),
@@ -227,17 +227,17 @@ def test_traced_hyperparameters_are_checked_for_what_is_static(key):
         (
             lambda: jinit.torch.kaiming_normal(a=10**400),
             ValueError,
-            r"`torch_kaiming_normal\(a=\.\.\.\)` must be finite; got 1000",
+            r"`torch\.kaiming_normal\(a=\.\.\.\)` must be finite; got 1000",
         ),
         (
             lambda: jinit.mup.readout(width_mult=2.0, zero="false"),
             TypeError,
-            r"`mup_readout\(zero=\.\.\.\)` must be a bool; got 'false'\.",
+            r"`mup\.readout\(zero=\.\.\.\)` must be a bool; got 'false'\.",
         ),
         (
             lambda: jinit.mup.readout(width_mult=2.0, zero=1),
             TypeError,
-            r"`mup_readout\(zero=\.\.\.\)` must be a bool; got 1\.",
+            r"`mup\.readout\(zero=\.\.\.\)` must be a bool; got 1\.",
         ),
     ],
 )
@@ -617,7 +617,7 @@ def test_torch_trunc_normal_refuses_values_beyond_its_compute_dtype(
     init = jinit.torch.trunc_normal(**kwargs)
     with pytest.raises(
         ValueError,
-        match=rf"`torch_trunc_normal\({name}=\.\.\.\)` must be representable in float32, the "
+        match=rf"`torch\.trunc_normal\({name}=\.\.\.\)` must be representable in float32, the "
         rf"dtype the values are computed in \(largest finite value 3\.403e\+38\); got {value}\.",
     ):
         init(key, (4, 6), dtype)
