@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jinit
-from jinit import _portable
+from jinit._rng import portable as _portable
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 import portable_reference as ref

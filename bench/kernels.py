@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench import measure, report
-from jinit import _portable, _random, _threefry
+from jinit._rng import portable as _portable
+from jinit._rng import samplers as _random
+from jinit._rng import threefry as _threefry
 
 DISTRIBUTIONS = ("bits", "uniform", "normal", "truncated_normal")
 DTYPES = ("float32", "bfloat16")
@@ -40,7 +42,7 @@ def _bits_kernel(key: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
 
 def bits(key: jax.Array, shape: tuple[int, ...], out_sharding: Any = None) -> jax.Array:
     """uint32 bits equal to ``jax.random.bits(key, shape, jnp.uint32)``, by jinit's threefry kernel
-    where :func:`jinit._random.use_kernels` allows it, else by jax."""
+    where :func:`jinit._rng.samplers.use_kernels` allows it, else by jax."""
     shape = tuple(shape)
     if not _random.use_kernels(key, np.float32, shape):
         return jax.random.bits(key, shape, jnp.uint32, out_sharding=out_sharding)

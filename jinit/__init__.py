@@ -34,9 +34,6 @@ from jinit._fans import compute_fans as compute_fans
 from jinit._fans import einsum_axes as einsum_axes
 from jinit._gates import rezero as rezero
 from jinit._gates import skipinit as skipinit
-from jinit._keys import key_for_path as key_for_path
-from jinit._keys import keys_like as keys_like
-from jinit._keys import path_str as path_str
 from jinit._orthogonal import delta_orthogonal as delta_orthogonal
 from jinit._orthogonal import orthogonal as orthogonal
 from jinit._portable_init import portable as portable
@@ -45,9 +42,8 @@ from jinit._research import scaled_residual as scaled_residual
 from jinit._research import t_fixup as t_fixup
 from jinit._research import t_fixup_embedding as t_fixup_embedding
 from jinit._research import t_fixup_scale as t_fixup_scale
-from jinit._rules import full_match as full_match
-from jinit._sampling import Draw as Draw
-from jinit._sampling import Sampling as Sampling
+from jinit._rng.sampling import Draw as Draw
+from jinit._rng.sampling import Sampling as Sampling
 from jinit._signal import LayerSignal as LayerSignal
 from jinit._signal import SignalReport as SignalReport
 from jinit._signal import signal_propagation as signal_propagation
@@ -56,7 +52,11 @@ from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity
 from jinit._structured import sparse as sparse
 from jinit._torch import calculate_gain as calculate_gain
-from jinit._tree import init_tree as init_tree
+from jinit._tree.api import init_tree as init_tree
+from jinit._tree.keys import key_for_path as key_for_path
+from jinit._tree.keys import keys_like as keys_like
+from jinit._tree.keys import path_str as path_str
+from jinit._tree.rules import full_match as full_match
 from jinit._typing import Initializer as Initializer
 from jinit._value import Init as Init
 from jinit._variance import glorot_normal as glorot_normal

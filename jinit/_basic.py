@@ -10,8 +10,10 @@ from typing import Any, cast
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random, _sampling
+from jinit import _checks
 from jinit._core import check_call, make_init
+from jinit._rng import samplers as _random
+from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import constant_init, factory
 

@@ -12,8 +12,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jinit import _checks, _portable, _random, _value
+from jinit import _checks, _value
 from jinit._core import check_call
+from jinit._rng import portable as _portable
+from jinit._rng import samplers as _random
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import Init, factory
 

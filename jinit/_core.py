@@ -14,8 +14,10 @@ from typing import Any, cast
 import jax
 import numpy as np
 
-from jinit import _checks, _portable, _sampling
-from jinit._sampling import Sampling
+from jinit import _checks
+from jinit._rng import portable as _portable
+from jinit._rng import sampling as _sampling
+from jinit._rng.sampling import Sampling
 from jinit._typing import Array, DTypeLike, KeyArray, OutSharding, Shape
 from jinit._value import Init, Target
 
@@ -79,7 +81,7 @@ def make_init(
     trace time on static ints. ``target`` (optional) gives the fans and the intended mean and
     standard deviation for a shape, which :func:`jinit.describe` reports.
 
-    ``sampling`` (optional) describes the draw (:mod:`jinit._sampling`) and becomes the
+    ``sampling`` (optional) describes the draw (:mod:`jinit._rng.sampling`) and becomes the
     initializer's ``sampling(shape, dtype)`` method. Where it applies (a threefry key and a
     float32 draw) the initializer computes ``finish(draw(key, shape))``, exactly what
     :func:`jinit.init_tree` computes for a batch of leaves; ``body`` handles everything else.

@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from jinit import _checks, _eqx_tree, _random, _sampling
+from jinit import _checks
 from jinit._basic import normal, ones, zeros
 from jinit._core import make_init
+from jinit._rng import samplers as _random
+from jinit._rng import sampling as _sampling
+from jinit._tree import equinox as _eqx_tree
 from jinit._typing import DTypeLike, Initializer, KeyArray, OutSharding
 
 

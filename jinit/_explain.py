@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, Sharding
 
-from jinit import _describe, _rules, _tree, _value
+from jinit import _describe, _tree, _value
+from jinit._tree import rules as _rules
 from jinit._typing import Initializer
 
 # A parameter whose last path component is one of these is a weight: `default=` on it is noted.

@@ -25,9 +25,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _fans, _random
+from jinit import _checks, _fans
 from jinit._core import make_init, place
 from jinit._orthogonal import orthogonal
+from jinit._rng import samplers as _random
 from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory

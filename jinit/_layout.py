@@ -27,8 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _portable, _sampling, _value
+from jinit import _checks, _value
 from jinit._core import check_call, place
+from jinit._rng import portable as _portable
+from jinit._rng import sampling as _sampling
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import Init, factory
 
@@ -88,7 +90,7 @@ class Layout(Init):
         return s if s is not None and s.draw.block is not None and not s.draw.vmap else None
 
     def _sampling(self, shape: Shape, dtype: DTypeLike | None = None) -> _sampling.Sampling | None:
-        """The sampling protocol (:mod:`jinit._sampling`): an element-wise draw over ``shape``
+        """The sampling protocol (:mod:`jinit._rng.sampling`): an element-wise draw over ``shape``
         with the canonical shape's finish; ``None`` for anything else."""
         shape = _checks.canonical_shape("layout", shape)
         dtype = _checks.canonical_dtype("layout", dtype)

@@ -10,8 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _haar, _portable, _random, _sampling
+from jinit import _checks
 from jinit._core import make_init, place
+from jinit._rng import haar as _haar
+from jinit._rng import portable as _portable
+from jinit._rng import samplers as _random
+from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory
 
@@ -28,7 +32,7 @@ def _orthogonal_matrix(key: KeyArray, n: int, m: int, dtype: np.dtype, method: s
     """A Haar ``n x m`` matrix with orthonormal rows or columns (whichever are fewer).
 
     ``"qr"``: jax.random.orthogonal's algorithm (QR of a normal matrix with Mezzadri's sign fix),
-    jax's bits. ``"householder"``: the same law from matmuls only (:mod:`jinit._haar`).
+    jax's bits. ``"householder"``: the same law from matmuls only (:mod:`jinit._rng.haar`).
     """
     if method == "householder":
         x = _haar.householder_haar(key, max(n, m), min(n, m), dtype)
@@ -51,7 +55,7 @@ def _orthogonal_kernel(
     key: KeyArray, col: int, method: str = "qr", portable: bool = False, *, shape: tuple[int, ...]
 ) -> Array:
     """A float32 orthogonal weight of ``shape`` with its columns on axis ``col`` (scale 1);
-    ``portable``: from the portable normal (:mod:`jinit._portable`)."""
+    ``portable``: from the portable normal (:mod:`jinit._rng.portable`)."""
     n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
     with _portable.mode(portable):
         q = _orthogonal_matrix(key, n_rows, n_cols, _random.F32, method)
@@ -78,7 +82,7 @@ def orthogonal(
     ``method="householder"`` draws the same (Haar) distribution at matrix-multiply speed: a
     blocked product of Householder reflectors built from independent Gaussian vectors (Stewart
     1980), the law of the QR of a Gaussian matrix, accumulated as LAPACK's ``orgqr`` does but
-    with matmuls only (:mod:`jinit._haar`): a few matmuls' time where ``"qr"`` takes several
+    with matmuls only (:mod:`jinit._rng.haar`): a few matmuls' time where ``"qr"`` takes several
     times more (``python -m bench orthogonal``; figures in bench/RESULTS.md), with
     ``max |Q^T Q - I|`` about ``1e-6``. Different bits from jax's; choose it explicitly. Its
     matmuls are kept whole on every device of the current mesh (``jax.set_mesh``), so a sharded

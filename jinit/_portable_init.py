@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinit import _portable, _sampling, _value
+from jinit import _value
+from jinit._rng import portable as _portable
+from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import Init, factory
 
@@ -17,7 +19,7 @@ def portable(init: Initializer) -> Initializer:
     each backend's own ``erf_inv`` (and a GPU may fuse a multiply and an add into one rounding),
     so the same key gives a CPU and a GPU weights that differ in the last bits. A portable
     initializer turns the bits into uniform, normal and truncated-normal values with integer
-    arithmetic and exact floating-point operations only (:mod:`jinit._portable`), so its
+    arithmetic and exact floating-point operations only (:mod:`jinit._rng.portable`), so its
     float32 values (and their bfloat16 or float16 roundings) are bit-identical on every
     backend, in every XLA build, and to a NumPy reimplementation. They are not jax's values:
     portable ``normal`` reads the same 32 bits as ``jax.random.normal`` and is within ``2e-6``

@@ -16,8 +16,10 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _portable, _random, _sampling
 from jinit._core import make_init
+from jinit._rng import portable as _portable
+from jinit._rng import samplers as _random
+from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 Kind = Literal["truncated_normal", "normal", "uniform"]

@@ -15,7 +15,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +26,9 @@ from jinit import _value
 from jinit._core import check_call, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import Init, factory
+
+if TYPE_CHECKING:  # (the engine imports this module)
+    from jinit._tree.leaf import Leaf
 
 Unroll = str | Callable[[str, tuple[int, ...]], str]
 
@@ -141,13 +144,13 @@ def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:
     return Stacked("stacked", init=init, unroll_spec=unroll, axes=int(axes), wraps=init)
 
 
-def layer_paths(leaf: Any, init: Stacked) -> list[str]:
+def layer_paths(leaf: Leaf, init: Stacked) -> list[str]:
     """The unrolled paths of ``leaf``'s layers, row-major (the flattened stack's order)."""
     stack, _ = init.split(leaf.shape)
     return [init.unroll(leaf.path, i) for i in itertools.product(*map(range, stack))]
 
 
-def build(keys: KeyArray, leaf: Any, init: Stacked) -> Array:
+def build(keys: KeyArray, leaf: Leaf, init: Stacked) -> Array:
     """The stacked ``leaf`` from its layers' keys: one loop, one kernel, no copy."""
     _, inner = init.split(leaf.shape)
     return init.layers(keys, inner, leaf.dtype).reshape(leaf.shape)

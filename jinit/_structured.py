@@ -13,8 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _random, _sampling
+from jinit import _checks
 from jinit._core import make_init, place
+from jinit._rng import samplers as _random
+from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 

@@ -32,9 +32,11 @@ from typing import Any, Literal
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _portable, _random
+from jinit import _checks
 from jinit._basic import normal
 from jinit._core import make_init
+from jinit._rng import portable as _portable
+from jinit._rng import samplers as _random
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 from jinit._variance import variance_scaling

@@ -8,8 +8,10 @@ from typing import Any, Literal
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _fans, _random, _sampling
+from jinit import _checks, _fans
 from jinit._core import make_init
+from jinit._rng import samplers as _random
+from jinit._rng import sampling as _sampling
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory
 

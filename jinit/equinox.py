@@ -13,11 +13,13 @@ from typing import Any
 import equinox as eqx
 from jax.sharding import Mesh
 
-from jinit import _eqx_tree, _keys, _tree
+from jinit import _tree
 from jinit._eqx_defaults import EquinoxDefaults as EquinoxDefaults
 from jinit._eqx_defaults import defaults as defaults
 from jinit._layout import Layout as Layout
 from jinit._layout import layout as layout
+from jinit._tree import equinox as _eqx_tree
+from jinit._tree import keys as _keys
 from jinit._typing import Initializer
 
 __all__ = ["EquinoxDefaults", "Layout", "defaults", "init_eqx", "layout"]

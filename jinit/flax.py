@@ -16,7 +16,8 @@ from flax import linen, nnx
 from flax.core import spmd as core_spmd
 from jax.sharding import AxisType, Mesh
 
-from jinit import _keys, _tree
+from jinit import _tree
+from jinit._tree import keys as _keys
 from jinit._typing import Initializer
 
 LogicalRules = Any  # a sequence of (logical axis name, mesh axis name(s)) pairs

@@ -42,9 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _keys, _namespace
+from jinit import _checks, _namespace
 from jinit._mup import mup_hidden as hidden
 from jinit._mup import mup_readout as readout
+from jinit._tree import keys as _keys
 
 if TYPE_CHECKING:
     import optax

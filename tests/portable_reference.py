@@ -1,6 +1,6 @@
 """The portable samplers rewritten in NumPy alone (no jax): the reference their bits must match.
 
-Written from the algorithm's description in ``jinit/_portable.py``, not from its code: 64-bit
+Written from the algorithm's description in ``jinit/_rng/portable.py``, not from its code: 64-bit
 integer arithmetic where the kernels juggle 32-bit halves, a loop where they use ``clz``,
 NumPy's own int -> float32 rounding where they assemble the bits. Only the shipped coefficient
 table is shared (it is data).
@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from jinit import _portable_table as table_mod
+from jinit._rng import portable_table as table_mod
 
 M32 = (1 << 32) - 1
 _ROT = ((13, 15, 26, 6), (17, 29, 16, 24))

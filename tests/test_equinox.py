@@ -16,7 +16,8 @@ from scipy import stats
 
 import jinit
 import jinit.equinox
-from jinit import _eqx_tree, _tree
+from jinit import _tree
+from jinit._tree import equinox as _eqx_tree
 
 RULES = [(r"weight(_ih|_hh)?$", jinit.he_normal()), (r"bias(_n)?$", jinit.zeros)]
 

@@ -13,7 +13,10 @@ from jax.sharding import NamedSharding as NS
 from jax.sharding import PartitionSpec as P
 
 import jinit
-from jinit import _build, _portable, _sampling, _tree
+from jinit import _tree
+from jinit._rng import portable as _portable
+from jinit._rng import sampling as _sampling
+from jinit._tree import build as _build
 
 SDS = jax.ShapeDtypeStruct
 ERF_INV = r"chlo\.erf_inv "  # one per normal sampler kernel in the lowered StableHLO
@@ -78,7 +81,7 @@ def test_sampler_kernels_do_not_grow_with_depth():
     counts = {n: sampler_kernels(gpt2_tree(n)) for n in (12, 48)}
     assert counts[12] == counts[48], counts
     # One per draw, whatever the shapes: the embeddings' normal and the kernels' truncated
-    # normal, each drawn in one loop body (jinit._build.Stream).
+    # normal, each drawn in one loop body (jinit._tree.build.Stream).
     assert counts[12] == 2, counts
 
 

@@ -339,7 +339,9 @@ def test_haiku_orthogonal(shape, axis):
 
 
 def test_bad_arguments_name_the_call():
-    with pytest.raises(ValueError, match=r"`keras\.variance_scaling\(scale=...\)` must be positive"):
+    with pytest.raises(
+        ValueError, match=r"`keras\.variance_scaling\(scale=...\)` must be positive"
+    ):
         jinit.keras.variance_scaling(0.0)
     with pytest.raises(ValueError, match=r"`keras\.variance_scaling\(distribution=...\)` must be"):
         jinit.keras.variance_scaling(1.0, distribution="gamma")

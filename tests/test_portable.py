@@ -21,7 +21,9 @@ from registry import CASES, Case
 from scipy import special, stats
 
 import jinit
-from jinit import _portable, _portable_table, _random
+from jinit._rng import portable as _portable
+from jinit._rng import portable_table as _portable_table
+from jinit._rng import samplers as _random
 
 KEYS = (0, 1, 42, 2**31 + 7)
 SHAPES = ((1,), (7,), (33, 65), (2, 3, 5, 4), (1000,))
@@ -290,7 +292,7 @@ import hashlib, json, sys
 import jax, numpy as np
 sys.path.insert(0, "tests")
 import jinit
-from jinit import _portable as p
+from jinit._rng import portable as p
 from test_portable import _tree, RULES, digest
 key, shape = jax.random.key(11), (4099, 33)
 h = lambda x: hashlib.sha256(np.asarray(x).tobytes()).hexdigest()[:16]

@@ -13,7 +13,8 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jinit
-from jinit import _random, _threefry
+from jinit._rng import samplers as _random
+from jinit._rng import threefry as _threefry
 
 SHAPES = [
     (),

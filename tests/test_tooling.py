@@ -78,7 +78,11 @@ def test_wheel_contents(tmp_path):
         "jinit/__init__.py",
         "jinit/py.typed",
         "jinit/flax.py",
-        "jinit/portable_table.npy",
+        "jinit/_tree/__init__.py",
+        "jinit/_tree/README.md",
+        "jinit/_rng/__init__.py",
+        "jinit/_rng/README.md",
+        "jinit/_rng/portable_table.npy",
     } <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(names)
     assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "examples")]

@@ -18,7 +18,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jinit
 from bench import aot, presets
-from jinit import _build, _tree
+from jinit import _tree
+from jinit._tree import build as _build
 
 TOPOLOGY = "v5e:2x2"  # (v5e:1x1 is refused: one chip of a 2x2)
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from jinit import _portable, _random
+from jinit._rng import portable as _portable
+from jinit._rng import samplers as _random
 from jinit._typing import Array, KeyArray, OutSharding
 
 
@@ -120,7 +121,7 @@ STANDARD = {
 
 
 def portable_sampling(s: Sampling | None) -> Sampling | None:
-    """``s`` with its draw replaced by the portable twin (:mod:`jinit._portable`), if it has one.
+    """``s`` with its draw replaced by its portable twin (:mod:`jinit._rng.portable`), if any.
 
     The finish is kept: the twins return the same quantity (``erf_inv`` form for ``normal``,
     standard units for ``truncated_normal``, the same interval for ``uniform``), so the finish's

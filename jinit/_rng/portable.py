@@ -7,10 +7,10 @@ operations whose results every backend must agree on:
 
 * **integers only** for the normal quantile: the 32 hash bits give a sign and an odd integer
   ``m`` (the tail probability ``m / 2**33``); ``clz(m)`` picks the octave, the next 6 bits a
-  segment, and a quadratic with integer coefficients (:mod:`jinit._portable_table`) is evaluated by
-  Horner's rule in 28-bit fixed point with exact integer products. The float32 result is then
-  *assembled* from the fixed-point integer (exponent from ``clz``, mantissa rounded to nearest
-  even, by integer ops) and bit-cast: no floating-point operation touches it.
+  segment, and a quadratic with integer coefficients (:mod:`jinit._rng.portable_table`) is
+  evaluated by Horner's rule in 28-bit fixed point with exact integer products. The float32
+  result is then *assembled* from the fixed-point integer (exponent from ``clz``, mantissa
+  rounded to nearest even, by integer ops) and bit-cast: no floating-point operation touches it.
 * **exact float products** elsewhere: the uniform ``minval + f * (maxval - minval)`` splits both
   factors into halves of at most 12 significant bits, so every product is exact and an FMA cannot
   change a result; the additions happen in a fixed order, which no backend may reassociate.
@@ -24,14 +24,14 @@ operations whose results every backend must agree on:
   integer product, where ``U_a`` and ``U_b`` are found by bisection over the same integer
   quantile (so no host's ``erf`` decides them), then clips (an exact operation).
 
-The counters and hash are jinit's threefry kernels (:mod:`jinit._threefry`): mesh- and
+The counters and hash are jinit's threefry kernels (:mod:`jinit._rng.threefry`): mesh- and
 process-invariant like every jinit sampler, and independent of ``jax_threefry_partitionable``.
 The values are not jax's (that is the point); :mod:`tests.portable_reference` recomputes them in
 NumPy alone.
 
 Portable mode is switched on per initializer by :func:`portable` (and by ``portable=True`` in
 :func:`jinit.init_tree` and the Flax helpers); it is a trace-time context read by the samplers in
-:mod:`jinit._random`, and every compiled jinit body keys its cache on it.
+:mod:`jinit._rng.samplers`, and every compiled jinit body keys its cache on it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit import _portable_table, _threefry
+from jinit._rng import portable_table as _portable_table
+from jinit._rng import threefry as _threefry
 from jinit._typing import Array
 
 U32, I32, F32 = np.dtype(np.uint32), np.dtype(np.int32), np.dtype(np.float32)

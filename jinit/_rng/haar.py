@@ -1,7 +1,7 @@
 r"""Haar-distributed (semi-)orthogonal matrices at matrix-multiply speed: blocked Householder.
 
 ``jax.random.orthogonal`` takes the QR of a Gaussian matrix. On CPU that QR runs far below the
-machine's matmul rate (6x one matmul of the same size at 4096^2, float32). This module draws the
+machine's matmul rate (``python -m bench orthogonal``). This module draws the
 same distribution with matmuls only.
 
 **Why it is Haar.** Householder QR of a Gaussian ``m x k`` matrix ``Z`` applies reflectors
@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit import _random
+from jinit._rng import samplers as _random
 from jinit._typing import Array, KeyArray
 
 BLOCK = 128  # reflectors per block: large enough for matmul rate, small enough for T's cost

@@ -3,7 +3,7 @@
 Compile time, not sampling, is what a user waits for: XLA compiles one kernel per distinct
 sampler expression, and a tree built one leaf at a time has one such kernel per leaf (a
 transformer's grows with its depth). Here, the leaves whose initializers declare the same
-:class:`~jinit._sampling.Draw` form a :class:`Stream`, whatever their shapes: laid end to end in
+:class:`~jinit._rng.sampling.Draw` form a :class:`Stream`, whatever their shapes: laid end to end in
 rows of :data:`ROW` counters, each row under its leaf's key, they are drawn by one loop whose
 step (a fixed block of rows) is one kernel, compiled once per draw for the whole tree; each leaf
 is then cut out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
@@ -21,7 +21,7 @@ carries the previous chunk's leaves so that it overwrites the buffer they were c
 sharded groups keep a stacked buffer per chunk (2.5%). The price is one loop per chunk (XLA
 runs its passes over each loop's copy of the step), and the number of loops does not grow with
 depth once the tree passes 1 GiB (a leaf larger than half a chunk is drawn alone). Every key,
-chunk start and cut offset is read at an index XLA sees as a parameter (:class:`Opaque`), so
+chunk start and cut offset is read at an index XLA sees as a parameter (:class:`xla.Opaque`), so
 each computation is compiled once however many leaves or chunks use it. Leaf paths' keys are
 derived at once (:class:`KeyTable`). Leaves whose initializer does not implement the protocol
 (a user's own ``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by
@@ -34,7 +34,6 @@ import contextlib
 import functools
 import inspect
 import math
-import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -44,7 +43,13 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _keys, _portable, _sampling, _stacked, _threefry, _value
+from jinit import _stacked, _value
+from jinit._rng import portable as _portable
+from jinit._rng import sampling as _sampling
+from jinit._rng import threefry as _threefry
+from jinit._tree import keys as _keys
+from jinit._tree import xla
+from jinit._tree.leaf import Leaf
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (of SMALL_TREE_BYTES for a
 # smaller tree), so XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and
@@ -59,9 +64,6 @@ MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
 # (256 KiB of float32), a leaf's last row is padded (at most ROW - 1 spare draws per leaf).
 ROW = 1024
 STEP_ROWS = 64
-# Every dynamic index here is in bounds: without this, jax adds a compare, add and select to each
-# (for negative indices), instructions XLA then runs all its passes over, per leaf and chunk.
-_IN_BOUNDS = {"allow_negative_indices": False}
 
 
 def _axis_types(s: NamedSharding) -> set[AxisType]:
@@ -87,7 +89,7 @@ def initializer_sharding(s: Sharding | None):
 
 
 @contextlib.contextmanager
-def leaf_errors(leaf: Any, where: str) -> Iterator[None]:
+def leaf_errors(leaf: Leaf, where: str) -> Iterator[None]:
     """Re-raises an initializer's TypeError/ValueError with the parameter's path and rule."""
     try:
         yield
@@ -97,7 +99,7 @@ def leaf_errors(leaf: Any, where: str) -> Iterator[None]:
         raise type(e)(f"`{where}`: the parameter {leaf.path!r} (rule {leaf.pattern!r}): {e}") from e
 
 
-def _checked(out: jax.Array, leaf: Any, where: str) -> jax.Array:
+def _checked(out: jax.Array, leaf: Leaf, where: str) -> jax.Array:
     if not (hasattr(out, "shape") and hasattr(out, "dtype")):  # e.g. a Python float
         raise TypeError(
             f"`{where}`: the initializer for {leaf.path!r} (rule {leaf.pattern!r}) must return "
@@ -115,9 +117,9 @@ def _checked(out: jax.Array, leaf: Any, where: str) -> jax.Array:
 class KeyTable:
     """Every path key a tree needs, derived at once: the two ``fold_in``s of
     :func:`jinit.key_for_path` over a table of path digests. For a threefry root, as a loop of
-    two steps, one straight-line hash each (:func:`jinit._threefry.fold_step`): the two hashes
+    two steps, one straight-line hash each (:func:`jinit._rng.threefry.fold_step`): the two hashes
     unrolled are one kernel twice the size, and jax's ``fold_in`` is compiled as loops of a few
-    kernels each. The loop is :class:`Opaque`'s, whose scalars the keys are read with. The same
+    kernels each. The loop is :class:`xla.Opaque`'s, whose scalars the keys are read with. The same
     keys as :func:`jinit.key_for_path`."""
 
     def __init__(self, root: jax.Array, paths: Sequence[str]) -> None:
@@ -128,7 +130,7 @@ class KeyTable:
             k = tuple(jnp.broadcast_to(k, (n,)) for k in _threefry.key_words(root))
             w = (jnp.asarray(words[:, 0]), jnp.asarray(words[:, 1]))
             # (+ 1: a Stream's end)
-            self.opaque = Opaque(
+            self.opaque = xla.Opaque(
                 n + 1, k, root_data, lambda i, k: _threefry.fold_step(i, k, w), trips=2
             )
             self.data = jnp.stack(self.opaque.x, axis=1)
@@ -138,12 +140,12 @@ class KeyTable:
             )
             # The table leaves the Opaque loop: a computed array, which XLA would otherwise
             # fuse (recompute) into every kernel that reads a key.
-            self.opaque = Opaque(n + 1, data, root_data)
+            self.opaque = xla.Opaque(n + 1, data, root_data)
             self.data = self.opaque.x
         self.keys = jax.random.wrap_key_data(self.data, impl=jax.random.key_impl(root))
 
     def one(self, path: str) -> jax.Array:
-        """``path``'s key, read at an index XLA sees as a parameter (:class:`Opaque`): a leaf
+        """``path``'s key, read at an index XLA sees as a parameter (:class:`xla.Opaque`): a leaf
         drawn alone then compiles to the same kernel as any other of its shape and scheme."""
         return _row(self.keys, self.opaque(self.index[path]))
 
@@ -155,10 +157,10 @@ def _row(x: jax.Array, i: jax.Array) -> jax.Array:
     """``x[i]`` for an in-bounds traced ``i``: one dynamic slice (``lax.dynamic_index_in_dim`` is
     a jitted function, slower to trace, once per leaf)."""
     start: tuple[Any, ...] = (i, *(np.int32(0),) * (x.ndim - 1))
-    return lax.dynamic_slice(x, start, (1, *x.shape[1:]), **_IN_BOUNDS).reshape(x.shape[1:])
+    return lax.dynamic_slice(x, start, (1, *x.shape[1:]), **xla.IN_BOUNDS).reshape(x.shape[1:])
 
 
-def _paths(leaf: Any, where: str) -> list[str]:
+def _paths(leaf: Leaf, where: str) -> list[str]:
     """The paths whose keys ``leaf`` needs: its own, or its layers' unrolled paths."""
     if isinstance(leaf.init, _stacked.Stacked):
         with leaf_errors(leaf, where):
@@ -166,7 +168,7 @@ def _paths(leaf: Any, where: str) -> list[str]:
     return [leaf.path]
 
 
-def build_one(keys: KeyTable, leaf: Any, where: str) -> jax.Array:
+def build_one(keys: KeyTable, leaf: Leaf, where: str) -> jax.Array:
     """One leaf, by calling its initializer with its path key (a stack: each layer's key)."""
     if isinstance(leaf.init, _stacked.Stacked):
         layers = keys.take(_stacked.layer_paths(leaf, leaf.init))
@@ -198,7 +200,7 @@ def _takes_out_sharding(init: Any) -> bool:
     return True
 
 
-def chunk_budget(leaves: Sequence[Any]) -> int:
+def chunk_budget(leaves: Sequence[Leaf]) -> int:
     """The most bytes of float32 draw one chunk may hold, for this tree."""
     total = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in leaves)
     kind = "stacked" if any(_sharded(leaf.sharding) for leaf in leaves) else "flat"
@@ -253,51 +255,17 @@ def _draw_batch(
         place = lax.with_sharding_constraint
     if draw.vmap:  # one batched call (a batched QR): no loop buffer to order
         return place(jax.vmap(lambda k: draw(k, shape))(keys), batch)
-    z = place(_zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype), batch)
+    z = place(xla.zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype), batch)
     # (A sharded buffer's element lives on one device: reading it would cost a collective.)
-    z, _ = _pipelined(
+    z, _ = xla.pipelined(
         z,
         z[0],
         n,
         lambda i: draw(keys[i], shape, leaf_sharding),
-        lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0, **_IN_BOUNDS),
+        lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0, **xla.IN_BOUNDS),
         wait=not _sharded(batch),
     )
     return place(z, batch)
-
-
-def _pipelined(
-    z: jax.Array,
-    d: jax.Array,
-    steps: int | jax.Array,
-    draw: Callable[[jax.Array], jax.Array],
-    store: Callable[[jax.Array, jax.Array, Any], jax.Array],
-    wait: bool,
-    carry: list[jax.Array] | None = None,
-) -> tuple[jax.Array, list[jax.Array]]:
-    """``z`` with ``draw(i)`` stored as its part ``i`` (``store(z, d, i)``), for ``i < steps``.
-
-    Software-pipelined: step ``i`` draws ``i`` into the carry ``d`` and stores draw ``i - 1``.
-    Fused into its store, a draw would be emitted as an in-place update, which XLA's CPU backend
-    runs on one thread; drawn into its own buffer it is split over the cores (faster warm:
-    bench/RESULTS.md). ``d`` starts as a part of ``z`` itself (a fresh ``zeros_like`` would be
-    one array XLA shares between loops and makes early). With ``wait``, the draw reads one
-    element of ``z`` and of each of ``carry`` first (:func:`_after`): XLA then writes it over
-    the previous draw instead of into a second buffer copied back on every step, and the loop
-    cannot start before ``carry`` exists. ``carry`` rides through the loop and is returned.
-    """
-
-    def body(i: jax.Array, c: tuple[jax.Array, jax.Array, jax.Array, list[jax.Array]]):
-        z, d, w, rest = c
-        z = store(z, d, jnp.maximum(i - 1, 0))
-        if not wait:
-            return z, draw(i), w, rest
-        # The draw reads the carry's elements through `w`, a scalar computed by the previous
-        # step: read directly, they would be fused into the draw, one kernel per carry count.
-        return z, draw(_after([z], i) + w), _after(rest or [z], i) - i, rest
-
-    z, d, _, rest = lax.fori_loop(0, steps, body, (z, d, np.int32(0), carry or []))
-    return store(z, d, steps - 1), rest
 
 
 def _sharded(s: Any) -> bool:
@@ -314,7 +282,7 @@ class Stream:
     its leaf among ``starts``: the step's kernel depends on the draw alone, not on the leaves'
     shapes. The leaves are drawn in chunks of consecutive leaves of at most ``budget_rows``
     rows; every chunk's first row, step count and every leaf's offset in its chunk are read
-    from traced tables at indices XLA sees as parameters (:class:`Opaque`), so that all chunks'
+    from traced tables at indices XLA sees as parameters (:class:`xla.Opaque`), so that all chunks'
     loops are one computation and all cuts of one shape and finish another, each compiled once.
     """
 
@@ -368,13 +336,13 @@ class Stream:
         both.)
         """
         first, size = self._at(self.first, c), STEP_ROWS * ROW
-        return _pipelined(
+        return xla.pipelined(
             buffer,
             buffer[:size].reshape(STEP_ROWS, ROW),
             self._at(self.steps, c),
             lambda i: self.block(first + i * STEP_ROWS),
             lambda z, d, i: lax.dynamic_update_slice(
-                z, d.reshape(-1), (i * np.int32(size),), **_IN_BOUNDS
+                z, d.reshape(-1), (i * np.int32(size),), **xla.IN_BOUNDS
             ),
             wait=True,
             carry=carry,
@@ -383,7 +351,9 @@ class Stream:
     def cut(self, buffer: jax.Array, m: int, shape: tuple[int, ...]) -> jax.Array:
         """Leaf ``m`` out of ``buffer``, which holds its chunk's rows."""
         offset = (self._at(self.offsets, m),)
-        return lax.dynamic_slice(buffer, offset, (math.prod(shape),), **_IN_BOUNDS).reshape(shape)
+        return lax.dynamic_slice(buffer, offset, (math.prod(shape),), **xla.IN_BOUNDS).reshape(
+            shape
+        )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -405,7 +375,7 @@ def _block(
     return block(k[:, 0:1], k[:, 1:2], counters, *args)
 
 
-def _streamable(draw: _sampling.Draw, leaf: Any, budget: int) -> bool:
+def _streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
     """Whether ``leaf`` is drawn in its draw's :class:`Stream`: a looped float32 draw with a
     block form, of a leaf on one device or replicated, of at most half a chunk (a larger leaf
     is drawn alone) and ``2**32`` elements."""
@@ -432,50 +402,6 @@ def _stream_chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int
         yield lo, len(rows)
 
 
-def _after(values: list[jax.Array], i: jax.Array) -> jax.Array:
-    """``i``, computed from one element of each of ``values``, read at an index XLA cannot
-    prove to be 0 (``i >> 31``, for a loop counter ``i >= 0``), so that it waits for them.
-    (The elements are gathered into one vector first: two instructions per value, which XLA's
-    passes run over for every leaf a loop carries.)"""
-    j = lax.shift_right_logical(i, np.int32(31))
-    elements = jnp.concatenate(
-        [
-            lax.dynamic_slice(v, (j,) * v.ndim, (1,) * v.ndim, **_IN_BOUNDS)
-            .reshape(1)
-            .astype(np.float32)
-            for v in values
-        ]
-    )
-    bits = lax.bitcast_convert_type(elements, np.uint32)
-    return i + _threefry.zero_from(jnp.sum(lax.shift_right_logical(bits, np.uint32(31))), np.int32)
-
-
-def _zeros_after(values: list[jax.Array], shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
-    """Zeros that XLA can neither share between chunks nor make before all ``values`` exist.
-
-    Made from the sign bits of one element of each value (:func:`jinit._threefry.zero_from`).
-    """
-    n = functools.reduce(operator.add, [_sign_bit(_first(v)) for v in values])
-    return jnp.broadcast_to(_threefry.zero_from(n, dtype), shape)
-
-
-def _first(v: jax.Array) -> jax.Array:
-    """``v``'s first element, also when ``v`` is sharded over Explicit mesh axes."""
-    s = getattr(jax.typeof(v), "sharding", None)
-    mesh = getattr(s, "mesh", None)
-    if mesh is None or not mesh.explicit_axes:
-        return jnp.ravel(v)[0]
-    with jax.sharding.use_abstract_mesh(mesh):  # indexing a sharded dim is an Auto-mode op
-        f = jax.sharding.auto_axes(lambda v: jnp.ravel(v)[0], out_sharding=PartitionSpec())
-        return f(v)
-
-
-def _sign_bit(x: jax.Array) -> jax.Array:
-    if jnp.issubdtype(x.dtype, jnp.floating):
-        x = lax.bitcast_convert_type(lax.convert_element_type(x, np.float32), np.uint32)
-    return lax.shift_right_logical(x.astype(np.uint32), np.uint32(31))
-
-
 # The platforms on which leaves are grouped into streams by default (``init_tree(group=None)``).
 # Chosen by measurement (bench/RESULTS.md, ``python -m bench`` and ``python -m bench --aot``):
 # on a CPU, streams compile in a fraction of the per-leaf time (XLA:CPU compiles each kernel
@@ -489,7 +415,7 @@ def _sign_bit(x: jax.Array) -> jax.Array:
 GROUPED_PLATFORMS = frozenset({"cpu"})
 
 
-def platform_of(leaves: Sequence[Any]) -> str:
+def platform_of(leaves: Sequence[Leaf]) -> str:
     """The platform the tree is built on: its sharded leaves' devices', else jax's default."""
     for leaf in leaves:
         mesh = getattr(leaf.sharding, "mesh", None)
@@ -499,82 +425,27 @@ def platform_of(leaves: Sequence[Any]) -> str:
     return jax.default_backend()
 
 
-def default_group(leaves: Sequence[Any]) -> bool:
+def default_group(leaves: Sequence[Leaf]) -> bool:
     """``group``'s value when not given: streams where they win (:data:`GROUPED_PLATFORMS`)."""
     return platform_of(leaves) in GROUPED_PLATFORMS
 
 
 def build_all(
     root: jax.Array,
-    leaves: Sequence[Any],
+    leaves: Sequence[Leaf],
     where: str,
     group: bool = True,
     portable: bool = False,
 ) -> list[jax.Array]:
     """Every leaf, in order: grouped draws where the protocol allows (and ``group``), else one
-    by one; ``portable``: with the portable samplers (:mod:`jinit._portable`)."""
+    by one; ``portable``: with the portable samplers (:mod:`jinit._rng.portable`)."""
     with _portable.mode(portable):
         return _build_all(root, leaves, where, group, portable)
 
 
-class Opaque:
-    """The integers ``0 .. n - 1`` as traced int32 scalars that XLA cannot see are constants.
-
-    Each distinct computation costs XLA time to compile (milliseconds on a CPU, more on a GPU), and
-    a constant makes a computation distinct: cutting leaf ``j`` out of a stacked draw, or reading
-    key ``j`` of the key table, would be ``n`` computations. With ``j`` as ``hi * m + lo``, where
-    ``hi`` and ``lo`` leave a loop whose trip count (1) XLA cannot know (it depends on ``x``,
-    e.g. the keys' data), they are one computation with parameters, compiled once, also where the
-    caller's ``jit`` would make every offset a constant. (``m = ceil(sqrt(n))`` such scalars: a
-    loop of ``n`` of them compiles in time growing faster than ``n``.)
-
-    The loop also carries ``x`` (a pytree of arrays): ``step(i, x)`` is applied ``trips`` times
-    (by default ``x`` passes through), and the result, :attr:`x`, is an array XLA computes once
-    rather than fusing its computation into every kernel that reads it.
-    """
-
-    def __init__(
-        self,
-        n: int,
-        x: Any,
-        dep: jax.Array,
-        step: Callable[[jax.Array, Any], Any] | None = None,
-        trips: int = 1,
-    ) -> None:
-        self.m = max(1, math.isqrt(max(n - 1, 0)) + 1)
-        self.his: tuple[jax.Array, ...] = ()
-        self.los: tuple[jax.Array, ...] = ()
-        self.x = x  # `x` after `trips` steps (or passed through): arrays XLA will not recompute
-        if dep.size == 0 or n <= 1:  # (an empty tree)
-            return
-        # A zero XLA cannot fold, also for the tables read at these indices (Stream).
-        self.zero = zero = _threefry.zero_from(_sign_bit(_first(dep)), np.int32)
-        if step is None:
-            step = lambda _, x: jax.tree.map(lambda a: a + zero.astype(a.dtype), x)
-
-        def body(c: tuple[Any, ...]) -> tuple[Any, ...]:
-            return (c[0] + 1, step(c[0], c[1]), *(o + zero for o in c[2:]))
-
-        m = self.m
-        start: tuple[Any, ...] = (
-            np.int32(0),
-            x,
-            *(np.int32(j * m) for j in range(m)),
-            *map(np.int32, range(m)),
-        )
-        out: tuple[Any, ...] = lax.while_loop(lambda c: c[0] < trips + zero, body, start)
-        # (``hi * m`` and ``lo`` from different scalars: one of each would make ``j * (m + 1)``
-        # a sum of one scalar with itself, another computation to XLA)
-        self.x, self.his, self.los = out[1], tuple(out[2 : m + 2]), tuple(out[m + 2 :])
-
-    def __call__(self, j: int) -> jax.Array:
-        hi, lo = divmod(j, self.m)
-        return self.his[hi] + self.los[lo]
-
-
 def _build_all(
     root: jax.Array,
-    leaves: Sequence[Any],
+    leaves: Sequence[Leaf],
     where: str,
     group: bool,
     portable: bool,
@@ -629,7 +500,7 @@ def _build_all(
         if buffer is not None and all(x.dtype == np.float32 for x in after):
             carry = after  # they were cut from `buffer`: it is reused once they exist
         else:
-            buffer = _zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
+            buffer = xla.zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
         buffer, carry = stream.draw_chunk(c, buffer, carry)
         for i, x in zip(previous if carry else [], carry, strict=True):
             outs[i] = x

@@ -22,7 +22,9 @@ import jax
 import numpy as np
 from jax.sharding import PartitionSpec, Sharding
 
-from jinit import _boxes, _keys, _layout, _stacked
+from jinit import _layout, _stacked
+from jinit._tree import boxes as _boxes
+from jinit._tree import keys as _keys
 
 # The (in_axis, out_axis) of equinox's layers' weights, counted from the end so that they also
 # hold under leading stack axes (``eqx.filter_vmap`` of a layer). ``num_spatial_dims`` is a

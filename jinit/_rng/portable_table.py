@@ -1,6 +1,6 @@
 """How ``portable_table.npy`` (the portable normal sampler's coefficients) is made and checked.
 
-The portable sampler (:mod:`jinit._portable`) evaluates the normal quantile function with
+The portable sampler (:mod:`jinit._rng.portable`) evaluates the normal quantile function with
 integer arithmetic only. Its input is an odd 32-bit integer ``m``, the tail probability
 ``q = m / 2**33`` in (0, 1/2); its output is ``-Phi^-1(q)`` in fixed point with ``FRAC`` = 28
 fractional bits. ``q`` is located by its *octave* ``e = clz(m)`` (``q`` in
@@ -12,7 +12,7 @@ draw that ``normal``'s grouped finish multiplies by ``sqrt(2) * stddev``).
 
 The table is data, not code: it is computed once, here, from SciPy's double-precision
 ``ndtri`` (a development dependency), rounded to integers and shipped as ``portable_table.npy``,
-so no host's ``libm`` can change a value. ``python -m jinit._portable_table`` rebuilds it;
+so no host's ``libm`` can change a value. ``python -m jinit._rng.portable_table`` rebuilds it;
 ``tests/test_portable.py`` checks that the shipped file is what :func:`build` gives and that
 every segment is accurate.
 """

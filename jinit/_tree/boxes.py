@@ -17,7 +17,7 @@ from typing import Any
 import jax
 from jax.sharding import PartitionSpec
 
-from jinit import _keys
+from jinit._tree import keys as _keys
 
 
 def _classes() -> tuple[type, ...]:

@@ -6,14 +6,15 @@ low-precision floats (bfloat16, float16, float8), the requested dtype otherwise.
 scale in the compute dtype and round to the requested dtype once, at the end.
 
 For a float32 (or complex64) compute dtype and a threefry key (typed ``jax.random.key`` or legacy
-``uint32[2]``), the samplers run jinit's own kernels (:mod:`jinit._threefry`): the same counters,
-hash and transforms as ``jax.random`` with ``jax_threefry_partitionable`` on (jax's default),
-hence exactly the same bits, written as fusible element-wise ops instead of jax's rolled CPU
-loop. Everything else falls back to the matching ``jax.random`` call, with its bits and errors:
-``jax_threefry_partitionable`` off (a different counter layout), float64 (64-bit bits), keys of
-other implementations (rbg, unsafe_rbg, custom), and legacy keys that jax would warn about.
+``uint32[2]``), the samplers run jinit's own kernels (:mod:`jinit._rng.threefry`): the same
+counters, hash and transforms as ``jax.random`` with ``jax_threefry_partitionable`` on (jax's
+default), hence exactly the same bits, written as fusible element-wise ops instead of jax's
+rolled CPU loop. Everything else falls back to the matching ``jax.random`` call, with its bits
+and errors: ``jax_threefry_partitionable`` off (a different counter layout), float64 (64-bit
+bits), keys of other implementations (rbg, unsafe_rbg, custom), and legacy keys that jax would
+warn about.
 
-In portable mode (:mod:`jinit._portable`, a trace-time context) ``uniform``, ``normal`` and
+In portable mode (:mod:`jinit._rng.portable`, a trace-time context) ``uniform``, ``normal`` and
 ``truncated_normal`` run the portable kernels instead, whose values are the same on every
 backend; the complex samplers, which need ``exp`` and ``log``, refuse.
 
@@ -32,7 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit import _checks, _jax_compat, _portable, _threefry
+from jinit import _checks, _jax_compat
+from jinit._rng import portable as _portable
+from jinit._rng import threefry as _threefry
 from jinit._typing import Array, KeyArray, OutSharding, Shape
 
 F32 = np.dtype(np.float32)
