@@ -12,7 +12,7 @@ import numpy as np
 
 from jinit import _checks
 from jinit._core import check_call, make_init
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import constant_init, factory
@@ -145,8 +145,8 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     _checks.check_factory_dtype("uniform", dtype, allow_complex=False)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        ct = _random.compute_dtype(dtype)
-        u = _random.uniform(key, shape, dtype, out_sharding=out_sharding)
+        ct = _samplers.compute_dtype(dtype)
+        u = _samplers.uniform(key, shape, dtype, out_sharding=out_sharding)
         return (u * jnp.array(scale, ct)).astype(dtype)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:
@@ -190,15 +190,15 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     _checks.check_factory_dtype("normal", dtype)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        ct = _random.compute_dtype(dtype)
-        z = _random.normal(key, shape, dtype, out_sharding=out_sharding)
+        ct = _samplers.compute_dtype(dtype)
+        z = _samplers.normal(key, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
         if jnp.issubdtype(dtype, jnp.complexfloating):
             return None
         # sqrt(2) * stddev: the constant XLA folds `sqrt(2) * erf_inv(u) * stddev` into.
-        finish = lambda z: (z * (_random.SQRT2 * jnp.array(stddev, z.dtype))).astype(dtype)
+        finish = lambda z: (z * (_samplers.SQRT2 * jnp.array(stddev, z.dtype))).astype(dtype)
         return _sampling.Sampling(_sampling.normal(), finish)
 
     target = None if _checks.traced(stddev) else lambda s: (None, None, 0.0, stddev)
@@ -245,8 +245,8 @@ def truncated_normal(
     _checks.check_factory_dtype("truncated_normal", dtype, allow_complex=False)
 
     def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        ct = _random.compute_dtype(dtype)
-        z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
+        ct = _samplers.compute_dtype(dtype)
+        z = _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         return (z * jnp.array(stddev, ct)).astype(dtype)
 
     lo, hi = _checks.static_float(lower), _checks.static_float(upper)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jinit import _checks, _value
 from jinit._core import check_call
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import Init, factory
 
@@ -55,7 +55,7 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
         with _portable.mode(portable):
             if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
                 dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
-            ct = _random.compute_dtype(dtype)
+            ct = _samplers.compute_dtype(dtype)
             w = init(key, shape, ct, out_sharding)
         return (w * jnp.array(factor, ct)).astype(dtype)
 

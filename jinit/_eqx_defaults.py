@@ -22,7 +22,7 @@ import numpy as np
 from jinit import _checks
 from jinit._basic import normal, ones, zeros
 from jinit._core import make_init
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
 from jinit._tree import equinox as _eqx_tree
 from jinit._typing import DTypeLike, Initializer, KeyArray, OutSharding
@@ -37,7 +37,7 @@ def equinox_uniform(lim: float, dtype: DTypeLike | None = None) -> Initializer:
     draw = _sampling.uniform(-lim, lim)
 
     def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
-        return _random.uniform(key, shape, dtype, -lim, lim, out_sharding).astype(dtype)
+        return _samplers.uniform(key, shape, dtype, -lim, lim, out_sharding).astype(dtype)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:
         return _sampling.Sampling(draw, lambda u: u.astype(dtype))

@@ -28,7 +28,7 @@ import numpy as np
 from jinit import _checks, _fans
 from jinit._core import make_init, place
 from jinit._orthogonal import orthogonal
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
@@ -265,7 +265,7 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
     def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
         if len(shape) != 2:
             raise ValueError(f"`{where}` needs a 2-D shape (as Keras's Identity); got {shape}.")
-        ct = _random.compute_dtype(dtype)
+        ct = _samplers.compute_dtype(dtype)
         eye: Array = jnp.eye(*shape, dtype=ct) * jnp.array(gain, ct)
         return place(eye.astype(dtype), out_sharding)
 

@@ -14,7 +14,7 @@ from jinit import _checks
 from jinit._core import make_init, place
 from jinit._rng import haar as _haar
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory
@@ -37,7 +37,7 @@ def _orthogonal_matrix(key: KeyArray, n: int, m: int, dtype: np.dtype, method: s
     if method == "householder":
         x = _haar.householder_haar(key, max(n, m), min(n, m), dtype)
     else:
-        z = _random.normal(key, (max(n, m), min(n, m)), dtype)
+        z = _samplers.normal(key, (max(n, m), min(n, m)), dtype)
         q, r = jnp.linalg.qr(z)
         d = jnp.linalg.diagonal(r)
         x = q * jnp.expand_dims(jnp.sign(d), -2)
@@ -58,7 +58,7 @@ def _orthogonal_kernel(
     ``portable``: from the portable normal (:mod:`jinit._rng.portable`)."""
     n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
     with _portable.mode(portable):
-        q = _orthogonal_matrix(key, n_rows, n_cols, _random.F32, method)
+        q = _orthogonal_matrix(key, n_rows, n_cols, _samplers.F32, method)
     return _as_weight(q, shape, col)
 
 
@@ -129,7 +129,7 @@ def orthogonal(
         col = column(shape)
         if 0 in shape:
             return jnp.zeros(shape, dtype, out_sharding=out_sharding)
-        ct = _random.compute_dtype(dtype)
+        ct = _samplers.compute_dtype(dtype)
         n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
         q = _as_weight(_orthogonal_matrix(key, n_rows, n_cols, ct, method), shape, col)
         return place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
@@ -137,10 +137,10 @@ def orthogonal(
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
         """Equal shapes share one batched QR; the finish scales and rounds."""
         col = column(shape)
-        if 0 in shape or _random.compute_dtype(dtype) != _random.F32:
+        if 0 in shape or _samplers.compute_dtype(dtype) != _samplers.F32:
             return None
         draw = _sampling.Draw(
-            "orthogonal", _orthogonal_kernel, (col, method), _random.F32, vmap=True
+            "orthogonal", _orthogonal_kernel, (col, method), _samplers.F32, vmap=True
         )
         return _sampling.Sampling(draw, lambda q: (jnp.array(scale, q.dtype) * q).astype(dtype))
 

@@ -18,21 +18,21 @@ import numpy as np
 
 from jinit._core import make_init
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 
 Kind = Literal["truncated_normal", "normal", "uniform"]
 Spread = Callable[[tuple[int, ...]], float]
 
-_STD_OF_DRAW = {"truncated_normal": _random.TN2_STD, "normal": 1.0, "uniform": 1 / math.sqrt(3)}
+_STD_OF_DRAW = {"truncated_normal": _samplers.TN2_STD, "normal": 1.0, "uniform": 1 / math.sqrt(3)}
 
 
 def spread_for_variance(kind: Kind, var: float) -> float:
     """The spread that gives the standard ``kind`` draw the variance ``var`` (Keras's and Haiku's
     arithmetic: ``sqrt(var) / 0.8796``, ``sqrt(var)``, ``sqrt(3 * var)``)."""
     if kind == "truncated_normal":
-        return math.sqrt(var) / _random.TN2_STD
+        return math.sqrt(var) / _samplers.TN2_STD
     return math.sqrt(3 * var) if kind == "uniform" else math.sqrt(var)
 
 
@@ -53,24 +53,24 @@ def scaled_draw(
 
     def factor(shape: tuple[int, ...]) -> np.ndarray:
         s = spread(shape)
-        return np.array(s * math.sqrt(2) if kind == "normal" else s, _random.F32)
+        return np.array(s * math.sqrt(2) if kind == "normal" else s, _samplers.F32)
 
     def finish_for(shape: tuple[int, ...], dtype: np.dtype) -> Callable[[Array], Array]:
-        f, m = factor(shape), np.array(mean, _random.F32)
+        f, m = factor(shape), np.array(mean, _samplers.F32)
         if mean == 0.0:
             return lambda z: (z * f).astype(dtype)
         return lambda z: _portable.mul_add(z, f, m).astype(dtype)
 
     def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
         # Keys or configurations jinit's kernels do not cover: jax.random, same formula.
-        ct = _random.compute_dtype(dtype)
+        ct = _samplers.compute_dtype(dtype)
         s, m = jnp.array(spread(shape), ct), jnp.array(mean, ct)
         if kind == "truncated_normal":
-            z = _random.truncated_normal(key, -2.0, 2.0, shape, dtype, out_sharding)
+            z = _samplers.truncated_normal(key, -2.0, 2.0, shape, dtype, out_sharding)
         elif kind == "normal":
-            z = _random.normal(key, shape, dtype, out_sharding)
+            z = _samplers.normal(key, shape, dtype, out_sharding)
         else:
-            z = _random.uniform(key, shape, dtype, -1.0, 1.0, out_sharding)
+            z = _samplers.uniform(key, shape, dtype, -1.0, 1.0, out_sharding)
         if _portable.active():  # float32: the portable samplers refuse anything else
             return _portable.mul_add(z, spread(shape), mean).astype(dtype)
         return (z * s + m).astype(dtype)

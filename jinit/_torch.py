@@ -36,7 +36,7 @@ from jinit import _checks
 from jinit._basic import normal
 from jinit._core import make_init
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 from jinit._variance import variance_scaling
@@ -340,7 +340,7 @@ def torch_trunc_normal(
 
     def sample(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
         # make_init compiles this as one program, so eager and jit round the affine map alike.
-        ct = _random.compute_dtype(dtype)
+        ct = _samplers.compute_dtype(dtype)
         largest = float(jnp.finfo(ct).max)
         for name, value in (("mean", mean), ("std", std), ("a", a), ("b", b)):
             if not abs(value) <= largest:  # it would be inf in `ct`, and the values NaN
@@ -349,7 +349,7 @@ def torch_trunc_normal(
                     f"dtype the values are computed in (largest finite value {largest:.4g}); "
                     f"got {value!r}. Use a float64 dtype (jax_enable_x64) or a smaller {name}."
                 )
-        z = _random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
+        z = _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         if _portable.active():  # float32: exact products, no FMA can change the bits
             x = _portable.mul_add(z, std, mean)
         else:
@@ -428,8 +428,8 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
     def body(
         key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        ct = _random.compute_dtype(dtype)
-        u = _random.uniform(key, shape, dtype, -1, 1, out_sharding)
+        ct = _samplers.compute_dtype(dtype)
+        u = _samplers.uniform(key, shape, dtype, -1, 1, out_sharding)
         return (u * jnp.array(bound, ct)).astype(dtype)
 
     return make_init(where, body, dtype, allow_complex=False)

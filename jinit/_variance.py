@@ -10,7 +10,7 @@ import numpy as np
 
 from jinit import _checks, _fans
 from jinit._core import make_init
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory
@@ -20,7 +20,7 @@ Distribution = Literal["truncated_normal", "normal", "uniform"]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
-_COMPLEX_TRUNCATED_NORMAL_STD = _random.complex_truncated_normal_std(2.0)
+_COMPLEX_TRUNCATED_NORMAL_STD = _samplers.complex_truncated_normal_std(2.0)
 
 
 @factory()
@@ -102,7 +102,7 @@ def variance_scaling(
 
     def variance(shape: Shape, dtype: np.dtype) -> Array:
         """``scale / n`` in the compute dtype."""
-        ct = _random.compute_dtype(dtype)
+        ct = _samplers.compute_dtype(dtype)
         if traced:  # one rounding, as the float64 quotient rounded to `ct` (for an exact `n`)
             return divide(jnp.asarray(scale, ct), denominator(shape))
         return jnp.array(scale / denominator(shape), dtype=ct)
@@ -139,17 +139,17 @@ def variance_scaling(
         if distribution == "truncated_normal":
             if is_complex:
                 stddev = jnp.sqrt(var) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
-                z = _random.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
+                z = _samplers.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
             else:
-                stddev = divide(jnp.sqrt(var), _random.TN2_STD)
-                z = _random.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
+                stddev = divide(jnp.sqrt(var), _samplers.TN2_STD)
+                z = _samplers.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
             out = z * stddev
         elif distribution == "normal":
-            out = _random.normal(key, shape, dtype, out_sharding) * jnp.sqrt(var)
+            out = _samplers.normal(key, shape, dtype, out_sharding) * jnp.sqrt(var)
         elif is_complex:
-            out = _random.complex_uniform(key, shape, dtype, out_sharding) * jnp.sqrt(var)
+            out = _samplers.complex_uniform(key, shape, dtype, out_sharding) * jnp.sqrt(var)
         else:
-            u = _random.uniform(key, shape, dtype, -1, 1, out_sharding)
+            u = _samplers.uniform(key, shape, dtype, -1, 1, out_sharding)
             out = u * jnp.sqrt(3 * var)
         return out.astype(dtype)
 
@@ -163,9 +163,9 @@ def variance_scaling(
             var = variance(shape, dtype)
             factor: Array
             if distribution == "truncated_normal":
-                factor = divide(jnp.sqrt(var), _random.TN2_STD)
+                factor = divide(jnp.sqrt(var), _samplers.TN2_STD)
             elif distribution == "normal":
-                factor = jnp.multiply(_random.SQRT2, jnp.sqrt(var))
+                factor = jnp.multiply(_samplers.SQRT2, jnp.sqrt(var))
             else:
                 factor = jnp.sqrt(3 * var)
             return (z * factor).astype(dtype)

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._typing import Array, KeyArray
 
 BLOCK = 128  # reflectors per block: large enough for matmul rate, small enough for T's cost
@@ -67,7 +67,7 @@ def _replicated(x: Array) -> Array:
 
 def householder_haar(key: KeyArray, m: int, k: int, dtype: np.dtype) -> Array:
     """An ``m x k`` (``m >= k``) matrix with orthonormal columns, Haar distributed, in ``dtype``."""
-    x = _replicated(_random.normal(key, (m, k), dtype))
+    x = _replicated(_samplers.normal(key, (m, k), dtype))
     rows = lax.broadcasted_iota(np.int32, (m, k), 0)
     cols = lax.broadcasted_iota(np.int32, (m, k), 1)
     norm = jnp.sqrt(jnp.sum(jnp.where(rows >= cols, x * x, 0), axis=0))

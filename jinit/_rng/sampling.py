@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _random
+from jinit._rng import samplers as _samplers
 from jinit._typing import Array, KeyArray, OutSharding
 
 
@@ -61,7 +61,7 @@ class Draw:
         """The draw for one key, laid out as ``out_sharding`` (``jax.random``'s rules)."""
         # The args stay static (closed over, not traced by `auto_axes`).
         kernel = lambda k, shape: self.kernel(k, *self.args, shape=shape)
-        return _random.run_kernel(self.name, kernel, shape, out_sharding, key)
+        return _samplers.run_kernel(self.name, kernel, shape, out_sharding, key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +76,10 @@ def uniform(minval: float, maxval: float) -> Draw:
     """U[minval, maxval) in float32, ``jax.random.uniform``'s bits."""
     return Draw(
         "uniform",
-        _random.uniform_kernel,
+        _samplers.uniform_kernel,
         (float(minval), float(maxval)),
-        _random.F32,
-        block=_random.uniform_block,
+        _samplers.F32,
+        block=_samplers.uniform_block,
     )
 
 
@@ -89,17 +89,19 @@ def normal() -> Draw:
     The finish multiplies by ``sqrt(2) * stddev``, the constant XLA folds ``sqrt(2) * z * stddev``
     into under ``jit``, so the result has ``jax.random.normal(...) * stddev``'s bits.
     """
-    return Draw("normal", _random.erf_inv_kernel, (), _random.F32, block=_random.erf_inv_block)
+    return Draw(
+        "normal", _samplers.erf_inv_kernel, (), _samplers.F32, block=_samplers.erf_inv_block
+    )
 
 
 def truncated_normal(lower: float, upper: float) -> Draw:
     """A standard normal truncated to (lower, upper), float32, ``jax.random``'s bits."""
     return Draw(
         "truncated_normal",
-        _random.truncated_normal_kernel,
+        _samplers.truncated_normal_kernel,
         (float(lower), float(upper)),
-        _random.F32,
-        block=_random.truncated_normal_block,
+        _samplers.F32,
+        block=_samplers.truncated_normal_block,
     )
 
 
@@ -154,7 +156,7 @@ def applicable(
         if twin is not None:
             _portable.check_key(where, key)
         return twin
-    return s if _random.use_kernels(key, s.draw.dtype, shape) else None
+    return s if _samplers.use_kernels(key, s.draw.dtype, shape) else None
 
 
 def sampling_of(init: Any, shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None:

@@ -1,17 +1,17 @@
 """Builds every leaf of a planned tree inside one trace, drawing leaves that sample alike together.
 
-Compile time, not sampling, is what a user waits for: XLA compiles one kernel per distinct
-sampler expression, and a tree built one leaf at a time has one such kernel per leaf (a
-transformer's grows with its depth). Here, the leaves whose initializers declare the same
-:class:`~jinit._rng.sampling.Draw` form a :class:`Stream`, whatever their shapes: laid end to end in
-rows of :data:`ROW` counters, each row under its leaf's key, they are drawn by one loop whose
-step (a fixed block of rows) is one kernel, compiled once per draw for the whole tree; each leaf
-is then cut out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
-row-major indices under its own path key, as when it is drawn alone, so the values are
-bit-identical to the per-leaf path (``tests/test_invariants.py``), and the number of sampler
-kernels depends on the tree's draws, not on its depth or shapes (``tests/test_grouping.py``).
-Sharded leaves, and draws without a block form (a batched QR), are grouped by draw, shape and
-sharding instead and drawn stacked, one loop or one batched call per group.
+Compile time, not sampling, is what a user waits for: XLA compiles one kernel per distinct sampler
+expression, and a tree built one leaf at a time has one such kernel per leaf (a transformer's grows
+with its depth). Here, the leaves whose initializers declare the same
+:class:`~jinit._rng.sampling.Draw` form a stream (:mod:`jinit._tree.stream`), whatever their shapes:
+laid end to end in rows of ``ROW`` counters, each row under its leaf's key, they are drawn by one
+loop whose step (a fixed number of rows) is one kernel, compiled once per draw for the whole tree;
+each leaf is then cut out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
+row-major indices under its own path key, as when it is drawn alone, so the values are bit-identical
+to the per-leaf path (``tests/test_invariants.py``), and the number of sampler kernels depends on
+the tree's draws, not on its depth or shapes (``tests/test_grouping.py``). Sharded leaves, and draws
+without a block form (a batched QR), are grouped by draw, shape and sharding instead and drawn
+stacked, one loop or one batched call per group.
 
 Memory: a stream is drawn in chunks of at most :func:`chunk_budget` bytes of float32 draw, so
 XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and more (under 86 MB
@@ -31,7 +31,6 @@ leaf.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +47,8 @@ from jinit._rng import portable as _portable
 from jinit._rng import sampling as _sampling
 from jinit._rng import threefry as _threefry
 from jinit._tree import keys as _keys
+from jinit._tree import sharding as _sharding
+from jinit._tree import stream as _stream
 from jinit._tree import xla
 from jinit._tree.leaf import Leaf
 
@@ -60,10 +61,6 @@ from jinit._tree.leaf import Leaf
 CHUNK_FRACTION = {"flat": 0.08, "stacked": 0.025}
 SMALL_TREE_BYTES = 1 << 30
 MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
-# A Stream's rows: ROW consecutive counters under one key; a loop step draws STEP_ROWS rows
-# (256 KiB of float32), a leaf's last row is padded (at most ROW - 1 spare draws per leaf).
-ROW = 1024
-STEP_ROWS = 64
 
 
 def _axis_types(s: NamedSharding) -> set[AxisType]:
@@ -147,17 +144,10 @@ class KeyTable:
     def one(self, path: str) -> jax.Array:
         """``path``'s key, read at an index XLA sees as a parameter (:class:`xla.Opaque`): a leaf
         drawn alone then compiles to the same kernel as any other of its shape and scheme."""
-        return _row(self.keys, self.opaque(self.index[path]))
+        return xla.row(self.keys, self.opaque(self.index[path]))
 
     def take(self, paths: Sequence[str]) -> jax.Array:
         return self.keys[np.array([self.index[p] for p in paths], np.int32)]
-
-
-def _row(x: jax.Array, i: jax.Array) -> jax.Array:
-    """``x[i]`` for an in-bounds traced ``i``: one dynamic slice (``lax.dynamic_index_in_dim`` is
-    a jitted function, slower to trace, once per leaf)."""
-    start: tuple[Any, ...] = (i, *(np.int32(0),) * (x.ndim - 1))
-    return lax.dynamic_slice(x, start, (1, *x.shape[1:]), **xla.IN_BOUNDS).reshape(x.shape[1:])
 
 
 def _paths(leaf: Leaf, where: str) -> list[str]:
@@ -203,7 +193,7 @@ def _takes_out_sharding(init: Any) -> bool:
 def chunk_budget(leaves: Sequence[Leaf]) -> int:
     """The most bytes of float32 draw one chunk may hold, for this tree."""
     total = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in leaves)
-    kind = "stacked" if any(_sharded(leaf.sharding) for leaf in leaves) else "flat"
+    kind = "stacked" if any(_sharding.is_split(leaf.sharding) for leaf in leaves) else "flat"
     return min(MAX_CHUNK_BYTES, int(CHUNK_FRACTION[kind] * max(total, SMALL_TREE_BYTES)))
 
 
@@ -239,7 +229,7 @@ def _draw_batch(
     leaves), so it exists only once the previous loop has ended: without that data dependence
     XLA's scheduler allocates every chunk's buffer at the start. (XLA reads that element from
     the previous chunk's buffer, so two chunks' buffers are alive at once, and buffers of
-    several sizes fragment its heap. Unsharded leaves are drawn in a :class:`Stream` instead.)
+    several sizes fragment its heap. Unsharded leaves are drawn in a stream instead.)
     """
     n, batch, leaf_sharding = (
         keys.shape[0],
@@ -263,143 +253,9 @@ def _draw_batch(
         n,
         lambda i: draw(keys[i], shape, leaf_sharding),
         lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0, **xla.IN_BOUNDS),
-        wait=not _sharded(batch),
+        wait=not _sharding.is_split(batch),
     )
     return place(z, batch)
-
-
-def _sharded(s: Any) -> bool:
-    return isinstance(s, NamedSharding) and any(p is not None for p in s.spec)
-
-
-class Stream:
-    """The leaves of one draw laid end to end in one counter space, drawn in fixed-size blocks.
-
-    Leaf ``m`` takes rows ``starts[m] .. starts[m + 1]`` of :data:`ROW` elements each; element
-    ``e`` of its row ``r`` holds the value at row-major index ``(r - starts[m]) * ROW + e`` under
-    its own key (:attr:`Draw.block <jinit.Draw>`), exactly as when the leaf is drawn alone (the
-    end of its last row is spare). A loop step draws :data:`STEP_ROWS` rows, each row finding
-    its leaf among ``starts``: the step's kernel depends on the draw alone, not on the leaves'
-    shapes. The leaves are drawn in chunks of consecutive leaves of at most ``budget_rows``
-    rows; every chunk's first row, step count and every leaf's offset in its chunk are read
-    from traced tables at indices XLA sees as parameters (:class:`xla.Opaque`), so that all chunks'
-    loops are one computation and all cuts of one shape and finish another, each compiled once.
-    """
-
-    def __init__(
-        self,
-        draw: _sampling.Draw,
-        keys: KeyTable,
-        paths: list[str],
-        sizes: list[int],
-        budget_rows: int,
-    ):
-        rows = [-(-n // ROW) for n in sizes]
-        starts = np.cumsum([0, *rows])
-        if starts[-1] >= 2**31 - STEP_ROWS:
-            raise ValueError(f"jinit: a stream of {starts[-1]} rows overflows its int32 rows.")
-        self.chunks = list(_stream_chunks(rows, budget_rows))
-        first = np.array([starts[lo] for lo, _ in self.chunks])
-        steps = np.array([-(-(starts[hi] - starts[lo]) // STEP_ROWS) for lo, hi in self.chunks])
-        chunk_of = np.repeat(np.arange(len(self.chunks)), [hi - lo for lo, hi in self.chunks])
-        offsets = (starts[:-1] - first[chunk_of]) * ROW
-        self.rows = int(steps.max(initial=0)) * STEP_ROWS  # the most rows a chunk draws
-        assert draw.block is not None  # (see _streamable)
-        self.block_of, self.args = draw.block, draw.args
-        self.opaque = keys.opaque
-        self.words = jax.random.key_data(keys.take(paths))
-        # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
-        self.starts, self.first, self.steps, self.offsets = (
-            jnp.asarray(t, np.int32) + keys.opaque.zero for t in (starts, first, steps, offsets)
-        )
-
-    def _at(self, table: jax.Array, j: int) -> jax.Array:
-        return _row(table, self.opaque(j))
-
-    def block(self, first_row: jax.Array) -> jax.Array:
-        """Rows ``first_row .. first_row + STEP_ROWS`` of the stream, as ``(STEP_ROWS, ROW)``."""
-        return _block(self.block_of, self.args, first_row, self.starts, self.words)
-
-    def draw_chunk(
-        self, c: int, buffer: jax.Array, carry: list[jax.Array]
-    ) -> tuple[jax.Array, list[jax.Array]]:
-        """Chunk ``c``'s rows into the flat float32 ``buffer`` (in place), from its start.
-
-        ``carry`` (float32 leaves cut from ``buffer`` before, or none) rides through the loop,
-        and every step reads one element of each (:func:`_pipelined`): the loop then cannot
-        start before those cuts are done, so it may overwrite the buffer they were cut from,
-        and one buffer serves chunk after chunk. (A value computed from those leaves outside the
-        loop does not order the cuts: XLA reads it from the buffer instead. Leaves of other
-        dtypes are not carried: XLA's CPU backend would carry a bfloat16 array through a loop as
-        a float32 copy. Their chunks reuse the buffer all the same when each new buffer is made
-        from one element of each leaf, :func:`_zeros_after`; ``tests/test_grouping.py`` checks
-        both.)
-        """
-        first, size = self._at(self.first, c), STEP_ROWS * ROW
-        return xla.pipelined(
-            buffer,
-            buffer[:size].reshape(STEP_ROWS, ROW),
-            self._at(self.steps, c),
-            lambda i: self.block(first + i * STEP_ROWS),
-            lambda z, d, i: lax.dynamic_update_slice(
-                z, d.reshape(-1), (i * np.int32(size),), **xla.IN_BOUNDS
-            ),
-            wait=True,
-            carry=carry,
-        )
-
-    def cut(self, buffer: jax.Array, m: int, shape: tuple[int, ...]) -> jax.Array:
-        """Leaf ``m`` out of ``buffer``, which holds its chunk's rows."""
-        offset = (self._at(self.offsets, m),)
-        return lax.dynamic_slice(buffer, offset, (math.prod(shape),), **xla.IN_BOUNDS).reshape(
-            shape
-        )
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _block(
-    block: Callable[..., jax.Array],
-    args: tuple[Any, ...],
-    first_row: jax.Array,
-    starts: jax.Array,
-    words: jax.Array,
-) -> jax.Array:
-    """:meth:`Stream.block`, jitted: traced once per draw, not once per chunk."""
-    r = first_row + lax.iota(np.int32, STEP_ROWS)
-    m = jnp.searchsorted(starts, r, side="right", method="compare_all") - 1
-    m = jnp.clip(m, 0, words.shape[0] - 1)
-    k = words.at[m].get(mode="promise_in_bounds")
-    first = r - starts.at[m].get(mode="promise_in_bounds")
-    first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW)
-    counters = first[:, None] + lax.broadcasted_iota(np.uint32, (STEP_ROWS, ROW), 1)
-    return block(k[:, 0:1], k[:, 1:2], counters, *args)
-
-
-def _streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
-    """Whether ``leaf`` is drawn in its draw's :class:`Stream`: a looped float32 draw with a
-    block form, of a leaf on one device or replicated, of at most half a chunk (a larger leaf
-    is drawn alone) and ``2**32`` elements."""
-    n = math.prod(leaf.shape)
-    return (
-        draw.block is not None
-        and not draw.vmap
-        and np.dtype(draw.dtype) == np.float32
-        and not _sharded(leaf.sharding)
-        and 2 * 4 * n <= budget
-        and n <= 2**32
-    )
-
-
-def _stream_chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int]]:
-    """Consecutive runs ``lo .. hi`` of leaves of at most ``budget_rows`` rows (at least one)."""
-    lo, total = 0, 0
-    for m, r in enumerate(rows):
-        if m > lo and total + r > budget_rows:
-            yield lo, m
-            lo, total = m, 0
-        total += r
-    if rows:
-        yield lo, len(rows)
 
 
 # The platforms on which leaves are grouped into streams by default (``init_tree(group=None)``).
@@ -472,7 +328,7 @@ def _build_all(
                 s = _sampling.applicable(s, root, leaf.shape, portable, where)
         if s is None or 0 in leaf.shape:
             outs[i] = build_one(keys, leaf, where)  # (an empty leaf: nothing to draw)
-        elif _streamable(s.draw, leaf, budget):
+        elif _stream.streamable(s.draw, leaf, budget):
             streams.setdefault(s.draw, []).append((i, s))
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
@@ -484,14 +340,14 @@ def _build_all(
     # Streams: every chunk's buffer has one size, so XLA reuses the same memory for all of them
     # (buffers of many sizes fragment its heap); in float32 the previous chunk's leaves ride
     # through the next loop, which then overwrites their buffer (one buffer in all).
-    budget_rows = max(1, budget // (4 * ROW))
+    budget_rows = max(1, budget // (4 * _stream.ROW))
     runs = []
     for draw, members in streams.items():
         paths = [leaves[i].path for i, _ in members]
         sizes = [math.prod(leaves[i].shape) for i, _ in members]
-        stream = Stream(draw, keys, paths, sizes, budget_rows)
+        stream = _stream.Stream(draw, keys, paths, sizes, budget_rows)
         runs += [(stream, members, c) for c in range(len(stream.chunks))]
-    flat_size = max((st.rows * ROW for st, _, _ in runs), default=0)
+    flat_size = max((st.rows * _stream.ROW for st, _, _ in runs), default=0)
     buffer: jax.Array | None = None
     previous: list[int] = []  # the leaves of the last chunk drawn in a loop
     for stream, members, c in runs:
@@ -528,7 +384,7 @@ def _build_all(
             rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
         else:
             z = _draw_batch(draw, keys.take(paths), shape, sharding, after)
-            rows = [_row(z, cut(j)) for j in range(len(chunk))]
+            rows = [xla.row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
             finish(i, s, row)

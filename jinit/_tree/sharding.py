@@ -145,3 +145,8 @@ def resolve_leaf_sharding(
     """A leaf's sharding when none is given: its Flax box's partitioning, else its own."""
     s = None if box is None else _box_sharding(box, mesh, logical, path, where)
     return resolve_sharding(s, leaf, mesh, path, where)
+
+
+def is_split(s: Any) -> bool:
+    """Whether the sharding ``s`` splits its array (a NamedSharding with a partitioned axis)."""
+    return isinstance(s, NamedSharding) and any(p is not None for p in s.spec)

@@ -168,3 +168,10 @@ def sign_bit(x: jax.Array) -> jax.Array:
     if jnp.issubdtype(x.dtype, jnp.floating):
         x = lax.bitcast_convert_type(lax.convert_element_type(x, np.float32), np.uint32)
     return lax.shift_right_logical(x.astype(np.uint32), np.uint32(31))
+
+
+def row(x: jax.Array, i: jax.Array) -> jax.Array:
+    """``x[i]`` for an in-bounds traced ``i``: one dynamic slice (``lax.dynamic_index_in_dim`` is
+    a jitted function, slower to trace, once per leaf)."""
+    start: tuple[Any, ...] = (i, *(np.int32(0),) * (x.ndim - 1))
+    return lax.dynamic_slice(x, start, (1, *x.shape[1:]), **IN_BOUNDS).reshape(x.shape[1:])

@@ -1,0 +1,165 @@
+"""A stream: the leaves of one draw laid end to end in one counter space, drawn by one loop.
+
+:func:`jinit._tree.build.build_all` puts every unsharded leaf whose draw has an element-wise
+form (``Draw.block``) into its draw's :class:`Stream` (on a CPU, ``group=True``): one loop
+whose step is one kernel, compiled once per draw for the whole tree, in chunks of consecutive
+leaves; each leaf is then cut out of the chunk's buffer and finished. A leaf's counters are its
+own row-major indices under its own key: the bits of the leaf drawn alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jinit._rng import sampling as _sampling
+from jinit._tree import sharding as _sharding
+from jinit._tree import xla
+from jinit._tree.leaf import Leaf
+
+if TYPE_CHECKING:  # (build.py imports this module)
+    from jinit._tree.build import KeyTable
+
+# A Stream's rows: ROW consecutive counters under one key; a loop step draws STEP_ROWS rows
+# (256 KiB of float32), a leaf's last row is padded (at most ROW - 1 spare draws per leaf).
+ROW = 1024
+STEP_ROWS = 64
+
+
+class Stream:
+    """The leaves of one draw laid end to end in one counter space, drawn by one loop.
+
+    Leaf ``m`` takes rows ``starts[m] .. starts[m + 1]`` of :data:`ROW` elements each; element
+    ``e`` of its row ``r`` holds the value at row-major index ``(r - starts[m]) * ROW + e`` under
+    its own key (:attr:`Draw.block <jinit.Draw>`), exactly as when the leaf is drawn alone (the
+    end of its last row is spare). A loop step draws :data:`STEP_ROWS` rows, each row finding
+    its leaf among ``starts``: the step's kernel depends on the draw alone, not on the leaves'
+    shapes. The leaves are drawn in chunks of consecutive leaves of at most ``budget_rows``
+    rows; every chunk's first row, step count and every leaf's offset in its chunk are read
+    from traced tables at indices XLA sees as parameters (:class:`xla.Opaque`), so that all chunks'
+    loops are one computation and all cuts of one shape and finish another, each compiled once.
+    """
+
+    def __init__(
+        self,
+        draw: _sampling.Draw,
+        keys: KeyTable,
+        paths: list[str],
+        sizes: list[int],
+        budget_rows: int,
+    ):
+        rows = [-(-n // ROW) for n in sizes]
+        starts = np.cumsum([0, *rows])
+        if starts[-1] >= 2**31 - STEP_ROWS:
+            raise ValueError(f"jinit: a stream of {starts[-1]} rows overflows its int32 rows.")
+        self.chunks = list(_chunks(rows, budget_rows))
+        first = np.array([starts[lo] for lo, _ in self.chunks])
+        steps = np.array([-(-(starts[hi] - starts[lo]) // STEP_ROWS) for lo, hi in self.chunks])
+        chunk_of = np.repeat(np.arange(len(self.chunks)), [hi - lo for lo, hi in self.chunks])
+        offsets = (starts[:-1] - first[chunk_of]) * ROW
+        self.rows = int(steps.max(initial=0)) * STEP_ROWS  # the most rows a chunk draws
+        assert draw.block is not None  # (see _streamable)
+        self.elementwise, self.args = draw.block, draw.args
+        self.opaque = keys.opaque
+        self.words = jax.random.key_data(keys.take(paths))
+        # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
+        self.starts, self.first, self.steps, self.offsets = (
+            jnp.asarray(t, np.int32) + keys.opaque.zero for t in (starts, first, steps, offsets)
+        )
+
+    def _at(self, table: jax.Array, j: int) -> jax.Array:
+        return xla.row(table, self.opaque(j))
+
+    def step_rows(self, first_row: jax.Array) -> jax.Array:
+        """Rows ``first_row .. first_row + STEP_ROWS`` of the stream, as ``(STEP_ROWS, ROW)``:
+        one loop step's draw."""
+        return _draw_rows(self.elementwise, self.args, first_row, self.starts, self.words)
+
+    def draw_chunk(
+        self, c: int, buffer: jax.Array, carry: list[jax.Array]
+    ) -> tuple[jax.Array, list[jax.Array]]:
+        """Chunk ``c``'s rows into the flat float32 ``buffer`` (in place), from its start.
+
+        ``carry`` (float32 leaves cut from ``buffer`` before, or none) rides through the loop,
+        and every step reads one element of each (:func:`xla.pipelined`): the loop then cannot
+        start before those cuts are done, so it may overwrite the buffer they were cut from,
+        and one buffer serves chunk after chunk. (A value computed from those leaves outside the
+        loop does not order the cuts: XLA reads it from the buffer instead. Leaves of other
+        dtypes are not carried: XLA's CPU backend would carry a bfloat16 array through a loop as
+        a float32 copy. Their chunks reuse the buffer all the same when each new buffer is made
+        from one element of each leaf, :func:`xla.zeros_after`; ``tests/test_grouping.py`` checks
+        both.)
+        """
+        first, size = self._at(self.first, c), STEP_ROWS * ROW
+        return xla.pipelined(
+            buffer,
+            buffer[:size].reshape(STEP_ROWS, ROW),
+            self._at(self.steps, c),
+            lambda i: self.step_rows(first + i * STEP_ROWS),
+            lambda z, d, i: lax.dynamic_update_slice(
+                z, d.reshape(-1), (i * np.int32(size),), **xla.IN_BOUNDS
+            ),
+            wait=True,
+            carry=carry,
+        )
+
+    def cut(self, buffer: jax.Array, m: int, shape: tuple[int, ...]) -> jax.Array:
+        """Leaf ``m`` out of ``buffer``, which holds its chunk's rows."""
+        offset = (self._at(self.offsets, m),)
+        return lax.dynamic_slice(buffer, offset, (math.prod(shape),), **xla.IN_BOUNDS).reshape(
+            shape
+        )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _draw_rows(
+    elementwise: Callable[..., jax.Array],
+    args: tuple[Any, ...],
+    first_row: jax.Array,
+    starts: jax.Array,
+    words: jax.Array,
+) -> jax.Array:
+    """:meth:`Stream.step_rows`, jitted: traced once per draw, not once per chunk. Each row's
+    key is its leaf's; ``elementwise`` is the draw's element-wise form (``Draw.block``)."""
+    r = first_row + lax.iota(np.int32, STEP_ROWS)
+    m = jnp.searchsorted(starts, r, side="right", method="compare_all") - 1
+    m = jnp.clip(m, 0, words.shape[0] - 1)
+    k = words.at[m].get(mode="promise_in_bounds")
+    first = r - starts.at[m].get(mode="promise_in_bounds")
+    first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW)
+    counters = first[:, None] + lax.broadcasted_iota(np.uint32, (STEP_ROWS, ROW), 1)
+    return elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
+
+
+def streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
+    """Whether ``leaf`` is drawn in its draw's :class:`Stream`: a looped float32 draw with a
+    block form, of a leaf on one device or replicated, of at most half a chunk (a larger leaf
+    is drawn alone) and ``2**32`` elements."""
+    n = math.prod(leaf.shape)
+    return (
+        draw.block is not None
+        and not draw.vmap
+        and np.dtype(draw.dtype) == np.float32
+        and not _sharding.is_split(leaf.sharding)
+        and 2 * 4 * n <= budget
+        and n <= 2**32
+    )
+
+
+def _chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int]]:
+    """Consecutive runs ``lo .. hi`` of leaves of at most ``budget_rows`` rows (at least one)."""
+    lo, total = 0, 0
+    for m, r in enumerate(rows):
+        if m > lo and total + r > budget_rows:
+            yield lo, m
+            lo, total = m, 0
+        total += r
+    if rows:
+        yield lo, len(rows)
