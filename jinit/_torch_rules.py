@@ -120,8 +120,8 @@ def torch_defaults() -> TorchDefaults:
       (True, 1.0)
       >>> for r in jinit.explain(jax.eval_shape(lambda: v), jinit.torch.defaults())[:2]:
       ...     print(r.path, "|", r.rule)
-      params/layers_0/bias | torch_defaults(): bias, U(±1/sqrt(400))
-      params/layers_0/kernel | torch_defaults(): Linear weight, U(±1/sqrt(400))
+      params/layers_0/bias | torch.defaults(): bias, U(±1/sqrt(400))
+      params/layers_0/kernel | torch.defaults(): Linear weight, U(±1/sqrt(400))
 
     References:
       ``torch.nn.Linear``, ``torch.nn.Conv2d``, ``torch.nn.Embedding``, ``torch.nn.LayerNorm``
