@@ -10,6 +10,7 @@ from jax.sharding import Mesh, NamedSharding, Sharding
 
 from jinit import _describe, _tree, _value
 from jinit._tree import rules as _rules
+from jinit._tree import sharding as _sharding
 from jinit._typing import Initializer
 
 # A parameter whose last path component is one of these is a weight: `default=` on it is noted.
@@ -66,7 +67,7 @@ def _placement(sharding: Sharding | None) -> str:
     if sharding is None:
         return "one device"
     if isinstance(sharding, NamedSharding):
-        return "replicated" if all(e is None for e in sharding.spec) else str(sharding.spec)
+        return str(sharding.spec) if _sharding.is_split(sharding) else "replicated"
     return str(sharding)
 
 

@@ -59,7 +59,7 @@ class Stream:
         starts = np.cumsum([0, *rows])
         if starts[-1] >= 2**31 - STEP_ROWS:
             raise ValueError(f"jinit: a stream of {starts[-1]} rows overflows its int32 rows.")
-        self.chunks = list(_chunks(rows, budget_rows))
+        self.chunks = list(_row_chunks(rows, budget_rows))
         first = np.array([starts[lo] for lo, _ in self.chunks])
         steps = np.array([-(-(starts[hi] - starts[lo]) // STEP_ROWS) for lo, hi in self.chunks])
         chunk_of = np.repeat(np.arange(len(self.chunks)), [hi - lo for lo, hi in self.chunks])
@@ -153,7 +153,7 @@ def streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
     )
 
 
-def _chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int]]:
+def _row_chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int]]:
     """Consecutive runs ``lo .. hi`` of leaves of at most ``budget_rows`` rows (at least one)."""
     lo, total = 0, 0
     for m, r in enumerate(rows):
