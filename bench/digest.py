@@ -87,6 +87,10 @@ def digests() -> dict[str, str]:
             _portable.uniform_kernel(key, -1.0, 1.0, shape=SHAPE),
             ref.uniform(words, (64, 64), -1.0, 1.0),  # the Fraction reference is slow: 4096
         ),
+        "orthogonal(300, 200)": (
+            jinit.portable(jinit.orthogonal())(key, (300, 200)),
+            ref.orthogonal(words, 300, 200),
+        ),
     }
     for name, (got, want) in draws.items():
         got = np.asarray(got)

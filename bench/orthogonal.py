@@ -8,6 +8,8 @@ machine noise hits all cases alike:
 * ``matmul``: one ``n x n @ n x n`` float32 matmul, the machine's own yardstick;
 * ``jinit qr``: ``jinit.orthogonal()`` (jax's QR algorithm and bits);
 * ``jinit householder``: ``jinit.orthogonal(method="householder")``;
+* ``jinit portable``: ``jinit.portable(jinit.orthogonal())`` (exact products, the same bits on
+  every machine);
 * ``jax``: ``jax.nn.initializers.orthogonal()``.
 
 Each row also reports ``max |Q^T Q - I|`` of the two jinit methods (float64 check on the host).
@@ -38,11 +40,13 @@ def _cases(n: int) -> dict[str, Callable[[], Any]]:
     b = jax.random.normal(jax.random.key(2), (n, n), jnp.float32)
     matmul = jax.jit(jnp.matmul)
     qr, hh = jinit.orthogonal(), jinit.orthogonal(method="householder")
+    pt = jinit.portable(jinit.orthogonal())
     jax_init = jax.jit(jax.nn.initializers.orthogonal(), static_argnums=(1,))
     return {
         "matmul": lambda: matmul(a, b),
         "jinit qr": lambda: qr(key, (n, n)),
         "jinit householder": lambda: hh(key, (n, n)),
+        "jinit portable": lambda: pt(key, (n, n)),
         "jax": lambda: jax_init(key, (n, n)),
     }
 

@@ -330,19 +330,19 @@ def kernels_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     return render(head, cells, markdown)
 
 
-ORTHOGONAL_CASES = ("jinit householder", "jinit qr", "jax")
+ORTHOGONAL_CASES = ("jinit householder", "jinit qr", "jinit portable", "jax")
 
 
 def orthogonal_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     """One row per size: one matmul's seconds, each method as a ratio to it, orthogonality."""
     head = ["n", "matmul s", *(f"{c} x matmul" for c in ORTHOGONAL_CASES)]
-    head += ["max|QtQ-I| householder", "max|QtQ-I| qr"]
+    head += ["max|QtQ-I| householder", "max|QtQ-I| qr", "max|QtQ-I| portable"]
     cells = [
         [
             str(r["n"]),
             f"{r['seconds']['matmul']:.3f}",
             *(f"{r['ratio_to_matmul'][c]:.2f}" for c in ORTHOGONAL_CASES),
-            *(f"{r['max_abs_QtQ_minus_I'][c]:.1e}" for c in ORTHOGONAL_CASES[:2]),
+            *(f"{r['max_abs_QtQ_minus_I'][c]:.1e}" for c in ORTHOGONAL_CASES[:3]),
         ]
         for r in rows
     ]

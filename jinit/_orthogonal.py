@@ -33,8 +33,12 @@ def _orthogonal_matrix(key: KeyArray, n: int, m: int, dtype: np.dtype, method: s
 
     ``"qr"``: jax.random.orthogonal's algorithm (QR of a normal matrix with Mezzadri's sign fix),
     jax's bits. ``"householder"``: the same law from matmuls only (:mod:`jinit._rng.haar`).
+    In portable mode, either method: the Householder law with exact matmuls, the same bits on
+    every machine (:func:`jinit._rng.haar.exact_householder_haar`).
     """
-    if method == "householder":
+    if _portable.active() and dtype == _samplers.F32:
+        x = _haar.exact_householder_haar(key, max(n, m), min(n, m))
+    elif method == "householder":
         x = _haar.householder_haar(key, max(n, m), min(n, m), dtype)
     else:
         z = _samplers.normal(key, (max(n, m), min(n, m)), dtype)

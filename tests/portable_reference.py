@@ -162,3 +162,76 @@ def mul_add(x: np.ndarray, factor: float, shift: float) -> np.ndarray:
         acc = round_f32(Fraction(float(acc)) + x_lo * f_lo)
         out.append(round_f32(Fraction(float(acc)) + m))
     return np.array(out, np.float32).reshape(np.shape(x))
+
+
+# --- portable orthogonal: Householder reflectors with exact (Ozaki-split) products ---
+
+BITS, LIMBS, CHUNK, BLOCK = 6, 5, 4096, 128
+F32 = np.float32
+
+
+def _split(x: np.ndarray, axis: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Slices of ``x``: powers of two put each row (``axis=1``) or column (``axis=0``) below
+    ``2**BITS``; then ``LIMBS`` rounds of round-to-nearest-even and scale the rest up."""
+    amax = np.max(np.abs(x), axis=axis, keepdims=True)
+    _, e = np.frexp(amax)  # amax = f * 2**e, 0.5 <= f < 1 (e = 0 for amax = 0)
+    e = np.where(amax == 0, -126, e)
+    e = np.clip(e, -126 + BITS, 127)
+    y = x * np.ldexp(F32(1), BITS - e).astype(F32)
+    slices = []
+    for _ in range(LIMBS):
+        s = np.round(y)
+        slices.append(s)
+        y = ((y - s) * F32(2**BITS)).astype(F32)
+    return slices, e
+
+
+def _slice_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer matmul per chunk of ``CHUNK`` terms (exact), the chunk sums added in float32."""
+    out = None
+    for c in range(0, a.shape[1], CHUNK):
+        ints = a[:, c : c + CHUNK].astype(np.int64) @ b[c : c + CHUNK].astype(np.int64)
+        part = ints.astype(F32)  # below 2**24: exact
+        out = part if out is None else (out + part).astype(F32)
+    return out
+
+
+def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sa, ea = _split(a, 1)
+    sb, eb = _split(b, 0)
+    out = np.zeros((a.shape[0], b.shape[1]), F32)
+    for w in reversed(range(LIMBS)):
+        for i in range(w + 1):
+            out = (out + _slice_product(sa[i], sb[w - i]) * F32(2.0 ** (-BITS * w))).astype(F32)
+    out = (out * np.ldexp(F32(1), ea - BITS).astype(F32)).astype(F32)
+    return (out * np.ldexp(F32(1), eb - BITS).astype(F32)).astype(F32)
+
+
+def orthogonal(key: tuple[int, int], m: int, k: int) -> np.ndarray:
+    """The portable ``m x k`` (``m >= k``) Haar matrix: reflectors from the portable normal,
+    accumulated backwards in blocks of ``BLOCK`` in compact WY form, ``T`` by LAPACK's
+    ``larft`` recurrence; every product exact, every other operation one float32 rounding."""
+    x = normal(key, (m, k))
+    rows, cols = np.indices((m, k))
+    ones = np.ones((1, m), F32)
+    norm = np.sqrt(exact_matmul(ones, np.where(rows >= cols, x * x, F32(0)))[0])
+    d = np.diagonal(x)
+    sign = np.where(d >= 0, F32(1), F32(-1))
+    head = np.where(norm == 0, F32(1), d + sign * norm)
+    v = np.where(rows > cols, x, F32(0)) + np.where(rows == cols, head[None, :], F32(0))
+    q = np.eye(m, k, dtype=F32)
+    for a in reversed(range(0, k, BLOCK)):
+        e = min(a + BLOCK, k)
+        vb = v[a:, a:e]
+        g = exact_matmul(vb.T, vb)
+        b = g.shape[0]
+        tau = F32(2) / np.diagonal(g)
+        t = np.zeros((b, b), F32)
+        for j in range(b):
+            above = np.where(np.arange(b) < j, g[:, j], F32(0))
+            t[:j, j] = (-tau[j] * exact_matmul(t, above[:, None])[:, 0])[:j]
+            t[j, j] = tau[j]
+        corner = q[a:, a:]
+        w = exact_matmul(t, exact_matmul(vb.T, corner))
+        q[a:, a:] = corner - exact_matmul(vb, w)
+    return q * (-sign)[None, :]

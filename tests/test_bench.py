@@ -380,7 +380,7 @@ def test_portable_digests_match_the_recorded_cpu_run(capsys):
     assert cli.main(["digest", "--compare", "bench/results/digest-cpu.json"]) == 0
     out = capsys.readouterr().out
     assert "OK: every portable row agrees" in out
-    assert len(re.findall(r"== numpy reference +True", out)) == 3
+    assert len(re.findall(r"== numpy reference +True", out)) == 4
 
 
 def test_digest_subcommand_exits_1_where_a_portable_row_differs(tmp_path):

@@ -160,9 +160,10 @@ def test_benchmark_reports_ratios_and_orthogonality():
     from bench import orthogonal as bench_orthogonal
 
     (row,) = bench_orthogonal.run([64], repeats=1)
-    assert set(row["ratio_to_matmul"]) == {"matmul", "jinit qr", "jinit householder", "jax"}
+    cases = {"matmul", "jinit qr", "jinit householder", "jinit portable", "jax"}
+    assert set(row["ratio_to_matmul"]) == cases
     assert row["ratio_to_matmul"]["matmul"] == 1.0
-    for method in ("jinit qr", "jinit householder"):
+    for method in ("jinit qr", "jinit householder", "jinit portable"):
         assert row["max_abs_QtQ_minus_I"][method] < 1e-5
 
 

@@ -24,6 +24,13 @@ matmuls of inner size ``b``.
 Gram summed over 4096 rows in one pass is off by about ``sqrt(4096)`` ulps, which shows as a
 ``2e-6`` loss of orthogonality. Summing the Gram over 64-row chunks, then pairwise, keeps
 ``max |Q^T Q - I|`` near ``1e-6`` at 4096 (jax's LAPACK QR: ``7e-7``).
+
+**Portable mode** (:func:`exact_householder_haar`): the same reflectors and blocks, with every
+sum an exact matmul (:mod:`jinit._rng.exact`) and ``T`` built column by column (LAPACK's
+``larft`` recurrence) instead of by a triangular solve, whose kernel is the machine's own. What
+is left is exact (maxima, signs, selections, powers of two) or one IEEE operation each
+(``+ - * / sqrt``, rounded correctly on every CPU), so the result is the same on every CPU, and
+``tests/portable_reference.py`` recomputes it bit for bit in NumPy.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jinit._rng import exact as _exact
 from jinit._rng import samplers as _samplers
 from jinit._typing import Array, KeyArray
 
@@ -89,4 +97,49 @@ def householder_haar(key: KeyArray, m: int, k: int, dtype: np.dtype) -> Array:
         )  # T = S^{-1}: b x b, cheap
         corner = q[a:, a:]
         q = _replicated(q.at[a:, a:].set(corner - vb @ (t @ (vb.T @ corner))))
+    return _replicated(q * (-sign)[None, :])
+
+
+def _colsum(x: Array) -> Array:
+    """Column sums of ``x`` as one exact matmul (the same bits on every machine)."""
+    return _exact.matmul(jnp.ones((1, x.shape[0]), x.dtype), x)[0]
+
+
+def _t_factor(g: Array) -> Array:
+    """``T`` with ``I - V T V^T`` orthogonal, from the Gram ``G = V^T V``: LAPACK's ``larft``
+    recurrence ``T[:j, j] = -tau_j T[:j, :j] G[:j, j]``, ``tau_j = 2 / G[j, j]`` (the inverse of
+    ``striu(G) + diag(G) / 2`` column by column), every product exact."""
+    b = g.shape[0]
+    idx = jnp.arange(b)
+    tau = 2.0 / jnp.diagonal(g)
+
+    def column(j: Array, t: Array) -> Array:
+        above = jnp.where(idx < j, g[:, j], 0)
+        col = jnp.where(idx < j, -tau[j] * _exact.matmul(t, above[:, None])[:, 0], 0)
+        return t.at[:, j].set(jnp.where(idx == j, tau[j], col))
+
+    return lax.fori_loop(0, b, column, jnp.zeros((b, b), g.dtype))
+
+
+def exact_householder_haar(key: KeyArray, m: int, k: int) -> Array:
+    """:func:`householder_haar` in float32 with machine-independent arithmetic (portable mode)."""
+    f32 = np.dtype(np.float32)
+    x = _replicated(_samplers.normal(key, (m, k), f32))
+    rows = lax.broadcasted_iota(np.int32, (m, k), 0)
+    cols = lax.broadcasted_iota(np.int32, (m, k), 1)
+    norm = jnp.sqrt(_colsum(jnp.where(rows >= cols, x * x, 0)))
+    d = jnp.diagonal(x)
+    sign = jnp.where(d >= 0, 1, -1).astype(f32)
+    head = jnp.where(norm == 0, 1, d + sign * norm)
+    v = jnp.where(rows > cols, x, 0) + jnp.where(rows == cols, head[None, :], 0)
+    # v is left unnormalised (T's tau_j = 2 / |v_j|^2 absorbs the scale): XLA rewrites a
+    # division by a sqrt into a multiplication by rsqrt, whose CPU kernel is the ISA's own.
+    q = jnp.eye(m, k, dtype=f32)
+    for a in reversed(range(0, k, BLOCK)):
+        e = min(a + BLOCK, k)
+        vb = v[a:, a:e]
+        t = _t_factor(_exact.matmul(vb.T, vb))
+        corner = q[a:, a:]
+        w = _exact.matmul(t, _exact.matmul(vb.T, corner))
+        q = _replicated(q.at[a:, a:].set(corner - _exact.matmul(vb, w)))
     return _replicated(q * (-sign)[None, :])
