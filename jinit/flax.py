@@ -16,7 +16,7 @@ from flax import linen, nnx
 from flax.core import spmd as core_spmd
 from jax.sharding import AxisType, Mesh
 
-from jinit import _tree
+from jinit import _flax_calls, _tree
 from jinit._tree import keys as _keys
 from jinit._typing import Initializer
 
@@ -98,8 +98,14 @@ def init_linen(
     _keys.as_key(key, where)
     mesh = _tree.check_mesh(mesh, where)
     init = functools.partial(module.init, method=method, **kwargs)
-    with _auto_axes():
+    calls: dict[str, _flax_calls.Call] = {}
+    with _auto_axes(), _flax_calls.record(calls):
         abstract = jax.eval_shape(init, _keys.as_key(0), *args)
+
+    def adapt(path: str, shape: tuple[int, ...], init: Initializer) -> Initializer:
+        call = calls.get(path)
+        return init if call is None else _flax_calls.adapt(call, shape, init)
+
     return _tree.initialize(
         key,
         abstract,
@@ -111,6 +117,7 @@ def init_linen(
         allow_unused_rules=allow_unused_rules,
         group=group,
         portable=portable,
+        adapt=adapt,
     )
 
 

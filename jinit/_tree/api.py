@@ -83,8 +83,10 @@ def initialize(
     portable: bool = False,
     allow_unused_rules: bool | None = None,
     logical_axis_rules: Any = None,
+    adapt: Any = None,
 ) -> Any:
-    """:func:`init_tree` for the entry point ``where`` (its name is in every error)."""
+    """:func:`init_tree` for the entry point ``where`` (its name is in every error); ``adapt``
+    as for :func:`~jinit._tree.plan.plan`."""
     if allow_unused_rules is None:  # a rule that matches nothing is silent only with a default
         allow_unused_rules = default is None
     if not isinstance(allow_unused_rules, bool):
@@ -101,6 +103,7 @@ def initialize(
         where,
         allow_unused_rules=allow_unused_rules,
         logical_axis_rules=logical_axis_rules,
+        adapt=adapt,
     )
     return structure.unflatten(run(key, leaves, where, group, portable))
 

@@ -3,6 +3,7 @@ dtype, sharding, initializer), everything static, and the structure to put the b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -27,8 +28,12 @@ def plan(
     *,
     allow_unused_rules: bool = True,
     logical_axis_rules: Any = None,
+    adapt: Callable[[str, tuple[int, ...], Initializer], Initializer] | None = None,
 ) -> tuple[tuple[Leaf, ...], _boxes.Structure]:
-    """Resolves every leaf's initializer and sharding, statically; raises naming the path."""
+    """Resolves every leaf's initializer and sharding, statically; raises naming the path.
+
+    ``adapt(path, shape, init)``: the initializer a rule's ``init`` becomes at that parameter
+    (the Flax helpers' module fans, :mod:`jinit._flax_calls`)."""
     module = _eqx_tree.adapt(abstract_tree, where)  # an equinox model: its arrays
     if module is not None:
         abstract_tree, rules = module.params, module.bind(rules)
@@ -60,6 +65,7 @@ def plan(
     for (path, leaf, box), s in zip(flat, per_leaf, strict=True):
         index, pattern, init = _rules.match(compiled, default, path, where)
         init = init if module is None else module.laid_out(path, init)
+        init = init if adapt is None else adapt(path, tuple(leaf.shape), init)
         used.add(index)
         if s is None:
             sharding = _sharding.resolve_leaf_sharding(
