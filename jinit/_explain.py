@@ -124,7 +124,31 @@ def explain(
       conv/kernel conv/kernel$ 0.1179 None
       head/kernel default 0.0 default= on a weight-like parameter
     """
-    where = "explain"
+    return explain_with(
+        abstract_tree,
+        rules,
+        default=default,
+        allow_unused_rules=allow_unused_rules,
+        shardings=shardings,
+        mesh=mesh,
+        logical_axis_rules=logical_axis_rules,
+    )
+
+
+def explain_with(
+    abstract_tree: Any,
+    rules: _rules.Rules,
+    *,
+    default: Initializer | None = None,
+    allow_unused_rules: bool = False,
+    shardings: Any = None,
+    mesh: Mesh | None = None,
+    logical_axis_rules: Any = None,
+    adapt: Any = None,
+    where: str = "explain",
+) -> Explanation:
+    """:func:`explain` with an ``adapt`` (the Flax helpers' module fans, whose ``note`` says
+    which fans a parameter gets and why)."""
     if not isinstance(allow_unused_rules, bool):
         raise TypeError(
             f"`{where}(allow_unused_rules=...)` must be a bool; got {allow_unused_rules!r}."
@@ -139,14 +163,17 @@ def explain(
         where,
         allow_unused_rules=allow_unused_rules,
         logical_axis_rules=logical_axis_rules,
+        adapt=adapt,
     )
     out = []
     for leaf in leaves:
         fan_in, fan_out, mean, std = _describe.intended(leaf.init, leaf.shape)
         weight = leaf.path.rsplit("/", 1)[-1] in WEIGHT_NAMES
-        note = (
-            "default= on a weight-like parameter" if leaf.pattern == "default" and weight else None
-        )
+        notes = [
+            "default= on a weight-like parameter" if leaf.pattern == "default" and weight else None,
+            getattr(adapt, "note", lambda *_: None)(leaf.path, leaf.shape),
+        ]
+        note = "; ".join(n for n in notes if n) or None
         out.append(
             ParamRule(
                 leaf.path,

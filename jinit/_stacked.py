@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -142,6 +142,31 @@ def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:
     if isinstance(axes, bool) or not isinstance(axes, (int, np.integer)) or axes < 1:
         raise ValueError(f"`stacked(axes=...)` must be a positive int; got {axes!r}.")
     return Stacked("stacked", init=init, unroll_spec=unroll, axes=int(axes), wraps=init)
+
+
+@dataclasses.dataclass(frozen=True)
+class InsertAfter:
+    """``stacked``'s ``unroll``: the layer index goes after the first ``depth`` path components
+    (a value, so equal calls compile once)."""
+
+    depth: int
+
+    def __call__(self, path: str, index: tuple[int, ...]) -> str:
+        parts = path.split("/")
+        return "/".join([*parts[: self.depth], *map(str, index), *parts[self.depth :]])
+
+
+def stack_depth(path: str, stack: tuple[int, ...], shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Path components before the layer index: the outermost module on ``path`` (below the
+    model itself, unless the model is one layer) under which every parameter starts with
+    ``stack``: the module a transform stacked (``blocks`` -> ``blocks/3/mlp/kernel``)."""
+    parts = path.split("/")
+    for depth in range(1 if len(parts) > 1 else 0, len(parts)):
+        prefix = "/".join(parts[:depth])
+        under = [s for p, s in shapes.items() if not prefix or p.startswith(prefix + "/")]
+        if all(s[: len(stack)] == stack for s in under):
+            return depth
+    return len(parts) - 1
 
 
 def layer_paths(leaf: Leaf, init: Stacked) -> list[str]:

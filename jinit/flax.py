@@ -16,7 +16,7 @@ from flax import linen, nnx
 from flax.core import spmd as core_spmd
 from jax.sharding import AxisType, Mesh
 
-from jinit import _flax_calls, _tree
+from jinit import _explain, _flax_calls, _tree
 from jinit._tree import keys as _keys
 from jinit._typing import Initializer
 
@@ -97,15 +97,7 @@ def init_linen(
     where = "init_linen"
     _keys.as_key(key, where)
     mesh = _tree.check_mesh(mesh, where)
-    init = functools.partial(module.init, method=method, **kwargs)
-    calls: dict[str, _flax_calls.Call] = {}
-    with _auto_axes(), _flax_calls.record(calls):
-        abstract = jax.eval_shape(init, _keys.as_key(0), *args)
-
-    def adapt(path: str, shape: tuple[int, ...], init: Initializer) -> Initializer:
-        call = calls.get(path)
-        return init if call is None else _flax_calls.adapt(call, shape, init)
-
+    abstract, fans = _linen_abstract(module, args, method, kwargs, where)
     return _tree.initialize(
         key,
         abstract,
@@ -117,8 +109,106 @@ def init_linen(
         allow_unused_rules=allow_unused_rules,
         group=group,
         portable=portable,
-        adapt=adapt,
+        adapt=fans,
     )
+
+
+def _linen_abstract(
+    module: Any, args: tuple, method: Any, kwargs: dict, where: str
+) -> tuple[Any, _flax_calls.ModuleFans]:
+    """``module.init``'s shapes, and the calls of its parameters' initializers."""
+    init = functools.partial(module.init, method=method, **kwargs)
+    calls: dict[str, _flax_calls.Call] = {}
+    with _auto_axes(), _flax_calls.record(calls):
+        abstract = jax.eval_shape(init, _keys.as_key(0), *args)
+    return abstract, _flax_calls.ModuleFans(calls, where)
+
+
+def explain_linen(
+    module: Any,
+    rules: _tree.Rules,
+    *args: Any,
+    default: Initializer | None = None,
+    allow_unused_rules: bool = False,
+    mesh: Mesh | None = None,
+    logical_axis_rules: LogicalRules | None = None,
+    method: Callable | str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """:func:`jinit.explain` for what :func:`init_linen` makes: each parameter's rule,
+    initializer, fans and target std as its module's own init would use them, with a note
+    where they are not the stored shape's (a flattened ``DenseGeneral`` kernel, one layer of
+    an ``nn.scan`` / ``nn.vmap`` stack).
+
+    Examples:
+      >>> import jax.numpy as jnp, flax.linen as nn, jinit, jinit.flax
+      >>> attn = nn.MultiHeadDotProductAttention(num_heads=4)
+      >>> rules = [(r"kernel$", jinit.lecun_normal()), (r"bias$", jinit.zeros)]
+      >>> row = jinit.flax.explain_linen(attn, rules, jnp.ones((1, 3, 32)))[1]
+      >>> row.path, row.shape, round(row.target_std, 4)
+      ('params/key/kernel', (32, 4, 8), 0.1768)
+      >>> row.note
+      'fans of (32, 32), the shape linen calls kernel_init with'
+    """
+    if not isinstance(module, linen.Module):
+        raise TypeError(f"`explain_linen(module=...)` must be a flax.linen.Module; got {module!r}.")
+    abstract, fans = _linen_abstract(module, args, method, kwargs, "explain_linen")
+    return _explain.explain_with(
+        abstract,
+        rules,
+        default=default,
+        allow_unused_rules=allow_unused_rules,
+        mesh=mesh,
+        logical_axis_rules=logical_axis_rules,
+        adapt=fans,
+        where="explain_linen",
+    )
+
+
+def explain_nnx(
+    model: Any,
+    rules: _tree.Rules,
+    *,
+    default: Initializer | None = None,
+    filter: Any = nnx.Param,
+    allow_unused_rules: bool = False,
+    mesh: Mesh | None = None,
+    logical_axis_rules: LogicalRules | None = None,
+) -> Any:
+    """:func:`jinit.explain` for what :func:`init_nnx` makes of ``model`` (abstract or made):
+    fans as its layers' own init uses them, noted where they are not the stored shape's.
+
+    Examples:
+      >>> import jinit, jinit.flax
+      >>> from flax import nnx
+      >>> @nnx.split_rngs(splits=8)
+      ... @nnx.vmap(in_axes=0, out_axes=0)
+      ... def stack(rngs):
+      ...     return nnx.Linear(64, 64, rngs=rngs)
+      >>> abstract = nnx.eval_shape(lambda: stack(nnx.Rngs(0)))
+      >>> rules = [(r"kernel$", jinit.lecun_normal()), (r"bias$", jinit.zeros)]
+      >>> row = jinit.flax.explain_nnx(abstract, rules)[1]
+      >>> row.path, row.shape, round(row.target_std, 4), row.note
+      ('kernel', (8, 64, 64), 0.125, 'one layer of a stack (8,) (nnx.Linear transform)')
+    """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"`explain_nnx(model=...)` must be a flax.nnx.Module; got {model!r}.")
+    selected = nnx.state(model, nnx.All(filter, nnx.Not(nnx.RngState)))
+    return _explain.explain_with(
+        selected,
+        rules,
+        default=default,
+        allow_unused_rules=allow_unused_rules,
+        mesh=mesh,
+        logical_axis_rules=logical_axis_rules,
+        adapt=_nnx_fans(model, selected, "explain_nnx"),
+        where="explain_nnx",
+    )
+
+
+def _nnx_fans(model: Any, selected: Any, where: str) -> _flax_calls.ModuleFans:
+    shapes = {_keys.path_str(p): tuple(v.get_value().shape) for p, v in nnx.to_flat_state(selected)}
+    return _flax_calls.ModuleFans(_flax_calls.nnx_calls(model, shapes), where)
 
 
 def init_nnx(
@@ -214,6 +304,7 @@ def init_nnx(
             allow_unused_rules=allow_unused_rules,
             group=group,
             portable=portable,
+            adapt=_nnx_fans(model, selected, where),
         )
     if not abstract and not any(
         isinstance(v.get_value(), jax.ShapeDtypeStruct) for _, v in nnx.to_flat_state(selected)

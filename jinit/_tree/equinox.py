@@ -39,6 +39,46 @@ LAYOUTS: dict[str, dict[str, Callable[[Any], tuple[int, int]]]] = {
 }
 
 
+def _linear(m: Any) -> dict[str, tuple[int, ...]]:
+    ins = () if m.in_features == "scalar" else (m.in_features,)
+    outs = () if m.out_features == "scalar" else (m.out_features,)
+    return {"weight": (*outs, *ins), "bias": outs}
+
+
+def _conv(m: Any) -> dict[str, tuple[int, ...]]:
+    n = m.num_spatial_dims
+    weight = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
+    if type(m).__name__.startswith("ConvTranspose") or "ConvTranspose" in _mro_names(m):
+        weight = (m.in_channels, m.out_channels // m.groups, *m.kernel_size)
+    return {"weight": weight, "bias": (weight[0], *(1,) * n)}
+
+
+def _mro_names(m: Any) -> set[str]:
+    return {c.__name__ for c in type(m).__mro__}
+
+
+def _cell(gates: int) -> Callable[[Any], dict[str, tuple[int, ...]]]:
+    return lambda m: {
+        "weight_ih": (gates * m.hidden_size, m.input_size),
+        "weight_hh": (gates * m.hidden_size, m.hidden_size),
+        "bias": (gates * m.hidden_size,),
+        "bias_n": (m.hidden_size,),
+    }
+
+
+# One layer's shape of each parameter of equinox's layers, from the layer's own attributes: what
+# a stack (``eqx.filter_vmap`` of a layer) has in front of it is the stack.
+SHAPES: dict[str, Callable[[Any], dict[str, tuple[int, ...]]]] = {
+    "Linear": _linear,
+    "Conv": _conv,
+    "ConvTranspose": _conv,
+    "Embedding": lambda m: {"weight": (m.num_embeddings, m.embedding_size)},
+    "LayerNorm": lambda m: {"weight": tuple(m.shape), "bias": tuple(m.shape)},
+    "GRUCell": _cell(3),
+    "LSTMCell": _cell(4),
+}
+
+
 def _eqx() -> Any:
     return sys.modules.get("equinox")
 
@@ -100,6 +140,10 @@ class Adapted:
         select = is_param if select is None else select
         self.params, self.static = eqx.partition(model, select)
         self.owners = _owners(model)
+        self.shapes = {
+            _keys.path_str(kp): tuple(np.shape(x))
+            for kp, x in jax.tree_util.tree_flatten_with_path(self.params)[0]
+        }
         for keypath, x in jax.tree_util.tree_flatten_with_path(self.static)[0]:
             if isinstance(x, jax.ShapeDtypeStruct):
                 raise ValueError(
@@ -108,8 +152,34 @@ class Adapted:
                     "floating arrays); pass a concrete model, or select it with `filter=`."
                 )
 
+    def stack_of(self, path: str) -> tuple[int, ...]:
+        """The leading stack axes of the parameter at ``path`` (``eqx.filter_vmap`` of its
+        layer): what its shape has in front of the one-layer shape its layer declares."""
+        owner = self.owners.get(path)
+        kind = None if owner is None else layer_kind(owner.layer, SHAPES)
+        if owner is None or kind is None:
+            return ()
+        try:
+            inner = SHAPES[kind](owner.layer).get(owner.field)
+        except (AttributeError, TypeError):  # a subclass that keeps other attributes
+            return ()
+        stored = self.shapes.get(path)
+        if inner is None or stored is None or len(stored) <= len(inner):
+            return ()
+        extra = len(stored) - len(inner)
+        return stored[:extra] if stored[extra:] == tuple(inner) else ()
+
     def laid_out(self, path: str, init: Any) -> Any:
-        """``init`` in the layout of the parameter at ``path`` (an explicit layout is kept)."""
+        """``init`` in the layout of the parameter at ``path``, and stacked as one layer of a
+        vmapped layer's stack (an explicit layout or ``jinit.stacked`` is kept)."""
+        stack = self.stack_of(path)
+        if stack and not isinstance(init, _stacked.Stacked):
+            depth = _stacked.stack_depth(path, stack, self.shapes)
+            unroll = _stacked.InsertAfter(depth)
+            return _stacked.stacked(self._axes(path, init), unroll, len(stack))
+        return self._axes(path, init)
+
+    def _axes(self, path: str, init: Any) -> Any:
         owner = self.owners.get(path)
         axes = None if owner is None else layout_of(owner)
         if axes is None:
