@@ -6,7 +6,9 @@ for: each of jinit, Flax (also with jax's Threefry GPU kernel), jax.nn.initializ
 in a fresh process, from spawn to parameters on the device, and again in a second process that
 finds a warm persistent compilation cache; then, in this process, the warm time, memory and
 bit-identity. --depths 12,24,48 instead sweeps the depth and plots compile time against it;
---aot tpu:v5e:2x2 compiles each peer for a TPU topology without a TPU.
+--aot tpu:v5e:2x2 compiles each peer for a TPU topology without a TPU. --scan lays a gpt2 or
+llama tree out as pods run it (the blocks under one nn.scan, stacked on a leading layer axis),
+with or without --depths/--aot; its outputs are named <preset>-scan.
 
 Subcommands (each takes --help):
   depth       the depth sweep: python -m bench --depths 12,24,48, the main job's options
@@ -77,6 +79,13 @@ def parse(argv: list[str] | None, sweep: bool = False) -> argparse.Namespace:
     )
     ap.add_argument(
         "--layers", type=int, default=None, help="override a gpt2/llama preset's layer count"
+    )
+    ap.add_argument(
+        "--scan",
+        action="store_true",
+        help="a gpt2/llama preset's blocks under one nn.scan (params/h/..., params/layers/... "
+        "with a leading layer axis), each layer drawn with one layer's fans; outputs "
+        "<preset>-scan",
     )
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     ap.add_argument("--repeats", "-r", type=int, default=3, help="warm repeats (median)")
@@ -159,7 +168,7 @@ def parse(argv: list[str] | None, sweep: bool = False) -> argparse.Namespace:
         ap.error(f"--cold-repeats must be >= 1; got {args.cold_repeats}")
     try:
         args.depths = depth.parse_depths(args.depths) if args.depths else None
-        PRESETS[args.preset].with_layers(args.layers)
+        PRESETS[args.preset].with_layers(args.layers).with_scan(args.scan)
     except ValueError as e:
         ap.error(str(e))
     if args.depths and args.layers:
@@ -254,12 +263,12 @@ def main(argv: list[str] | None = None) -> dict | int | None:
     _set_devices(args)
     if args.depths:
         kw = {"repeats": args.cold_repeats, "seed": args.seed, "mesh": args.mesh}
-        kw["quiet"] = args.quiet
+        kw |= {"quiet": args.quiet, "scan": args.scan}
         result = depth.sweep(args.preset, args.dtype, args.peers, args.depths, **kw)
         result["command"] = _command(argv)
         print(report.depth_header(result))
         print(report.depth_table(result))
-        json_path, plot_path = _outputs(args, f"depth-{args.preset}-{args.dtype}")
+        json_path, plot_path = _outputs(args, f"depth-{result['preset']}-{args.dtype}")
         _write(result, json_path, plot_path, report.depth_plot)
         return result
 
@@ -275,6 +284,7 @@ def main(argv: list[str] | None = None) -> dict | int | None:
         args.abstract,
         args.quiet,
         layers=args.layers,
+        scan=args.scan,
         fresh_cold=not args.no_fresh,
         cold_repeats=args.cold_repeats,
         cache=args.cache,
@@ -300,12 +310,15 @@ def _aot(args: argparse.Namespace, argv: list[str]) -> dict:
     from bench import aot, report
 
     layers: list[int | None] = list(args.depths) if args.depths else [args.layers]
-    result = aot.sweep(args.aot, args.preset, args.dtype, args.peers, args.mesh, layers, args.quiet)
+    result = aot.sweep(
+        args.aot, args.preset, args.dtype, args.peers, args.mesh, layers, args.quiet, args.scan
+    )
     result["command"] = _command(argv)
     print(report.aot_header(result))
     print(report.aot_table(result))
     target = args.aot.replace(":", "-")
-    stem = f"aot-{target}-{args.preset}-{args.dtype}" + (f"-mesh{args.mesh}" if args.mesh else "")
+    stem = f"aot-{target}-{result['preset']}-{args.dtype}"  # '<preset>-scan' when scanned
+    stem += f"-mesh{args.mesh}" if args.mesh else ""
     json_path, _ = _outputs(args, stem)
     _write(result, json_path, None, lambda r, p: None)
     return result

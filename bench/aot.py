@@ -10,7 +10,8 @@ lower and compile seconds, per-chip output and temporary bytes, the cost model's
 bytes accessed, and the program's kernels (fusions), sampler kernels (those that hash: threefry
 or a hardware RNG) and while loops. Without ``--mesh`` the tree is built on one chip; with
 ``--mesh 4x4`` on 16 chips of the topology, big kernels sharded as in the other runs
-(:func:`bench.trees.leaf_sharding`). Needs libtpu: ``pip install -e ".[aot]"``.
+(:func:`bench.trees.leaf_sharding`). ``--scan`` compiles the scanned gpt2/llama trees (the blocks
+under one ``nn.scan``, as pods run them). Needs libtpu: ``pip install -e ".[aot]"``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def hlo_counts(text: str) -> dict[str, int]:
 
 
 def _body(peer: str, preset: Any, dtype: Any, abstract: Any, shardings: Any):
-    """(function of a key, the key's implementation) for ``peer``."""
+    """(function of a key, the key's implementation) for ``peer`` (on `preset`'s layout,
+    scanned or not)."""
     import jax
     import jax.numpy as jnp
 
@@ -80,9 +82,10 @@ def _body(peer: str, preset: Any, dtype: Any, abstract: Any, shardings: Any):
     if peer == "fill":
         return bodies.fill_body(abstract), "threefry2x32"
     if peer.startswith("jinit"):
-        return bodies.jinit_body(abstract, shardings, JINIT_GROUP[peer]), "threefry2x32"
+        body = bodies.jinit_body(abstract, shardings, JINIT_GROUP[peer], preset.scope)
+        return body, "threefry2x32"
     if peer == "jax-jit":
-        return bodies.jax_nn_body(abstract), "threefry2x32"
+        return bodies.jax_nn_body(abstract, preset.scope), "threefry2x32"
     model, sds = models.flax_model(preset, dtype)
     x = jax.ShapeDtypeStruct(sds.shape, sds.dtype)
     impl = {"flax": "threefry2x32", "flax-rbg": "rbg", "flax-unsafe-rbg": "unsafe_rbg"}[peer]
@@ -96,6 +99,7 @@ def worker(
     dtype_name: str,
     mesh_text: str | None,
     layers: int | None = None,
+    scan: bool = False,
 ) -> dict[str, Any]:
     """One peer, compiled for ``topology``, in this (JAX_PLATFORMS=cpu) process."""
     import jax
@@ -106,7 +110,7 @@ def worker(
     from bench import trees
     from bench.presets import PRESETS, flatten, parse_mesh
 
-    preset = PRESETS[preset_name].with_layers(layers)
+    preset = PRESETS[preset_name].with_layers(layers).with_scan(scan)
     dtype = trees.np_dtype(dtype_name)
     devices = topologies.get_topology_desc(topology_name=topology, platform="tpu").devices
     dims, names = parse_mesh(mesh_text) if mesh_text else ((1,), ("model",))
@@ -116,7 +120,7 @@ def worker(
     mesh = Mesh(np.array(devices[:n]).reshape(dims), names)
     shapes = preset.leaves()
     abstract = trees.abstract_tree(shapes, dtype)
-    shardings = trees.shardings_tree(shapes, mesh)
+    shardings = trees.shardings_tree(shapes, mesh, preset.stack_axes)
     body, impl = _body(peer, preset, dtype, abstract, shardings)
     replicated = NamedSharding(mesh, PartitionSpec())
     key = jax.ShapeDtypeStruct((), jax.random.key(0, impl=impl).dtype, sharding=replicated)
@@ -148,13 +152,19 @@ def worker(
 
 
 def measure(
-    peer: str, topology: str, preset: str, dtype: str, mesh: str | None, layers: int | None
+    peer: str,
+    topology: str,
+    preset: str,
+    dtype: str,
+    mesh: str | None,
+    layers: int | None,
+    scan: bool = False,
 ) -> dict[str, Any]:
     """:func:`worker` for ``peer`` in a fresh process with ``JAX_PLATFORMS=cpu``."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "ALLOW_MULTIPLE_LIBTPU_LOAD": "1"}
     env.pop("XLA_FLAGS", None)  # (host device counts are irrelevant here)
     args = [sys.executable, "-m", "bench.aot", peer, topology, preset, dtype, mesh or ""]
-    args.append(str(layers or ""))
+    args += [str(layers or ""), "scan" if scan else ""]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     t0 = time.perf_counter()
     p = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root)
@@ -173,23 +183,26 @@ def sweep(
     mesh: str | None,
     layers: list[int | None],
     quiet: bool = False,
+    scan: bool = False,
 ) -> dict[str, Any]:
-    """Every peer at every depth (``[None]``: the preset's own), each in its own process."""
+    """Every peer at every depth (``[None]``: the preset's own), each in its own process;
+    `scan`: the blocks under one ``nn.scan`` (gpt2 and llama presets)."""
     from bench.presets import PRESETS
 
     topology = parse_target(target)
     rows = []
     for n in layers:
-        p = PRESETS[preset].with_layers(n)
+        p = PRESETS[preset].with_layers(n).with_scan(scan)
         for peer in peers:
-            row = measure(peer, topology, preset, dtype, mesh, n)
+            row = measure(peer, topology, preset, dtype, mesh, n, scan)
             row["layers"] = p.config.get("layers")
             rows.append(row)
             if not quiet:
                 print(f"[bench --aot] {p.name} {peer}: {_brief(row)}", file=sys.stderr, flush=True)
     return {
         "target": target,
-        "preset": preset,
+        "preset": PRESETS[preset].with_scan(scan).name,  # '<preset>-scan' when scanned
+        "scan": scan,
         "dtype": dtype,
         "mesh": mesh,
         "params_bytes": _param_bytes(preset, dtype),
@@ -209,6 +222,9 @@ def _brief(row: dict[str, Any]) -> str:
     return f"compile {row['compile_s']:.2f} s, run {row['run_s'] * 1e3:.2f} ms"
 
 
-if __name__ == "__main__":  # the worker: python -m bench.aot PEER TOPOLOGY PRESET DTYPE MESH LAYERS
-    peer, topology, preset, dtype, mesh, layers = sys.argv[1:7]
-    print(json.dumps(worker(peer, topology, preset, dtype, mesh or None, int(layers or 0) or None)))
+if (
+    __name__ == "__main__"
+):  # the worker: python -m bench.aot PEER TOPOLOGY PRESET DTYPE MESH LAYERS SCAN
+    peer, topology, preset, dtype, mesh, layers, scan = sys.argv[1:8]
+    n = int(layers or 0) or None
+    print(json.dumps(worker(peer, topology, preset, dtype, mesh or None, n, scan == "scan")))

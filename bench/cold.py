@@ -84,18 +84,18 @@ def _jax_peer(args: argparse.Namespace, clock: _Clock, out: dict[str, Any]) -> N
     out["backend"], out["device"] = jax.default_backend(), str(jax.devices()[0])
     clock.lap("backend")
 
-    preset = PRESETS[args.preset].with_layers(args.layers)
+    preset = PRESETS[args.preset].with_layers(args.layers).with_scan(args.scan)
     shapes, dtype = preset.leaves(), trees.np_dtype(args.dtype)
-    shardings = trees.shardings_tree(shapes, trees.make_mesh(args.mesh))
+    shardings = trees.shardings_tree(shapes, trees.make_mesh(args.mesh), preset.stack_axes)
     key = jax.random.key(args.seed)
     fn: Any
     call: tuple[Any, ...]
     if args.peer in JINIT_GROUP:
         group = JINIT_GROUP[args.peer]
-        fn = bodies.jinit_body(trees.abstract_tree(shapes, dtype), shardings, group)
+        fn = bodies.jinit_body(trees.abstract_tree(shapes, dtype), shardings, group, preset.scope)
         call = (key,)
     elif args.peer == "jax-jit":
-        fn, call = bodies.jax_nn_body(trees.abstract_tree(shapes, dtype)), (key,)
+        fn, call = bodies.jax_nn_body(trees.abstract_tree(shapes, dtype), preset.scope), (key,)
     else:
         model, x = models.flax_model(preset, dtype)
         fn, call = model.init, (key, jax.numpy.zeros(x.shape, x.dtype))
@@ -131,7 +131,7 @@ def _torch_peer(args: argparse.Namespace, clock: _Clock, out: dict[str, Any]) ->
     clock.lap("backend")
     from bench.torch_models import torch_model
 
-    preset = PRESETS[args.preset].with_layers(args.layers)
+    preset = PRESETS[args.preset].with_layers(args.layers)  # unrolled: torch has no scan
     tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     clock.lap("build")
     if not args.compile_only:
@@ -156,6 +156,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--peer", required=True, choices=COLD_PEERS)
     ap.add_argument("--preset", "-p", default="gpt2-small", choices=sorted(PRESETS))
     ap.add_argument("--layers", type=int, default=None, help="override a gpt2/llama depth")
+    ap.add_argument("--scan", action="store_true", help="the gpt2/llama blocks under nn.scan")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mesh", default=None, help="'8' or '2x4', as for python -m bench")
@@ -165,7 +166,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--t0", type=float, default=None, help="time.time() at spawn (else the process start)"
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    try:
+        PRESETS[args.preset].with_layers(args.layers).with_scan(args.scan)
+    except ValueError as e:
+        ap.error(str(e))
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -176,8 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     clock = _Clock(args.t0)
     clock.lap("startup", t_main)
     out: dict[str, Any] = {"peer": args.peer, "preset": args.preset, "layers": args.layers}
+    out["scan"] = args.scan
     (_torch_peer if args.peer == "torch" else _jax_peer)(args, clock, out)
-    preset = PRESETS[args.preset].with_layers(args.layers)
+    preset = PRESETS[args.preset].with_layers(args.layers).with_scan(args.scan)
     out |= {
         "dtype": args.dtype,
         "num_params": preset.num_params(),
@@ -195,8 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def spawn(peer: str, preset: str = "gpt2-small", dtype: str = "float32", **kw: Any) -> dict:
     """Run ``python -m bench.cold`` for `peer` in a fresh process; its JSON result as a dict.
 
-    Keyword arguments are its options (``layers``, ``seed``, ``mesh``, ``cache``, ``device``,
-    ``compile_only``), and ``timeout`` in seconds (default 1800).
+    Keyword arguments are its options (``layers``, ``scan``, ``seed``, ``mesh``, ``cache``,
+    ``device``, ``compile_only``), and ``timeout`` in seconds (default 1800).
     """
     if peer not in COLD_PEERS:
         raise ValueError(f"`bench.cold.spawn(peer=...)` must be one of {COLD_PEERS}; got {peer!r}.")

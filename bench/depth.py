@@ -41,16 +41,18 @@ def sweep(
     seed: int = 0,
     mesh: str | None = None,
     quiet: bool = False,
+    scan: bool = False,
 ) -> dict[str, Any]:
     """One row per (depth, peer): the fresh-process cold and compile seconds (median of
-    `repeats` processes) and the phases of that run."""
+    `repeats` processes) and the phases of that run; `scan`: the blocks under one ``nn.scan``."""
     bad = [p for p in peers if p not in cold.COLD_PEERS]
     if bad or not peers:
         raise ValueError(
             f"`--depths` times fresh processes, so `--peers` must be among "
             f"{list(cold.COLD_PEERS)}; got {peers}."
         )
-    specs = {d: PRESETS[preset].with_layers(d) for d in depths}  # raises for mlp/resnet
+    specs = {d: PRESETS[preset].with_layers(d).with_scan(scan) for d in depths}  # mlp: raises
+    name = PRESETS[preset].with_scan(scan).name  # '<preset>-scan' when scanned
     rows = []
     for d, spec in specs.items():
         got = fresh.run_fresh(
@@ -58,12 +60,13 @@ def sweep(
             preset,
             dtype,
             layers=d,
+            scan=scan,
             mesh=mesh,
             seed=seed,
             repeats=repeats,
             cache=None,
             quiet=quiet,
-            desc=f"{preset} depth {d}",
+            desc=f"{name} depth {d}",
         )
         for p in peers:
             r = got[p]
@@ -83,7 +86,8 @@ def sweep(
             )
     result = {
         "kind": "depth-sweep",
-        "preset": preset,
+        "preset": name,
+        "scan": scan,
         "dtype": dtype,
         "depths": depths,
         "peers": peers,

@@ -1,6 +1,9 @@
 """The preset trees as the Flax linen modules users write (PyTorch: :mod:`bench.torch_models`).
 
-Flax parameter paths and shapes match :mod:`bench.presets` exactly (checked in the tests).
+Flax parameter paths and shapes match :mod:`bench.presets` exactly (checked in the tests). A
+scanned preset (``--scan``) builds its blocks as pods run them: ``nn.scan(nn.remat(block))`` with
+``variable_axes={"params": 0}`` and ``split_rngs={"params": True}``, one scope of stacked
+parameters (:data:`bench.presets.SCAN_SCOPE`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bench.presets import Preset
+from bench.presets import SCAN_SCOPE, Preset
+
+
+def _scanned(block: type[nn.Module], layers: int) -> Any:
+    """`block` over `layers` layers as MaxText writes it: remat inside scan, the parameters
+    stacked on a leading axis, each layer with its own params key."""
+    return nn.scan(
+        nn.remat(block, prevent_cse=False),
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        length=layers,
+    )
 
 
 class _GPT2Attn(nn.Module):
@@ -41,15 +55,17 @@ class _GPT2MLP(nn.Module):
 class _GPT2Block(nn.Module):
     d: int
     pd: Any
+    carry: bool = False  # scanned: (x, None) -> (x, None), nn.scan's signature
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, _=None):
         x = x + _GPT2Attn(self.d, self.pd, name="attn")(
             nn.LayerNorm(param_dtype=self.pd, name="ln_1")(x)
         )
-        return x + _GPT2MLP(self.d, self.pd, name="mlp")(
+        x = x + _GPT2MLP(self.d, self.pd, name="mlp")(
             nn.LayerNorm(param_dtype=self.pd, name="ln_2")(x)
         )
+        return (x, None) if self.carry else x
 
 
 class GPT2(nn.Module):
@@ -58,6 +74,7 @@ class GPT2(nn.Module):
     d: int
     layers: int
     pd: Any = jnp.float32
+    scan: bool = False
 
     @nn.compact
     def __call__(self, tokens):
@@ -68,8 +85,12 @@ class GPT2(nn.Module):
                 jnp.arange(tokens.shape[-1])
             )[None]
         )
-        for i in range(self.layers):
-            x = _GPT2Block(self.d, self.pd, name=f"h_{i}")(x)
+        if self.scan:
+            blocks = _scanned(_GPT2Block, self.layers)
+            x, _ = blocks(self.d, self.pd, carry=True, name=SCAN_SCOPE["gpt2"])(x, None)
+        else:
+            for i in range(self.layers):
+                x = _GPT2Block(self.d, self.pd, name=f"h_{i}")(x)
         x = nn.LayerNorm(param_dtype=self.pd, name="ln_f")(x)
         return nn.Dense(self.vocab, use_bias=False, param_dtype=self.pd, name="lm_head")(x)
 
@@ -109,13 +130,15 @@ class _LlamaBlock(nn.Module):
     kv_heads: int
     hidden: int
     pd: Any
+    carry: bool = False  # scanned: (x, None) -> (x, None), nn.scan's signature
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, _=None):
         h = nn.RMSNorm(param_dtype=self.pd, name="input_layernorm")(x)
         x = x + _LlamaAttn(self.d, self.heads, self.kv_heads, self.pd, name="self_attn")(h)
         h = nn.RMSNorm(param_dtype=self.pd, name="post_attention_layernorm")(x)
-        return x + _LlamaMLP(self.d, self.hidden, self.pd, name="mlp")(h)
+        x = x + _LlamaMLP(self.d, self.hidden, self.pd, name="mlp")(h)
+        return (x, None) if self.carry else x
 
 
 class Llama(nn.Module):
@@ -126,14 +149,18 @@ class Llama(nn.Module):
     kv_heads: int
     hidden: int
     pd: Any = jnp.float32
+    scan: bool = False
 
     @nn.compact
     def __call__(self, tokens):
         x = nn.Embed(self.vocab, self.d, param_dtype=self.pd, name="embed_tokens")(tokens)
-        for i in range(self.layers):
-            x = _LlamaBlock(
-                self.d, self.heads, self.kv_heads, self.hidden, self.pd, name=f"layers_{i}"
-            )(x)
+        dims = (self.d, self.heads, self.kv_heads, self.hidden, self.pd)
+        if self.scan:
+            blocks = _scanned(_LlamaBlock, self.layers)
+            x, _ = blocks(*dims, carry=True, name=SCAN_SCOPE["llama"])(x, None)
+        else:
+            for i in range(self.layers):
+                x = _LlamaBlock(*dims, name=f"layers_{i}")(x)
         x = nn.RMSNorm(param_dtype=self.pd, name="norm")(x)
         return nn.Dense(self.vocab, use_bias=False, param_dtype=self.pd, name="lm_head")(x)
 
@@ -193,12 +220,13 @@ class ResNet(nn.Module):
 
 
 def flax_model(preset: Preset, dtype: Any) -> tuple[nn.Module, jax.ShapeDtypeStruct]:
-    """The linen module of `preset` with ``param_dtype=dtype``, and an input to init it with."""
+    """The linen module of `preset` with ``param_dtype=dtype`` (scanned for a ``--scan``
+    preset), and an input to init it with."""
     c = preset.config
     if preset.kind == "gpt2":
-        return GPT2(**c, pd=dtype), jax.ShapeDtypeStruct((1, 8), jnp.int32)
+        return GPT2(**c, pd=dtype, scan=preset.scan), jax.ShapeDtypeStruct((1, 8), jnp.int32)
     if preset.kind == "llama":
-        return Llama(**c, pd=dtype), jax.ShapeDtypeStruct((1, 8), jnp.int32)
+        return Llama(**c, pd=dtype, scan=preset.scan), jax.ShapeDtypeStruct((1, 8), jnp.int32)
     if preset.kind == "mlp":
         return MLP(tuple(c["widths"]), pd=dtype), jax.ShapeDtypeStruct(
             (1, c["widths"][0]), jnp.float32

@@ -34,15 +34,17 @@ class Context:
 
     def __post_init__(self) -> None:
         self.shapes = self.preset.leaves()
+        self.scope = self.preset.scope  # a --scan preset's scan scope, else None
         self.abstract = trees.abstract_tree(self.shapes, self.dtype)
-        self.shardings = trees.shardings_tree(self.shapes, self.mesh)
+        self.shardings = trees.shardings_tree(self.shapes, self.mesh, self.preset.stack_axes)
 
     def key(self) -> jax.Array:
         return jax.random.key(self.seed)
 
     def rules(self, module: Any) -> list[tuple[str, Callable]]:
-        """FLAX_DEFAULT_RULES with the initializers taken from `module` (jinit or jax.nn)."""
-        return rules(module)
+        """FLAX_DEFAULT_RULES with the initializers taken from `module` (jinit, or jax.nn for
+        an unscanned preset), the stacked leaves' rules wrapped in ``jinit.stacked``."""
+        return rules(module, self.scope)
 
 
 @dataclasses.dataclass
@@ -81,20 +83,26 @@ def _jit_case(ctx: Context, body: Callable[[jax.Array], Any], notes: str = "") -
     )
 
 
+def _jinit_notes(ctx: Context, call: str) -> str:
+    scanned = f", jinit.stacked rules under params/{ctx.scope}" if ctx.scope else ""
+    return call + scanned
+
+
 def jinit_case(ctx: Context) -> Case:
-    return _jit_case(ctx, bodies.jinit_body(ctx.abstract, ctx.shardings), notes="jinit.init_tree")
+    body = bodies.jinit_body(ctx.abstract, ctx.shardings, scope=ctx.scope)
+    return _jit_case(ctx, body, notes=_jinit_notes(ctx, "jinit.init_tree"))
 
 
 def jinit_per_leaf_case(ctx: Context) -> Case:
     """``init_tree(..., group=False)``: one sampler kernel per leaf, the same values."""
-    body = bodies.jinit_body(ctx.abstract, ctx.shardings, group=False)
-    return _jit_case(ctx, body, notes="jinit.init_tree(group=False)")
+    body = bodies.jinit_body(ctx.abstract, ctx.shardings, group=False, scope=ctx.scope)
+    return _jit_case(ctx, body, notes=_jinit_notes(ctx, "jinit.init_tree(group=False)"))
 
 
 def jinit_streams_case(ctx: Context) -> Case:
     """``init_tree(..., group=True)``: the CPU's streams, on any platform; the same values."""
-    body = bodies.jinit_body(ctx.abstract, ctx.shardings, group=True)
-    return _jit_case(ctx, body, notes="jinit.init_tree(group=True)")
+    body = bodies.jinit_body(ctx.abstract, ctx.shardings, group=True, scope=ctx.scope)
+    return _jit_case(ctx, body, notes=_jinit_notes(ctx, "jinit.init_tree(group=True)"))
 
 
 def jinit_api_case(ctx: Context) -> Case:
@@ -114,21 +122,27 @@ def jinit_api_case(ctx: Context) -> Case:
         make,
         flatten,
         sharded=ctx.mesh is not None,
-        notes="direct calls of init_tree (per-call planning included)",
+        notes=_jinit_notes(ctx, "direct calls of init_tree (per-call planning included)"),
     )
+
+
+def _jax_nn_notes(ctx: Context, notes: str) -> str:
+    return notes + (", jax.vmap over the stacked leaves' layers" if ctx.scope else "")
 
 
 def jax_jit_case(ctx: Context) -> Case:
-    return _jit_case(
-        ctx, bodies.jax_nn_body(ctx.abstract), notes="jax.nn.initializers, jinit's path keys"
-    )
+    body = bodies.jax_nn_body(ctx.abstract, ctx.scope)
+    return _jit_case(ctx, body, notes=_jax_nn_notes(ctx, "jax.nn.initializers, jinit's path keys"))
 
 
 def jax_eager_case(ctx: Context) -> Case:
-    body = bodies.jax_nn_body(ctx.abstract)
-    return Case(
-        lambda: lambda: body(ctx.key()), flatten, notes="leaf by leaf, op-by-op dispatch, unsharded"
-    )
+    body = bodies.jax_nn_body(ctx.abstract, ctx.scope)
+    notes = _jax_nn_notes(ctx, "leaf by leaf, op-by-op dispatch, unsharded")
+    return Case(lambda: lambda: body(ctx.key()), flatten, notes=notes)
+
+
+def _flax_notes(ctx: Context) -> str:
+    return f", nn.scan(nn.remat(block)) as {ctx.scope!r}" if ctx.scope else ""
 
 
 def flax_case(ctx: Context) -> Case:
@@ -138,7 +152,7 @@ def flax_case(ctx: Context) -> Case:
         lambda: Compiled(model.init, (ctx.key(), x), ctx.shardings),
         flatten,
         sharded=ctx.mesh is not None,
-        notes="jax.jit(model.init), Flax's own keys",
+        notes="jax.jit(model.init), Flax's own keys" + _flax_notes(ctx),
     )
 
 
@@ -166,7 +180,7 @@ def flax_threefry_case(ctx: Context) -> Case:
         make,
         flatten,
         sharded=ctx.mesh is not None,
-        notes="jax.jit(model.init) with jax_threefry_gpu_kernel_lowering=True",
+        notes="jax.jit(model.init) with jax_threefry_gpu_kernel_lowering=True" + _flax_notes(ctx),
         label="" if gpu else f"{PEERS['flax-threefry'].label} (no-op on {jax.default_backend()})",
     )
 
@@ -195,7 +209,8 @@ def numpy_case(ctx: Context) -> Case:
             plan.append((path, shape, name, 0.0))
         else:  # lecun_normal is a truncated normal in jax; NumPy has none, so plain normal
             out_axis = 0 if name == "variance_scaling" else -1
-            fan_in, _ = jinit.compute_fans(shape, -2, out_axis, ())
+            layer = shape[ctx.preset.stack_axes(path) :]  # a stacked leaf: one layer's fans
+            fan_in, _ = jinit.compute_fans(layer, -2, out_axis, ())
             plan.append((path, shape, "normal", (1.0 / fan_in) ** 0.5))
 
     def build():
@@ -246,7 +261,8 @@ def torch_case(ctx: Context) -> Case:
         flat,
         block=block,
         notes=f"torch.nn module construction on {device}, torch's default init"
-        + ("" if cuda else f", {torch.get_num_threads()} threads"),
+        + ("" if cuda else f", {torch.get_num_threads()} threads")
+        + (", unrolled (torch has no scan)" if ctx.scope else ""),
         label=f"PyTorch module ({'CUDA' if cuda else 'CPU'})",
     )
 

@@ -3,6 +3,12 @@
 A preset is plain data (path -> shape) so that the same tree feeds every peer: jinit, the
 ``jax.nn.initializers`` peers, NumPy, the fill limit, and (through :mod:`bench.models`) the Flax
 and PyTorch modules, whose parameter paths and shapes are checked against it in the tests.
+
+``--scan`` gives a gpt2 or llama preset the layout pods run: the blocks under one ``nn.scan``
+scope (:data:`SCAN_SCOPE`), each parameter stacked with a leading layer axis, e.g.
+``params/h/attn/c_attn/kernel`` of shape ``(L, d, 3d)`` for ``params/h_<i>/attn/c_attn/kernel``.
+Layer ``i`` is drawn as Flax's scan draws it, with one layer's fans, under the key of
+``params/h/<i>/attn/c_attn/kernel`` (:func:`rules` wraps such leaves in ``jinit.stacked``).
 """
 
 from __future__ import annotations
@@ -41,9 +47,32 @@ def scheme_init(module: Any, scheme: Scheme) -> Callable:
     return f if args is None else f(*args, **kwargs)
 
 
-def rules(module: Any) -> list[tuple[str, Callable]]:
-    """FLAX_DEFAULT_RULES with the initializers taken from `module`."""
-    return [(rx, scheme_init(module, s)) for rx, s in FLAX_DEFAULT_RULES]
+def rules(module: Any, scope: str | None = None) -> list[tuple[str, Callable]]:
+    """FLAX_DEFAULT_RULES with the initializers taken from `module`; with a scan `scope` (jinit
+    only), the leaves under ``params/<scope>/`` first, each rule's initializer wrapped in
+    ``jinit.stacked(init, unroll=scope)``: one layer's fans, layer ``i`` keyed by the path
+    ``params/<scope>/<i>/...``, as ``jinit.flax.init_linen`` draws the scanned Flax model."""
+    plain = [(rx, scheme_init(module, s)) for rx, s in FLAX_DEFAULT_RULES]
+    if scope is None:
+        return plain
+    if not hasattr(module, "stacked"):
+        raise ValueError(
+            f"`rules(module, scope={scope!r})` needs jinit's `stacked`; got {module.__name__!r} "
+            f"(jax.nn has none: bench.bodies draws its stacked leaves layer by layer)."
+        )
+    under = [
+        (f"^{stacked_prefix(scope)}.*{rx}", module.stacked(i, unroll=scope)) for rx, i in plain
+    ]
+    return under + plain
+
+
+def stacked_prefix(scope: str) -> str:
+    """The path prefix of the leaves a scan over `scope` stacks."""
+    return f"params/{scope}/"
+
+
+# The scope `nn.scan` puts the blocks under (the unrolled model's block names less `_<i>`).
+SCAN_SCOPE = {"gpt2": "h", "llama": "layers"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +81,21 @@ class Preset:
     kind: str  # "gpt2" | "llama" | "mlp" | "resnet50"
     config: dict[str, Any]
     description: str
+    scan: bool = False  # the blocks stacked under one nn.scan scope (gpt2 and llama kinds)
+
+    @property
+    def scope(self) -> str | None:
+        """The scan scope (``'h'``, ``'layers'``) of a scanned preset; None unrolled."""
+        return SCAN_SCOPE[self.kind] if self.scan else None
 
     def leaves(self) -> dict[str, tuple[int, ...]]:
         """'/'-joined path -> shape, in a fixed order."""
-        return _BUILDERS[self.kind](**self.config)
+        return _BUILDERS[self.kind](**self.config, **({"scan": True} if self.scan else {}))
+
+    def stack_axes(self, path: str) -> int:
+        """Leading layer axes of the leaf at `path`: 1 under a scan scope, else 0."""
+        scope = self.scope
+        return int(scope is not None and path.startswith(stacked_prefix(scope)))
 
     def with_layers(self, layers: int | None) -> Preset:
         """This preset with `layers` blocks (gpt2 and llama kinds); itself when `layers` is None."""
@@ -75,6 +115,23 @@ class Preset:
             description=f"{self.description}, {layers} layers",
         )
 
+    def with_scan(self, scan: bool = True) -> Preset:
+        """This preset with its blocks under one ``nn.scan`` scope (gpt2 and llama kinds),
+        named ``<name>-scan``; itself when `scan` is False."""
+        if not scan or self.scan:
+            return self
+        if self.kind not in SCAN_SCOPE:
+            raise ValueError(
+                f"`--scan` applies to the gpt2 and llama presets (kinds {sorted(SCAN_SCOPE)}); "
+                f"got {self.name!r} (kind {self.kind!r})."
+            )
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}-scan",
+            description=f"{self.description}, blocks scanned (nn.scan, a leading layer axis)",
+            scan=True,
+        )
+
     def num_params(self) -> int:
         total = 0
         for shape in self.leaves().values():
@@ -85,27 +142,38 @@ class Preset:
         return total
 
 
-def _gpt2(vocab: int, ctx: int, d: int, layers: int) -> dict[str, tuple[int, ...]]:
+def _blocks(
+    block: dict[str, tuple[int, ...]], name: str, layers: int, scan: bool
+) -> dict[str, tuple[int, ...]]:
+    """`layers` copies of one block's leaves: ``params/<name>_<i>/...`` unrolled, or
+    ``params/<name>/...`` with a leading layer axis when scanned."""
+    if scan:
+        return {f"params/{name}/{k}": (layers, *s) for k, s in block.items()}
+    return {f"params/{name}_{i}/{k}": s for i in range(layers) for k, s in block.items()}
+
+
+def _gpt2(
+    vocab: int, ctx: int, d: int, layers: int, scan: bool = False
+) -> dict[str, tuple[int, ...]]:
     out: dict[str, tuple[int, ...]] = {
         "params/wte/embedding": (vocab, d),
         "params/wpe/embedding": (ctx, d),
     }
-    for i in range(layers):
-        p = f"params/h_{i}"
-        out |= {
-            f"{p}/ln_1/scale": (d,),
-            f"{p}/ln_1/bias": (d,),
-            f"{p}/attn/c_attn/kernel": (d, 3 * d),
-            f"{p}/attn/c_attn/bias": (3 * d,),
-            f"{p}/attn/c_proj/kernel": (d, d),
-            f"{p}/attn/c_proj/bias": (d,),
-            f"{p}/ln_2/scale": (d,),
-            f"{p}/ln_2/bias": (d,),
-            f"{p}/mlp/c_fc/kernel": (d, 4 * d),
-            f"{p}/mlp/c_fc/bias": (4 * d,),
-            f"{p}/mlp/c_proj/kernel": (4 * d, d),
-            f"{p}/mlp/c_proj/bias": (d,),
-        }
+    block = {
+        "ln_1/scale": (d,),
+        "ln_1/bias": (d,),
+        "attn/c_attn/kernel": (d, 3 * d),
+        "attn/c_attn/bias": (3 * d,),
+        "attn/c_proj/kernel": (d, d),
+        "attn/c_proj/bias": (d,),
+        "ln_2/scale": (d,),
+        "ln_2/bias": (d,),
+        "mlp/c_fc/kernel": (d, 4 * d),
+        "mlp/c_fc/bias": (4 * d,),
+        "mlp/c_proj/kernel": (4 * d, d),
+        "mlp/c_proj/bias": (d,),
+    }
+    out |= _blocks(block, SCAN_SCOPE["gpt2"], layers, scan)
     out |= {
         "params/ln_f/scale": (d,),
         "params/ln_f/bias": (d,),
@@ -115,23 +183,28 @@ def _gpt2(vocab: int, ctx: int, d: int, layers: int) -> dict[str, tuple[int, ...
 
 
 def _llama(
-    vocab: int, d: int, layers: int, heads: int, kv_heads: int, hidden: int
+    vocab: int,
+    d: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    hidden: int,
+    scan: bool = False,
 ) -> dict[str, tuple[int, ...]]:
     kv = d // heads * kv_heads
     out: dict[str, tuple[int, ...]] = {"params/embed_tokens/embedding": (vocab, d)}
-    for i in range(layers):
-        p = f"params/layers_{i}"
-        out |= {
-            f"{p}/input_layernorm/scale": (d,),
-            f"{p}/self_attn/q_proj/kernel": (d, d),
-            f"{p}/self_attn/k_proj/kernel": (d, kv),
-            f"{p}/self_attn/v_proj/kernel": (d, kv),
-            f"{p}/self_attn/o_proj/kernel": (d, d),
-            f"{p}/post_attention_layernorm/scale": (d,),
-            f"{p}/mlp/gate_proj/kernel": (d, hidden),
-            f"{p}/mlp/up_proj/kernel": (d, hidden),
-            f"{p}/mlp/down_proj/kernel": (hidden, d),
-        }
+    block = {
+        "input_layernorm/scale": (d,),
+        "self_attn/q_proj/kernel": (d, d),
+        "self_attn/k_proj/kernel": (d, kv),
+        "self_attn/v_proj/kernel": (d, kv),
+        "self_attn/o_proj/kernel": (d, d),
+        "post_attention_layernorm/scale": (d,),
+        "mlp/gate_proj/kernel": (d, hidden),
+        "mlp/up_proj/kernel": (d, hidden),
+        "mlp/down_proj/kernel": (hidden, d),
+    }
+    out |= _blocks(block, SCAN_SCOPE["llama"], layers, scan)
     out |= {"params/norm/scale": (d,), "params/lm_head/kernel": (d, vocab)}
     return out
 

@@ -175,11 +175,13 @@ def run(
     quiet: bool = False,
     *,
     layers: int | None = None,
+    scan: bool = False,
     fresh_cold: bool = True,
     cold_repeats: int = 1,
     cache: str | None = "auto",
 ) -> dict[str, Any]:
-    """Every peer on `preset` (`layers` deep): first cold in fresh processes (see
+    """Every peer on `preset` (`layers` deep; `scan`: its blocks under one ``nn.scan``, see
+    :meth:`bench.presets.Preset.with_scan`): first cold in fresh processes (see
     :mod:`bench.fresh`; skipped when `fresh_cold` is False), then in this process: cold after
     ``jax.clear_caches()``, warm, memory and correctness."""
     from tqdm import tqdm
@@ -188,7 +190,8 @@ def run(
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
         raise ValueError(f"`--peers`: unknown {unknown}; choose from {list(PEERS)}.")
-    spec, np_dtype = PRESETS[preset].with_layers(layers), trees.np_dtype(dtype)
+    spec = PRESETS[preset].with_layers(layers).with_scan(scan)
+    np_dtype = trees.np_dtype(dtype)
     n = spec.num_params()
     nbytes = n * np_dtype.itemsize
     need, avail = 2 * nbytes, measure.available_bytes()
@@ -208,6 +211,7 @@ def run(
             preset,
             dtype,
             layers=layers,
+            scan=scan,
             mesh=mesh,
             seed=seed,
             repeats=cold_repeats,
@@ -223,6 +227,7 @@ def run(
         "num_params": n,
         "param_bytes": nbytes,
         "num_leaves": len(ctx.shapes),
+        "scan": scan,
         "repeats": repeats,
         "cold_repeats": cold_repeats if fresh_cold else 0,
         "persistent_cache_runs": bool(fresh_cold and cache),
@@ -237,7 +242,7 @@ def run(
     ref: dict[str, Any] = {}
     with tqdm(
         total=len(order) * (repeats + 2),
-        desc=f"{preset} {dtype}",
+        desc=f"{spec.name} {dtype}",
         file=sys.stderr,
         disable=quiet or result["mode"] == "abstract",
     ) as progress:

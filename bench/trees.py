@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -36,22 +37,29 @@ def make_mesh(text: str | None) -> jax.sharding.Mesh | None:
 
 
 def leaf_sharding(
-    shape: tuple[int, ...], mesh: jax.sharding.Mesh, min_size: int = 1 << 16
+    shape: tuple[int, ...], mesh: jax.sharding.Mesh, min_size: int = 1 << 16, stack: int = 0
 ) -> jax.sharding.NamedSharding:
     """Big kernels: last axis over 'model', first axis over 'data' where they divide; else
-    replicated."""
-    spec: list[str | None] = [None] * len(shape)
-    if len(shape) >= 2 and int(np.prod(shape)) >= min_size:
+    replicated. The `stack` leading (layer) axes of a scanned leaf are replicated and the rest
+    is sharded as one layer would be, as pods shard a scanned model."""
+    inner = shape[stack:]
+    spec: list[str | None] = [None] * len(inner)
+    if len(inner) >= 2 and int(np.prod(inner)) >= min_size:
         sizes = dict(zip(mesh.axis_names, mesh.devices.shape, strict=True))
-        if "model" in sizes and shape[-1] % sizes["model"] == 0:
+        if "model" in sizes and inner[-1] % sizes["model"] == 0:
             spec[-1] = "model"
-        if "data" in sizes and shape[0] % sizes["data"] == 0:
+        if "data" in sizes and inner[0] % sizes["data"] == 0:
             spec[0] = "data"
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*[None] * stack, *spec))
 
 
-def shardings_tree(shapes: dict[str, tuple[int, ...]], mesh: jax.sharding.Mesh | None) -> Any:
-    """Each leaf's :func:`leaf_sharding` on `mesh`, nested like the tree; None without a mesh."""
+def shardings_tree(
+    shapes: dict[str, tuple[int, ...]],
+    mesh: jax.sharding.Mesh | None,
+    stack_axes: Callable[[str], int] = lambda path: 0,
+) -> Any:
+    """Each leaf's :func:`leaf_sharding` on `mesh` (`stack_axes(path)`: its leading layer axes),
+    nested like the tree; None without a mesh."""
     if mesh is None:
         return None
-    return nest({p: leaf_sharding(s, mesh) for p, s in shapes.items()})
+    return nest({p: leaf_sharding(s, mesh, stack=stack_axes(p)) for p, s in shapes.items()})

@@ -53,6 +53,9 @@ def test_leaf_sharding_shards_big_kernels(devices):
     assert tuple(spec) == ("data", "model")
     assert tuple(peers.leaf_sharding((3, 6), mesh, min_size=1).spec) == (None, None)
     assert tuple(peers.leaf_sharding((128,), mesh, min_size=1).spec) == (None,)
+    # a scanned leaf: the layer axis replicated, each layer sharded as its unrolled twin
+    stacked = peers.leaf_sharding((4, 64, 128), mesh, min_size=1, stack=1).spec
+    assert tuple(stacked) == (None, "data", "model")
 
 
 def test_run_tiny_all_peers():
@@ -396,6 +399,151 @@ def test_digest_subcommand_exits_1_where_a_portable_row_differs(tmp_path):
     )
     assert done.returncode == 1, done.stderr
     assert f"differs: {name}" in done.stdout and "FAIL: 1 portable rows differ" in done.stdout
+
+
+# --- --scan: the gpt2/llama blocks under one nn.scan, stacked on a leading layer axis ---
+
+
+def _scanned(name: str, layers: int | None = None) -> presets.Preset:
+    return presets.PRESETS[name].with_layers(layers).with_scan()
+
+
+def _peer_tree(peer: str, ctx: peers.Context) -> dict:
+    case = peers.PEERS[peer].build(ctx)
+    return {p: np.asarray(a) for p, a in case.flat(case.make()()).items()}
+
+
+@pytest.mark.parametrize("name", ["gpt2-tiny", "llama-tiny"])
+def test_scanned_flax_model_matches_the_scanned_preset(name):
+    preset = _scanned(name, 3)
+    assert preset.name == f"{name}-L3-scan" and preset.scope == presets.SCAN_SCOPE[preset.kind]
+    model, x = models.flax_model(preset, np.float32)
+    variables = jax.eval_shape(model.init, jax.random.key(0), x)
+    got = {p: tuple(s.shape) for p, s in presets.flatten(variables).items()}
+    assert got == preset.leaves()
+    stacked = [p for p in got if preset.stack_axes(p)]
+    assert stacked and all(p.startswith(f"params/{preset.scope}/") for p in stacked)
+    assert all(got[p][0] == 3 for p in stacked)
+    assert preset.num_params() == presets.PRESETS[name].with_layers(3).num_params()
+
+
+@pytest.mark.parametrize("peer", ["jinit", "flax", "jax-jit", "numpy"])
+def test_scanned_peers_draw_each_layer_with_one_layers_fans(peer):
+    """Each layer of a stacked kernel has lecun_normal's std for one layer's fan_in (counting
+    the 4 layers would halve it), and the layers are different draws."""
+    ctx = peers.Context(_scanned("gpt2-tiny", 4), np.dtype(np.float32))
+    flat = _peer_tree(peer, ctx)
+    kernels = {p: a for p, a in flat.items() if ctx.preset.stack_axes(p) and p.endswith("kernel")}
+    assert len(kernels) == 4
+    for path, a in kernels.items():
+        layers, fan_in, _ = a.shape
+        tol = 5 / np.sqrt(2 * a[0].size) + 0.01  # 5 standard errors of a std, and 1%
+        for i in range(layers):
+            assert abs(a[i].std() * np.sqrt(fan_in) - 1) < tol, (path, i, a[i].std())
+        assert not np.array_equal(a[0], a[1]), path
+
+
+def test_scanned_jinit_peer_is_init_linen_of_the_scanned_model():
+    """The raw-tree peer (``jinit.stacked`` rules) gives the bits ``init_linen`` gives the
+    scanned Flax model with the plain rules; layer ``i`` is its unrolled twin's draw."""
+    import jax.numpy as jnp
+
+    import jinit
+    import jinit.flax
+
+    ctx = peers.Context(_scanned("llama-tiny"), np.dtype(np.float32))
+    ours = _peer_tree("jinit", ctx)
+    model, x = models.flax_model(ctx.preset, np.float32)
+    zeros = jnp.zeros(x.shape, x.dtype)
+    linen = presets.flatten(jinit.flax.init_linen(model, ctx.key(), presets.rules(jinit), zeros))
+    assert linen.keys() == ours.keys()
+    for path, value in ours.items():
+        np.testing.assert_array_equal(value, linen[path], err_msg=path)
+    twin_key = jinit.key_for_path(ctx.key(), "params/layers/1/mlp/up_proj/kernel")
+    twin = jinit.lecun_normal()(twin_key, (32, 48))
+    np.testing.assert_array_equal(ours["params/layers/mlp/up_proj/kernel"][1], twin)
+    with pytest.raises(ValueError, match=r"`rules\(module, scope='h'\)` needs jinit's `stacked`"):
+        presets.rules(jax.nn.initializers, "h")
+
+
+def test_run_tiny_scanned(devices):
+    names = ["jinit", "flax", "jax-jit", "numpy", "fill"]
+    result = run.run(
+        "gpt2-tiny",
+        "float32",
+        names,
+        repeats=1,
+        mesh="2x4",
+        quiet=True,
+        fresh_cold=False,
+        scan=True,
+    )
+    assert result["preset"] == "gpt2-tiny-scan" and result["scan"] is True
+    assert result["num_leaves"] == len(_scanned("gpt2-tiny").leaves()) == 17
+    by = {r["peer"]: r for r in result["peers"]}
+    for r in by.values():
+        assert r["status"] == "ok" and r.get("tree_error") is None, r
+        assert r["sharded"] == (r["peer"] != "numpy"), r
+    assert by["jax-jit"]["bit_identical"] is True  # vmap over the layers' path keys
+    assert by["flax"]["stats_ok"] and by["numpy"]["stats_ok"], (by["flax"], by["numpy"])
+    assert "nn.scan" in by["flax"]["notes"] and "jinit.stacked" in by["jinit"]["notes"]
+
+
+def test_scan_option_and_its_errors(capsys):
+    assert cli.parse(["--scan", "-p", "llama-tiny"]).scan and not cli.parse([]).scan
+    for argv in (
+        ["--scan", "-p", "mlp-tiny"],
+        ["--scan", "-p", "resnet50", "--aot", "tpu:v5e:2x2"],
+    ):
+        with pytest.raises(SystemExit):
+            cli.parse(argv)
+        err = capsys.readouterr().err
+        assert "`--scan` applies to the gpt2 and llama presets" in err, err
+        assert f"got {argv[2]!r} (kind" in err, err
+    with pytest.raises(ValueError, match=r"`--scan` applies to .*; got 'mlp' \(kind 'mlp'\)\."):
+        presets.PRESETS["mlp"].with_scan()
+    with pytest.raises(SystemExit):
+        cold._parse(["--peer", "jinit", "-p", "mlp-tiny", "--scan"])
+    assert "`--scan` applies to the gpt2 and llama presets" in capsys.readouterr().err
+    assert presets.PRESETS["mlp"].with_scan(False) is presets.PRESETS["mlp"]
+
+
+def test_scanned_cli_run_is_named_apart_and_cold_runs_scanned(tmp_path, monkeypatch, capsys):
+    """A scanned run's outputs are ``<preset>-scan``, beside (not over) the unscanned ones,
+    and its fresh processes build the scanned tree."""
+    monkeypatch.setattr(cli, "OUT_DIR", str(tmp_path))
+    argv = ["-p", "gpt2-tiny", "--scan", "--peers", "jinit,flax", "-r", "1", "-q"]
+    result = cli.main([*argv, "--cache", "none"])
+    assert result["preset"] == "gpt2-tiny-scan"
+    assert capsys.readouterr().out.startswith("gpt2-tiny-scan (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "gpt2-tiny-scan-float32.json",
+        "gpt2-tiny-scan-float32.png",
+    ]
+    for r in result["peers"]:
+        fresh = r["fresh_runs"]["fresh"]
+        assert fresh["scan"] is True and fresh["num_leaves"] == 17, fresh
+        assert r["fresh_cold_s"] > r["fresh_compile_s"] > 0
+
+
+def test_scanned_depth_sweep_keeps_the_tree_flat(tmp_path):
+    """Scanned, the leaves do not grow with the depth (the unscanned sweep: 17, 29)."""
+    argv = ["depth", "-p", "gpt2-tiny", "--depths", "1,2", "--peers", "jinit", "--scan", "-q"]
+    result = cli.main([*argv, "--json", str(tmp_path / "d.json"), "--plot", "none"])
+    assert result["preset"] == "gpt2-tiny-scan" and result["scan"] is True
+    assert [r["num_leaves"] for r in result["rows"]] == [17, 17]
+    assert all(r["error"] is None for r in result["rows"]), result["rows"]
+
+
+def test_scanned_aot_compiles_each_peer_for_a_tpu():
+    from bench import aot
+
+    if missing := aot.libtpu_missing():
+        pytest.skip(missing)
+    params = _scanned("gpt2-tiny", 4).num_params() * 4
+    for peer in ("jinit", "jax-jit", "flax"):
+        row = aot.worker(peer, "v5e:2x2", "gpt2-tiny", "float32", None, 4, scan=True)
+        assert params <= row["output_bytes"] and row["compile_s"] > 0, (peer, row)
 
 
 # --- bench.kernels.bits: the raw hash the kernel benchmark times (jinit draws no bare bits) ---
