@@ -32,7 +32,13 @@ import sys
 from collections.abc import Callable
 
 from bench import depth
-from bench.aot import AOT_PEERS, DEFAULT_AOT_PEERS, libtpu_missing, parse_target
+from bench.aot import (
+    AOT_PEERS,
+    DEFAULT_AOT_PEERS,
+    DEFAULT_GPU_PEERS,
+    libtpu_missing,
+    parse_target,
+)
 from bench.cold import COLD_PEERS
 from bench.depth import DEFAULT_PEERS
 from bench.presets import PRESETS, parse_mesh
@@ -139,8 +145,9 @@ def parse(argv: list[str] | None, sweep: bool = False) -> argparse.Namespace:
         "--aot",
         default=None,
         metavar="tpu:TOPOLOGY",
-        help="compile each peer for a TPU topology without a TPU (e.g. tpu:v5e:2x2, "
-        "tpu:v5e:4x4 with --mesh 4x4; needs the 'aot' extra): compile time, per-chip memory, "
+        help="compile each peer for a TPU topology or a GPU without one (e.g. tpu:v5e:2x2, "
+        "tpu:v5e:4x4 with --mesh 4x4, cuda:h100, cuda:h100:1x1x8; needs the 'aot' extra): "
+        "compile time, per-chip memory, "
         f"XLA's cost model; peers (default {','.join(DEFAULT_AOT_PEERS)}) among "
         f"{','.join(AOT_PEERS)}",
     )
@@ -180,10 +187,11 @@ def parse(argv: list[str] | None, sweep: bool = False) -> argparse.Namespace:
             parse_target(args.aot)
         except ValueError as e:
             ap.error(str(e))
-        if missing := libtpu_missing():
+        if missing := libtpu_missing(args.aot):
             ap.error(f"--aot: {missing}.")
     default = DEFAULT_PEERS if args.depths else PEER_NAMES
-    default = DEFAULT_AOT_PEERS if args.aot else default
+    if args.aot:
+        default = DEFAULT_GPU_PEERS if args.aot.startswith("cuda:") else DEFAULT_AOT_PEERS
     args.peers = [p.strip() for p in (args.peers or ",".join(default)).split(",") if p.strip()]
     known: tuple[str, ...] = (
         COLD_PEERS if args.depths else (*PEER_NAMES, "jinit-api", "jinit-streams")

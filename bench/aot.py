@@ -34,21 +34,37 @@ AOT_PEERS = {
     "flax": "jax.jit(model.init), threefry keys",
     "flax-rbg": "jax.jit(model.init), rbg keys",
     "flax-unsafe-rbg": "jax.jit(model.init), unsafe_rbg keys (MaxText's TPU default)",
+    "flax-gpu-kernel": "jax.jit(model.init), threefry with jax's CUDA hash kernel (GPU only)",
 }
+DEFAULT_GPU_PEERS = ("fill", "jinit", "jinit-per-leaf", "flax", "flax-gpu-kernel")
 DEFAULT_AOT_PEERS = ("fill", "jinit", "jinit-streams", "jax-jit", "flax", "flax-unsafe-rbg")
 
 
 def parse_target(text: str) -> str:
-    """'tpu:v5e:2x2' -> 'v5e:2x2' (the topology libtpu is asked for)."""
+    """'tpu:v5e:2x2' -> 'v5e:2x2' (the topology libtpu is asked for); a GPU target
+    ('cuda:h100', 'cuda:h100:1x1x8', :func:`bench.gpu.parse_target`) is returned whole."""
+    from bench import gpu
+
+    if text.startswith("cuda:"):
+        gpu.parse_target(text)
+        return text
     platform, _, topology = text.partition(":")
     if platform != "tpu" or not re.fullmatch(r"v\w+:\d+(x\d+)+", topology):
-        raise ValueError(f"`--aot` must look like 'tpu:v5e:2x2' or 'tpu:v5p:2x2x1'; got {text!r}.")
+        raise ValueError(
+            f"`--aot` must look like 'tpu:v5e:2x2', 'tpu:v5p:2x2x1', 'cuda:h100' or "
+            f"'cuda:h100:1x1x8'; got {text!r}."
+        )
     return topology
 
 
-def libtpu_missing() -> str | None:
+def libtpu_missing(target: str = "tpu") -> str | None:
+    """Why the compiler for ``target`` cannot run here (None: it can)."""
     import importlib.util
 
+    from bench import gpu
+
+    if target.startswith("cuda:"):
+        return gpu.plugin_missing()
     if importlib.util.find_spec("libtpu") is None:
         return 'libtpu is not installed: pip install -e ".[aot]" (jax[tpu] for this jax)'
     return None
@@ -88,7 +104,9 @@ def _body(peer: str, preset: Any, dtype: Any, abstract: Any, shardings: Any):
         return bodies.jax_nn_body(abstract, preset.scope), "threefry2x32"
     model, sds = models.flax_model(preset, dtype)
     x = jax.ShapeDtypeStruct(sds.shape, sds.dtype)
-    impl = {"flax": "threefry2x32", "flax-rbg": "rbg", "flax-unsafe-rbg": "unsafe_rbg"}[peer]
+    impl = {"flax-rbg": "rbg", "flax-unsafe-rbg": "unsafe_rbg"}.get(peer, "threefry2x32")
+    if peer == "flax-gpu-kernel":  # jax's cu_threefry2x32 custom call instead of unrolled rounds
+        jax.config.update("jax_threefry_gpu_kernel_lowering", True)
     return (lambda key: model.init(key, jnp.zeros(x.shape, x.dtype))), impl
 
 
@@ -107,12 +125,17 @@ def worker(
     from jax.experimental import topologies
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    from bench import trees
+    from bench import gpu, trees
     from bench.presets import PRESETS, flatten, parse_mesh
 
     preset = PRESETS[preset_name].with_layers(layers).with_scan(scan)
     dtype = trees.np_dtype(dtype_name)
-    devices = topologies.get_topology_desc(topology_name=topology, platform="tpu").devices
+    on_gpu = topology.startswith("cuda:")
+    if on_gpu:
+        target_path, gpu_topology = gpu.parse_target(topology)
+        devices = gpu.devices(target_path, gpu_topology)
+    else:
+        devices = topologies.get_topology_desc(topology_name=topology, platform="tpu").devices
     dims, names = parse_mesh(mesh_text) if mesh_text else ((1,), ("model",))
     n = int(np.prod(dims))
     if n > len(devices):
@@ -137,6 +160,23 @@ def worker(
         int(np.prod(by_path[path].shard_shape(shape))) * np.dtype(dtype).itemsize
         for path, shape in shapes.items()
     )
+    if on_gpu:  # no cost model on GPU: the run estimated from the program's structure
+        from bench.cold import JINIT_GROUP
+        from bench.presets import rules
+
+        counts = gpu.structure(compiled.as_text())
+        out_b, temp_b = int(memory.output_size_in_bytes), int(memory.temp_size_in_bytes)
+        trips = 0
+        if peer.startswith("jinit"):
+            tree_rules = rules(jinit_module(), preset.scope)
+            trips = gpu.jinit_trips(abstract, shardings, JINIT_GROUP[peer], tree_rules)
+        cost = {
+            "optimal_seconds": gpu.estimate(counts, trips, out_b, temp_b, target_path),
+            "bytes accessed": float(out_b + 2 * temp_b),
+        }
+        extra: dict[str, Any] = {**counts, "trips": trips}
+    else:
+        extra = hlo_counts(compiled.as_text())
     return {
         "peer": peer,
         "lower_s": t1 - t0,
@@ -147,8 +187,14 @@ def worker(
         "shard_bytes": shard_bytes,
         "run_s": float(cost.get("optimal_seconds", float("nan"))),
         "bytes_accessed": float(cost.get("bytes accessed", float("nan"))),
-        **hlo_counts(compiled.as_text()),
+        **extra,
     }
+
+
+def jinit_module() -> Any:
+    import jinit
+
+    return jinit
 
 
 def measure(

@@ -16,13 +16,14 @@ from jax.sharding import Mesh
 from jinit import _tree
 from jinit._eqx_defaults import EquinoxDefaults as EquinoxDefaults
 from jinit._eqx_defaults import defaults as defaults
+from jinit._eqx_defaults import uniform as uniform
 from jinit._layout import Layout as Layout
 from jinit._layout import layout as layout
 from jinit._tree import equinox as _eqx_tree
 from jinit._tree import keys as _keys
 from jinit._typing import Initializer
 
-__all__ = ["EquinoxDefaults", "Layout", "defaults", "init_eqx", "layout"]
+__all__ = ["EquinoxDefaults", "Layout", "defaults", "init_eqx", "layout", "uniform"]
 
 
 def init_eqx(
@@ -54,6 +55,13 @@ def init_eqx(
     initializer is wrapped in :func:`layout`, also inside :func:`jinit.stacked`). For a user's
     own module, state the layout in the rule: ``(r"w$", jinit.equinox.layout(init,
     in_axis=-1, out_axis=-2))``; an initializer already wrapped in ``layout`` is used as it is.
+
+    State: the arrays a stateful layer keeps in an ``eqx.nn.StateIndex`` (``BatchNorm``'s
+    statistics, ``SpectralNorm``'s ``u`` and ``v``) are made like parameters, at their paths
+    (``"bn/ema_state_index/init/0"``); :func:`defaults` gives them equinox's values, and
+    ``BatchNorm``'s boolean flag and integer counter take equinox's ``True`` and ``0``. The
+    model comes back holding its initial state, as equinox's constructors return it; split it
+    as equinox does: ``model, state = eqx.nn.make_with_state(init_eqx)(abstract, key, rules)``.
 
     Sharding: each parameter gets its entry in ``shardings``, else the sharding of a concrete
     array, else replication over ``mesh`` or the ``jax.set_mesh`` mesh; each device generates
@@ -93,6 +101,13 @@ def init_eqx(
       ((256, 64), 1.0)
     """
     where = "init_eqx"
+    if isinstance(model, tuple) and any(isinstance(x, eqx.nn.State) for x in model):
+        raise TypeError(
+            f"`{where}(model=...)` must be an equinox Module; got a (model, State) pair, as "
+            "`eqx.nn.make_with_state` makes. Pass the model (`eqx.filter_eval_shape(Model, "
+            "...)`) and split it after: `model, state = "
+            "eqx.nn.make_with_state(jinit.equinox.init_eqx)(abstract, key, rules)`."
+        )
     if not isinstance(model, eqx.Module):
         raise TypeError(f"`{where}(model=...)` must be an equinox Module; got {model!r}.")
     if filter is not None and not callable(filter):
@@ -114,6 +129,6 @@ def init_eqx(
 
 
 # Public objects report the module users import them from (reprs, docs).
-for _obj in (EquinoxDefaults, Layout, defaults, layout):
+for _obj in (EquinoxDefaults, Layout, defaults, layout, uniform):
     _obj.__module__ = __name__
 del _obj

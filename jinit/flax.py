@@ -240,7 +240,9 @@ def init_nnx(
     abstract one they take what Flax's constructors give them: each RNG stream's count is 0 and
     its key is derived from its path (:func:`jinit.key_for_path`) and the ``rngs`` stream of its
     tag (``Dropout``, ``MultiHeadAttention``), BatchNorm's ``mean`` and ``var`` are 0 and 1,
-    caches are 0. Any other abstract variable raises, naming its path.
+    caches are 0, ``WeightNorm``'s ``scales`` (plain arrays, not variables) are its
+    ``scale_init`` (ones by default) called as Flax calls it, with the key of their path. Any
+    other abstract variable or value raises, naming its path.
 
     Args:
       model: an ``nnx.Module``, abstract or concrete.
@@ -282,14 +284,11 @@ def init_nnx(
     if logical_axis_rules is None:
         logical_axis_rules = core_spmd.get_logical_axis_rules() or None
     streams = _streams(rngs, where)
+    placeholders = _placeholders(model, where)  # abstract values outside variables: checked now
     # RNG state is never drawn by rules: it is filled below (abstract) or kept (concrete).
     selected_filter = nnx.All(filter, nnx.Not(nnx.RngState))
     graphdef, selected, rest = nnx.split(model, selected_filter, ...)  # type: ignore[misc]
-    abstract = [
-        (path, var)
-        for path, var in nnx.to_flat_state(rest)
-        if isinstance(var.get_value(), jax.ShapeDtypeStruct)
-    ]
+    abstract = [(path, var) for path, var in nnx.to_flat_state(rest) if _is_abstract(var)]
     if abstract and not nnx.to_flat_state(selected):  # only RNG state or statistics to fill
         params = selected
     else:  # (a model without parameters raises there: filling it would do nothing)
@@ -306,14 +305,13 @@ def init_nnx(
             portable=portable,
             adapt=_nnx_fans(model, selected, where),
         )
-    if not abstract and not any(
-        isinstance(v.get_value(), jax.ShapeDtypeStruct) for _, v in nnx.to_flat_state(selected)
-    ):
+    if not abstract and not any(_is_abstract(v) for _, v in nnx.to_flat_state(selected)):
         nnx.update(model, params)
         return model
     filled = _flax_defaults(abstract, key, streams, mesh, logical_axis_rules, filter)
     state = nnx.from_flat_state([(p, filled.get(p, v)) for p, v in nnx.to_flat_state(rest)])
-    return nnx.merge(graphdef, params, state)
+    merged = nnx.merge(graphdef, params, state)
+    return _fill_placeholders(merged, placeholders, key, mesh, logical_axis_rules)
 
 
 def _streams(rngs: Any, where: str) -> nnx.Rngs | None:
@@ -326,6 +324,72 @@ def _streams(rngs: Any, where: str) -> nnx.Rngs | None:
 
 # BatchNorm's running statistics, as nnx.BatchNorm makes them.
 _STATS = {"mean": 0, "var": 1}
+
+
+def _is_abstract(var: Any) -> bool:
+    """Whether a state leaf is a Variable holding a ShapeDtypeStruct (a plain array in the
+    state, as ``WeightNorm``'s scales of a concrete model, is not)."""
+    return isinstance(var, nnx.Variable) and isinstance(var.get_value(), jax.ShapeDtypeStruct)
+
+
+def _graph_path(path: tuple[Any, ...]) -> str:
+    """A graph path as a string; WeightNorm's ``scales`` are keyed by tuples (state paths)."""
+    parts = (p if isinstance(p, tuple) else (p,) for p in path)
+    return "/".join(str(q) for part in parts for q in part)
+
+
+def _placeholders(model: Any, where: str) -> list[tuple[Any, Any, jax.ShapeDtypeStruct]]:
+    """``(path, WeightNorm, abstract)`` of every abstract value outside an nnx Variable of an
+    abstract model (a concrete one's are its own static metadata, kept).
+
+    ``nnx.eval_shape`` leaves a ``ShapeDtypeStruct`` where the constructor stored a plain array
+    (``nnx.data``): no rule sees it (the state holds variables only). ``WeightNorm``'s
+    ``scales`` have Flax's value (:func:`_fill_placeholders`); any other raises here, naming
+    every such path, before anything is built."""
+    nodes = dict(nnx.iter_graph(model))
+    if not any(map(_is_abstract, nodes.values())):
+        return []
+    found, unknown = [], []
+    for path, x in nodes.items():
+        if not isinstance(x, jax.ShapeDtypeStruct):
+            continue
+        owner = nodes.get(path[:-2]) if len(path) >= 2 else None
+        if isinstance(owner, nnx.WeightNorm) and path[-2] == "scales":
+            found.append((path, owner, x))
+        else:
+            unknown.append(f"{_graph_path(path)!r} ({x.dtype}{list(x.shape)})")
+    if unknown:
+        raise ValueError(
+            f"`{where}`: the model holds abstract values outside nnx Variables, which no rule "
+            f"sees and jinit cannot make: {', '.join(unknown)}. `nnx.eval_shape` leaves a "
+            "ShapeDtypeStruct where the constructor stored a plain array (`nnx.data`); store "
+            "it in an nnx.Variable (e.g. nnx.Param) and give it a rule, or pass a concrete model."
+        )
+    return found
+
+
+def _fill_placeholders(
+    model: Any, found: list[tuple[Any, Any, Any]], key: Any, mesh: Mesh | None, logical: Any
+) -> Any:
+    """Puts Flax's value in each of :func:`_placeholders`' abstract values, in ``model`` (the
+    built one: its WeightNorm layers at the same paths): ``scale_init(key, shape)``, as
+    ``nnx.WeightNorm.__init__`` calls it, ``key`` that of the path (ones ignore it)."""
+    where = "init_nnx"
+    nodes = dict(nnx.iter_graph(model)) if found else {}
+    for path, _, sds in found:
+        name, layer = _graph_path(path), nodes[path[:-2]]
+        value = jax.numpy.asarray(
+            layer.scale_init(_keys.key_for_path(_keys.as_key(key, where), name), sds.shape)
+        )
+        if value.shape != sds.shape or value.dtype != sds.dtype:
+            raise ValueError(
+                f"`{where}`: the WeightNorm scale {name!r} must be {sds.dtype}{list(sds.shape)} "
+                f"as the abstract model holds it; its scale_init gave "
+                f"{value.dtype}{list(value.shape)}."
+            )
+        sharding = _tree.resolve_leaf_sharding(None, sds, mesh, logical, name, where)
+        layer.scales[path[-1]] = value if sharding is None else jax.device_put(value, sharding)
+    return model
 
 
 def _flax_defaults(

@@ -506,3 +506,133 @@ def test_explain_and_portable(key):
     a = jinit.equinox.init_eqx(ZOO, key, rules, portable=True)
     w = np.asarray(a.linear.weight)
     assert abs(w.std() / math.sqrt(2 / 300) - 1) < 0.02
+
+
+# --- equinox's defaults for stateful and wrapping layers ----------------------------------
+
+
+def _state_leaves(model) -> list:
+    """The leaves of a model's initial ``eqx.nn.State``, in order."""
+    return jax.tree.leaves(eqx.nn.State(model))
+
+
+@pytest.mark.parametrize("mode", ["ema", "batch"])
+def test_defaults_give_batch_norm_equinox_state(mode, key):
+    """An abstract BatchNorm (it holds a bool flag or an int counter) is made, its running
+    statistics equinox's, its flag and counter equinox's (dtype and weak type too), and it runs
+    as equinox's own does."""
+    make = lambda: eqx.nn.BatchNorm(6, "batch", mode=mode)
+    model = jinit.equinox.init_eqx(eqx.filter_eval_shape(make), key, jinit.equinox.defaults())
+    theirs = make()
+    assert_same_params(model, theirs)
+    ours, ref = _state_leaves(model), _state_leaves(theirs)
+    assert len(ours) == len(ref) == 3
+    for a, b in zip(ours, ref, strict=True):
+        assert (a.dtype, a.shape, a.weak_type) == (b.dtype, b.shape, b.weak_type)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    split = eqx.nn.make_with_state(jinit.equinox.init_eqx)
+    m, state = split(eqx.filter_eval_shape(make), key, jinit.equinox.defaults())
+    m0, state0 = eqx.nn.make_with_state(make)()
+    x = jax.random.normal(key, (5, 6))
+    run = lambda m, s: jax.vmap(m, axis_name="batch", in_axes=(0, None), out_axes=(0, None))(x, s)
+    (y, s1), (y0, s10) = run(m, state), run(m0, state0)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y0), rtol=1e-6, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s10), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+
+
+def test_defaults_give_prelu_equinox_slope(key):
+    """0.25, weakly typed as `jnp.asarray(0.25)` is (a bfloat16 input stays bfloat16); an
+    array `init_alpha` gives a strongly typed slope of its shape."""
+    d = jinit.equinox.defaults()
+    ours = jinit.equinox.init_eqx(eqx.filter_eval_shape(eqx.nn.PReLU), key, d).negative_slope
+    theirs = eqx.nn.PReLU().negative_slope
+    assert (ours.dtype, ours.shape, ours.weak_type) == (theirs.dtype, (), True)
+    assert float(ours) == 0.25
+    x = jnp.ones((3,), jnp.bfloat16)
+    assert eqx.nn.PReLU(ours)(-x).dtype == jnp.bfloat16
+    per_channel = eqx.filter_eval_shape(eqx.nn.PReLU, jnp.full((4,), 0.25, jnp.float32))
+    slope = jinit.equinox.init_eqx(per_channel, key, d).negative_slope
+    assert slope.shape == (4,) and not slope.weak_type and bool((slope == 0.25).all())
+
+
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_defaults_give_weight_norm_g_the_built_weights_norm(axis, key):
+    """`g` is equinox's own construction on the built weight, to the bit, so the wrapped layer
+    starts as the bare one; under a stack (`eqx.filter_vmap`) too; a rule before the rule set
+    wins."""
+    make = lambda key: eqx.nn.WeightNorm(eqx.nn.Conv2d(3, 6, 3, key=key), axis=axis)
+    model = jinit.equinox.init_eqx(abstract(make), key, jinit.equinox.defaults())
+    np.testing.assert_array_equal(np.asarray(model.g), eqx.nn.WeightNorm(model.layer, axis=axis).g)
+    x = jax.random.normal(key, (3, 8, 8))
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(model.layer(x)), atol=1e-6)
+    stack = eqx.filter_eval_shape(
+        eqx.filter_vmap(lambda k: eqx.nn.WeightNorm(eqx.nn.Linear(4, 3, key=k), axis=axis)),
+        jax.random.split(key, 5),
+    )
+    stacked = jinit.equinox.init_eqx(stack, key, jinit.equinox.defaults())
+    ref = eqx.filter_vmap(lambda layer: eqx.nn.WeightNorm(layer, axis=axis).g)(stacked.layer)
+    np.testing.assert_array_equal(np.asarray(stacked.g), np.asarray(ref))
+    rules = [("g$", jinit.ones), jinit.equinox.defaults()]
+    ruled = jinit.equinox.init_eqx(abstract(make), key, rules)
+    assert bool((ruled.g == 1).all())
+
+
+def test_defaults_give_spectral_norm_state_equinox_law(key):
+    """u and v: N(0, 1) draws (jinit's, from their paths' keys), then equinox's 15 power
+    iterations on the built weight; unit vectors whose estimate of the top singular value is
+    as close as equinox's own."""
+    from equinox.nn._spectral_norm import _power_iteration  # equinox's step, the reference
+
+    make = lambda key: eqx.nn.SpectralNorm(eqx.nn.Linear(300, 200, key=key), "weight", key=key)
+    d = jinit.equinox.defaults()
+    model = jinit.equinox.init_eqx(abstract(make), key, d)
+    drawn = jinit.equinox.init_eqx(abstract(make), key, [(r"uv_index", jinit.normal(1.0)), d])
+    u, v = drawn.uv_index.init
+    for draw in (u, v):
+        assert stats.kstest(np.asarray(draw), "norm").pvalue > 1e-4
+    w = drawn.layer.weight
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(model.layer.weight))
+    for _ in range(15):
+        u, v = _power_iteration(w, u, v, model.eps)
+    ours = model.uv_index.init
+    np.testing.assert_allclose(np.asarray(ours[0]), np.asarray(u), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ours[1]), np.asarray(v), atol=1e-6)
+    theirs = eqx.nn.SpectralNorm(model.layer, "weight", key=jax.random.key(1))
+    top = np.linalg.svd(np.asarray(w), compute_uv=False)[0]
+    for a, b in (ours, eqx.nn.State(theirs).get(theirs.uv_index)):
+        for unit in (a, b):
+            assert abs(float(jnp.linalg.norm(unit)) - 1) < 1e-5
+        assert 0.9 * top < float(a @ w @ b) <= top * (1 + 1e-5)
+    m, state = eqx.nn.make_with_state(jinit.equinox.init_eqx)(abstract(make), key, d)
+    y, _ = m(jnp.ones(300), state)
+    assert y.shape == (200,) and bool(jnp.isfinite(y).all())
+
+
+def test_a_model_and_state_pair_is_refused_with_the_way_to_split(key):
+    pair = eqx.filter_eval_shape(eqx.nn.make_with_state(eqx.nn.BatchNorm), 4, "b", mode="batch")
+    with pytest.raises(TypeError, match=r"got a \(model, State\) pair.*make_with_state\(jinit"):
+        jinit.equinox.init_eqx(pair, key, jinit.equinox.defaults())
+
+
+def test_defaults_computed_from_the_weight_do_not_depend_on_the_mesh(mesh, key):
+    """WeightNorm's g and SpectralNorm's u, v from a weight split over its reduced axis: the
+    values of the unsharded model, with the shardings the rules give them."""
+
+    class Normed(eqx.Module):
+        wn: eqx.nn.WeightNorm
+        sn: eqx.nn.SpectralNorm
+
+        def __init__(self, key):
+            k1, k2 = jax.random.split(key)
+            self.wn = eqx.nn.WeightNorm(eqx.nn.Linear(64, 8, key=k1))
+            self.sn = eqx.nn.SpectralNorm(eqx.nn.Linear(64, 32, key=k2), "weight", key=k2)
+
+    model = eqx.filter_eval_shape(Normed, jax.random.key(0))
+    d = jinit.equinox.defaults()
+    ref = jinit.equinox.init_eqx(model, key, d)
+    specs = [(r"weight$", P(None, "model")), (r"(g|init/0)$", P("model")), (r".*", P())]
+    out = jinit.equinox.init_eqx(model, key, d, mesh=mesh, shardings=specs)
+    assert_same_params(out, ref)
+    assert out.wn.g.sharding == NamedSharding(mesh, P("model"))
+    assert out.sn.uv_index.init[0].sharding == NamedSharding(mesh, P("model"))

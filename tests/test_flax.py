@@ -94,3 +94,67 @@ def test_nnx_with_partitioning():
     assert kernel.sharding.spec == jax.P(None, "model")
     ref = nnx.Linear(16, 32, kernel_init=J.lecun_normal(), rngs=nnx.Rngs(0))
     _same(kernel, jax.jit(lambda k: k)(ref.kernel[...]))
+
+
+class _WeightNormed(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.dense = nnx.WeightNorm(nnx.Linear(4, 3, rngs=rngs), rngs=rngs)
+        self.conv = nnx.WeightNorm(
+            nnx.Conv(3, 5, (3, 3), rngs=rngs),
+            feature_axes=None,
+            scale_init=jinit.constant(2.0),
+            rngs=rngs,
+        )
+
+    def __call__(self, x):
+        return self.conv(self.dense(x)[:, None, None, :])
+
+
+def test_init_nnx_gives_weight_norm_scales_flax_values():
+    """`nnx.WeightNorm`'s scales are plain arrays (no Variable): `nnx.eval_shape` leaves them
+    ShapeDtypeStructs that no rule sees. `init_nnx` gives them Flax's `scale_init` value, so
+    every leaf is an array and the model computes what Flax's own model with these weights
+    does."""
+    import jinit.flax
+
+    abstract = nnx.eval_shape(lambda: _WeightNormed(nnx.Rngs(0)))
+    rules = {r"kernel$": jinit.he_normal(), r"bias$": jinit.zeros}
+    model = jinit.flax.init_nnx(abstract, 0, rules)
+    placeholders = [p for p, x in nnx.iter_graph(model) if isinstance(x, jax.ShapeDtypeStruct)]
+    assert not placeholders  # (before: the scales, outside the state, stayed abstract)
+    flax_own = _WeightNormed(nnx.Rngs(0))
+    for ours, theirs in ((model.dense, flax_own.dense), (model.conv, flax_own.conv)):
+        assert ours.scales.keys() == theirs.scales.keys()
+        for k in ours.scales:
+            assert ours.scales[k].dtype == theirs.scales[k].dtype
+            _same(ours.scales[k], theirs.scales[k])
+    # the abstract model is left as it was: a second call gives the same model
+    again = jinit.flax.init_nnx(abstract, 0, rules)
+    jax.tree.map(_same, nnx.state(again), nnx.state(model))
+    nnx.update(flax_own, nnx.state(model, nnx.Param))
+    x = jax.random.normal(jax.random.key(1), (2, 4))
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(flax_own(x)), rtol=1e-6)
+    concrete = _WeightNormed(nnx.Rngs(0))  # its scales are plain arrays in its state: kept
+    scales = concrete.conv.scales[("kernel",)]
+    assert jinit.flax.init_nnx(concrete, 0, rules) is concrete
+    assert concrete.conv.scales[("kernel",)] is scales
+
+
+def test_init_nnx_refuses_abstract_values_it_cannot_make():
+    import jinit.flax
+
+    class Buffered(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs):
+            self.dense = nnx.Linear(2, 2, rngs=rngs)
+            self.buffers = nnx.data({"a": jnp.zeros((3,)), "b": jnp.ones((2, 2))})
+
+    abstract = nnx.eval_shape(lambda: Buffered(nnx.Rngs(0)))
+    rules = {r"kernel$": jinit.he_normal(), r"bias$": jinit.zeros}
+    match = (
+        r"`init_nnx`: the model holds abstract values outside nnx Variables.*"
+        r"'buffers/a' \(float32\[3\]\), 'buffers/b' \(float32\[2, 2\]\).*nnx\.Variable"
+    )
+    with pytest.raises(ValueError, match=match):
+        jinit.flax.init_nnx(abstract, 0, rules)
+    concrete = Buffered(nnx.Rngs(0))  # its arrays are its own: kept
+    assert jinit.flax.init_nnx(concrete, 0, rules) is concrete

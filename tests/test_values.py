@@ -199,3 +199,22 @@ def test_init_eqx_with_rules_rebuilt_compiles_once(key):
         for _ in range(3):
             jinit.equinox.init_eqx(model, key, rules())
     assert n[0] == 0
+
+
+def test_init_eqx_with_equinox_defaults_compiles_once(key):
+    """`jinit.equinox.defaults()` binds equal initializers to equal layers (`equinox.uniform`
+    is a value), so calls after the first reuse its compiled program."""
+    import equinox as eqx
+
+    assert jinit.equinox.uniform(0.25) is jinit.equinox.uniform(lim=0.25)
+    assert repr(jinit.equinox.uniform(0.25)) == "jinit.equinox.uniform(0.25)"
+    assert pickle.loads(pickle.dumps(jinit.equinox.uniform(0.25))) == jinit.equinox.uniform(0.25)
+    conv = eqx.filter_eval_shape(eqx.nn.Conv2d, 3, 11, 5, key=jax.random.key(0))  # (a fresh plan)
+    with count_compiles() as first:
+        want = jinit.equinox.init_eqx(conv, 0, jinit.equinox.defaults())
+    assert first[0] > 0
+    with count_compiles() as n:
+        for _ in range(3):
+            got = jinit.equinox.init_eqx(conv, 0, jinit.equinox.defaults())
+    assert n[0] == 0
+    np.testing.assert_array_equal(np.asarray(want.weight), np.asarray(got.weight))

@@ -159,9 +159,10 @@ def init_tree(
     tree's draws, not on its depth. With ``group=False`` each leaf is drawn on its own and
     written once, in place (XLA may fuse draws of one shape into one kernel with several
     outputs). ``group=None`` (the default) chooses by the platform the tree is
-    built on (its shardings' devices, else jax's default backend): grouped on a CPU, one kernel
-    per leaf on TPU and GPU, where it runs at the speed of writing the bytes and grouped loops
-    do not pay (figures and commands in ``bench/RESULTS.md``).
+    built on (its shardings' devices, else jax's default backend): grouped on a CPU and a GPU
+    (where XLA compiles the hash once per kernel that holds it), one kernel per leaf on TPU,
+    where it runs at the speed of writing the bytes and grouped loops do not pay (figures and
+    commands in ``bench/RESULTS.md``).
 
     Args:
       key: the root key: a typed key, a legacy ``uint32[2]`` key or an int seed.

@@ -265,10 +265,16 @@ def _draw_batch(
 # longer than writing the same bytes, because their rows are drawn into a buffer, then cut out and
 # laid out leaf by leaf (a relayout of TPU's tiled arrays), while one kernel per leaf writes
 # each leaf once (as fast as writing the bytes); and a per-leaf kernel compiles no slower there
-# than the streams' loops. On GPU, XLA runs a while loop's iterations from the host
-# (microseconds each), and the streams' loops are thousands of steps for a large tree, where
-# one kernel per leaf has none.
-GROUPED_PLATFORMS = frozenset({"cpu"})
+# than the streams' loops. On GPU (the H100 compiler, deviceless: ``python -m bench --aot
+# cuda:h100``), what a user waits for is XLA:GPU's compile, which runs LLVM and ptxas on every
+# kernel that holds the hash and its transform: a kernel per leaf is one copy per leaf (GPT-2
+# small: 51-67 s on this 2-core host), the streams one per draw and chunk (11-14 s, against
+# 12 s for Flax with jax's CUDA hash kernel, and no temporaries where Flax's are 1.18x the
+# parameters). The streams' loop trips (a few thousand, microseconds each from the host) cost
+# the run milliseconds; the compile they save is tens of seconds.
+GPU_SCHEDULE = "streams"  # "streams" or "per-leaf" on cuda/rocm devices
+GPU_PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
+GROUPED_PLATFORMS = frozenset({"cpu"}) | (GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set())
 
 
 def platform_of(leaves: Sequence[Leaf]) -> str:

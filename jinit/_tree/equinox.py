@@ -6,8 +6,11 @@ rates, flags). :func:`adapt` splits the module with ``eqx.partition``: the param
 tree builder at their attribute paths (``layers/0/weight``), the rest is combined back
 unchanged. Each parameter's layout comes from the equinox layer that owns it
 (:data:`LAYOUTS`), and rule sets that need the layers (:func:`jinit.equinox.defaults`) are bound
-to them. Equinox is imported only by the user: when it is not loaded no tree is a module, and
-nothing here imports it.
+to them. Values equinox's constructors compute rather than draw are put in after the build:
+a :class:`FromLayer` initializer's ``finish`` (``WeightNorm``'s ``g``, the norm of its built
+weight), and the non-floating state of equinox's own layers (:data:`STATE`). Equinox is
+imported only by the user: when it is not loaded no tree is a module, and nothing here imports
+it.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec, Sharding
 
-from jinit import _layout, _stacked
+from jinit import _layout, _stacked, _value
 from jinit._tree import boxes as _boxes
 from jinit._tree import keys as _keys
+from jinit._value import Init
 
 # The (in_axis, out_axis) of equinox's layers' weights, counted from the end so that they also
 # hold under leading stack axes (``eqx.filter_vmap`` of a layer). ``num_spatial_dims`` is a
@@ -79,8 +84,49 @@ SHAPES: dict[str, Callable[[Any], dict[str, tuple[int, ...]]]] = {
 }
 
 
+# The non-floating state equinox's stateful layers make in ``__init__`` (equinox 0.13.8), as
+# the value ``jnp.full`` fills: ``BatchNorm``'s first-call flag ``jnp.array(True)`` and step
+# counter ``jnp.array(0)`` (weakly typed, as there). Not parameters, so no rule makes them;
+# an abstract model holds them abstract, and they take this value whatever the rules.
+STATE: dict[str, dict[str, bool | int]] = {
+    "BatchNorm": {"ema_first_time_index": True, "batch_counter": 0},
+}
+
+
 def _eqx() -> Any:
     return sys.modules.get("equinox")
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class FromLayer(Init):
+    """A parameter that equinox's constructor computes from its layer's others (``WeightNorm``'s
+    ``g`` is the norm of the weight): the builder makes ``wraps`` (the draw the computation
+    starts from, or a placeholder), then the built model's value at the parameter's path is
+    replaced by ``finish(layer, path, value, abstract)``, ``layer`` the built layer owning it
+    and ``abstract`` the parameter's ``ShapeDtypeStruct``. Made by :func:`from_layer`."""
+
+    finish: Callable[[Any, str, Any, Any], Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<equinox default: {self.name}>"
+
+
+def from_layer(init: Any, finish: Callable[[Any, str, Any, Any], Any], name: str) -> FromLayer:
+    """``init`` (a jinit initializer), then ``finish`` on the built layer; ``name`` is what
+    :func:`jinit.explain` shows. Equal arguments give equal values (the compile cache hits)."""
+    inner = _value.of(init)
+    if inner is None or inner.identity is None:
+        raise TypeError(f"`from_layer(init=...)` must be a jinit factory's value; got {init!r}.")
+    return FromLayer(
+        name,
+        call=inner.call,
+        dtype=inner.dtype,
+        sampling=inner.sampling,
+        magnitude=inner.magnitude,
+        wraps=inner,
+        identity=("from_layer", inner, finish, name),
+        finish=finish,
+    )
 
 
 def is_param(x: Any) -> bool:
@@ -105,7 +151,10 @@ def _owners(model: Any) -> dict[str, Owner]:
     eqx, out = _eqx(), {}
 
     def visit(node: Any, prefix: tuple[Any, ...]) -> None:
-        inner = lambda x: x is not node and isinstance(x, eqx.Module)
+        # (a StateIndex is the layer's state, not a layer: its leaves are the layer's field's)
+        inner = lambda x: (
+            x is not node and isinstance(x, eqx.Module) and not isinstance(x, eqx.nn.StateIndex)
+        )
         for keypath, x in jax.tree_util.tree_flatten_with_path(node, is_leaf=inner)[0]:
             if inner(x):
                 visit(x, prefix + tuple(keypath))
@@ -140,17 +189,22 @@ class Adapted:
         select = is_param if select is None else select
         self.params, self.static = eqx.partition(model, select)
         self.owners = _owners(model)
-        self.shapes = {
-            _keys.path_str(kp): tuple(np.shape(x))
-            for kp, x in jax.tree_util.tree_flatten_with_path(self.params)[0]
-        }
+        flat = jax.tree_util.tree_flatten_with_path(self.params)[0]
+        self.abstract = {_keys.path_str(kp): x for kp, x in flat}
+        self.shapes = {path: tuple(np.shape(x)) for path, x in self.abstract.items()}
+        self.finish: dict[str, FromLayer] = {}  # path -> its FromLayer, as the rules resolve
+        self.fills: dict[str, tuple[Any, jax.ShapeDtypeStruct]] = {}  # path -> STATE value
         for keypath, x in jax.tree_util.tree_flatten_with_path(self.static)[0]:
             if isinstance(x, jax.ShapeDtypeStruct):
-                raise ValueError(
-                    f"`{where}`: the leaf {_keys.path_str(keypath)!r} ({x.dtype}{list(x.shape)}) "
-                    "is abstract but not a parameter the rules make (the filter selects "
-                    "floating arrays); pass a concrete model, or select it with `filter=`."
-                )
+                path = _keys.path_str(keypath)
+                fill = _state_fill(self.owners.get(path), x)
+                if fill is None:
+                    raise ValueError(
+                        f"`{where}`: the leaf {path!r} ({x.dtype}{list(x.shape)}) is abstract but "
+                        "not a parameter the rules make (the filter selects floating arrays); "
+                        "pass a concrete model, or select it with `filter=`."
+                    )
+                self.fills[path] = (fill, x)
 
     def stack_of(self, path: str) -> tuple[int, ...]:
         """The leading stack axes of the parameter at ``path`` (``eqx.filter_vmap`` of its
@@ -171,7 +225,11 @@ class Adapted:
 
     def laid_out(self, path: str, init: Any) -> Any:
         """``init`` in the layout of the parameter at ``path``, and stacked as one layer of a
-        vmapped layer's stack (an explicit layout or ``jinit.stacked`` is kept)."""
+        vmapped layer's stack (an explicit layout or ``jinit.stacked`` is kept). A
+        :class:`FromLayer` is kept as it is, and its ``finish`` noted for the built model."""
+        if isinstance(init, FromLayer):
+            self.finish[path] = init
+            return init
         stack = self.stack_of(path)
         if stack and not isinstance(init, _stacked.Stacked):
             depth = _stacked.stack_depth(path, stack, self.shapes)
@@ -207,7 +265,18 @@ class Adapted:
         )
 
     def structure(self, inner: _boxes.Structure) -> Structure:
-        return Structure(inner.treedef, inner.boxes, self.static)
+        finish = tuple(
+            (p, f.finish, self.abstract[p]) for p, f in self.finish.items() if f.finish is not None
+        )
+        fills = tuple((p, v, x) for p, (v, x) in self.fills.items())
+        return Structure(inner.treedef, inner.boxes, self.static, finish, fills)
+
+
+def _state_fill(owner: Owner | None, abstract: jax.ShapeDtypeStruct) -> bool | int | None:
+    """The value :data:`STATE` gives the abstract non-parameter leaf, or None (none known)."""
+    kind = None if owner is None else layer_kind(owner.layer, STATE)
+    fill = None if kind is None else STATE[kind].get(owner.field)  # type: ignore[union-attr]
+    return None if fill is None or jnp.result_type(fill) != abstract.dtype else fill
 
 
 def _is_path_rules(shardings: Any) -> bool:
@@ -265,9 +334,29 @@ class Structure(_boxes.Structure):
     """Puts the built parameters back into the module, beside its unchanged other leaves."""
 
     static: Any = None
+    finish: tuple[tuple[str, Callable[..., Any], Any], ...] = ()  # (path, finish, abstract)
+    fills: tuple[tuple[str, Any, Any], ...] = ()  # (path, STATE value, abstract)
 
     def unflatten(self, values: Sequence[Any]) -> Any:
-        return _eqx().combine(super().unflatten(values), self.static)
+        model = _eqx().combine(super().unflatten(values), self.static)
+        if not (self.finish or self.fills):
+            return model
+        # Every value is computed from the built model before any is put in (SpectralNorm's
+        # u and v each start from both draws).
+        owners = _owners(model)
+        flat, treedef = jax.tree_util.tree_flatten_with_path(model)
+        built = {_keys.path_str(kp): x for kp, x in flat}
+        new = {p: _placed(f(owners[p].layer, p, built[p], x), built[p]) for p, f, x in self.finish}
+        new |= {p: jnp.full(x.shape, v) for p, v, x in self.fills}
+        leaves = [new.get(_keys.path_str(kp), x) for kp, x in flat]
+        return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _placed(value: Any, built: Any) -> Any:
+    """``value`` with the sharding the builder gave the parameter it replaces."""
+    if isinstance(built, jax.core.Tracer) or not isinstance(built, jax.Array):
+        return value
+    return value if value.sharding == built.sharding else jax.device_put(value, built.sharding)
 
 
 def adapt(tree: Any, where: str, select: Callable[[Any], bool] | None = None) -> Adapted | None:

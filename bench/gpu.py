@@ -1,0 +1,155 @@
+"""The GPU compiler without a GPU: XLA:GPU targets for ``python -m bench --aot cuda:h100``.
+
+With ``jax-cuda12-plugin`` and ``jax-cuda12-pjrt`` at jax's version and ``nvidia-cuda-nvcc-cu12``
+(ptxas), all in the ``aot`` extra, and ``JAX_PLATFORMS=cpu``, jax compiles for an NVIDIA GPU on
+a machine without one, from XLA's description of the GPU (``targets/h100_sxm.txtpb``, from
+openxla/xla ``xla/backends/gpu/target_config/specs/``, less the fields this jaxlib does not
+know). The executable holds real cubins; only GEMM autotuning is skipped (init has no GEMMs).
+
+XLA:GPU gives no cost model, so :func:`structure` reads from the compiled program what sets its
+run time, and :func:`estimate` turns it into seconds with published XLA:GPU and H100 figures:
+
+* every kernel launch and every while-loop trip costs about ``LAUNCH_S`` (XLA:GPU runs a loop's
+  condition on the host: a device-to-host copy and a launch per trip);
+* every byte written and read crosses HBM once at the target's ``memory_bandwidth`` (the
+  output's bytes once, and the temporaries' twice: written, then read back).
+
+A loop's trip count is data-dependent in jinit's programs (read at indices XLA cannot see), so
+the caller passes the trips it knows (:func:`jinit_trips`); Flax and jax.random programs have
+no loops on GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+TARGETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "targets")
+TARGETS = {"h100": "h100_sxm.txtpb"}
+LAUNCH_S = 5e-6  # one kernel launch or one loop trip on XLA:GPU (CUDA launch + host sync)
+
+
+def parse_target(text: str) -> tuple[str, str]:
+    """'cuda:h100' -> (target description path, '1x1x1'); 'cuda:h100:1x1x8' -> 8 GPUs; a
+    path to a ``.txtpb`` target description may stand for the name."""
+    platform, _, rest = text.partition(":")
+    name, _, topology = rest.partition(":")
+    path = os.path.join(TARGETS_DIR, TARGETS[name]) if name in TARGETS else name
+    ok = platform == "cuda" and (name in TARGETS or name.endswith(".txtpb"))
+    if not ok or (topology and not re.fullmatch(r"\d+x\d+x\d+", topology)):
+        raise ValueError(
+            f"`--aot` for a GPU must look like 'cuda:h100', 'cuda:h100:1x1x8' or "
+            f"'cuda:PATH.txtpb' (known GPUs: {', '.join(TARGETS)}); got {text!r}."
+        )
+    if not os.path.exists(path):
+        raise ValueError(f"`--aot {text}`: no target description at {path!r}.")
+    return path, topology or "1x1x1"
+
+
+def plugin_missing() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("jax_plugins.xla_cuda12") is None:
+        return 'the CUDA plugin is not installed: pip install -e ".[aot]"'
+    return None
+
+
+@functools.cache
+def devices(path: str, topology: str) -> list[Any]:
+    """The GPUs of ``topology`` ("PARTITIONS x HOSTS x DEVICES"), deviceless."""
+    from jax.experimental import topologies
+
+    with open(path) as f:
+        config = f.read()
+    desc = topologies.get_topology_desc(platform="cuda", topology=topology, target_config=config)
+    return list(desc.devices)
+
+
+def bandwidth(path: str) -> float:
+    """The target's HBM bandwidth in bytes per second (from its description)."""
+    with open(path) as f:
+        found = re.search(r"memory_bandwidth:\s*(\d+)", f.read())
+    if not found:
+        raise ValueError(f"the target description {path!r} has no memory_bandwidth.")
+    return float(found.group(1))
+
+
+def structure(text: str) -> dict[str, int]:
+    """Of a compiled XLA:GPU program (its HLO text): kernels launched outside loops and per
+    loop trip, custom calls, while loops, and the kernels that hash (threefry2x32 is 20 rounds,
+    each an ``xor``; jax's GPU hash kernel is a custom call)."""
+    comps = {}
+    for block in text.split("\n\n"):
+        head = re.match(r"\s*(?:ENTRY\s+)?%?([\w.\-]+)\s", block)
+        if head:
+            comps[head.group(1)] = block
+    entry = next((b for b in text.split("\n\n") if b.lstrip().startswith("ENTRY")), text)
+    bodies = set(re.findall(r"body=%?([\w.\-]+)", text))
+
+    def launches(block: str) -> int:
+        ops = re.findall(r"\s(fusion|custom-call|copy|dynamic-update-slice)\(", block)
+        return len(ops)
+
+    in_loops = sum(launches(comps.get(b, "")) for b in bodies)
+    targets = re.findall(r'custom_call_target="([^"]*)"', text)
+    return {
+        "kernels": launches(entry),
+        "kernels_per_trip": in_loops,
+        "custom_calls": len(targets),
+        "hash_custom_calls": sum("threefry" in t for t in targets),
+        "loops": len(re.findall(r" while\(", text)),
+        "samplers": sum(1 for b in comps.values() if b.count(" xor(") >= 20),
+    }
+
+
+def estimate(
+    counts: dict[str, int], trips: int, output_bytes: int, temp_bytes: int, path: str
+) -> float:
+    """Seconds the program takes on the target GPU, from its structure (see the module)."""
+    launches = counts["kernels"] + trips * max(1, counts["kernels_per_trip"])
+    moved = output_bytes + 2 * temp_bytes
+    return launches * LAUNCH_S + moved / bandwidth(path)
+
+
+def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -> int:
+    """The loop trips of jinit's program for ``abstract``, from the plan, as the builder lays it
+    out: the key table's two; a stream's, one per step of rows per chunk; a sharded group's,
+    one per leaf of each chunk of more than one."""
+    from jinit import _tree
+    from jinit._rng import sampling as _sampling
+    from jinit._tree import build as _build
+    from jinit._tree import stream as _stream
+
+    leaves, _ = _tree.plan(abstract, rules, None, shardings, None)
+    trips = 2  # the key table's loop
+    if group is None:
+        group = _build.default_group(leaves)
+    if not group:
+        return trips
+    budget = _build.chunk_budget(leaves)
+    rows_by_draw: dict[Any, list[int]] = {}
+    groups: dict[Any, int] = {}
+    for leaf in leaves:
+        s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
+        if s is None or 0 in leaf.shape:
+            continue
+        if _stream.streamable(s.draw, leaf, budget):
+            rows_by_draw.setdefault(s.draw, []).append(-(-math.prod(leaf.shape) // _stream.ROW))
+        else:
+            group = (s.draw, leaf.shape, leaf.sharding)
+            groups[group] = groups.get(group, 0) + 1
+    for (draw, shape, _), count in groups.items():
+        per = max(1, budget // max(math.prod(shape) * np.dtype(draw.dtype).itemsize, 1))
+        for lo in range(0, count, per):
+            n = min(per, count - lo)
+            trips += n + 1 if n > 1 else 0
+    budget_rows = max(1, budget // (4 * _stream.ROW))
+    for rows in rows_by_draw.values():
+        for lo, hi in _stream._row_chunks(rows, budget_rows):
+            trips += -(-sum(rows[lo:hi]) // _stream.STEP_ROWS) + 1  # (+1: the pipeline's drain)
+    return trips

@@ -1,0 +1,114 @@
+"""The tree builder as the GPU compiler sees it: structural checks, no timings.
+
+The CUDA plugin (the ``aot`` extra) compiles for an H100 without a GPU (``bench/gpu.py``), so
+the program a GPU would run is checked here on any machine: the schedule jinit picks for GPU
+devices, how many copies of the hash XLA:GPU compiles (each one LLVM and ptxas time), the loops
+and what they carry. The platform-only branch of the threefry kernels is executed here on the
+CPU, forced, and checked bit for bit. Figures (compile seconds) are in bench/RESULTS.md, from
+``python -m bench --aot cuda:h100``.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import jinit
+from bench import gpu
+from jinit import _tree
+from jinit._rng import threefry
+from jinit._tree import build as _build
+
+
+@functools.cache
+def h100() -> Mesh:
+    path, topology = gpu.parse_target("cuda:h100")
+    return Mesh(np.array(gpu.devices(path, topology)[:1]), ("model",))
+
+
+def tree(layers: int) -> dict:
+    """A small transformer-like tree: an embedding and ``layers`` blocks of four kernels."""
+    f32 = jnp.float32
+    block = {
+        "qkv": jax.ShapeDtypeStruct((128, 384), f32),
+        "proj": jax.ShapeDtypeStruct((128, 128), f32),
+        "up": jax.ShapeDtypeStruct((128, 512), f32),
+        "down": jax.ShapeDtypeStruct((512, 128), f32),
+        "bias": jax.ShapeDtypeStruct((128,), f32),
+    }
+    return {"embed": jax.ShapeDtypeStruct((1000, 128), f32), "h": [block] * layers}
+
+
+RULES = [(r"embed", jinit.normal(0.02)), (r"bias", jinit.zeros), (r".", jinit.lecun_normal())]
+
+
+@functools.cache
+def compiled(layers: int, group: bool | None) -> dict:
+    mesh = h100()
+    abstract = tree(layers)
+    shardings = jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), abstract)
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=shardings["embed"])
+
+    def body(k):
+        return jinit.init_tree(k, abstract, RULES, shardings=shardings, group=group)
+
+    exe = jax.jit(body, out_shardings=shardings).trace(key).lower().compile()
+    memory = exe.memory_analysis()
+    params = sum(int(np.prod(s.shape)) * 4 for s in jax.tree.leaves(abstract))
+    return {
+        **gpu.structure(exe.as_text()),
+        "temp_bytes": int(memory.temp_size_in_bytes),
+        "params": params,
+    }
+
+
+def test_the_schedule_follows_the_platform():
+    abstract = {"w": jax.ShapeDtypeStruct((8, 4), np.float32)}
+    rules = [(r"w$", jinit.lecun_normal())]
+    on_gpu, _ = _tree.plan(abstract, rules, None, NamedSharding(h100(), PartitionSpec()), None)
+    assert _build.platform_of(on_gpu) in _build.GPU_PLATFORMS
+    assert _build.default_group(on_gpu) is (_build.GPU_SCHEDULE == "streams")
+
+
+def test_streams_compile_one_hash_per_draw_whatever_the_depth():
+    """The draws' kernels depend on the tree's draws, not on its depth: at 2 and at 6 layers the
+    program holds the same number of hashing kernels (each a copy of threefry for LLVM and
+    ptxas), while one kernel per leaf grows with the leaves."""
+    shallow, deep = compiled(2, True), compiled(6, True)
+    assert shallow["samplers"] == deep["samplers"] <= 4
+    per_leaf = compiled(6, False)
+    assert per_leaf["samplers"] > deep["samplers"]
+    # temporaries: a chunk's buffer, never the tree again
+    assert deep["temp_bytes"] <= 0.5 * deep["params"] + 2**24
+
+
+def test_structure_reads_kernels_loops_and_hashes():
+    row = compiled(2, True)
+    assert row["loops"] >= 2 and row["kernels_per_trip"] >= 1  # key table, a stream per draw
+    assert row["kernels"] >= 2 and row["custom_calls"] == 0  # jinit's own hash: no custom call
+    est = gpu.estimate(row, 100, row["params"], 0, gpu.parse_target("cuda:h100")[0])
+    assert est > 100 * gpu.LAUNCH_S
+
+
+def test_the_gpu_and_tpu_branch_of_the_counters_gives_the_same_bits(monkeypatch, key):
+    """``threefry._counter_zero`` ties the counters to the key on a CPU and not elsewhere
+    (``lax.platform_dependent``); forced here to the other platforms' branch, every draw is
+    jax.random's bits and the tree is unchanged."""
+    abstract = tree(2)
+    cpu = jinit.init_tree(key, abstract, RULES)
+    bits = jax.random.bits(key, (64, 33), np.uint32)
+
+    def default_branch(*args, cpu=None, default=None, **_):
+        return default(*args)
+
+    monkeypatch.setattr(threefry.lax, "platform_dependent", default_branch)
+    jax.clear_caches()
+    _tree.compiled_builder.cache_clear()
+    forced = jinit.init_tree(key, abstract, RULES)
+    k0, k1 = threefry.key_words(key)
+    w0, w1 = jax.jit(lambda a, b: threefry.random_words(a, b, (64, 33)))(k0, k1)
+    np.testing.assert_array_equal(np.asarray(w0) ^ np.asarray(w1), bits)
+    for a, b in zip(jax.tree.leaves(cpu), jax.tree.leaves(forced), strict=True):
+        np.testing.assert_array_equal(a, b)
