@@ -507,3 +507,57 @@ def test_equinox_vmapped_layers_get_one_layers_fans_and_twin_keys():
     assert abs(float(own.weight.std()) * np.sqrt(3 * 128) - 1) < 0.03
     twin = jinit.equinox.layout(jinit.lecun_normal())(jinit.key_for_path(0, "3/weight"), (128, 128))
     np.testing.assert_array_equal(ours.weight[3], twin)
+
+
+# --- every nnx layer that takes a kernel_init: swept from flax.nnx, not hand-picked ---
+
+
+def _nnx_layers() -> list[str]:
+    import inspect
+
+    out = []
+    for name, c in vars(nnx).items():
+        if inspect.isclass(c) and issubclass(c, nnx.Module):
+            try:
+                params = inspect.signature(c.__init__).parameters
+            except (TypeError, ValueError):
+                continue
+            if "kernel_init" in params:
+                out.append(name)
+    return sorted(out)
+
+
+_CELL = {"kernel_init": LECUN, "recurrent_kernel_init": LECUN}
+# how to build each nnx layer with kernel_init=LECUN (a function of its rngs)
+NNX_LAYERS = {
+    "Conv": lambda r: nnx.Conv(4, 8, (3, 3), kernel_init=LECUN, rngs=r),
+    "ConvTranspose": lambda r: nnx.ConvTranspose(4, 8, (3, 3), kernel_init=LECUN, rngs=r),
+    "Einsum": lambda r: nnx.Einsum("abc,bcd->ad", (4, 8, 16), kernel_init=LECUN, rngs=r),
+    "GRUCell": lambda r: nnx.GRUCell(8, 16, **_CELL, rngs=r),
+    "LSTMCell": lambda r: nnx.LSTMCell(8, 16, **_CELL, rngs=r),
+    "Linear": lambda r: nnx.Linear(40, 24, kernel_init=LECUN, rngs=r),
+    "LinearGeneral": lambda r: nnx.LinearGeneral(
+        (5, 8), (3, 8), axis=(-2, -1), kernel_init=LECUN, rngs=r
+    ),
+    "MultiHeadAttention": lambda r: nnx.MultiHeadAttention(
+        4, 32, 32, kernel_init=LECUN, rngs=r, decode=False
+    ),
+    "OptimizedLSTMCell": lambda r: nnx.OptimizedLSTMCell(8, 16, **_CELL, rngs=r),
+    "SimpleCell": lambda r: nnx.SimpleCell(8, 16, **_CELL, rngs=r),
+}
+
+
+def test_the_layer_table_covers_every_nnx_layer_with_a_kernel_init():
+    assert _nnx_layers() == sorted(NNX_LAYERS), "an nnx layer is missing from NNX_LAYERS"
+
+
+@pytest.mark.parametrize("name", sorted(NNX_LAYERS))
+def test_every_nnx_layer_agrees_with_its_own_init(name):
+    make = NNX_LAYERS[name]
+    own = _nnx_kernels(make(nnx.Rngs(1)))
+    rules = [(r"kernel$", jinit.lecun_normal()), (r"bias$", jinit.zeros)]
+    ours = _nnx_kernels(jinit.flax.init_nnx(nnx.eval_shape(lambda: make(nnx.Rngs(0))), 0, rules))
+    assert own and own.keys() == ours.keys()
+    for path, want in own.items():
+        tol = 5 * np.sqrt(1 / (2 * want.size)) + 0.01  # two draws' std, within sampling error
+        assert abs(ours[path].std() / want.std() - 1) < tol, (path, ours[path].std(), want.std())
