@@ -43,7 +43,9 @@ def portable(init: Initializer) -> Initializer:
     (float64 and complex values raise). Orthogonal initializers (either ``method``) draw their
     Gaussian matrix portably and orthogonalise it by Householder reflectors whose every product
     is exact (:mod:`jinit._rng.exact`), so their float32 values are the same on every CPU and
-    equal to a NumPy reimplementation (about 4x the time of jax's QR on a CPU).
+    equal to a NumPy reimplementation (about 6x the time of jax's QR on a CPU). Their other
+    arithmetic (sums in a fixed order, ``sqrt``, division) is IEEE's, so a fast-math flag may
+    change them, as it may a mean-shifted finish.
 
     Args:
       init: a jinit initializer (one that draws through jinit's samplers; a function of your

@@ -294,10 +294,12 @@ sys.path.insert(0, "tests")
 import jinit
 from jinit._rng import portable as p
 from test_portable import _tree, RULES, digest
+NO_GATE = [r for r in RULES[:-1] if r[0] != "gate"]
 key, shape = jax.random.key(11), (4099, 33)
 h = lambda x: hashlib.sha256(np.asarray(x).tobytes()).hexdigest()[:16]
 out = {
-    "tree": digest(jinit.init_tree(key, _tree(), RULES[:-1], default=jinit.zeros, portable=True)),
+    "tree": digest(jinit.init_tree(key, _tree(), NO_GATE, default=jinit.zeros, portable=True)),
+    "orthogonal": h(jinit.portable(jinit.orthogonal())(key, (300, 200))),
     "shifted": digest(jinit.init_tree(key, _tree(), RULES, portable=True)),
     "normal": h(p.normal_kernel(key, shape=shape)),
     "trunc": h(p.truncated_normal_kernel(key, -2.0, 2.0, shape=shape)),
@@ -310,7 +312,9 @@ print(json.dumps(out))
 # Flags that change how XLA:CPU compiles the same program: fast math (lets LLVM reassociate and
 # contract), no optimisation, narrower vectors. Fast math is the one that breaks IEEE semantics:
 # the integer samplers and scale-only finishes keep their bits under it; a mean-shifted finish
-# (``mean + spread * z``, summed in a fixed order) is promised only under IEEE compilation.
+# (``mean + spread * z``, summed in a fixed order) and the orthogonal's Householder arithmetic
+# (sums in a fixed order, IEEE sqrt and division; its matmuls are exact) are promised only under
+# IEEE compilation. Vector width and optimisation level change neither.
 XLA_VARIANTS = (
     "",
     "--xla_cpu_enable_fast_math=true",
@@ -331,8 +335,8 @@ def test_same_bits_under_other_xla_cpu_code_paths():
     first = results[""]
     for flags, got in results.items():
         control = got.pop("jax_mode_normal")
-        if "fast_math" in flags:  # licenses reassociation: only the shifted finish may change
-            got["shifted"] = first["shifted"]
+        if "fast_math" in flags:  # licenses reassociation: the IEEE-dependent ones may change
+            got["shifted"], got["orthogonal"] = first["shifted"], first["orthogonal"]
         assert got == first, f"XLA_FLAGS={flags!r} changed portable values: {got} vs {first}"
         results[flags] = control
     # The control: these flags do change jax-mode normals (erf_inv compiled differently), so
