@@ -81,8 +81,8 @@ def bandwidth(path: str) -> float:
 
 def structure(text: str) -> dict[str, int]:
     """Of a compiled XLA:GPU program (its HLO text): kernels launched outside loops and per
-    loop trip, custom calls, while loops, and the kernels that hash (threefry2x32 is 20 rounds,
-    each an ``xor``; jax's GPU hash kernel is a custom call)."""
+    loop trip (a loop body's, on average), custom calls, while loops, and the kernels that hash
+    (threefry2x32 is 20 rounds, each an ``xor``; jax's GPU hash kernel is a custom call)."""
     comps = {}
     for block in text.split("\n\n"):
         head = re.match(r"\s*(?:ENTRY\s+)?%?([\w.\-]+)\s", block)
@@ -95,7 +95,8 @@ def structure(text: str) -> dict[str, int]:
         ops = re.findall(r"\s(fusion|custom-call|copy|dynamic-update-slice)\(", block)
         return len(ops)
 
-    in_loops = sum(launches(comps.get(b, "")) for b in bodies)
+    per_body = [launches(comps.get(b, "")) for b in bodies]
+    in_loops = -(-sum(per_body) // max(1, len(per_body)))  # a trip runs one loop's body
     targets = re.findall(r'custom_call_target="([^"]*)"', text)
     return {
         "kernels": launches(entry),
@@ -149,7 +150,9 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
             n = min(per, count - lo)
             trips += n + 1 if n > 1 else 0
     budget_rows = max(1, budget // (4 * _stream.ROW))
+    on_gpu = _build.platform_of(leaves) in _build.GPU_PLATFORMS
+    step = _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS
     for rows in rows_by_draw.values():
         for lo, hi in _stream._row_chunks(rows, budget_rows):
-            trips += -(-sum(rows[lo:hi]) // _stream.STEP_ROWS) + 1  # (+1: the pipeline's drain)
+            trips += -(-sum(rows[lo:hi]) // step) + 1  # (+1: the pipeline's drain)
     return trips

@@ -20,6 +20,7 @@ from bench import gpu
 from jinit import _tree
 from jinit._rng import threefry
 from jinit._tree import build as _build
+from jinit._tree import stream as _stream
 
 
 @functools.cache
@@ -112,3 +113,20 @@ def test_the_gpu_and_tpu_branch_of_the_counters_gives_the_same_bits(monkeypatch,
     np.testing.assert_array_equal(np.asarray(w0) ^ np.asarray(w1), bits)
     for a, b in zip(jax.tree.leaves(cpu), jax.tree.leaves(forced), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_gpu_step_of_the_streams_gives_the_same_bits(monkeypatch, key):
+    """The streams' GPU step (``GPU_STEP_ROWS`` rows a trip), forced on the CPU: the same bits
+    as one kernel per leaf, and as the CPU's step."""
+    abstract = tree(3)
+    cpu_step = jinit.init_tree(key, abstract, RULES, group=True)
+    per_leaf = jinit.init_tree(key, abstract, RULES, group=False)
+    monkeypatch.setattr(_build, "GPU_PLATFORMS", frozenset({"cpu"}))
+    for rows in (_stream.GPU_STEP_ROWS, 96):  # one step for the tree; several, the last ragged
+        monkeypatch.setattr(_stream, "GPU_STEP_ROWS", rows)
+        _tree.compiled_builder.cache_clear()
+        gpu_step = jinit.init_tree(key, abstract, RULES, group=True)
+        for a, b, c in zip(*map(jax.tree.leaves, (gpu_step, cpu_step, per_leaf)), strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+    _tree.compiled_builder.cache_clear()

@@ -204,11 +204,15 @@ def test_chunk_budget_follows_the_buffers_xla_keeps():
     half = {k: SDS(v.shape, jnp.bfloat16) for k, v in big.items()}  # 1 GiB
     assert budget(half, None) == int(0.08 * 2**30)
     assert budget({"w": SDS((16, 16), jnp.float32)}, None) == int(0.08 * 2**30)
-    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",))
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ("x",))
     sharded = {
         k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=NS(mesh, P("x"))) for k, v in big.items()
     }
     assert budget(sharded, mesh) == int(0.025 * 2**31)
+    # split over a mesh axis of one device, a leaf is whole: budgeted (and streamed) as unsharded
+    one = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",))
+    whole = {k: SDS(v.shape, v.dtype, sharding=NS(one, P("x"))) for k, v in big.items()}
+    assert budget(whole, one) == int(0.08 * 2**31)
 
 
 def test_chunking_keeps_bits(monkeypatch, key):

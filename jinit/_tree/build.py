@@ -347,11 +347,12 @@ def _build_all(
     # (buffers of many sizes fragment its heap); in float32 the previous chunk's leaves ride
     # through the next loop, which then overwrites their buffer (one buffer in all).
     budget_rows = max(1, budget // (4 * _stream.ROW))
+    step = _stream.GPU_STEP_ROWS if platform_of(leaves) in GPU_PLATFORMS else _stream.STEP_ROWS
     runs = []
     for draw, members in streams.items():
         paths = [leaves[i].path for i, _ in members]
         sizes = [math.prod(leaves[i].shape) for i, _ in members]
-        stream = _stream.Stream(draw, keys, paths, sizes, budget_rows)
+        stream = _stream.Stream(draw, keys, paths, sizes, budget_rows, step)
         runs += [(stream, members, c) for c in range(len(stream.chunks))]
     flat_size = max((st.rows * _stream.ROW for st, _, _ in runs), default=0)
     buffer: jax.Array | None = None

@@ -3,6 +3,7 @@ resolved to one concrete ``Sharding`` (or None) per leaf, each checked against i
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -148,5 +149,15 @@ def resolve_leaf_sharding(
 
 
 def is_split(s: Any) -> bool:
-    """Whether the sharding ``s`` splits its array (a NamedSharding with a partitioned axis)."""
-    return isinstance(s, NamedSharding) and any(p is not None for p in s.spec)
+    """Whether the sharding ``s`` splits its array: a NamedSharding with an axis partitioned over
+    mesh axes of more than one device (``P(None, 'model')`` on a one-device mesh is whole)."""
+    if not isinstance(s, NamedSharding):
+        return False
+    sizes = dict(zip(s.mesh.axis_names, s.mesh.axis_sizes, strict=True))
+    for p in s.spec:
+        if p is None:
+            continue
+        names = p if isinstance(p, tuple) else (p,)
+        if not all(isinstance(n, str) for n in names) or math.prod(sizes[n] for n in names) > 1:
+            return True  # (an unconstrained axis may be split)
+    return False

@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # (build.py imports this module)
 # (256 KiB of float32), a leaf's last row is padded (at most ROW - 1 spare draws per leaf).
 ROW = 1024
 STEP_ROWS = 64
+# On GPU a step is a kernel launch and a host round trip (XLA:GPU runs a loop's condition on
+# the host): 16x the rows (4 MiB of float32) make a stream's trips 16x fewer.
+GPU_STEP_ROWS = 1024
 
 
 class Stream:
@@ -54,17 +57,19 @@ class Stream:
         paths: list[str],
         sizes: list[int],
         budget_rows: int,
+        step_rows: int = STEP_ROWS,
     ):
+        self.step = step_rows
         rows = [-(-n // ROW) for n in sizes]
         starts = np.cumsum([0, *rows])
-        if starts[-1] >= 2**31 - STEP_ROWS:
+        if starts[-1] >= 2**31 - step_rows:
             raise ValueError(f"jinit: a stream of {starts[-1]} rows overflows its int32 rows.")
         self.chunks = list(_row_chunks(rows, budget_rows))
         first = np.array([starts[lo] for lo, _ in self.chunks])
-        steps = np.array([-(-(starts[hi] - starts[lo]) // STEP_ROWS) for lo, hi in self.chunks])
+        steps = np.array([-(-(starts[hi] - starts[lo]) // step_rows) for lo, hi in self.chunks])
         chunk_of = np.repeat(np.arange(len(self.chunks)), [hi - lo for lo, hi in self.chunks])
         offsets = (starts[:-1] - first[chunk_of]) * ROW
-        self.rows = int(steps.max(initial=0)) * STEP_ROWS  # the most rows a chunk draws
+        self.rows = int(steps.max(initial=0)) * step_rows  # the most rows a chunk draws
         assert draw.block is not None  # (see _streamable)
         self.elementwise, self.args = draw.block, draw.args
         self.opaque = keys.opaque
@@ -78,9 +83,10 @@ class Stream:
         return xla.row(table, self.opaque(j))
 
     def step_rows(self, first_row: jax.Array) -> jax.Array:
-        """Rows ``first_row .. first_row + STEP_ROWS`` of the stream, as ``(STEP_ROWS, ROW)``:
-        one loop step's draw."""
-        return _draw_rows(self.elementwise, self.args, first_row, self.starts, self.words)
+        """Rows ``first_row .. first_row + step`` of the stream, as ``(step, ROW)``: one loop
+        step's draw."""
+        args = (self.elementwise, self.args, first_row, self.starts, self.words, self.step)
+        return _draw_rows(*args)
 
     def draw_chunk(
         self, c: int, buffer: jax.Array, carry: list[jax.Array]
@@ -97,12 +103,12 @@ class Stream:
         from one element of each leaf, :func:`xla.zeros_after`; ``tests/test_grouping.py`` checks
         both.)
         """
-        first, size = self._at(self.first, c), STEP_ROWS * ROW
+        first, size = self._at(self.first, c), self.step * ROW
         return xla.pipelined(
             buffer,
-            buffer[:size].reshape(STEP_ROWS, ROW),
+            buffer[:size].reshape(self.step, ROW),
             self._at(self.steps, c),
-            lambda i: self.step_rows(first + i * STEP_ROWS),
+            lambda i: self.step_rows(first + i * self.step),
             lambda z, d, i: lax.dynamic_update_slice(
                 z, d.reshape(-1), (i * np.int32(size),), **xla.IN_BOUNDS
             ),
@@ -118,23 +124,24 @@ class Stream:
         )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@functools.partial(jax.jit, static_argnums=(0, 1, 5))
 def _draw_rows(
     elementwise: Callable[..., jax.Array],
     args: tuple[Any, ...],
     first_row: jax.Array,
     starts: jax.Array,
     words: jax.Array,
+    count: int,
 ) -> jax.Array:
     """:meth:`Stream.step_rows`, jitted: traced once per draw, not once per chunk. Each row's
     key is its leaf's; ``elementwise`` is the draw's element-wise form (``Draw.block``)."""
-    r = first_row + lax.iota(np.int32, STEP_ROWS)
+    r = first_row + lax.iota(np.int32, count)
     m = jnp.searchsorted(starts, r, side="right", method="compare_all") - 1
     m = jnp.clip(m, 0, words.shape[0] - 1)
     k = words.at[m].get(mode="promise_in_bounds")
     first = r - starts.at[m].get(mode="promise_in_bounds")
     first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW)
-    counters = first[:, None] + lax.broadcasted_iota(np.uint32, (STEP_ROWS, ROW), 1)
+    counters = first[:, None] + lax.broadcasted_iota(np.uint32, (count, ROW), 1)
     return elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
 
 
