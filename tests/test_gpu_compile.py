@@ -116,9 +116,16 @@ def test_the_gpu_and_tpu_branch_of_the_counters_gives_the_same_bits(monkeypatch,
 
 
 def test_the_gpu_step_of_the_streams_gives_the_same_bits(monkeypatch, key):
-    """The streams' GPU step (``GPU_STEP_ROWS`` rows a trip), forced on the CPU: the same bits
-    as one kernel per leaf, and as the CPU's step."""
+    """The streams' GPU path (``GPU_STEP_ROWS`` rows a trip, leaves of any dtype carried through
+    the next chunk's loop), forced on the CPU: the same bits as one kernel per leaf, and as the
+    CPU's path."""
     abstract = tree(3)
+    abstract["h"][1] = {
+        k: jax.ShapeDtypeStruct(v.shape, jnp.bfloat16) for k, v in abstract["h"][1].items()
+    }
+    # small chunks: several loops, bfloat16 leaves carried through the next chunk's loop (on GPU)
+    monkeypatch.setattr(_build, "SMALL_TREE_BYTES", 1 << 20)
+    monkeypatch.setattr(_build, "CHUNK_FRACTION", {"flat": 0.4, "stacked": 0.025})
     cpu_step = jinit.init_tree(key, abstract, RULES, group=True)
     per_leaf = jinit.init_tree(key, abstract, RULES, group=False)
     monkeypatch.setattr(_build, "GPU_PLATFORMS", frozenset({"cpu"}))

@@ -268,10 +268,10 @@ def _draw_batch(
 # than the streams' loops. On GPU (the H100 compiler, deviceless: ``python -m bench --aot
 # cuda:h100``), what a user waits for is XLA:GPU's compile, which runs LLVM and ptxas on every
 # kernel that holds the hash and its transform: a kernel per leaf is one copy per leaf (GPT-2
-# small: 51-67 s on this 2-core host), the streams one per draw and chunk (11-14 s, against
-# 12 s for Flax with jax's CUDA hash kernel, and no temporaries where Flax's are 1.18x the
-# parameters). The streams' loop trips (a few thousand, microseconds each from the host) cost
-# the run milliseconds; the compile they save is tens of seconds.
+# small: 9.4 s on a quiet 2-core host), the streams one per draw (2.0 s, against 2.6 s for Flax
+# with jax's CUDA hash kernel, and no temporaries where Flax's are 1.18x the parameters). On GPU
+# a stream's step is GPU_STEP_ROWS rows (a trip is a host round trip) and leaves of every dtype
+# ride through the next chunk's loop, so one buffer serves every chunk.
 GPU_SCHEDULE = "streams"  # "streams" or "per-leaf" on cuda/rocm devices
 GPU_PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
 GROUPED_PLATFORMS = frozenset({"cpu"}) | (GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set())
@@ -347,7 +347,8 @@ def _build_all(
     # (buffers of many sizes fragment its heap); in float32 the previous chunk's leaves ride
     # through the next loop, which then overwrites their buffer (one buffer in all).
     budget_rows = max(1, budget // (4 * _stream.ROW))
-    step = _stream.GPU_STEP_ROWS if platform_of(leaves) in GPU_PLATFORMS else _stream.STEP_ROWS
+    on_gpu = platform_of(leaves) in GPU_PLATFORMS
+    step = _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS
     runs = []
     for draw, members in streams.items():
         paths = [leaves[i].path for i, _ in members]
@@ -360,7 +361,8 @@ def _build_all(
     for stream, members, c in runs:
         after = [outs[i] for i in previous]
         carry: list[jax.Array] = []
-        if buffer is not None and all(x.dtype == np.float32 for x in after):
+        # (XLA:CPU would carry a bfloat16 leaf as a float32 copy; XLA:GPU carries it as it is)
+        if buffer is not None and (on_gpu or all(x.dtype == np.float32 for x in after)):
             carry = after  # they were cut from `buffer`: it is reused once they exist
         else:
             buffer = xla.zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
