@@ -207,9 +207,10 @@ def parse(argv: list[str] | None, sweep: bool = False) -> argparse.Namespace:
 
 
 def _skip_absent_tpu() -> None:
-    """With libtpu installed (the 'aot' extra) on a machine without a TPU, jax would probe for
-    one at start-up (seconds, and TPU errors printed): list the platforms present instead,
-    unless the user chose them (``JAX_PLATFORMS``)."""
+    """With libtpu or the CUDA plugin installed (the 'aot' extra: the compilers, used without a
+    device) on a machine without a TPU or a GPU, jax would probe for one at start-up (seconds,
+    and errors printed): list the platforms present instead, unless the user chose them
+    (``JAX_PLATFORMS``)."""
     import glob
     import importlib.util
 
@@ -217,7 +218,8 @@ def _skip_absent_tpu() -> None:
         return
     if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):  # a TPU VM's chips
         return
-    cuda = any(importlib.util.find_spec(f"jax_cuda{v}_plugin") for v in (12, 13))
+    plugin = any(importlib.util.find_spec(f"jax_cuda{v}_plugin") for v in (12, 13))
+    cuda = plugin and bool(glob.glob("/dev/nvidia[0-9]*"))  # a GPU, not only its compiler
     os.environ["JAX_PLATFORMS"] = "cuda,cpu" if cuda else "cpu"
 
 
