@@ -9,6 +9,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, Sharding
 
 from jinit import _describe, _tree, _value
+from jinit._tree import keep as _keep
 from jinit._tree import rules as _rules
 from jinit._tree import sharding as _sharding
 from jinit._typing import Initializer
@@ -80,6 +81,10 @@ def explain(
     shardings: Any = None,
     mesh: Mesh | None = None,
     logical_axis_rules: Any = None,
+    keep: Any = None,
+    reinit: Any = None,
+    resize: str | None = None,
+    shrink: bool = False,
 ) -> Explanation:
     r"""Which rule, initializer and sharding each parameter gets, and the std it aims for;
     draws nothing.
@@ -107,6 +112,9 @@ def explain(
       logical_axis_rules: as for :func:`jinit.flax.init_linen`: ``(logical name, mesh axes)``
         pairs for logically partitioned boxes (else the box's own rules or the
         ``nn.logical_axis_rules`` context).
+      keep, reinit, resize, shrink: as for :func:`jinit.init_tree` (fine-tuning surgery): each
+        parameter's note says whether it is kept, new, resized or re-initialised, with
+        ``init_tree``'s errors.
 
     Returns:
       An :class:`Explanation`: a tuple of :class:`ParamRule` (path, shape, dtype, rule,
@@ -132,6 +140,10 @@ def explain(
         shardings=shardings,
         mesh=mesh,
         logical_axis_rules=logical_axis_rules,
+        keep=keep,
+        reinit=reinit,
+        resize=resize,
+        shrink=shrink,
     )
 
 
@@ -146,6 +158,10 @@ def explain_with(
     logical_axis_rules: Any = None,
     adapt: Any = None,
     where: str = "explain",
+    keep: Any = None,
+    reinit: Any = None,
+    resize: str | None = None,
+    shrink: bool = False,
 ) -> Explanation:
     """:func:`explain` with an ``adapt`` (the Flax helpers' module fans, whose ``note`` says
     which fans a parameter gets and why)."""
@@ -165,13 +181,17 @@ def explain_with(
         logical_axis_rules=logical_axis_rules,
         adapt=adapt,
     )
+    fates: list[str | None] = [None] * len(leaves)
+    if keep is not None:
+        fates = list(_keep.statuses(leaves, keep, reinit, where, resize, shrink)[0])
     out = []
-    for leaf in leaves:
+    for leaf, fate in zip(leaves, fates, strict=True):
         fan_in, fan_out, mean, std = _describe.intended(leaf.init, leaf.shape)
         weight = leaf.path.rsplit("/", 1)[-1] in WEIGHT_NAMES
         notes = [
             "default= on a weight-like parameter" if leaf.pattern == "default" and weight else None,
             getattr(adapt, "note", lambda *_: None)(leaf.path, leaf.shape),
+            fate,
         ]
         note = "; ".join(n for n in notes if n) or None
         out.append(

@@ -45,6 +45,8 @@ def init_linen(
     allow_unused_rules: bool | None = None,
     group: bool | None = None,
     portable: bool = False,
+    keep: Any = None,
+    reinit: Any = None,
     **kwargs: Any,
 ) -> Any:
     """Initialises a linen module's variables from path rules, as ``module.init`` would shape them.
@@ -79,6 +81,9 @@ def init_linen(
         values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
+      keep: trained variables (fine-tuning surgery): kept where the model has them, the rest
+        drawn with their from-scratch values (see :func:`jinit.init_tree`).
+      reinit: regexes of trained variables to draw afresh (see :func:`jinit.init_tree`).
       **kwargs: passed to ``module.init``.
 
     Returns:
@@ -110,6 +115,8 @@ def init_linen(
         group=group,
         portable=portable,
         adapt=fans,
+        keep=keep,
+        reinit=reinit,
     )
 
 

@@ -13,6 +13,7 @@ from jax.sharding import Mesh
 
 from jinit import _value
 from jinit._tree import build as _build
+from jinit._tree import keep as _keep
 from jinit._tree import keys as _keys
 from jinit._tree import rules as _rules
 from jinit._tree import sharding as _sharding
@@ -84,6 +85,10 @@ def initialize(
     allow_unused_rules: bool | None = None,
     logical_axis_rules: Any = None,
     adapt: Any = None,
+    keep: Any = None,
+    reinit: Any = None,
+    resize: str | None = None,
+    shrink: bool = False,
 ) -> Any:
     """:func:`init_tree` for the entry point ``where`` (its name is in every error); ``adapt``
     as for :func:`~jinit._tree.plan.plan`."""
@@ -105,7 +110,24 @@ def initialize(
         logical_axis_rules=logical_axis_rules,
         adapt=adapt,
     )
-    return structure.unflatten(run(key, leaves, where, group, portable))
+    if keep is None:
+        if reinit is not None or resize is not None or shrink:
+            name = "reinit" if reinit is not None else "resize" if resize is not None else "shrink"
+            raise ValueError(f"`{where}({name}=...)` applies to the leaves of `keep=`; got none.")
+        return structure.unflatten(run(key, leaves, where, group, portable))
+    fates, trained = _keep.statuses(leaves, keep, reinit, where, resize, shrink)
+    new = tuple(leaf for leaf, fate in zip(leaves, fates, strict=True) if fate != _keep.KEPT)
+    drawn = iter(run(key, new, where, group, portable) if new else [])
+    outs = []
+    for leaf, fate in zip(leaves, fates, strict=True):
+        if fate == _keep.KEPT:
+            outs.append(_keep.place(trained[leaf.path], leaf))
+        elif fate == _keep.RESIZED:
+            root = _keys.as_key(key, where)
+            outs.append(_keep.resized(trained[leaf.path], next(drawn), root, leaf, resize))
+        else:
+            outs.append(next(drawn))
+    return structure.unflatten(outs)
 
 
 def init_tree(
@@ -119,6 +141,10 @@ def init_tree(
     group: bool | None = None,
     portable: bool = False,
     allow_unused_rules: bool | None = None,
+    keep: Any = None,
+    reinit: Any = None,
+    resize: str | None = None,
+    shrink: bool = False,
 ) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.
 
@@ -182,6 +208,19 @@ def init_tree(
         be jinit's.
       allow_unused_rules: whether a rule may apply to no parameter; ``None`` (the default):
         only without ``default=``.
+      keep: a trained tree (fine-tuning surgery): each of its leaves at a path of
+        ``abstract_tree``, with its shape and dtype, is returned as it is (with the target's
+        sharding), and only the other leaves are drawn (and compiled), with exactly their
+        from-scratch values. A trained leaf of another shape or dtype, or with no place in the
+        target, raises ``ValueError`` naming it.
+      reinit: regexes (``re.search`` on the path, like the rules'): trained leaves to draw
+        afresh (the top layers, the head), with their from-scratch values.
+      resize: grow trained leaves smaller than the target's: ``'scratch'`` (the new slice
+        has the larger leaf's from-scratch values) or ``'mean'`` (new embedding rows from the
+        trained rows' mean and 1e-9 times their covariance, as Hugging Face's
+        ``mean_resizing``); ``None``: a size mismatch raises.
+      shrink: with ``resize``, a trained leaf larger than the target's keeps its leading slice
+        (otherwise shrinking raises).
 
     Returns:
       A pytree like ``abstract_tree`` of arrays with its shapes, dtypes and shardings.
@@ -206,4 +245,8 @@ def init_tree(
         group=group,
         portable=portable,
         allow_unused_rules=allow_unused_rules,
+        keep=keep,
+        reinit=reinit,
+        resize=resize,
+        shrink=shrink,
     )

@@ -1,0 +1,236 @@
+"""Fine-tuning surgery: `keep=` returns a trained tree's leaves as they are and draws only the
+new ones, with exactly their from-scratch values; `reinit=` redraws trained leaves; nothing is
+dropped or reshaped silently."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import jinit
+from jinit._tree import api as _api
+
+F32 = jnp.float32
+RULES = [(r"embed", jinit.normal(0.02)), (r"bias", jinit.zeros), (r".", jinit.lecun_normal())]
+
+
+def target(layers: int, head: bool = True) -> dict:
+    tree = {
+        "embed": jax.ShapeDtypeStruct((100, 16), F32),
+        "h": [{"k": jax.ShapeDtypeStruct((16, 16), F32)} for _ in range(layers)],
+    }
+    if head:
+        tree["head"] = {"kernel": jax.ShapeDtypeStruct((16, 5), F32)}
+    return tree
+
+
+def trained_base(key):
+    """A 'trained' two-layer model without a head: from-scratch values moved away from them."""
+    base = jinit.init_tree(key, target(2, head=False), RULES)
+    return jax.tree.map(lambda x: x * 3.0 + 1.0, base)
+
+
+def leaves(tree):
+    return {
+        jinit.path_str(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
+
+
+def test_kept_leaves_are_returned_and_new_ones_get_their_from_scratch_values(key):
+    trained = trained_base(key)
+    out = leaves(jinit.init_tree(key, target(3), RULES, keep=trained))
+    scratch = leaves(jinit.init_tree(key, target(3), RULES))
+    for path, value in leaves(trained).items():
+        np.testing.assert_array_equal(out[path], value)
+    for path in ("h/2/k", "head/kernel"):
+        np.testing.assert_array_equal(out[path], scratch[path])
+
+
+def test_only_the_new_leaves_are_built(monkeypatch, key):
+    trained = trained_base(key)
+    built = []
+    run = _api.run
+
+    def spy(key, leaves, *args, **kwargs):
+        built.append([leaf.path for leaf in leaves])
+        return run(key, leaves, *args, **kwargs)
+
+    monkeypatch.setattr(_api, "run", spy)
+    jinit.init_tree(key, target(3), RULES, keep=trained)
+    assert built == [["h/2/k", "head/kernel"]]
+    built.clear()
+    jinit.init_tree(key, target(2, head=False), RULES, keep=trained)
+    assert built == []  # everything kept: nothing compiled
+
+
+def test_reinit_draws_trained_leaves_afresh(key):
+    trained = trained_base(key)
+    out = leaves(jinit.init_tree(key, target(2, head=False), RULES, keep=trained, reinit=r"h/1/"))
+    scratch = leaves(jinit.init_tree(key, target(2, head=False), RULES))
+    np.testing.assert_array_equal(out["h/1/k"], scratch["h/1/k"])
+    np.testing.assert_array_equal(out["h/0/k"], leaves(trained)["h/0/k"])
+
+
+def test_kept_leaves_take_the_targets_sharding(key):
+    mesh = jax.make_mesh((2, 4), ("a", "b"))
+    shardings = {"embed": NamedSharding(mesh, P(None, "b")), "h": None, "head": None}
+    out = jinit.init_tree(
+        key, target(2), RULES, keep=trained_base(key), shardings=shardings, mesh=mesh
+    )
+    assert out["embed"].sharding.is_equivalent_to(shardings["embed"], 2)
+    np.testing.assert_array_equal(out["embed"], leaves(trained_base(key))["embed"])
+
+
+def test_nothing_is_dropped_or_reshaped_silently(key):
+    trained = trained_base(key)
+    with pytest.raises(
+        ValueError,
+        match=r"`init_tree\(keep=...\)`: the trained parameter "
+        r"'embed' is float32\[100, 16\], but the target's is float32\[120, 16\]",
+    ):
+        jinit.init_tree(
+            key, {**target(2), "embed": jax.ShapeDtypeStruct((120, 16), F32)}, RULES, keep=trained
+        )
+    with pytest.raises(ValueError, match=r"is float32\[16, 16\], but the target's is bfloat16"):
+        jinit.init_tree(
+            key,
+            {**target(2), "h": [{"k": jax.ShapeDtypeStruct((16, 16), jnp.bfloat16)}] * 2},
+            RULES,
+            keep=trained,
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"1 trained parameters have no place in the target "
+        r"\(they would be dropped\): 'h/1/k'",
+    ):
+        jinit.init_tree(key, target(1), RULES, keep=trained)
+    # a reshaped leaf may be re-initialised instead
+    grown = {**target(2), "embed": jax.ShapeDtypeStruct((120, 16), F32)}
+    out = jinit.init_tree(key, grown, RULES, keep=trained, reinit="embed")
+    assert out["embed"].shape == (120, 16)
+
+
+def test_bad_keep_and_reinit_are_refused(key):
+    with pytest.raises(
+        ValueError,
+        match=r"`init_tree\(reinit=...\)` applies to the leaves of "
+        r"`keep=`; got none",
+    ):
+        jinit.init_tree(key, target(1), RULES, reinit="h")
+    with pytest.raises(TypeError, match=r"`init_tree\(reinit=...\)` must be a regex"):
+        jinit.init_tree(key, target(1), RULES, keep=trained_base(key), reinit=3)
+    with pytest.raises(ValueError, match=r"`init_tree\(reinit=...\)`: '\(' is not a valid regex"):
+        jinit.init_tree(key, target(2), RULES, keep=trained_base(key), reinit="(")
+    with pytest.raises(
+        TypeError,
+        match=r"`init_tree\(keep=...\)`: the trained parameter 'embed' "
+        r"must be an array",
+    ):
+        jinit.init_tree(key, target(2), RULES, keep=target(2, head=False))
+
+
+def test_linen_model_with_a_new_head(key):
+    import flax.linen as nn
+
+    import jinit.flax
+
+    class Body(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(32, name="body")(x)
+
+    class WithHead(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(3, name="head")(nn.Dense(32, name="body")(x))
+
+    x = jnp.ones((2, 8))
+    rules = [(r"kernel$", jinit.lecun_normal()), (r"bias$", jinit.zeros)]
+    trained = jax.tree.map(lambda v: v + 0.5, jinit.flax.init_linen(Body(), 1, rules, x))
+    out = jinit.flax.init_linen(WithHead(), 0, rules, x, keep=trained)
+    scratch = jinit.flax.init_linen(WithHead(), 0, rules, x)
+    np.testing.assert_array_equal(
+        out["params"]["body"]["kernel"], trained["params"]["body"]["kernel"]
+    )
+    np.testing.assert_array_equal(
+        out["params"]["head"]["kernel"], scratch["params"]["head"]["kernel"]
+    )
+    assert WithHead().apply(out, x).shape == (2, 3)
+
+
+def test_resize_keeps_the_trained_slice_and_draws_the_rest_from_scratch(key):
+    trained = trained_base(key)
+    grown = {**target(2, head=False), "embed": jax.ShapeDtypeStruct((130, 20), F32)}
+    out = leaves(jinit.init_tree(key, grown, RULES, keep=trained, resize="scratch"))
+    scratch = leaves(jinit.init_tree(key, grown, RULES))
+    np.testing.assert_array_equal(out["embed"][:100, :16], leaves(trained)["embed"])
+    np.testing.assert_array_equal(out["embed"][100:], scratch["embed"][100:])
+    np.testing.assert_array_equal(out["embed"][:, 16:], scratch["embed"][:, 16:])
+    np.testing.assert_array_equal(out["h/0/k"], leaves(trained)["h/0/k"])
+
+
+def test_mean_resizing_draws_new_rows_at_the_trained_rows_mean(key):
+    trained = trained_base(key)
+    grown = {**target(2, head=False), "embed": jax.ShapeDtypeStruct((110, 16), F32)}
+    out = leaves(jinit.init_tree(key, grown, RULES, keep=trained, resize="mean"))
+    old = leaves(trained)["embed"]
+    np.testing.assert_array_equal(out["embed"][:100], old)
+    # Hugging Face's law: N(mean, 1e-9 cov): the new rows sit at the mean, within ~1e-4 sd
+    spread = np.sqrt(1e-9) * old.std(axis=0).max()
+    assert np.abs(out["embed"][100:] - old.mean(axis=0)).max() <= 6 * spread + 1e-6
+    assert not np.array_equal(out["embed"][100], out["embed"][101])  # drawn, not repeated
+    with pytest.raises(
+        ValueError,
+        match=r"`init_tree\(resize='mean'\)`: the trained parameter "
+        r"'embed' is float32\[100, 16\], but the target's is float32\[110, 20\]",
+    ):
+        wide = {**grown, "embed": jax.ShapeDtypeStruct((110, 20), F32)}
+        jinit.init_tree(key, wide, RULES, keep=trained, resize="mean")
+
+
+def test_shrinking_is_refused_unless_asked_for(key):
+    trained = trained_base(key)
+    small = {**target(2, head=False), "embed": jax.ShapeDtypeStruct((90, 16), F32)}
+    with pytest.raises(ValueError, match=r"shrinking it drops values: pass `shrink=True`"):
+        jinit.init_tree(key, small, RULES, keep=trained, resize="scratch")
+    out = jinit.init_tree(key, small, RULES, keep=trained, resize="scratch", shrink=True)
+    np.testing.assert_array_equal(out["embed"], leaves(trained)["embed"][:90])
+    with pytest.raises(
+        ValueError,
+        match=r"`init_tree\(resize=...\)` must be one of None, "
+        r"'scratch', 'mean'; got 'grow'",
+    ):
+        jinit.init_tree(key, small, RULES, keep=trained, resize="grow")
+
+
+def test_explain_shows_each_leafs_fate(key):
+    trained = trained_base(key)
+    grown = {**target(3), "embed": jax.ShapeDtypeStruct((120, 16), F32)}
+    rows = {
+        r.path: r.note
+        for r in jinit.explain(
+            grown, RULES, keep=trained, reinit="h/1/", resize="scratch", allow_unused_rules=True
+        )
+    }
+    assert rows == {
+        "embed": "resized",
+        "h/0/k": "kept",
+        "h/1/k": "re-initialised",
+        "h/2/k": "new",
+        "head/kernel": "new",
+    }
+
+
+def test_keep_under_a_2x2x2_mesh_is_the_same(key):
+    mesh = jax.make_mesh((2, 2, 2), ("a", "b", "c"))
+    shardings = {"embed": NamedSharding(mesh, P("a", ("b", "c"))), "h": None, "head": None}
+    trained = trained_base(key)
+    plain = leaves(jinit.init_tree(key, target(3), RULES, keep=trained))
+    out = jinit.init_tree(key, target(3), RULES, keep=trained, shardings=shardings, mesh=mesh)
+    assert out["embed"].sharding.is_equivalent_to(shardings["embed"], 2)
+    for path, value in leaves(out).items():
+        np.testing.assert_array_equal(value, plain[path])
