@@ -231,6 +231,10 @@ def init_nnx(
     allow_unused_rules: bool | None = None,
     group: bool | None = None,
     portable: bool = False,
+    keep: Any = None,
+    reinit: Any = None,
+    resize: str | None = None,
+    shrink: bool = False,
 ) -> Any:
     """Fills an nnx model's parameters from path rules, sharded, in one compiled call.
 
@@ -270,6 +274,13 @@ def init_nnx(
         values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
+      keep: a trained model (or its state) for fine-tuning surgery: its parameters at the
+        model's paths are kept, the rest drawn with their from-scratch values; ``reinit``,
+        ``resize`` and ``shrink`` as for :func:`jinit.init_tree` (e.g. an ``nnx.LoRALinear``
+        from a trained ``nnx.Linear``: the base kept, the adapters drawn).
+      reinit: regexes of trained parameters to draw afresh.
+      resize: grow trained parameters (``'scratch'`` or ``'mean'``), see :func:`jinit.init_tree`.
+      shrink: with ``resize``, keep the leading slice of a larger trained parameter.
 
     Returns:
       The model with its parameters initialised: a new model for an abstract ``model``, the same
@@ -311,6 +322,10 @@ def init_nnx(
             group=group,
             portable=portable,
             adapt=_nnx_fans(model, selected, where),
+            keep=nnx.state(keep, selected_filter) if isinstance(keep, nnx.Module) else keep,
+            reinit=reinit,
+            resize=resize,
+            shrink=shrink,
         )
     if not abstract and not any(_is_abstract(v) for _, v in nnx.to_flat_state(selected)):
         nnx.update(model, params)

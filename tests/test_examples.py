@@ -223,3 +223,18 @@ def test_equinox_transformer_rules_shards_and_trains(devices):
     # the zero head makes the first loss ln(vocab); a few Adam steps lower it
     assert r["losses"][0] == pytest.approx(np.log(128), abs=1e-4)
     assert r["losses"][-1] < 0.7 * r["losses"][0]
+
+
+def test_finetune_surgery_keeps_the_body_and_fine_tunes(tmp_path):
+    fs = _load("finetune_surgery")
+    out = fs.main(["--seeds", "3", "--pretrain-steps", "300", "--steps", "80",
+                   "--out", str(tmp_path / "fs.png")])  # fmt: skip
+    assert _png(tmp_path / "fs.png")
+    assert out["kept"]  # the kept layers are the pretrained ones, bit for bit
+    assert out["pretrain_accuracy"] > 0.95
+    acc = out["accuracy"]
+    assert acc.shape == (4, 3)
+    # every arm learns the new classes from a few shots (chance is 0.2)
+    assert acc.min() > 0.6
+    # the re-initialised arms differ by seed; k = 0 (only a new head) differs by seed too
+    assert (acc.std(axis=1) > 0).all()

@@ -234,3 +234,30 @@ def test_keep_under_a_2x2x2_mesh_is_the_same(key):
     assert out["embed"].sharding.is_equivalent_to(shardings["embed"], 2)
     for path, value in leaves(out).items():
         np.testing.assert_array_equal(value, plain[path])
+
+
+def test_lora_adapters_on_a_trained_nnx_base_leave_its_output_unchanged(key):
+    """peft's adapter init by rules: A Kaiming-uniform with a = sqrt(5) (fan-in of A's input
+    axis), B zeros; the base kept, so the adapted model computes the base model's function."""
+    from flax import nnx
+
+    import jinit.flax
+
+    base_rules = [(r"kernel$", jinit.lecun_normal()), (r"bias$", jinit.normal(0.1))]
+    base = jinit.flax.init_nnx(
+        nnx.eval_shape(lambda: nnx.Linear(32, 16, rngs=nnx.Rngs(0))), key, base_rules
+    )
+    rules = [
+        (r"lora_a$", jinit.torch.kaiming_uniform(a=np.sqrt(5))),
+        (r"lora_b$", jinit.zeros),
+        *base_rules,
+    ]
+    abstract = nnx.eval_shape(lambda: nnx.LoRALinear(32, 16, lora_rank=4, rngs=nnx.Rngs(0)))
+    adapted = jinit.flax.init_nnx(abstract, 1, rules, keep=base)
+    np.testing.assert_array_equal(adapted.kernel[...], base.kernel[...])
+    a = np.asarray(adapted.lora.lora_a[...])
+    bound = np.sqrt(6 / ((1 + 5) * 32))  # kaiming_uniform(a=sqrt(5)) over fan_in = 32
+    assert a.shape == (32, 4) and np.abs(a).max() <= bound and np.abs(a).max() > 0.8 * bound
+    assert not np.asarray(adapted.lora.lora_b[...]).any()
+    x = jax.random.normal(jax.random.key(5), (3, 32))
+    np.testing.assert_allclose(adapted(x), base(x), rtol=1e-6, atol=1e-6)
