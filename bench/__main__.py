@@ -15,6 +15,7 @@ Subcommands (each takes --help):
   kernels     the sampling kernels against jax.random and the fill of the same bytes
   orthogonal  orthogonal's methods as a ratio to one matmul of the same size
   digest      digests of a reference tree and of raw draws, to compare backends
+  surgery     keep= (a new head and LoRA adapters on a trained tree) against a from-scratch init
   report      render saved JSON runs as RESULTS.md sections
 
 Outputs (JSON, PNG) go to the git-ignored bench/out/ unless --json/--plot name a path;
@@ -63,6 +64,7 @@ SUBCOMMANDS = {
     "kernels": "bench.kernels",
     "orthogonal": "bench.orthogonal",
     "digest": "bench.digest",
+    "surgery": "bench.surgery",
     "report": "bench.report",
 }
 DEPTHS = "12,24,48"  # `python -m bench depth`'s default sweep

@@ -588,3 +588,13 @@ def test_bits_sharded_are_each_devices_shard(devices, key):
     np.testing.assert_array_equal(out, bits(key, shape))
     assert compiled.memory_analysis().output_size_in_bytes == 1024 * 2048 * 4 // 8
     assert "[1024,2048]" not in compiled.as_text().split("ENTRY", 1)[1]
+
+
+def test_surgery_subcommand_measures_both_cases():
+    """`python -m bench surgery`: each case in its own process; the surgery output has the
+    target's leaves (the trained tree's, a new head, an adapter pair per block)."""
+    result = cli.main(["surgery", "-p", "gpt2-tiny", "--rank", "4"])
+    rows = result["rows"]
+    assert set(rows) == {"surgery", "scratch"}
+    assert rows["surgery"]["leaves"] == rows["scratch"]["leaves"]
+    assert rows["surgery"]["trained_bytes"] > 0 and result["surgery_peak_over_trained"] >= 1
