@@ -38,6 +38,10 @@ def init_eqx(
     allow_unused_rules: bool | None = None,
     group: bool | None = None,
     portable: bool = False,
+    keep: Any = None,
+    reinit: Any = None,
+    resize: str | None = None,
+    shrink: bool = False,
 ) -> Any:
     r"""Initialises an equinox model's parameters from path rules, sharded, in one compiled call.
 
@@ -87,6 +91,12 @@ def init_eqx(
         values either way (see :func:`jinit.init_tree`).
       portable: the portable samplers: the same bits on every backend (see
         :func:`jinit.portable`).
+      keep: a trained model (fine-tuning surgery): its parameters at the model's paths are
+        kept, the rest drawn with their from-scratch values; ``reinit``, ``resize`` and
+        ``shrink`` as for :func:`jinit.init_tree`.
+      reinit: regexes of trained parameters to draw afresh.
+      resize: grow trained parameters (``'scratch'`` or ``'mean'``).
+      shrink: with ``resize``, keep the leading slice of a larger trained parameter.
 
     Returns:
       The model, a new module with every parameter an array of its shape and dtype.
@@ -114,6 +124,10 @@ def init_eqx(
         raise TypeError(f"`{where}(filter=...)` must be a callable leaf -> bool; got {filter!r}.")
     _keys.as_key(key, where)
     adapted = _eqx_tree.adapt(model, where, filter)
+    kept = None if keep is None else _eqx_tree.adapt(keep, where, filter)
+    if keep is not None and kept is None:
+        raise TypeError(f"`{where}(keep=...)` must be a trained equinox Module; got {keep!r}.")
+    trained = None if kept is None else kept.params
     return _tree.initialize(
         key,
         adapted,
@@ -125,6 +139,10 @@ def init_eqx(
         group=group,
         portable=portable,
         allow_unused_rules=allow_unused_rules,
+        keep=trained,
+        reinit=reinit,
+        resize=resize,
+        shrink=shrink,
     )
 
 

@@ -261,3 +261,26 @@ def test_lora_adapters_on_a_trained_nnx_base_leave_its_output_unchanged(key):
     assert not np.asarray(adapted.lora.lora_b[...]).any()
     x = jax.random.normal(jax.random.key(5), (3, 32))
     np.testing.assert_allclose(adapted(x), base(x), rtol=1e-6, atol=1e-6)
+
+
+def test_equinox_model_with_a_new_readout(key):
+    import equinox as eqx
+
+    import jinit.equinox
+
+    rules = [(r"weight$", jinit.he_normal()), (r"bias$", jinit.zeros)]
+    make = lambda out: eqx.filter_eval_shape(eqx.nn.MLP, 8, out, 16, 2, key=jax.random.key(0))
+    trained = jinit.equinox.init_eqx(make(3), 1, rules)
+    trained = jax.tree.map(lambda x: x + 0.25 if eqx.is_inexact_array(x) else x, trained)
+    with pytest.raises(
+        ValueError,
+        match=r"'layers/2/weight' is float32\[3, 16\], but the "
+        r"target's is float32\[5, 16\]",
+    ):
+        jinit.equinox.init_eqx(make(5), 0, rules, keep=trained)
+    out = jinit.equinox.init_eqx(make(5), 0, rules, keep=trained, reinit=r"layers/2/")
+    scratch = jinit.equinox.init_eqx(make(5), 0, rules)
+    np.testing.assert_array_equal(out.layers[0].weight, trained.layers[0].weight)
+    np.testing.assert_array_equal(out.layers[2].weight, scratch.layers[2].weight)
+    with pytest.raises(TypeError, match=r"`init_eqx\(keep=...\)` must be a trained equinox"):
+        jinit.equinox.init_eqx(make(5), 0, rules, keep={"w": 1})
