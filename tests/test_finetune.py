@@ -284,3 +284,39 @@ def test_equinox_model_with_a_new_readout(key):
     np.testing.assert_array_equal(out.layers[2].weight, scratch.layers[2].weight)
     with pytest.raises(TypeError, match=r"`init_eqx\(keep=...\)` must be a trained equinox"):
         jinit.equinox.init_eqx(make(5), 0, rules, keep={"w": 1})
+
+
+def test_lora_adapters_on_a_trained_linen_dense(key):
+    """The linen equivalent: a Dense with LoRA factors beside its kernel, from a trained
+    ``nn.Dense``: the base kept, A by peft's rule, B zeros: the same function."""
+    import flax.linen as nn
+
+    import jinit.flax
+
+    class LoRADense(nn.Module):
+        features: int
+        rank: int = 4
+
+        @nn.compact
+        def __call__(self, x):
+            init = nn.initializers.zeros  # (the rules give the values)
+            kernel = self.param("kernel", init, (x.shape[-1], self.features))
+            bias = self.param("bias", init, (self.features,))
+            a = self.param("lora_a", init, (x.shape[-1], self.rank))
+            b = self.param("lora_b", init, (self.rank, self.features))
+            return x @ kernel + (x @ a) @ b + bias[None, :]
+
+    x = jax.random.normal(jax.random.key(3), (4, 32))
+    base_rules = [(r"kernel$", jinit.lecun_normal()), (r"bias$", jinit.normal(0.1))]
+    base = jinit.flax.init_linen(nn.Dense(16), key, base_rules, x)
+    rules = [
+        (r"lora_a$", jinit.torch.kaiming_uniform(a=np.sqrt(5))),
+        (r"lora_b$", jinit.zeros),
+        *base_rules,
+    ]
+    adapted = jinit.flax.init_linen(LoRADense(16), 1, rules, x, keep=base)
+    np.testing.assert_array_equal(adapted["params"]["kernel"], base["params"]["kernel"])
+    assert np.asarray(adapted["params"]["lora_a"]).std() > 0
+    np.testing.assert_allclose(
+        LoRADense(16).apply(adapted, x), nn.Dense(16).apply(base, x), rtol=1e-6, atol=1e-6
+    )
