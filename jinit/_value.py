@@ -295,7 +295,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
             if not isinstance(out, Init) or any(out is v for v in bound.arguments.values()):
                 return out  # (not an initializer, or one of its arguments returned unchanged)
             shown = tuple(
-                (k, v)
+                (k, _plain(v))
                 for k, v in bound.arguments.items()
                 if k in required or not _is_default(v, sig.parameters[k].default)
             )
@@ -313,6 +313,17 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
         return make
 
     return wrap
+
+
+def _plain(v: Any) -> Any:
+    """``v`` as the repr shows it: ``np.float64`` (a ``float`` subclass, frozen and cached as
+    the equal ``float``) as that ``float``, so the repr does not depend on which equal call
+    came first."""
+    if isinstance(v, float) and type(v) is not float:
+        return float(v)
+    if isinstance(v, complex) and type(v) is not complex:
+        return complex(v)
+    return v
 
 
 def _is_default(v: Any, default: Any) -> bool:

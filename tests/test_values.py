@@ -218,3 +218,13 @@ def test_init_eqx_with_equinox_defaults_compiles_once(key):
             got = jinit.equinox.init_eqx(conv, 0, jinit.equinox.defaults())
     assert n[0] == 0
     np.testing.assert_array_equal(np.asarray(want.weight), np.asarray(got.weight))
+
+
+def test_the_repr_does_not_depend_on_which_equal_call_came_first():
+    """``np.float64`` is a ``float``: an equal call returns the cached value, whose repr shows
+    the plain float whichever came first."""
+    import numpy as np
+
+    first = jinit.torch.kaiming_uniform(a=np.sqrt(7.0))
+    assert jinit.torch.kaiming_uniform(a=7**0.5) is first
+    assert repr(first) == f"jinit.torch.kaiming_uniform(a={7**0.5!r})"
