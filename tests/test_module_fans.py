@@ -561,3 +561,21 @@ def test_every_nnx_layer_agrees_with_its_own_init(name):
     for path, want in own.items():
         tol = 5 * np.sqrt(1 / (2 * want.size)) + 0.01  # two draws' std, within sampling error
         assert abs(ours[path].std() / want.std() - 1) < tol, (path, ours[path].std(), want.std())
+
+
+@pytest.mark.parametrize("layer", ["Conv2d", "ConvTranspose2d"])
+def test_equinox_vmapped_convolutions_are_stacks(layer):
+    """Each convolution's one-layer shape is read from its own attributes (a transposed one
+    stores its weight as ``(out, in / groups, *kernel)`` too): 4 vmapped layers are a stack."""
+    import equinox as eqx
+
+    make = lambda k: getattr(eqx.nn, layer)(4, 6, 3, groups=2, key=k)
+    abstract = eqx.filter_eval_shape(
+        lambda: eqx.filter_vmap(make)(jax.random.split(jax.random.key(0), 4))
+    )
+    rules = [(r"weight$", jinit.he_normal()), (r"bias$", jinit.zeros)]
+    ours = jinit.equinox.init_eqx(abstract, 0, rules)
+    assert ours.weight.shape == (4, 6, 2, 3, 3)
+    one = jinit.equinox.layout(jinit.he_normal(), in_axis=1, out_axis=0)  # (out, in, kh, kw)
+    twin = one(jinit.key_for_path(0, "2/weight"), (6, 2, 3, 3))
+    np.testing.assert_array_equal(ours.weight[2], twin)

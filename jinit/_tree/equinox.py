@@ -51,15 +51,9 @@ def _linear(m: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _conv(m: Any) -> dict[str, tuple[int, ...]]:
-    n = m.num_spatial_dims
+    """``Conv`` and ``ConvTranspose`` alike: weight ``(out, in / groups, *kernel)``."""
     weight = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
-    if type(m).__name__.startswith("ConvTranspose") or "ConvTranspose" in _mro_names(m):
-        weight = (m.in_channels, m.out_channels // m.groups, *m.kernel_size)
-    return {"weight": weight, "bias": (weight[0], *(1,) * n)}
-
-
-def _mro_names(m: Any) -> set[str]:
-    return {c.__name__ for c in type(m).__mro__}
+    return {"weight": weight, "bias": (weight[0], *(1,) * m.num_spatial_dims)}
 
 
 def _cell(gates: int) -> Callable[[Any], dict[str, tuple[int, ...]]]:
