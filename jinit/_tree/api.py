@@ -118,12 +118,12 @@ def initialize(
     fates, trained = _keep.statuses(leaves, keep, reinit, where, resize, shrink)
     new = tuple(leaf for leaf, fate in zip(leaves, fates, strict=True) if fate != _keep.KEPT)
     drawn = iter(run(key, new, where, group, portable) if new else [])
+    root = _keys.as_key(key, where)
     outs = []
     for leaf, fate in zip(leaves, fates, strict=True):
         if fate == _keep.KEPT:
             outs.append(_keep.place(trained[leaf.path], leaf))
         elif fate == _keep.RESIZED:
-            root = _keys.as_key(key, where)
             outs.append(_keep.resized(trained[leaf.path], next(drawn), root, leaf, resize))
         else:
             outs.append(next(drawn))

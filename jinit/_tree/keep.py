@@ -23,9 +23,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jinit._tree import boxes as _boxes
+from jinit._tree import keys as _keys
 from jinit._tree.leaf import Leaf
 
 KEPT, NEW, REINIT, RESIZED = "kept", "new", "re-initialised", "resized"
@@ -136,10 +138,6 @@ def _check_resize(x: Any, leaf: Leaf, where: str, resize: str | None, shrink: bo
 def resized(x: Any, drawn: Any, key: Any, leaf: Leaf, resize: str | None) -> Any:
     """``drawn`` (the from-scratch larger leaf) with ``x``'s values in their slice, and, for
     ``resize='mean'``, its new rows drawn from the trained rows' mean and covariance."""
-    import jax.numpy as jnp
-
-    from jinit._tree import keys as _keys
-
     common = tuple(slice(0, min(h, w)) for h, w in zip(x.shape, leaf.shape, strict=True))
     out = drawn.at[common].set(jnp.asarray(x)[common].astype(drawn.dtype))
     if resize == "mean" and leaf.shape[0] > x.shape[0]:
