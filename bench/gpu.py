@@ -151,8 +151,8 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
             trips += n + 1 if n > 1 else 0
     budget_rows = max(1, budget // (4 * _stream.ROW))
     on_gpu = _build.platform_of(leaves) in _build.GPU_PLATFORMS
-    step = _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS
     for rows in rows_by_draw.values():
+        step = _stream.step_size(sum(rows), _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS)
         for lo, hi in _stream._row_chunks(rows, budget_rows):
             trips += -(-sum(rows[lo:hi]) // step) + 1  # (+1: the pipeline's drain)
     return trips

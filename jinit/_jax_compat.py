@@ -42,3 +42,28 @@ def concrete_mesh() -> Any:
     except ImportError as e:
         raise _moved("jax._src.mesh.get_concrete_mesh", "the ambient mesh inside jit") from e
     return get_concrete_mesh()
+
+
+def gpu_hash_targets() -> dict[str, str]:
+    """jaxlib's threefry2x32 kernel for each GPU platform that has it, by jax's platform name
+    (``{"cuda": "cu_threefry2x32_ffi"}`` with the CUDA plugin; empty without a GPU plugin).
+
+    The kernel is the one ``jax_threefry_gpu_kernel_lowering`` lowers ``threefry2x32_p`` to: an
+    FFI target that jaxlib registers with XLA for its platform, outputs the two hashed words of
+    four uint32 operands of one shape (key words and counter words), and that ``jax.export``
+    keeps among its custom-call targets guaranteed stable. Its registry is ``jaxlib.gpu_prng``.
+    """
+    try:
+        from jaxlib import gpu_prng
+
+        registered = gpu_prng.registrations()
+    except (ImportError, AttributeError):  # no GPU plugin, or jaxlib moved it: jinit's own hash
+        return {}
+    platforms = {"CUDA": "cuda", "ROCM": "rocm"}
+    return {
+        platforms[p]: name
+        for p, targets in registered.items()
+        if p in platforms
+        for name, *_ in targets
+        if name.endswith("_threefry2x32_ffi")
+    }

@@ -11,13 +11,14 @@ CPU, forced, and checked bit for bit. Figures (compile seconds) are in bench/RES
 import functools
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jinit
 from bench import gpu
-from jinit import _tree
+from jinit import _jax_compat, _tree
 from jinit._rng import threefry
 from jinit._tree import build as _build
 from jinit._tree import stream as _stream
@@ -88,7 +89,11 @@ def test_streams_compile_one_hash_per_draw_whatever_the_depth():
 def test_structure_reads_kernels_loops_and_hashes():
     row = compiled(2, True)
     assert row["loops"] >= 2 and row["kernels_per_trip"] >= 1  # key table, a stream per draw
-    assert row["kernels"] >= 2 and row["custom_calls"] == 0  # jinit's own hash: no custom call
+    assert row["kernels"] >= 2
+    # the streams' steps and the key table hash with jax's CUDA kernel (a custom call each, no
+    # code generated); only a leaf drawn alone fuses jinit's unrolled rounds with its transform
+    assert row["hash_custom_calls"] == row["custom_calls"] >= 2
+    assert row["samplers"] <= 1
     est = gpu.estimate(row, 100, row["params"], 0, gpu.parse_target("cuda:h100")[0])
     assert est > 100 * gpu.LAUNCH_S
 
@@ -136,4 +141,47 @@ def test_the_gpu_step_of_the_streams_gives_the_same_bits(monkeypatch, key):
         for a, b, c in zip(*map(jax.tree.leaves, (gpu_step, cpu_step, per_leaf)), strict=True):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(a, c)
+    _tree.compiled_builder.cache_clear()
+
+
+def test_the_streams_hash_with_jax_cuda_kernel():
+    """On CUDA a stream's step and the key table hash by jaxlib's threefry kernel (the FFI target
+    that ``jax_threefry_gpu_kernel_lowering`` uses): one custom call per loop, no copy of the
+    rounds to compile for them, and a step's words (not the tree's) in temporaries."""
+    assert _jax_compat.gpu_hash_targets().get("cuda") == "cu_threefry2x32_ffi"
+    row = compiled(6, True)
+    assert row["hash_custom_calls"] == row["loops"]  # the key table's loop and each stream's
+    assert row["temp_bytes"] <= 0.5 * row["params"] + 2**24
+
+
+def test_the_kernel_branch_of_the_hash_gives_jax_random_bits(monkeypatch, key):
+    """The CUDA branch of ``threefry.block_hash`` (the words broadcast to one shape, a kernel
+    with ``threefry2x32_p``'s contract), forced on the CPU with jax's own ``threefry2x32_p`` as
+    the kernel: every stream and the key table give the bits they give unforced, which are
+    jax.random's."""
+    abstract = tree(3)
+    unforced = jinit.init_tree(key, abstract, RULES, group=True)
+    calls = []
+
+    def kernel(target, *words):
+        calls.append(target)
+        assert len({w.shape for w in words}) == 1 and all(w.dtype == np.uint32 for w in words)
+        return tuple(jax.extend.random.threefry2x32_p.bind(*words))
+
+    monkeypatch.setattr(_jax_compat, "gpu_hash_targets", lambda: {"cpu": "cpu_kernel"})
+    monkeypatch.setattr(threefry, "_ffi_hash", kernel)
+    _tree.compiled_builder.cache_clear()
+    jax.clear_caches()
+    forced = jinit.init_tree(key, abstract, RULES, group=True)
+    assert calls  # the branch ran
+    for a, b in zip(jax.tree.leaves(unforced), jax.tree.leaves(forced), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # a block of counters under per-row keys, as a stream's step draws it
+    keys = jax.random.split(key, 3)
+    counters = jnp.arange(3 * 40, dtype=np.uint32).reshape(3, 40) + np.uint32(5000)
+    words = jax.random.key_data(keys)
+    w0, w1 = threefry.random_words(words[:, 0:1], words[:, 1:2], (3, 40), counters)
+    for r in range(3):
+        full = jax.random.bits(keys[r], (5120,), np.uint32)
+        np.testing.assert_array_equal(np.asarray(w0 ^ w1)[r], full[counters[r]])
     _tree.compiled_builder.cache_clear()

@@ -16,12 +16,14 @@ from __future__ import annotations
 import functools
 import math
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 from jax import lax
 
+from jinit import _jax_compat
 from jinit._typing import Array
 
 _U32 = np.dtype(np.uint32)
@@ -86,6 +88,45 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
     return x0, x1
 
 
+def block_hash(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+    """:func:`threefry2x32` of a block of counters (a stream's step), by jax's GPU hash kernel
+    where there is one.
+
+    On CUDA (ROCm) this is jaxlib's ``threefry2x32`` kernel (:func:`jinit._jax_compat.
+    gpu_hash_targets`), a custom call with nothing to generate: XLA:GPU compiles no copy of the
+    twenty rounds for it (each copy costs LLVM and ptxas time), and the block's words go through
+    memory once, a step's worth (a few MiB). Elsewhere, and where no kernel is registered, the
+    unrolled rounds. Both are the same function of the same words: the same bits.
+    """
+    branches = {
+        platform: functools.partial(kernel_hash, functools.partial(_ffi_hash, target))
+        for platform, target in _jax_compat.gpu_hash_targets().items()
+    }
+    if not branches:
+        return threefry2x32(k0, k1, x0, x1)
+    return lax.platform_dependent(k0, k1, x0, x1, default=threefry2x32, **branches)
+
+
+def kernel_hash(
+    call: Callable[..., tuple[Array, Array]], k0: Array, k1: Array, x0: Array, x1: Array
+) -> tuple[Array, Array]:
+    """Threefry-2x32 by a kernel with ``threefry2x32_p``'s contract: ``call`` takes the four
+    words broadcast to one shape and returns the two hashed words of that shape."""
+    shape = jax.numpy.broadcast_shapes(*(jax.numpy.shape(w) for w in (k0, k1, x0, x1)))
+    if math.prod(shape) == 0:
+        zero = jax.numpy.zeros(shape, _U32)
+        return zero, zero
+    words = [jax.numpy.broadcast_to(w, shape) for w in (k0, k1, x0, x1)]
+    out0, out1 = call(*words)
+    return out0, out1
+
+
+def _ffi_hash(target: str, *words: Array) -> tuple[Array, Array]:
+    out = jax.ShapeDtypeStruct(words[0].shape, _U32)
+    call = jax.ffi.ffi_call(target, (out, out), vmap_method="broadcast_all")
+    return call(*words)
+
+
 def fold_step(
     i: Array, key: tuple[Array, Array], words: tuple[Array, Array]
 ) -> tuple[Array, Array]:
@@ -93,7 +134,7 @@ def fold_step(
     words: ``fold_in(k, d)`` is the hash of the counter ``(0, d)`` under ``k``. As a loop of two
     steps, the hash is compiled once (the two unrolled are one kernel twice its size)."""
     w = jax.numpy.where(i == 0, words[0], words[1])
-    return threefry2x32(key[0], key[1], jax.numpy.zeros_like(w), w)
+    return block_hash(key[0], key[1], jax.numpy.zeros_like(w), w)
 
 
 def _mul_wide(a: Array, b: int) -> tuple[Array, Array]:
@@ -182,7 +223,7 @@ def random_words(
     ``2**32`` elements under its key).
     """
     if counters is not None:
-        return threefry2x32(k0, k1, jax.numpy.zeros(shape, _U32), counters)
+        return block_hash(k0, k1, jax.numpy.zeros(shape, _U32), counters)
     hi, lo = iota_counters(shape, _counter_zero(k0))
     x0 = jax.numpy.zeros(shape, _U32) if hi is None else hi
     return threefry2x32(k0, k1, x0, lo)

@@ -59,17 +59,17 @@ class Stream:
         budget_rows: int,
         step_rows: int = STEP_ROWS,
     ):
-        self.step = step_rows
         rows = [-(-n // ROW) for n in sizes]
         starts = np.cumsum([0, *rows])
-        if starts[-1] >= 2**31 - step_rows:
+        self.step = step_size(int(starts[-1]), step_rows)
+        if starts[-1] >= 2**31 - self.step:
             raise ValueError(f"jinit: a stream of {starts[-1]} rows overflows its int32 rows.")
         self.chunks = list(_row_chunks(rows, budget_rows))
         first = np.array([starts[lo] for lo, _ in self.chunks])
-        steps = np.array([-(-(starts[hi] - starts[lo]) // step_rows) for lo, hi in self.chunks])
+        steps = np.array([-(-(starts[hi] - starts[lo]) // self.step) for lo, hi in self.chunks])
         chunk_of = np.repeat(np.arange(len(self.chunks)), [hi - lo for lo, hi in self.chunks])
         offsets = (starts[:-1] - first[chunk_of]) * ROW
-        self.rows = int(steps.max(initial=0)) * step_rows  # the most rows a chunk draws
+        self.rows = int(steps.max(initial=0)) * self.step  # the most rows a chunk draws
         assert draw.block is not None  # (see _streamable)
         self.elementwise, self.args = draw.block, draw.args
         self.opaque = keys.opaque
@@ -158,6 +158,13 @@ def streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
         and 2 * 4 * n <= budget
         and n <= 2**32
     )
+
+
+def step_size(rows: int, step_rows: int) -> int:
+    """The rows a stream of ``rows`` rows draws a step: ``step_rows``, or a quarter of a smaller
+    stream (a step's words are temporaries: on GPU jax's hash kernel takes and returns them
+    whole, six words an element)."""
+    return min(step_rows, max(STEP_ROWS, -(-rows // 4)))
 
 
 def _row_chunks(rows: list[int], budget_rows: int) -> Iterator[tuple[int, int]]:
