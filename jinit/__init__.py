@@ -2,7 +2,7 @@
 
 The porting families are namespaces: :mod:`jinit.torch`, :mod:`jinit.keras`, :mod:`jinit.haiku`
 and :mod:`jinit.mup` (``jinit.torch.kaiming_uniform``). Their old flat names
-(``jinit.torch.kaiming_uniform``) still give the same objects, with a ``DeprecationWarning``
+(``jinit.torch_kaiming_uniform``) still give the same objects, with a ``DeprecationWarning``
 (``jinit/_deprecations.py``). The namespaces are attributes of ``jinit`` but not in ``__all__``,
 so ``from jinit import *`` cannot shadow ``import torch``.
 """
