@@ -1,8 +1,8 @@
 """Sphinx configuration: the API reference is built from jinit's docstrings.
 
 ``python -m sphinx -W -b html docs docs/_build/html`` (``tests/test_docs.py`` builds it with
-warnings as errors). The catalog page is generated from the package itself, so a public
-initializer cannot be missing from it.
+warnings as errors). The catalog page is built from the families of ``jinit/_catalog.py``,
+and the build fails naming any public callable that no family lists.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sphinx.util.docutils import SphinxDirective
 
 sys.path.insert(0, os.path.abspath(".."))
 import jinit
+from jinit._catalog import FAMILIES, NAMESPACES  # the families, in reading order: one table
 
 project = "jinit"
 author = "the jinit authors"
@@ -44,42 +45,6 @@ myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
 suppress_warnings = ["myst.xref_missing"]  # RESULTS.md links to files outside the docs
 nitpicky = False
-
-# The catalog's families, in reading order: (private module, title). Every public callable of
-# jinit must belong to one of them (``JinitCatalog`` raises otherwise).
-FAMILIES = (
-    ("_basic", "Constants and plain distributions"),
-    ("_variance", "Variance scaling: Glorot, He, LeCun"),
-    ("_torch", "PyTorch's schemes and layer defaults"),
-    ("_torch_rules", "PyTorch's defaults for a whole Flax model"),
-    ("_keras", "Keras 3 semantics"),
-    ("_haiku", "Haiku semantics"),
-    ("_orthogonal", "Orthogonal"),
-    ("_structured", "Structured: identity, Dirac, sparse"),
-    ("_zero", "ZerO and Hadamard"),
-    ("_combinators", "Combinators"),
-    ("_research", "Depth-aware research schemes"),
-    ("_gates", "Residual gates"),
-    ("_deepnorm", "DeepNorm"),
-    ("_mup", "Maximal update parametrisation (muP)"),
-    ("_stacked", "Stacked (scanned) layers"),
-    ("_tree.api", "Whole trees"),
-    ("_portable_init", "The same values on every backend"),
-    ("_tree.rules", "Rules"),
-    ("_explain", "Which rule gives which parameter"),
-    ("_tree.keys", "Path keys"),
-    ("_describe", "Describing an initializer"),
-    ("_signal", "Signal propagation"),
-    ("_fans", "Fans"),
-    ("_rng.sampling", "The sampling protocol"),
-    ("_value", "Initializers as values"),
-    ("_typing", "Types"),
-)
-
-
-# The family namespaces: their initializers are catalogued as ``jinit.torch.kaiming_uniform``
-# (``jinit.mup``'s optimizers, written in ``jinit/mup.py`` itself, are on the modules page).
-NAMESPACES = ("torch", "keras", "haiku", "mup")
 
 
 def lookup(name: str):
@@ -132,36 +97,57 @@ class JinitCatalog(SphinxDirective):
     example, reference) and a link to its source."""
 
     def run(self) -> list[nodes.Node]:
-        by_family: dict[str, list[str]] = {}
-        for name in public_names():
-            by_family.setdefault(home(name), []).append(name)
-        known = {m for m, _ in FAMILIES}
-        if unknown := set(by_family) - known:
-            raise self.error(f"modules without a catalog family in docs/conf.py: {unknown}")
-        lines: list[str] = []
-        for module, title in FAMILIES:
-            names = by_family.get(module)
-            if not names:
+        try:
+            text = catalog_rst()
+        except ValueError as e:
+            raise self.error(str(e)) from e
+        return self.parse_text_to_nodes(text, allow_section_headings=True)
+
+
+def catalog_rst() -> str:
+    """The catalog page: a section per family of ``jinit/_catalog.py``, in its order, with the
+    family's title, its module's summary line and an entry per name. Raises ``ValueError``
+    naming a public callable that no family lists, or a listed name jinit does not export."""
+    listed = [name for family in FAMILIES for name in family.names]
+    if twice := sorted({n for n in listed if listed.count(n) > 1}):
+        raise ValueError(f"jinit/_catalog.py lists these names in more than one family: {twice}")
+    if missing := sorted(set(public_names()) - set(listed)):
+        raise ValueError(f"public callables in no family of jinit/_catalog.py: {missing}")
+    lines: list[str] = []
+    for family in FAMILIES:
+        if absent := [n for n in family.names if not exported(n)]:
+            raise ValueError(
+                f"jinit/_catalog.py lists {absent} in {family.title!r}, but jinit does not "
+                "export them (CONTRIBUTING.md: the export line)"
+            )
+        summary = (importlib.import_module(f"jinit.{family.module}").__doc__ or "").strip()
+        title = family.title
+        lines += [title, "-" * len(title), "", summary.splitlines()[0] if summary else "", ""]
+        for name in family.names:
+            obj = lookup(name)
+            space, _, leaf = name.rpartition(".")
+            real = getattr(obj, "__name__", leaf)
+            parent = lookup(space) if space else jinit
+            if real != leaf and getattr(parent, real, None) is obj:  # an alias
+                target = f"{space}.{real}" if space else real
+                lines += [
+                    f".. py:function:: jinit.{name}",
+                    "",
+                    f"   Alias of :func:`jinit.{target}`.",
+                    "",
+                ]
                 continue
-            summary = (importlib.import_module(f"jinit.{module}").__doc__ or "").strip()
-            lines += [title, "-" * len(title), "", summary.splitlines()[0] if summary else "", ""]
-            for name in names:
-                obj = lookup(name)
-                space, _, leaf = name.rpartition(".")
-                real = getattr(obj, "__name__", leaf)
-                parent = lookup(space) if space else jinit
-                if real != leaf and getattr(parent, real, None) is obj:  # an alias
-                    target = f"{space}.{real}" if space else real
-                    lines += [
-                        f".. py:function:: jinit.{name}",
-                        "",
-                        f"   Alias of :func:`jinit.{target}`.",
-                        "",
-                    ]
-                    continue
-                kind = "autoclass" if inspect.isclass(obj) else "autofunction"
-                lines += [f".. {kind}:: jinit.{name}", ""]
-        return self.parse_text_to_nodes("\n".join(lines), allow_section_headings=True)
+            kind = "autoclass" if inspect.isclass(obj) else "autofunction"
+            lines += [f".. {kind}:: jinit.{name}", ""]
+    return "\n".join(lines)
+
+
+def exported(name: str) -> bool:
+    """Whether ``jinit.<name>`` is exported: in ``jinit.__all__``, or in its namespace's."""
+    space, _, leaf = name.rpartition(".")
+    if not space:
+        return name in jinit.__all__ and hasattr(jinit, name)
+    return space in NAMESPACES and leaf in getattr(jinit, space).__all__
 
 
 def follow_imported(app, modname: str, attribute: str) -> str | None:

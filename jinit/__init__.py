@@ -2,14 +2,14 @@
 
 The porting families are namespaces: :mod:`jinit.torch`, :mod:`jinit.keras`, :mod:`jinit.haiku`
 and :mod:`jinit.mup` (``jinit.torch.kaiming_uniform``). Their old flat names
-(``jinit.torch.kaiming_uniform``) still give the same objects, with a ``DeprecationWarning``
+(``jinit.torch_kaiming_uniform``) still give the same objects, with a ``DeprecationWarning``
 (``jinit/_deprecations.py``). The namespaces are attributes of ``jinit`` but not in ``__all__``,
 so ``from jinit import *`` cannot shadow ``import torch``.
 """
 
 from typing import TYPE_CHECKING
 
-from jinit import _deprecations
+from jinit import _catalog, _deprecations
 from jinit import haiku as haiku
 from jinit import keras as keras
 from jinit import mup as mup
@@ -75,87 +75,9 @@ from jinit._zero import zero_init as zero_init
 
 __version__ = "0.1.0"
 
-__all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
-    # Constants and plain distributions
-    "constant",
-    "normal",
-    "ones",
-    "truncated_normal",
-    "uniform",
-    "zeros",
-    # Variance scaling: Glorot, He, LeCun
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "he_uniform",
-    "kaiming_normal",
-    "kaiming_uniform",
-    "lecun_normal",
-    "lecun_uniform",
-    "variance_scaling",
-    "xavier_normal",
-    "xavier_uniform",
-    # PyTorch's gains (its schemes and layer defaults: jinit.torch)
-    "calculate_gain",
-    # Orthogonal
-    "delta_orthogonal",
-    "orthogonal",
-    # Structured: identity, Dirac, sparse
-    "dirac",
-    "identity",
-    "sparse",
-    # ZerO and Hadamard
-    "hadamard",
-    "zero_init",
-    # Combinators
-    "scaled",
-    # Depth-aware research schemes
-    "fixup",
-    "scaled_residual",
-    "t_fixup",
-    "t_fixup_embedding",
-    "t_fixup_scale",
-    # Residual gates
-    "rezero",
-    "skipinit",
-    # DeepNorm
-    "deepnorm",
-    "deepnorm_alpha",
-    "deepnorm_beta",
-    # Stacked (scanned) layers
-    "stacked",
-    # Whole trees
-    "init_tree",
-    # The same values on every backend
-    "portable",
-    # Rules
-    "full_match",
-    # Which rule gives which parameter
-    "explain",
-    "Explanation",
-    "ParamRule",
-    # Path keys
-    "key_for_path",
-    "keys_like",
-    "path_str",
-    # Describing an initializer
-    "describe",
-    "Description",
-    # Signal propagation
-    "LayerSignal",
-    "signal_propagation",
-    "SignalReport",
-    # Fans
-    "compute_fans",
-    "einsum_axes",
-    "EinsumAxes",
-    # The sampling protocol
-    "Draw",
-    "Sampling",
-    # Types
-    "Initializer",
-    "Init",
-]
+# The top-level names by family, in the catalog's order: one table, jinit/_catalog.py, from which
+# the docs' catalog page is built and against which the README's catalog table is checked.
+__all__ = _catalog.top_level_names()
 
 # Public objects report the module users import them from (reprs, pickling, docs).
 for _name in __all__:

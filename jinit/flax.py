@@ -22,6 +22,8 @@ from jinit._typing import Initializer
 
 LogicalRules = Any  # a sequence of (logical axis name, mesh axis name(s)) pairs
 
+__all__ = ["explain_linen", "explain_nnx", "init_linen", "init_nnx"]
+
 
 def _auto_axes() -> contextlib.AbstractContextManager:
     """Linen's boxes apply ``with_sharding_constraint`` when unboxed, which asserts under

@@ -21,6 +21,21 @@ RULES = [
 ]
 
 
+def test_flax_all_lists_exactly_its_public_functions():
+    """`jinit.flax.__all__` is what the README and the modules page use: the functions written
+    in `jinit/flax.py`, not the names it imports."""
+    written = {
+        n
+        for n, v in vars(jinit.flax).items()
+        if not n.startswith("_") and getattr(v, "__module__", None) == "jinit.flax"
+    }
+    assert sorted(jinit.flax.__all__) == sorted(written)
+    assert set(written) == {"init_linen", "init_nnx", "explain_linen", "explain_nnx"}
+    star: dict = {}
+    exec("from jinit.flax import *", star)
+    assert "jax" not in star and "np" not in star and "init_linen" in star
+
+
 class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
