@@ -42,6 +42,7 @@ def init_eqx(
     reinit: Any = None,
     resize: str | None = None,
     shrink: bool = False,
+    unused: str = "raise",
 ) -> Any:
     r"""Initialises an equinox model's parameters from path rules, sharded, in one compiled call.
 
@@ -97,6 +98,9 @@ def init_eqx(
       reinit: regexes of trained parameters to draw afresh.
       resize: grow trained parameters (``'scratch'`` or ``'mean'``).
       shrink: with ``resize``, keep the leading slice of a larger trained parameter.
+      unused: ``'raise'`` (the default) for trained parameters with no place in the model, or
+        ``'return'`` them beside it: the call then returns ``(model, unused)``, a dict from
+        path to the trained parameters left out (see :func:`jinit.init_tree`).
 
     Returns:
       The model, a new module with every parameter an array of its shape and dtype.
@@ -143,6 +147,7 @@ def init_eqx(
         reinit=reinit,
         resize=resize,
         shrink=shrink,
+        unused=unused,
     )
 
 

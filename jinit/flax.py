@@ -49,6 +49,9 @@ def init_linen(
     portable: bool = False,
     keep: Any = None,
     reinit: Any = None,
+    resize: str | None = None,
+    shrink: bool = False,
+    unused: str = "raise",
     **kwargs: Any,
 ) -> Any:
     """Initialises a linen module's variables from path rules, as ``module.init`` would shape them.
@@ -86,11 +89,17 @@ def init_linen(
       keep: trained variables (fine-tuning surgery): kept where the model has them, the rest
         drawn with their from-scratch values (see :func:`jinit.init_tree`).
       reinit: regexes of trained variables to draw afresh (see :func:`jinit.init_tree`).
+      resize: grow trained variables (``'scratch'`` or ``'mean'``), see :func:`jinit.init_tree`.
+      shrink: with ``resize``, keep the leading slice of a larger trained variable.
+      unused: ``'raise'`` (the default) for trained variables with no place in the model, or
+        ``'return'`` them beside it (see :func:`jinit.init_tree`).
       **kwargs: passed to ``module.init``.
 
     Returns:
       The variables dict, boxed exactly as ``module.init`` returns it (``nn.Partitioned`` boxes
-      kept, so ``nn.get_partition_spec`` and ``nn.unbox`` work on it), with sharded arrays.
+      kept, so ``nn.get_partition_spec`` and ``nn.unbox`` work on it), with sharded arrays;
+      with ``unused='return'``, the pair ``(variables, unused)``, ``unused`` a dict from path
+      to the trained variables left out.
 
     Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, jinit, jinit.flax
@@ -119,6 +128,9 @@ def init_linen(
         adapt=fans,
         keep=keep,
         reinit=reinit,
+        resize=resize,
+        shrink=shrink,
+        unused=unused,
     )
 
 
@@ -237,6 +249,7 @@ def init_nnx(
     reinit: Any = None,
     resize: str | None = None,
     shrink: bool = False,
+    unused: str = "raise",
 ) -> Any:
     """Fills an nnx model's parameters from path rules, sharded, in one compiled call.
 
@@ -283,10 +296,13 @@ def init_nnx(
       reinit: regexes of trained parameters to draw afresh.
       resize: grow trained parameters (``'scratch'`` or ``'mean'``), see :func:`jinit.init_tree`.
       shrink: with ``resize``, keep the leading slice of a larger trained parameter.
+      unused: ``'raise'`` (the default) for trained parameters with no place in the model, or
+        ``'return'`` them beside it (see :func:`jinit.init_tree`).
 
     Returns:
       The model with its parameters initialised: a new model for an abstract ``model``, the same
-      object (updated in place) for a concrete one.
+      object (updated in place) for a concrete one; with ``unused='return'``, the pair
+      ``(model, unused)``, ``unused`` a dict from path to the trained parameters left out.
 
     Examples:
       >>> import jax, jinit, jinit.flax
@@ -309,6 +325,7 @@ def init_nnx(
     selected_filter = nnx.All(filter, nnx.Not(nnx.RngState))
     graphdef, selected, rest = nnx.split(model, selected_filter, ...)  # type: ignore[misc]
     abstract = [(path, var) for path, var in nnx.to_flat_state(rest) if _is_abstract(var)]
+    extra: dict[str, Any] = {}
     if abstract and not nnx.to_flat_state(selected):  # only RNG state or statistics to fill
         params = selected
     else:  # (a model without parameters raises there: filling it would do nothing)
@@ -328,14 +345,19 @@ def init_nnx(
             reinit=reinit,
             resize=resize,
             shrink=shrink,
+            unused=unused,
         )
+        if unused == "return":
+            params, extra = params
     if not abstract and not any(_is_abstract(v) for _, v in nnx.to_flat_state(selected)):
         nnx.update(model, params)
-        return model
-    filled = _flax_defaults(abstract, key, streams, mesh, logical_axis_rules, filter)
-    state = nnx.from_flat_state([(p, filled.get(p, v)) for p, v in nnx.to_flat_state(rest)])
-    merged = nnx.merge(graphdef, params, state)
-    return _fill_placeholders(merged, placeholders, key, mesh, logical_axis_rules)
+        out = model
+    else:
+        filled = _flax_defaults(abstract, key, streams, mesh, logical_axis_rules, filter)
+        state = nnx.from_flat_state([(p, filled.get(p, v)) for p, v in nnx.to_flat_state(rest)])
+        merged = nnx.merge(graphdef, params, state)
+        out = _fill_placeholders(merged, placeholders, key, mesh, logical_axis_rules)
+    return (out, extra) if unused == "return" else out
 
 
 def _streams(rngs: Any, where: str) -> nnx.Rngs | None:

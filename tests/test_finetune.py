@@ -320,3 +320,61 @@ def test_lora_adapters_on_a_trained_linen_dense(key):
     np.testing.assert_allclose(
         LoRADense(16).apply(adapted, x), nn.Dense(16).apply(base, x), rtol=1e-6, atol=1e-6
     )
+
+
+def test_unused_trained_leaves_are_returned_when_asked(key):
+    """``unused='return'``: trained leaves with no place in the target come back beside it (a
+    dict by path, the arrays themselves), the target as with every trained leaf placed."""
+    trained = trained_base(key)
+    out, unused = jinit.init_tree(key, target(1), RULES, keep=trained, unused="return")
+    assert list(unused) == ["h/1/k"]
+    assert unused["h/1/k"] is trained["h"][1]["k"]
+    np.testing.assert_array_equal(out["h"][0]["k"], trained["h"][0]["k"])
+    scratch = jinit.init_tree(key, target(1), RULES)
+    np.testing.assert_array_equal(out["head"]["kernel"], scratch["head"]["kernel"])
+    # every trained leaf placed: an empty dict
+    _, none = jinit.init_tree(key, target(2), RULES, keep=trained, unused="return")
+    assert none == {}
+    with pytest.raises(ValueError, match=r"`init_tree\(unused=...\)` must be 'raise' or 'return'"):
+        jinit.init_tree(key, target(1), RULES, keep=trained, unused="drop")
+    with pytest.raises(ValueError, match=r"`init_tree\(unused=...\)` applies to the leaves of"):
+        jinit.init_tree(key, target(1), RULES, unused="return")
+
+
+def test_unused_on_the_flax_and_equinox_entry_points(key):
+    import equinox as eqx
+    import flax.linen as nn
+    from flax import nnx
+
+    import jinit.equinox
+    import jinit.flax
+
+    rules = [(r"kernel$|weight$", jinit.lecun_normal()), (r"bias$", jinit.zeros)]
+    x = jnp.ones((2, 8))
+    two = jinit.flax.init_linen(nn.Sequential([nn.Dense(8), nn.Dense(4)]), 1, rules, x)
+    one, unused = jinit.flax.init_linen(
+        nn.Sequential([nn.Dense(8)]), 0, rules, x, keep=two, unused="return"
+    )
+    assert sorted(unused) == ["params/layers_1/bias", "params/layers_1/kernel"]
+    kept = one["params"]["layers_0"]["kernel"]
+    np.testing.assert_array_equal(kept, two["params"]["layers_0"]["kernel"])
+    with pytest.raises(ValueError, match=r"`init_linen\(keep=...\)`: 2 trained parameters"):
+        jinit.flax.init_linen(nn.Sequential([nn.Dense(8)]), 0, rules, x, keep=two)
+
+    big = jinit.flax.init_nnx(
+        nnx.eval_shape(lambda: nnx.LoRALinear(8, 4, lora_rank=2, rngs=nnx.Rngs(0))),
+        1,
+        [(r"lora_a$|lora_b$", jinit.normal()), *rules],
+    )
+    small = nnx.eval_shape(lambda: nnx.Linear(8, 4, rngs=nnx.Rngs(0)))
+    model, unused = jinit.flax.init_nnx(small, 0, rules, keep=big, unused="return")
+    assert sorted(unused) == ["lora/lora_a", "lora/lora_b"]
+    np.testing.assert_array_equal(model.kernel[...], big.kernel[...])
+
+    make = lambda out: eqx.filter_eval_shape(eqx.nn.MLP, 8, out, 16, 2, key=jax.random.key(0))
+    mlp = jinit.equinox.init_eqx(make(3), 1, rules)
+    lin = eqx.filter_eval_shape(eqx.nn.Linear, 8, 16, use_bias=False, key=jax.random.key(0))
+    out, unused = jinit.equinox.init_eqx(lin, 0, rules, keep=mlp.layers[0], unused="return")
+    assert list(unused) == ["bias"]
+    np.testing.assert_array_equal(unused["bias"], mlp.layers[0].bias)
+    np.testing.assert_array_equal(out.weight, mlp.layers[0].weight)

@@ -123,8 +123,8 @@ def kernel_hash(
 
 def _ffi_hash(target: str, *words: Array) -> tuple[Array, Array]:
     out = jax.ShapeDtypeStruct(words[0].shape, _U32)
-    call = jax.ffi.ffi_call(target, (out, out), vmap_method="broadcast_all")
-    return call(*words)
+    out0, out1 = jax.ffi.ffi_call(target, (out, out), vmap_method="broadcast_all")(*words)
+    return out0, out1
 
 
 def fold_step(

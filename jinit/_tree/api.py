@@ -89,6 +89,7 @@ def initialize(
     reinit: Any = None,
     resize: str | None = None,
     shrink: bool = False,
+    unused: str = "raise",
 ) -> Any:
     """:func:`init_tree` for the entry point ``where`` (its name is in every error); ``adapt``
     as for :func:`~jinit._tree.plan.plan`."""
@@ -111,11 +112,12 @@ def initialize(
         adapt=adapt,
     )
     if keep is None:
-        if reinit is not None or resize is not None or shrink:
-            name = "reinit" if reinit is not None else "resize" if resize is not None else "shrink"
+        given = {"reinit": reinit, "resize": resize, "shrink": shrink or None}
+        given["unused"] = None if unused == "raise" else unused
+        if name := next((n for n, v in given.items() if v is not None), None):
             raise ValueError(f"`{where}({name}=...)` applies to the leaves of `keep=`; got none.")
         return structure.unflatten(run(key, leaves, where, group, portable))
-    fates, trained = _keep.statuses(leaves, keep, reinit, where, resize, shrink)
+    fates, trained, extra = _keep.statuses(leaves, keep, reinit, where, resize, shrink, unused)
     new = tuple(leaf for leaf, fate in zip(leaves, fates, strict=True) if fate != _keep.KEPT)
     drawn = iter(run(key, new, where, group, portable) if new else [])
     root = _keys.as_key(key, where)
@@ -127,7 +129,8 @@ def initialize(
             outs.append(_keep.resized(trained[leaf.path], next(drawn), root, leaf, resize))
         else:
             outs.append(next(drawn))
-    return structure.unflatten(outs)
+    out = structure.unflatten(outs)
+    return (out, extra) if unused == "return" else out
 
 
 def init_tree(
@@ -145,6 +148,7 @@ def init_tree(
     reinit: Any = None,
     resize: str | None = None,
     shrink: bool = False,
+    unused: str = "raise",
 ) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.
 
@@ -221,9 +225,14 @@ def init_tree(
         ``mean_resizing``); ``None``: a size mismatch raises.
       shrink: with ``resize``, a trained leaf larger than the target's keeps its leading slice
         (otherwise shrinking raises).
+      unused: trained leaves of ``keep`` with no place in the target raise ``ValueError``
+        listing them (``'raise'``, the default), or are returned beside the result
+        (``'return'``).
 
     Returns:
-      A pytree like ``abstract_tree`` of arrays with its shapes, dtypes and shardings.
+      A pytree like ``abstract_tree`` of arrays with its shapes, dtypes and shardings; with
+      ``unused='return'``, the pair ``(tree, unused)``, ``unused`` a dict from path to the
+      trained leaves that have no place in it (empty when all do).
 
     Examples:
       >>> import jax, jinit
@@ -249,4 +258,5 @@ def init_tree(
         reinit=reinit,
         resize=resize,
         shrink=shrink,
+        unused=unused,
     )

@@ -32,6 +32,7 @@ from jinit._tree.leaf import Leaf
 
 KEPT, NEW, REINIT, RESIZED = "kept", "new", "re-initialised", "resized"
 RESIZE = (None, "scratch", "mean")
+UNUSED = ("raise", "return")
 
 
 def patterns(reinit: Any, where: str) -> list[re.Pattern]:
@@ -74,10 +75,14 @@ def statuses(
     where: str,
     resize: str | None = None,
     shrink: bool = False,
-) -> tuple[list[str], dict[str, Any]]:
-    """Each leaf's fate (:data:`KEPT`, :data:`NEW`, :data:`REINIT` or :data:`RESIZED`) and the
-    trained leaves by path; raises for a trained leaf that does not fit (and may not be
-    resized) or has no place in the target."""
+    unused: str = "raise",
+) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """Each leaf's fate (:data:`KEPT`, :data:`NEW`, :data:`REINIT` or :data:`RESIZED`), the
+    trained leaves by path and those with no place in the target (``unused='return'``); raises
+    for a trained leaf that does not fit (and may not be resized) or, by default, has no place
+    in the target."""
+    if unused not in UNUSED:
+        raise ValueError(f"`{where}(unused=...)` must be 'raise' or 'return'; got {unused!r}.")
     if resize not in RESIZE:
         raise ValueError(
             f"`{where}(resize=...)` must be one of None, 'scratch', 'mean'; got {resize!r}."
@@ -100,14 +105,15 @@ def statuses(
         else:
             _check_resize(x, leaf, where, resize, shrink)
             out.append(RESIZED)
-    if extra := sorted(set(trained) - seen):
+    extra = sorted(set(trained) - seen)
+    if extra and unused == "raise":
         shown = ", ".join(repr(p) for p in extra[:10]) + (" ..." if len(extra) > 10 else "")
         raise ValueError(
             f"`{where}(keep=...)`: {len(extra)} trained parameters have no place in the target "
             f"(they would be dropped): {shown}. Remove them from `keep=` or add them to the "
-            "target."
+            "target, or pass `unused='return'` to have them returned beside the result."
         )
-    return out, trained
+    return out, trained, {p: trained[p] for p in extra}
 
 
 def _check_resize(x: Any, leaf: Leaf, where: str, resize: str | None, shrink: bool) -> None:
