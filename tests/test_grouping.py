@@ -17,6 +17,7 @@ from jinit import _tree
 from jinit._rng import portable as _portable
 from jinit._rng import sampling as _sampling
 from jinit._tree import build as _build
+from jinit._tree import stream as _stream
 
 SDS = jax.ShapeDtypeStruct
 ERF_INV = r"chlo\.erf_inv "  # one per normal sampler kernel in the lowered StableHLO
@@ -310,3 +311,28 @@ def test_streams_keep_the_bits_of_uncommon_bounds(key):
     alone = jinit.init_tree(key, tree, rules, group=False)
     for k in tree:
         np.testing.assert_array_equal(np.asarray(grouped[k]), np.asarray(alone[k]), err_msg=k)
+
+
+def test_a_small_draw_of_one_shape_is_grouped_not_streamed(monkeypatch, key):
+    """On a CPU a draw whose leaves share one shape and are small (LoRA adapters) is one kernel
+    for that shape, not a stream (its loop compiles slower); with two shapes it is a stream.
+    The bits are the same either way."""
+    made = []
+    real = _stream.Stream.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(len(args[2]))  # the stream's paths
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(_stream.Stream, "__init__", counting)
+    adapters = {f"a{i}": SDS((64, 8), jnp.float32) for i in range(12)}
+    rules = [(".*", jinit.lecun_normal())]
+    out = jinit.init_tree(key, adapters, rules, group=True)
+    assert made == []
+    two_shapes = {**adapters, "b": SDS((8, 64), jnp.float32)}
+    both = jinit.init_tree(key, two_shapes, rules, group=True)
+    assert made == [13]
+    alone = jinit.init_tree(key, two_shapes, rules, group=False)
+    for name, x in out.items():
+        np.testing.assert_array_equal(x, alone[name])
+        np.testing.assert_array_equal(both[name], alone[name])

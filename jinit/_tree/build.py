@@ -277,6 +277,19 @@ GPU_PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
 GROUPED_PLATFORMS = frozenset({"cpu"}) | (GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set())
 
 
+# On a CPU, a draw whose streamable leaves have fewer shapes than this, and at most 1/8 of a
+# chunk's bytes, is drawn by shape groups (its leaves of one shape: one kernel): a stream's loop
+# (its row lookup, its cuts) compiles slower than that kernel (the adapters of fine-tuning
+# surgery, ``python -m bench surgery``), and so small a group's buffer costs no memory.
+STREAM_SHAPES = 2
+
+
+def _grouped_instead(leaves: Sequence[Leaf], members: list[Any], budget: int) -> bool:
+    shapes = {leaves[i].shape for i, _ in members}
+    nbytes = sum(4 * math.prod(leaves[i].shape) for i, _ in members)
+    return len(shapes) < STREAM_SHAPES and 8 * nbytes <= budget
+
+
 def platform_of(leaves: Sequence[Leaf]) -> str:
     """The platform the tree is built on: its sharded leaves' devices', else jax's default."""
     for leaf in leaves:
@@ -324,6 +337,7 @@ def _build_all(
     keys = KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
     outs: list[Any] = [None] * len(leaves)
     budget = chunk_budget(leaves)
+    on_gpu = platform_of(leaves) in GPU_PLATFORMS
     streams: dict[_sampling.Draw, list[tuple[int, _sampling.Sampling]]] = {}
     groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
     for i, leaf in enumerate(leaves):
@@ -338,6 +352,10 @@ def _build_all(
             streams.setdefault(s.draw, []).append((i, s))
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
+    if not on_gpu:  # a small draw of one shape: one kernel compiles faster than a stream
+        for draw in [d for d, ms in streams.items() if _grouped_instead(leaves, ms, budget)]:
+            for i, s in streams.pop(draw):
+                groups.setdefault((s.draw, leaves[i].shape, leaves[i].sharding), []).append((i, s))
 
     def finish(i: int, s: _sampling.Sampling, row: jax.Array) -> None:
         with leaf_errors(leaves[i], where):
@@ -347,7 +365,6 @@ def _build_all(
     # (buffers of many sizes fragment its heap); in float32 the previous chunk's leaves ride
     # through the next loop, which then overwrites their buffer (one buffer in all).
     budget_rows = max(1, budget // (4 * _stream.ROW))
-    on_gpu = platform_of(leaves) in GPU_PLATFORMS
     step = _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS
     runs = []
     for draw, members in streams.items():
