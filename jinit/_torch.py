@@ -306,6 +306,12 @@ def torch_trunc_normal(
     is jax's inverse-CDF truncated normal in float32 (even for bfloat16 outputs), scaled and
     shifted, then clipped to ``[a, b]`` and rounded once.
 
+    Each of ``mean``, ``std``, ``a`` and ``b`` may be a traced scalar (under ``jax.vmap``/``jit``,
+    its value then not checked). The values are then close to the concrete call's, not its bits:
+    the standardised bounds ``(a - mean) / std`` enter ``erf``, which XLA evaluates at compile
+    time for a concrete bound and at run time for a traced one (within about ``1e-5 * std``
+    for bounds within 3 standard deviations of the mean).
+
     Args:
       mean: the mean of the normal before truncation.
       std: its standard deviation (positive).
@@ -329,11 +335,12 @@ def torch_trunc_normal(
       ``torch.nn.init.trunc_normal_`` (torch 2.13); flax#4091.
     """
     where = "torch.trunc_normal"
-    mean = _checks.check_real(where, "mean", mean)
-    a = _checks.check_real(where, "a", a)
-    b = _checks.check_real(where, "b", b)
-    std = _checks.check_real(where, "std", std, positive=True)
-    if not a < b:
+    mean = _checks.check_real_or_traced(where, "mean", mean)
+    a = _checks.check_real_or_traced(where, "a", a)
+    b = _checks.check_real_or_traced(where, "b", b)
+    std = _checks.check_real_or_traced(where, "std", std, positive=True)
+    traced = any(_checks.traced(x) for x in (mean, std, a, b))
+    if not (_checks.traced(a) or _checks.traced(b) or a < b):
         raise ValueError(f"`{where}(a=..., b=...)` needs a < b; got a={a!r}, b={b!r}.")
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     lower, upper = (a - mean) / std, (b - mean) / std
@@ -343,7 +350,9 @@ def torch_trunc_normal(
         ct = _samplers.compute_dtype(dtype)
         largest = float(jnp.finfo(ct).max)
         for name, value in (("mean", mean), ("std", std), ("a", a), ("b", b)):
-            if not abs(value) <= largest:  # it would be inf in `ct`, and the values NaN
+            if (
+                not _checks.traced(value) and not abs(value) <= largest
+            ):  # it would be inf in `ct`, and the values NaN
                 raise ValueError(
                     f"`{where}({name}=...)` must be representable in {np.dtype(ct).name}, the "
                     f"dtype the values are computed in (largest finite value {largest:.4g}); "
@@ -356,6 +365,8 @@ def torch_trunc_normal(
             x = z * jnp.array(std, ct) + jnp.array(mean, ct)
         return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
 
+    if traced:  # no overflow check: the values are not known until they run
+        return make_init(where, sample, dtype, allow_complex=False, traced=True)
     # The values lie in [a, b], and within a few std of the mean when [a, b] allows.
     near = (min(max(mean - 6 * std, a), b), min(max(mean + 6 * std, a), b))
     magnitude = max(abs(near[0]), abs(near[1]))
