@@ -136,8 +136,9 @@ def check_real_or_traced(
     return value
 
 
-def traced_quotient(x: Any, value: float, dtype: Any) -> Any:
-    """``x / value`` for a traced scalar ``x``, in ``dtype``, one correctly rounded division.
+def traced_quotient(x: Any, value: Any, dtype: Any) -> Any:
+    """``x / value`` for a traced scalar ``x`` or ``value``, in ``dtype``, one correctly
+    rounded division.
 
     A concrete scale's quotient is a constant, computed once in float64 and rounded to
     ``dtype``; for an ``x`` exact in ``dtype`` and a ``value`` exact in it too (a power of two,

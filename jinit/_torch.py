@@ -224,7 +224,8 @@ def torch_xavier_uniform(
     ``g`` is ``gain``; the fans are those of :func:`jinit.compute_fans` on the Flax-layout kernel.
 
     Args:
-      gain: the multiplier (non-negative), e.g. ``calculate_gain("tanh")``.
+      gain: the multiplier (non-negative), e.g. ``calculate_gain("tanh")``; or a traced scalar
+        (the concrete bits when ``gain**2`` is exact in float32, e.g. 0.5, 1.25 or 3.0).
       in_axis: fan-in axis or axes of the Flax-layout kernel.
       out_axis: fan-out axis or axes.
       batch_axis: axes that count in neither fan.
@@ -259,7 +260,8 @@ def torch_xavier_normal(
     ``g`` is ``gain``. Untruncated, unlike :func:`jinit.glorot_normal`.
 
     Args:
-      gain: the multiplier (non-negative).
+      gain: the multiplier (non-negative); or a traced scalar (the concrete bits when
+        ``gain**2`` is exact in float32, e.g. 0.5, 1.25 or 3.0).
       in_axis: fan-in axis or axes of the Flax-layout kernel.
       out_axis: fan-out axis or axes.
       batch_axis: axes that count in neither fan.
@@ -281,9 +283,16 @@ def torch_xavier_normal(
     return variance_scaling(gain, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)
 
 
-def _squared_gain(where: str, gain: Any) -> float:
-    """``gain**2`` (the variance scale) for a non-negative ``gain`` whose square is a float."""
-    gain = _checks.check_real(where, "gain", gain, nonnegative=True)
+def _squared_gain(where: str, gain: Any) -> Any:
+    """``gain**2`` (the variance scale) for a non-negative ``gain`` whose square is a float.
+
+    A traced gain's square is rounded to float32: the concrete call's bits when it is exact
+    there (a gain of at most 12 significant bits: 0.5, 1.25, 3.0) or when the fan average is a
+    power of two; otherwise the last bit of the variance can differ.
+    """
+    gain = _checks.check_real_or_traced(where, "gain", gain, nonnegative=True)
+    if _checks.traced(gain):
+        return gain * gain
     squared = gain * gain  # inf on overflow (``**`` would raise OverflowError)
     if not math.isfinite(squared):
         raise ValueError(
