@@ -120,11 +120,18 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
     return math.sqrt(2.0) / abs(slope)  # 1 + slope^2 == slope^2 here; slope^2 may overflow
 
 
-def _gain(where: str, nonlinearity: str, a: Any) -> float:
+def _squared_gain_of(where: str, nonlinearity: str, a: Any) -> Any:
+    """``calculate_gain(nonlinearity, a) ** 2``, the variance scale of the Kaiming rows.
+
+    A traced slope ``a`` gives ``2 / (1 + a^2)`` rounded in float32 (the concrete gain is
+    rounded in float64, then squared): its values can differ in the last bit.
+    """
     _checks.check_one_of(where, "nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity == "leaky_relu":
-        a = _checks.check_real(where, "a", a)
-    return calculate_gain(nonlinearity, a)
+        a = _checks.check_real_or_traced(where, "a", a)
+        if _checks.traced(a):
+            return _checks.traced_quotient(2.0, 1 + a * a, a.dtype)
+    return calculate_gain(nonlinearity, a) ** 2
 
 
 @factory("torch.kaiming_uniform")
@@ -143,7 +150,9 @@ def torch_kaiming_uniform(
     is :math:`\sqrt 2` (torch passes ``a=0`` as the slope, not the default 0.01).
 
     Args:
-      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only).
+      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only);
+        or a traced scalar (under ``jax.vmap``/``jit``), whose gain is rounded in float32: the
+        values can differ from the concrete slope's in the last bit.
       mode: ``"fan_in"`` (default) or ``"fan_out"``.
       nonlinearity: a name accepted by :func:`calculate_gain`.
       in_axis: fan-in axis or axes of the Flax-layout kernel (``-2``; see the module docstring).
@@ -165,8 +174,8 @@ def torch_kaiming_uniform(
     """
     where = "torch.kaiming_uniform"
     _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
-    gain = _gain(where, nonlinearity, a)
-    return variance_scaling(gain**2, mode, "uniform", in_axis, out_axis, batch_axis, dtype)
+    scale = _squared_gain_of(where, nonlinearity, a)
+    return variance_scaling(scale, mode, "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
 @factory("torch.kaiming_normal")
@@ -185,7 +194,9 @@ def torch_kaiming_normal(
     The arguments are those of :func:`torch.kaiming_uniform`.
 
     Args:
-      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only).
+      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only);
+        or a traced scalar (under ``jax.vmap``/``jit``), whose gain is rounded in float32: the
+        values can differ from the concrete slope's in the last bit.
       mode: ``"fan_in"`` (default) or ``"fan_out"``.
       nonlinearity: a name accepted by :func:`calculate_gain`.
       in_axis: fan-in axis or axes of the Flax-layout kernel.
@@ -207,8 +218,8 @@ def torch_kaiming_normal(
     """
     where = "torch.kaiming_normal"
     _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
-    gain = _gain(where, nonlinearity, a)
-    return variance_scaling(gain**2, mode, "normal", in_axis, out_axis, batch_axis, dtype)
+    scale = _squared_gain_of(where, nonlinearity, a)
+    return variance_scaling(scale, mode, "normal", in_axis, out_axis, batch_axis, dtype)
 
 
 @factory("torch.xavier_uniform")

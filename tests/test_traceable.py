@@ -117,8 +117,8 @@ ROWS: dict[str, Row] = {
     "deepnorm": Row(
         base={"n_layers": 4}, structural={"n_layers": 2, "decoder_layers": 2, **FAN_AXES}
     ),
-    "torch.kaiming_normal": Row(structural=FAN_AXES),
-    "torch.kaiming_uniform": Row(structural=FAN_AXES),
+    "torch.kaiming_normal": Row(scales={"a": (0.0, 1.0, -1.0)}, structural=FAN_AXES),
+    "torch.kaiming_uniform": Row(scales={"a": (0.0, 1.0, -1.0)}, structural=FAN_AXES),
     # Bits where gain**2 is exact in float32 (these gains), or the fan average a power of two.
     "torch.xavier_normal": Row(scales={"gain": EXACT_SQUARES}, structural=FAN_AXES),
     "torch.xavier_uniform": Row(scales={"gain": EXACT_SQUARES}, structural=FAN_AXES),
@@ -156,8 +156,6 @@ ROWS: dict[str, Row] = {
 # Scale-like hyperparameters that still refuse a tracer, and why: each is refused by name (see
 # `test_an_untraceable_scale_is_refused_by_name`), and moves to its row's `scales` once fixed.
 UNTRACEABLE = {
-    ("torch.kaiming_normal", "a"): "its gain sqrt(2 / (1 + a^2)) is computed in float64",
-    ("torch.kaiming_uniform", "a"): "its gain sqrt(2 / (1 + a^2)) is computed in float64",
     ("keras.variance_scaling", "scale"): "its spread sqrt(scale / n) is computed in float64",
     ("haiku.variance_scaling", "scale"): "its spread sqrt(scale / n) is computed in float64",
     ("keras.random_normal", "mean"): "Keras/Haiku rows take a float64 spread and mean",
@@ -239,6 +237,8 @@ OFF_EXACT = {
     "scaled_residual": ({"n_layers": 12}, (4, 6), "stddev", POSITIVE),
     "torch.xavier_normal": ({}, (4, 6), "gain", (0.3, 1.7, 2.1)),
     "mup.readout": ({"width_mult": 3.0}, (4, 6), "scale", POSITIVE),
+    "torch.kaiming_normal": ({}, (4, 6), "a", SIGNED),
+    "torch.kaiming_uniform": ({}, (4, 6), "a", SIGNED),
 }
 
 
