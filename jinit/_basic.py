@@ -222,8 +222,12 @@ def truncated_normal(
       stddev: the standard deviation of the normal before truncation; a number or
         a traced scalar (under ``jax.vmap``/``jit``, as in jax).
       dtype: the initializer's default dtype (real floating).
-      lower: lower truncation bound, in units of ``stddev``.
-      upper: upper truncation bound, in units of ``stddev``.
+      lower: lower truncation bound, in units of ``stddev``; a number or a traced scalar, whose
+        values are close to the concrete bound's, not its bits: the bound enters ``erf``,
+        which XLA evaluates at compile time for a concrete bound and at run time for a traced
+        one (within about ``1e-5 * stddev`` for bounds within 3; about ``4e-4 * stddev`` at 4,
+        where ``erf`` is nearly -1). ``lower < upper`` is then not checked.
+      upper: upper truncation bound, in units of ``stddev``; a number or a traced scalar.
 
     Returns:
       An initializer whose values lie in :math:`(\text{lower}\cdot\sigma, \text{upper}\cdot\sigma)`.
@@ -235,9 +239,10 @@ def truncated_normal(
       (0.88, True)
     """
     stddev = _checks.check_real_or_traced("truncated_normal", "stddev", stddev, nonnegative=True)
-    lower = _checks.check_real("truncated_normal", "lower", lower)
-    upper = _checks.check_real("truncated_normal", "upper", upper)
-    if not lower < upper:
+    lower = _checks.check_real_or_traced("truncated_normal", "lower", lower)
+    upper = _checks.check_real_or_traced("truncated_normal", "upper", upper)
+    traced = any(_checks.traced(x) for x in (stddev, lower, upper))
+    if not (_checks.traced(lower) or _checks.traced(upper) or lower < upper):
         raise ValueError(
             f"`truncated_normal(lower=..., upper=...)` needs lower < upper; got "
             f"lower={lower!r}, upper={upper!r}."
@@ -252,7 +257,7 @@ def truncated_normal(
     lo, hi = _checks.static_float(lower), _checks.static_float(upper)
 
     def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
-        if lo is None or hi is None:  # array-valued bounds: per-leaf only
+        if lo is None or hi is None:  # traced or array-valued bounds: per-leaf only
             return None
         finish = lambda z: (z * jnp.array(stddev, z.dtype)).astype(dtype)
         return _sampling.Sampling(_sampling.truncated_normal(lo, hi), finish)
@@ -261,7 +266,6 @@ def truncated_normal(
         mean, var = _truncated_moments(float(lower), float(upper))
         return None, None, stddev * mean, stddev * var**0.5
 
-    traced = _checks.traced(stddev)
     return make_init(
         "truncated_normal",
         body,

@@ -85,6 +85,24 @@ def traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+COUNT = "it is a count, which fixes the structure of what is built"
+AXIS = "it picks an axis of the shape, which is static under `jit`/`vmap`"
+INDEX = "it picks part of the structure (an axis, an operand), which is static under `jit`/`vmap`"
+
+
+def refuse_traced(where: str, name: str, value: Any, why: str, kind: str = "int") -> None:
+    """Raises for a traced structural hyperparameter (a count, an axis), saying ``why``.
+
+    A hyperparameter that only scales or shifts values accepts a tracer
+    (:func:`check_real_or_traced`); one that changes what is built cannot vary in a trace.
+    """
+    if traced(value):
+        raise TypeError(
+            f"`{where}({name}=...)` must be a concrete {kind}, not a traced value: {why} "
+            f"(build the initializer outside `jit`/`vmap`); got {value!r}."
+        )
+
+
 def check_real_or_traced(
     where: str,
     name: str,
@@ -118,8 +136,23 @@ def check_real_or_traced(
     return value
 
 
+def traced_quotient(x: Any, value: Any, dtype: Any) -> Any:
+    """``x / value`` for a traced scalar ``x`` or ``value``, in ``dtype``, one correctly
+    rounded division.
+
+    A concrete scale's quotient is a constant, computed once in float64 and rounded to
+    ``dtype``; for an ``x`` exact in ``dtype`` and a ``value`` exact in it too (a power of two,
+    an integer) one rounded division gives those bits. XLA rewrites ``x / c`` for a constant
+    ``c`` as ``x * (1 / c)``, two roundings; a divisor that depends on ``x`` (``x`` itself where
+    it is NaN, which gives NaN either way) stays a division.
+    """
+    x = jnp.asarray(x, dtype)
+    return x / jnp.where(jnp.isnan(x), x, jnp.array(value, dtype))
+
+
 def check_count(where: str, name: str, value: Any, *, minimum: int = 1) -> int:
     """Checks an integer hyperparameter (NumPy and 0-d jax integers too) and returns an int."""
+    refuse_traced(where, name, value, COUNT)
     original = value
     value = scalar(where, name, value, "an int")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -163,6 +196,7 @@ def _index(value: Any) -> int | None:
 
 def check_int(where: str, name: str, value: Any) -> int:
     """Checks an int argument of any sign (NumPy and 0-d jax integers too); returns an int."""
+    refuse_traced(where, name, value, INDEX)
     out = _index(value)
     if out is None:
         raise TypeError(f"`{where}({name}=...)` must be an int; got {value!r}.")
@@ -172,6 +206,10 @@ def check_int(where: str, name: str, value: Any) -> int:
 def check_axes(where: str, name: str, axes: Axes) -> int | tuple[int, ...]:
     """Checks an axis argument (an int or a sequence of ints; NumPy and 0-d jax integers too)
     and returns it as a Python int or a tuple of them (ranges are checked per shape)."""
+    if not isinstance(axes, (str, bytes)) and isinstance(axes, (Sequence, np.ndarray)):
+        for a in axes:
+            refuse_traced(where, name, a, AXIS)
+    refuse_traced(where, name, axes, AXIS)
     single = _index(axes)
     if single is not None:
         return single

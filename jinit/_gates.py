@@ -21,15 +21,16 @@ from jinit._value import factory
 
 
 def _gate(where: str, value: Any, dtype: DTypeLike | None) -> Initializer:
-    _checks.check_real(where, "value", value)
+    value = _checks.check_real_or_traced(where, "value", value)
     _checks.check_factory_dtype(where, dtype)
 
     def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
         out: Array = jnp.full(shape, value, dtype)
         return place(out, out_sharding)
 
-    target = lambda s: (None, None, float(value), 0.0)
-    return make_init(where, body, dtype, target=target, uses_key=False)
+    traced = _checks.traced(value)
+    target = None if traced else lambda s: (None, None, float(value), 0.0)
+    return make_init(where, body, dtype, target=target, uses_key=False, traced=traced)
 
 
 @factory()
@@ -70,7 +71,8 @@ def skipinit(value: Any = 0.0, dtype: DTypeLike | None = None) -> Initializer:
     ignored.
 
     Args:
-      value: the gate's initial value (a finite real number, default 0).
+      value: the gate's initial value (a finite real number, default 0), or a traced scalar
+        (under ``jax.vmap``/``jit``), which gives the concrete value's bits.
       dtype: the initializer's default dtype.
 
     Returns:

@@ -191,7 +191,7 @@ def haiku_orthogonal(
     :func:`jinit.orthogonal` with ``column_axis=axis`` (jax's bits).
 
     Args:
-      scale: the multiplier.
+      scale: the multiplier; a number or a traced scalar (as :func:`jinit.orthogonal`'s).
       axis: the axis kept apart from the flattened others (Haiku's output axis).
       dtype: the initializer's default dtype.
 
@@ -208,7 +208,8 @@ def haiku_orthogonal(
     References:
       ``hk.initializers.Orthogonal`` (dm-haiku 0.0.17); Saxe et al. 2014, arXiv:1312.6120.
     """
-    _checks.check_real("haiku.orthogonal", "scale", scale)
+    scale = _checks.check_real_or_traced("haiku.orthogonal", "scale", scale)
+    _checks.refuse_traced("haiku.orthogonal", "axis", axis, _checks.AXIS)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"`haiku.orthogonal(axis=...)` must be an int; got {axis!r}.")
     return orthogonal(scale, column_axis=int(axis), dtype=dtype)

@@ -244,7 +244,8 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
     For stacks of identities (rank > 2) use :func:`jinit.identity`.
 
     Args:
-      gain: the multiplier of the diagonal.
+      gain: the multiplier of the diagonal; a number or a traced scalar (under
+        ``jax.vmap``/``jit``), which gives the concrete gain's bits.
       dtype: the initializer's default dtype.
 
     Returns:
@@ -259,17 +260,18 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
       ``keras.initializers.Identity`` (Keras 3.15).
     """
     where = "keras.identity"
-    _checks.check_real(where, "gain", gain)
+    gain = _checks.check_real_or_traced(where, "gain", gain)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
     def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
         if len(shape) != 2:
             raise ValueError(f"`{where}` needs a 2-D shape (as Keras's Identity); got {shape}.")
         ct = _samplers.compute_dtype(dtype)
-        eye: Array = jnp.eye(*shape, dtype=ct) * jnp.array(gain, ct)
+        eye: Array = jnp.where(jnp.eye(*shape, dtype=bool), jnp.array(gain, ct), 0)  # as identity's
         return place(eye.astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype, allow_complex=False, uses_key=False)
+    traced = _checks.traced(gain)
+    return make_init(where, body, dtype, allow_complex=False, uses_key=False, traced=traced)
 
 
 @factory("keras.orthogonal")
@@ -280,7 +282,7 @@ def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initial
     :func:`jinit.orthogonal` with ``column_axis=-1``; this is that initializer (jax's bits).
 
     Args:
-      gain: the multiplier.
+      gain: the multiplier; a number or a traced scalar (as :func:`jinit.orthogonal`'s scale).
       dtype: the initializer's default dtype.
 
     Returns:
@@ -296,7 +298,7 @@ def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initial
     References:
       ``keras.initializers.Orthogonal`` (Keras 3.15); Saxe et al. 2014, arXiv:1312.6120.
     """
-    _checks.check_real("keras.orthogonal", "gain", gain)
+    gain = _checks.check_real_or_traced("keras.orthogonal", "gain", gain)
     return orthogonal(gain, column_axis=-1, dtype=dtype)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
+
 from jinit import _checks
 from jinit._basic import constant, zeros
 from jinit._typing import Axes, DTypeLike, Initializer
@@ -75,8 +77,11 @@ def mup_readout(
     zero-initialised readout the paper recommends (``MuReadout(readout_zero_init=True)``).
 
     Args:
-      width_mult: width / base width (positive).
-      scale: the variance multiplier of the base model.
+      width_mult: width / base width (positive); or a traced scalar (under ``jax.vmap``/``jit``,
+        its value then not checked), which gives the concrete call's bits when
+        ``scale / width_mult`` is exact in float32 (``width_mult`` a power of two, as widths
+        that double are); otherwise the last bit of the variance can differ.
+      scale: the variance multiplier of the base model; or a traced scalar, likewise.
       zero: return zeros instead.
       distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"``.
       in_axis: fan-in axis or axes.
@@ -96,11 +101,15 @@ def mup_readout(
     References:
       Yang et al. 2022, arXiv:2203.03466; ``microsoft/mup`` (``MuReadout``).
     """
-    width_mult = _checks.check_real("mup.readout", "width_mult", width_mult, positive=True)
-    scale = _checks.check_real("mup.readout", "scale", scale, nonnegative=True)
-    if _checks.check_bool("mup.readout", "zero", zero):
-        _checks.check_factory_dtype("mup.readout", dtype)
+    where = "mup.readout"
+    width_mult = _checks.check_real_or_traced(where, "width_mult", width_mult, positive=True)
+    scale = _checks.check_real_or_traced(where, "scale", scale, nonnegative=True)
+    if _checks.check_bool(where, "zero", zero):
+        _checks.check_factory_dtype(where, dtype)
         return zeros if dtype is None else constant(0.0, dtype)
-    return variance_scaling(
-        scale / width_mult, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype
-    )
+    traced = [x for x in (scale, width_mult) if _checks.traced(x)]
+    if traced:  # scale / width_mult, rounded once, as the concrete float64 quotient is
+        ratio = _checks.traced_quotient(scale, width_mult, jnp.result_type(*traced))
+    else:
+        ratio = scale / width_mult
+    return variance_scaling(ratio, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype)

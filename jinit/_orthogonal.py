@@ -21,6 +21,7 @@ from jinit._value import factory
 
 
 def _check_column_axis(where: str, column_axis: Any) -> None:
+    _checks.refuse_traced(where, "column_axis", column_axis, _checks.AXIS)
     if isinstance(column_axis, bool) or not isinstance(column_axis, (int, np.integer)):
         raise TypeError(f"`{where}(column_axis=...)` must be an int; got {column_axis!r}.")
 

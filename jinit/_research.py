@@ -34,7 +34,10 @@ def scaled_residual(
 
     Args:
       n_layers: the number of transformer layers :math:`L` (positive).
-      stddev: the base standard deviation :math:`\sigma` (GPT-2: 0.02).
+      stddev: the base standard deviation :math:`\sigma` (GPT-2: 0.02); a number or a traced
+        scalar (under ``jax.vmap``/``jit``), which gives the concrete stddev's bits when
+        :math:`\sqrt{2L}` is an integer (``L`` = 2, 8, 18, 32, ...; otherwise
+        :math:`\sigma/\sqrt{2L}` can differ in the last bit).
       dtype: the initializer's default dtype.
 
     Returns:
@@ -51,7 +54,9 @@ def scaled_residual(
       ``scaled_init_method_normal``).
     """
     n_layers = _checks.check_count("scaled_residual", "n_layers", n_layers)
-    stddev = _checks.check_real("scaled_residual", "stddev", stddev, nonnegative=True)
+    stddev = _checks.check_real_or_traced("scaled_residual", "stddev", stddev, nonnegative=True)
+    if _checks.traced(stddev):
+        return normal(_checks.traced_quotient(stddev, math.sqrt(2 * n_layers), stddev.dtype), dtype)
     return normal(stddev / math.sqrt(2 * n_layers), dtype)
 
 
@@ -145,7 +150,7 @@ def t_fixup(n_layers: int, part: Part = "encoder", init: Initializer | None = No
       Huang, Perez, Ba & Volkovs 2020, 'Improving transformer optimization through better
       initialization' (ICML 2020).
     """
-    scale = t_fixup_scale(n_layers, part)
+    scale = t_fixup_scale(_checks.check_count("t_fixup", "n_layers", n_layers), part)
     return scaled(glorot_uniform() if init is None else init, scale)
 
 

@@ -33,7 +33,8 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     per-head or per-expert matrices); for convolutions use :func:`dirac`.
 
     Args:
-      gain: the multiplier of the diagonal.
+      gain: the multiplier of the diagonal; a number or a traced scalar (under
+        ``jax.vmap``/``jit``), which gives the concrete gain's bits.
       dtype: the initializer's default dtype.
 
     Returns:
@@ -45,7 +46,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
       [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
     """
     where = "identity"
-    gain = _checks.check_real(where, "gain", gain)
+    gain = _checks.check_real_or_traced(where, "gain", gain)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
@@ -54,10 +55,14 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a shape of rank >= 2 (..., in, out); got {shape}.")
         ct = _samplers.compute_dtype(dtype)
-        eye = jnp.eye(shape[-2], shape[-1], dtype=ct) * jnp.array(gain, ct)
+        # A select, not eye * gain: +0.0 off the diagonal for any gain, traced or not (XLA
+        # rewrites the product with a constant gain into this select; batched, it would not).
+        eye = jnp.where(jnp.eye(shape[-2], shape[-1], dtype=bool), jnp.array(gain, ct), 0)
         return place(jnp.broadcast_to(eye, shape).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype, magnitude=lambda shape: abs(gain), uses_key=False)
+    traced = _checks.traced(gain)
+    magnitude = lambda shape: abs(gain)
+    return make_init(where, body, dtype, magnitude=magnitude, uses_key=False, traced=traced)
 
 
 @factory()
@@ -133,8 +138,10 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
     ignores its ``generator``), so the result is a pure function of the key.
 
     Args:
-      sparsity: the fraction of zeros in each row, in ``[0, 1]``.
-      std: the standard deviation of the non-zero values.
+      sparsity: the fraction of zeros in each row, in ``[0, 1]``: a concrete number, never a
+        traced one, since it sets a count (the zeros per row) and so the zero pattern.
+      std: the standard deviation of the non-zero values; a number or a traced scalar (under
+        ``jax.vmap``/``jit``), which gives the concrete std's bits.
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -152,10 +159,12 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
       Martens 2010, 'Deep learning via Hessian-free optimization'; ``torch.nn.init.sparse_``.
     """
     where = "sparse"
+    why = "it sets how many entries of each row are zero, ceil(sparsity * shape[-1]), a count"
+    _checks.refuse_traced(where, "sparsity", sparsity, why, kind="number")
     sparsity = _checks.check_real(where, "sparsity", sparsity)
     if not 0 <= sparsity <= 1:
         raise ValueError(f"`{where}(sparsity=...)` must be in [0, 1]; got {sparsity!r}.")
-    std = _checks.check_real(where, "std", std, nonnegative=True)
+    std = _checks.check_real_or_traced(where, "std", std, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
     def body(
@@ -178,4 +187,11 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
         keep = place(rank >= n_zeros, out_sharding)
         return jnp.where(keep, values, jnp.zeros((), ct)).astype(dtype)
 
-    return make_init(where, body, dtype, allow_complex=False, magnitude=lambda shape: 6 * std)
+    return make_init(
+        where,
+        body,
+        dtype,
+        allow_complex=False,
+        magnitude=lambda shape: 6 * std,
+        traced=_checks.traced(std),
+    )

@@ -120,11 +120,18 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
     return math.sqrt(2.0) / abs(slope)  # 1 + slope^2 == slope^2 here; slope^2 may overflow
 
 
-def _gain(where: str, nonlinearity: str, a: Any) -> float:
+def _squared_gain_of(where: str, nonlinearity: str, a: Any) -> Any:
+    """``calculate_gain(nonlinearity, a) ** 2``, the variance scale of the Kaiming rows.
+
+    A traced slope ``a`` gives ``2 / (1 + a^2)`` rounded in float32 (the concrete gain is
+    rounded in float64, then squared): its values can differ in the last bit.
+    """
     _checks.check_one_of(where, "nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity == "leaky_relu":
-        a = _checks.check_real(where, "a", a)
-    return calculate_gain(nonlinearity, a)
+        a = _checks.check_real_or_traced(where, "a", a)
+        if _checks.traced(a):
+            return _checks.traced_quotient(2.0, 1 + a * a, a.dtype)
+    return calculate_gain(nonlinearity, a) ** 2
 
 
 @factory("torch.kaiming_uniform")
@@ -143,7 +150,9 @@ def torch_kaiming_uniform(
     is :math:`\sqrt 2` (torch passes ``a=0`` as the slope, not the default 0.01).
 
     Args:
-      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only).
+      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only);
+        or a traced scalar (under ``jax.vmap``/``jit``), whose gain is rounded in float32: the
+        values can differ from the concrete slope's in the last bit.
       mode: ``"fan_in"`` (default) or ``"fan_out"``.
       nonlinearity: a name accepted by :func:`calculate_gain`.
       in_axis: fan-in axis or axes of the Flax-layout kernel (``-2``; see the module docstring).
@@ -165,8 +174,8 @@ def torch_kaiming_uniform(
     """
     where = "torch.kaiming_uniform"
     _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
-    gain = _gain(where, nonlinearity, a)
-    return variance_scaling(gain**2, mode, "uniform", in_axis, out_axis, batch_axis, dtype)
+    scale = _squared_gain_of(where, nonlinearity, a)
+    return variance_scaling(scale, mode, "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
 @factory("torch.kaiming_normal")
@@ -185,7 +194,9 @@ def torch_kaiming_normal(
     The arguments are those of :func:`torch.kaiming_uniform`.
 
     Args:
-      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only).
+      a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only);
+        or a traced scalar (under ``jax.vmap``/``jit``), whose gain is rounded in float32: the
+        values can differ from the concrete slope's in the last bit.
       mode: ``"fan_in"`` (default) or ``"fan_out"``.
       nonlinearity: a name accepted by :func:`calculate_gain`.
       in_axis: fan-in axis or axes of the Flax-layout kernel.
@@ -207,8 +218,8 @@ def torch_kaiming_normal(
     """
     where = "torch.kaiming_normal"
     _checks.check_one_of(where, "mode", mode, ("fan_in", "fan_out"))
-    gain = _gain(where, nonlinearity, a)
-    return variance_scaling(gain**2, mode, "normal", in_axis, out_axis, batch_axis, dtype)
+    scale = _squared_gain_of(where, nonlinearity, a)
+    return variance_scaling(scale, mode, "normal", in_axis, out_axis, batch_axis, dtype)
 
 
 @factory("torch.xavier_uniform")
@@ -224,7 +235,8 @@ def torch_xavier_uniform(
     ``g`` is ``gain``; the fans are those of :func:`jinit.compute_fans` on the Flax-layout kernel.
 
     Args:
-      gain: the multiplier (non-negative), e.g. ``calculate_gain("tanh")``.
+      gain: the multiplier (non-negative), e.g. ``calculate_gain("tanh")``; or a traced scalar
+        (the concrete bits when ``gain**2`` is exact in float32, e.g. 0.5, 1.25 or 3.0).
       in_axis: fan-in axis or axes of the Flax-layout kernel.
       out_axis: fan-out axis or axes.
       batch_axis: axes that count in neither fan.
@@ -259,7 +271,8 @@ def torch_xavier_normal(
     ``g`` is ``gain``. Untruncated, unlike :func:`jinit.glorot_normal`.
 
     Args:
-      gain: the multiplier (non-negative).
+      gain: the multiplier (non-negative); or a traced scalar (the concrete bits when
+        ``gain**2`` is exact in float32, e.g. 0.5, 1.25 or 3.0).
       in_axis: fan-in axis or axes of the Flax-layout kernel.
       out_axis: fan-out axis or axes.
       batch_axis: axes that count in neither fan.
@@ -281,9 +294,16 @@ def torch_xavier_normal(
     return variance_scaling(gain, "fan_avg", "normal", in_axis, out_axis, batch_axis, dtype)
 
 
-def _squared_gain(where: str, gain: Any) -> float:
-    """``gain**2`` (the variance scale) for a non-negative ``gain`` whose square is a float."""
-    gain = _checks.check_real(where, "gain", gain, nonnegative=True)
+def _squared_gain(where: str, gain: Any) -> Any:
+    """``gain**2`` (the variance scale) for a non-negative ``gain`` whose square is a float.
+
+    A traced gain's square is rounded to float32: the concrete call's bits when it is exact
+    there (a gain of at most 12 significant bits: 0.5, 1.25, 3.0) or when the fan average is a
+    power of two; otherwise the last bit of the variance can differ.
+    """
+    gain = _checks.check_real_or_traced(where, "gain", gain, nonnegative=True)
+    if _checks.traced(gain):
+        return gain * gain
     squared = gain * gain  # inf on overflow (``**`` would raise OverflowError)
     if not math.isfinite(squared):
         raise ValueError(
@@ -305,6 +325,12 @@ def torch_trunc_normal(
     truncation, exactly as in torch. No variance correction is applied, as in torch. The sampler
     is jax's inverse-CDF truncated normal in float32 (even for bfloat16 outputs), scaled and
     shifted, then clipped to ``[a, b]`` and rounded once.
+
+    Each of ``mean``, ``std``, ``a`` and ``b`` may be a traced scalar (under ``jax.vmap``/``jit``,
+    its value then not checked). The values are then close to the concrete call's, not its bits:
+    the standardised bounds ``(a - mean) / std`` enter ``erf``, which XLA evaluates at compile
+    time for a concrete bound and at run time for a traced one (within about ``1e-5 * std``
+    for bounds within 3 standard deviations of the mean).
 
     Args:
       mean: the mean of the normal before truncation.
@@ -329,11 +355,12 @@ def torch_trunc_normal(
       ``torch.nn.init.trunc_normal_`` (torch 2.13); flax#4091.
     """
     where = "torch.trunc_normal"
-    mean = _checks.check_real(where, "mean", mean)
-    a = _checks.check_real(where, "a", a)
-    b = _checks.check_real(where, "b", b)
-    std = _checks.check_real(where, "std", std, positive=True)
-    if not a < b:
+    mean = _checks.check_real_or_traced(where, "mean", mean)
+    a = _checks.check_real_or_traced(where, "a", a)
+    b = _checks.check_real_or_traced(where, "b", b)
+    std = _checks.check_real_or_traced(where, "std", std, positive=True)
+    traced = any(_checks.traced(x) for x in (mean, std, a, b))
+    if not (_checks.traced(a) or _checks.traced(b) or a < b):
         raise ValueError(f"`{where}(a=..., b=...)` needs a < b; got a={a!r}, b={b!r}.")
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     lower, upper = (a - mean) / std, (b - mean) / std
@@ -343,7 +370,9 @@ def torch_trunc_normal(
         ct = _samplers.compute_dtype(dtype)
         largest = float(jnp.finfo(ct).max)
         for name, value in (("mean", mean), ("std", std), ("a", a), ("b", b)):
-            if not abs(value) <= largest:  # it would be inf in `ct`, and the values NaN
+            if (
+                not _checks.traced(value) and not abs(value) <= largest
+            ):  # it would be inf in `ct`, and the values NaN
                 raise ValueError(
                     f"`{where}({name}=...)` must be representable in {np.dtype(ct).name}, the "
                     f"dtype the values are computed in (largest finite value {largest:.4g}); "
@@ -356,6 +385,8 @@ def torch_trunc_normal(
             x = z * jnp.array(std, ct) + jnp.array(mean, ct)
         return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
 
+    if traced:  # no overflow check: the values are not known until they run
+        return make_init(where, sample, dtype, allow_complex=False, traced=True)
     # The values lie in [a, b], and within a few std of the mean when [a, b] allows.
     near = (min(max(mean - 6 * std, a), b), min(max(mean + 6 * std, a), b))
     magnitude = max(abs(near[0]), abs(near[1]))

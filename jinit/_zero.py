@@ -46,7 +46,9 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     key); otherwise the truncated rows or columns are only approximately orthogonal.
 
     Args:
-      scale: the multiplier.
+      scale: the multiplier; a number or a traced scalar (under ``jax.vmap``/``jit``), which
+        gives the concrete scale's bits when :math:`\sqrt n` is a power of two (``n`` a power
+        of 4; otherwise ``scale / sqrt(n)`` can differ in the last bit).
       dtype: the initializer's default dtype.
 
     Returns:
@@ -62,7 +64,8 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
       Sylvester 1867; Hadamard 1893.
     """
     where = "hadamard"
-    scale = _checks.check_real(where, "scale", scale)
+    scale = _checks.check_real_or_traced(where, "scale", scale)
+    traced = _checks.traced(scale)
     _checks.check_factory_dtype(where, dtype)
 
     def body(
@@ -75,10 +78,15 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
             return jnp.zeros(shape, dtype, out_sharding=out_sharding)
         ct = _samplers.compute_dtype(dtype)
         n = 2 ** _ceil_log2(max(rows, cols))
-        w = _sylvester_signs(rows, cols).astype(ct) * jnp.array(scale / math.sqrt(n), ct)
+        if traced:
+            c = _checks.traced_quotient(scale, math.sqrt(n), ct)
+        else:
+            c = jnp.array(scale / math.sqrt(n), ct)
+        w = _sylvester_signs(rows, cols).astype(ct) * c
         return place(w.reshape(shape).astype(dtype), out_sharding)
 
-    return make_init(where, body, dtype, magnitude=lambda shape: abs(scale), uses_key=False)
+    magnitude = lambda shape: abs(scale)
+    return make_init(where, body, dtype, magnitude=magnitude, uses_key=False, traced=traced)
 
 
 @factory()

@@ -184,8 +184,8 @@ def test_array_and_non_finite_hyperparameters_are_refused(make, message):
 
 
 def test_traced_hyperparameters_are_checked_for_what_is_static(key):
-    """A traced stddev is taken (tests/test_traced.py); its shape and dtype are still checked,
-    and a hyperparameter jax does not trace (a truncation bound) must be concrete."""
+    """A traced stddev or bound is taken (tests/test_traced.py, tests/test_traceable.py); its
+    shape and dtype are still checked, and a count must be concrete."""
     with pytest.raises(
         ValueError, match=r"`normal\(stddev=\.\.\.\)` must be a scalar; got a traced"
     ):
@@ -199,9 +199,11 @@ def test_traced_hyperparameters_are_checked_for_what_is_static(key):
     ):
         jax.jit(lambda s: jinit.uniform(s)(key, (2,)))(jnp.complex64(1))
     with pytest.raises(
-        TypeError, match=r"`truncated_normal\(lower=\.\.\.\)` must be a concrete number"
+        ValueError, match=r"`truncated_normal\(lower=\.\.\.\)` must be a scalar; got a traced"
     ):
-        jax.jit(lambda b: jinit.truncated_normal(1.0, lower=b)(key, (2,)))(-2.0)
+        jax.jit(lambda b: jinit.truncated_normal(1.0, lower=b)(key, (2,)))(-jnp.ones(2))
+    with pytest.raises(TypeError, match=r"`dirac\(groups=\.\.\.\)` must be a concrete int, not a"):
+        jax.jit(lambda g: jinit.dirac(g)(key, (3, 4, 4)))(2)
 
 
 @pytest.mark.parametrize(
@@ -520,7 +522,7 @@ def test_describe_zero_size_and_huge_shapes(key):
         jinit.normal()(key, (2**70,))
     with pytest.raises(ValueError, match=r"`compute_fans`: `shape` .* has more than 2\*\*63 - 1"):
         jinit.compute_fans((2**62, 4))
-    with pytest.raises(ValueError, match=r"`t_fixup_scale\(n_layers=\.\.\.\)` must be below"):
+    with pytest.raises(ValueError, match=r"`t_fixup\(n_layers=\.\.\.\)` must be below"):
         jinit.t_fixup(10**400)
 
 
