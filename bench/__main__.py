@@ -148,7 +148,8 @@ def parse(argv: list[str] | None, sweep: bool = False) -> argparse.Namespace:
         default=None,
         metavar="tpu:TOPOLOGY",
         help="compile each peer for a TPU topology or a GPU without one (e.g. tpu:v5e:2x2, "
-        "tpu:v5e:4x4 with --mesh 4x4, cuda:h100, cuda:h100:1x1x8; needs the 'aot' extra): "
+        "tpu:v5e:4x4 with --mesh 4x4, cuda:h100, cuda:h100:1x1x8; GPUs: h100, h100-pcie, h200, "
+        "a100 (40 GB), a100-80, b200; needs the 'aot' extra): "
         "compile time, per-chip memory, "
         f"XLA's cost model; peers (default {','.join(DEFAULT_AOT_PEERS)}) among "
         f"{','.join(AOT_PEERS)}",

@@ -52,7 +52,7 @@ def parse_target(text: str) -> str:
     if platform != "tpu" or not re.fullmatch(r"v\w+:\d+(x\d+)+", topology):
         raise ValueError(
             f"`--aot` must look like 'tpu:v5e:2x2', 'tpu:v5p:2x2x1', 'cuda:h100' or "
-            f"'cuda:h100:1x1x8'; got {text!r}."
+            f"'cuda:h100:1x1x8' (GPUs: {', '.join(gpu.TARGETS)}); got {text!r}."
         )
     return topology
 

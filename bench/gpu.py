@@ -4,7 +4,11 @@ With ``jax-cuda12-plugin`` and ``jax-cuda12-pjrt`` at jax's version and ``nvidia
 (ptxas), all in the ``aot`` extra, and ``JAX_PLATFORMS=cpu``, jax compiles for an NVIDIA GPU on
 a machine without one, from XLA's description of the GPU (``targets/h100_sxm.txtpb``, from
 openxla/xla ``xla/backends/gpu/target_config/specs/``, less the fields this jaxlib does not
-know). The executable holds real cubins; only GEMM autotuning is skipped (init has no GEMMs).
+know: ``name``, ``driver_version``, ``runtime_version``, ``compile_time_toolkit_version``,
+``dnn_version``, ``cub_version``, ``collective_memory_granularity``). :data:`TARGETS` names the
+GPUs: h100 (SXM), h100-pcie, h200, a100 (SXM 40 GB), a100-80 (SXM 80 GB) and b200 (sm_100a,
+which ptxas 12.9 compiles). The executable holds real cubins; only GEMM autotuning is skipped
+(init has no GEMMs).
 
 XLA:GPU gives no cost model, so :func:`structure` reads from the compiled program what sets its
 run time, and :func:`estimate` turns it into seconds with published XLA:GPU and H100 figures:
@@ -30,7 +34,14 @@ from typing import Any
 import numpy as np
 
 TARGETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "targets")
-TARGETS = {"h100": "h100_sxm.txtpb"}
+TARGETS = {
+    "h100": "h100_sxm.txtpb",
+    "h100-pcie": "h100_pcie.txtpb",
+    "h200": "h200.txtpb",
+    "a100": "a100_sxm_40.txtpb",
+    "a100-80": "a100_sxm_80.txtpb",
+    "b200": "b200.txtpb",
+}
 LAUNCH_S = 5e-6  # one kernel launch or one loop trip on XLA:GPU (CUDA launch + host sync)
 
 

@@ -14,6 +14,7 @@ import jax
 import jax.extend
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jinit
@@ -72,6 +73,31 @@ def test_the_schedule_follows_the_platform():
     on_gpu, _ = _tree.plan(abstract, rules, None, NamedSharding(h100(), PartitionSpec()), None)
     assert _build.platform_of(on_gpu) in _build.GPU_PLATFORMS
     assert _build.default_group(on_gpu) is (_build.GPU_SCHEDULE == "streams")
+
+
+@pytest.mark.parametrize("name", sorted(gpu.TARGETS))
+def test_every_target_loads_and_compiles_a_tree(name):
+    """Each of ``bench/gpu.py``'s GPUs (XLA's target descriptions, trimmed for this jaxlib)
+    loads as a deviceless device of its own kind, states its HBM bandwidth, and compiles a
+    2-leaf ``init_tree`` for one device."""
+    path, topology = gpu.parse_target(f"cuda:{name}")
+    (device,) = gpu.devices(path, topology)
+    assert device.platform == "gpu" and "NVIDIA" in device.device_kind
+    assert 1e12 < gpu.bandwidth(path) < 1e13
+    sharding = NamedSharding(Mesh(np.array([device]), ("model",)), PartitionSpec())
+    abstract = {
+        "w": jax.ShapeDtypeStruct((16, 8), np.float32),
+        "b": jax.ShapeDtypeStruct((8,), np.float32),
+    }
+    shardings = jax.tree.map(lambda _: sharding, abstract)
+    rules = [(r"b$", jinit.zeros), (r"w$", jinit.lecun_normal())]
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=sharding)
+
+    def body(k):
+        return jinit.init_tree(k, abstract, rules, shardings=shardings)
+
+    exe = jax.jit(body, out_shardings=shardings).trace(key).lower().compile()
+    assert gpu.structure(exe.as_text())["kernels"] >= 1
 
 
 def test_streams_compile_one_hash_per_draw_whatever_the_depth():
