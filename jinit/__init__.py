@@ -157,12 +157,10 @@ __all__ = [  # noqa: RUF022 (grouped by family, as the catalog is)
     "Init",
 ]
 
-# Public objects report the module users import them from (reprs, pickling, docs).
-for _name in __all__:
-    _obj = globals()[_name]
-    if not isinstance(_obj, Init) and str(getattr(_obj, "__module__", "")).startswith("jinit._"):
-        _obj.__module__ = "jinit"
-del _name, _obj
+# Public objects report the module users import them from (reprs, pickling, docs), each named
+# where it is defined (`jinit._typing.public`, `jinit._value.factory`). The one exception,
+# until jinit/_torch.py (under another change) takes `@public`:
+calculate_gain.__module__ = "jinit"
 
 if not TYPE_CHECKING:  # type checkers see only the current names, as in jax
     __getattr__ = _deprecations.module_getattr(__name__, _deprecations.RENAMED)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit._typing import Array, Axes, DTypeLike, KeyArray, OutSharding, Shape
+from jinit._typing import Array, Axes, DTypeLike, KeyArray, OutSharding, Shape, public
 
 # shape -> (fan_in or None, fan_out or None, target mean, target std): what `describe` reports.
 Target = Callable[[tuple[int, ...]], tuple[Any, Any, Any, Any]]
@@ -98,6 +98,7 @@ class InsertAfter:
         return "/".join([*parts[: self.depth], *map(str, index), *parts[self.depth :]])
 
 
+@public("Init")
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Init:
     """A jinit initializer: ``init(key, shape, dtype=None, out_sharding=None) -> Array``.
@@ -357,7 +358,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        public = name or fn.__name__
+        called = name or fn.__name__
         sig = inspect.signature(fn)
         required = [
             p.name
@@ -377,7 +378,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
             bound.apply_defaults()
             try:
                 frozen: Any = (
-                    public,
+                    called,
                     tuple((k, _freeze_arg(k, v)) for k, v in bound.arguments.items()),
                 )
                 hash(frozen)
@@ -399,7 +400,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
             )
             positional = sum(1 for k, _ in shown if k in required)
             out = dataclasses.replace(
-                out, name=public, args=shown, positional=positional, identity=frozen, bare=False
+                out, name=called, args=shown, positional=positional, identity=frozen, bare=False
             )
             if frozen is not None:
                 with lock:
@@ -408,7 +409,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
                         cache.popitem(last=False)
             return out
 
-        return make
+        return public(called)(make)
 
     return wrap
 

@@ -147,12 +147,6 @@ def init_eqx(
     )
 
 
-# Public objects report the module users import them from (reprs, docs).
-for _obj in (EquinoxDefaults, defaults, layout, uniform):
-    _obj.__module__ = __name__
-del _obj
-
-
 def __getattr__(name: str) -> Any:
     """``Layout``, the class layouts were before they were plain values: ``jinit.Init``."""
     if name != "Layout":

@@ -19,7 +19,7 @@ from jinit._tree import rules as _rules
 from jinit._tree import sharding as _sharding
 from jinit._tree.leaf import Leaf
 from jinit._tree.plan import plan
-from jinit._typing import Initializer
+from jinit._typing import Initializer, public
 
 Rules = _rules.Rules
 
@@ -130,6 +130,7 @@ def initialize(
     return structure.unflatten(outs)
 
 
+@public("init_tree")
 def init_tree(
     key: Any,
     abstract_tree: Any,

@@ -38,12 +38,13 @@ from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 from jinit import _checks
 from jinit._rng import threefry as _threefry
 from jinit._tree import xla
-from jinit._typing import KeyArray
+from jinit._typing import KeyArray, public
 
 KeyLike = Any  # a typed key, a legacy uint32[2] key, or an int seed
 PathLike = str | Sequence[Any]
 
 
+@public("path_str")
 def path_str(keypath: PathLike) -> str:
     """Joins a jax key path into the ``'/'``-separated string that rules and keys are derived from.
 
@@ -108,6 +109,7 @@ def as_key(key: KeyLike, where: str = "key_for_path") -> KeyArray:
     return key
 
 
+@public("key_for_path")
 def key_for_path(key: KeyLike, path: PathLike) -> KeyArray:
     """Derives a parameter's key from the root key and the parameter's path.
 
@@ -140,6 +142,7 @@ def fold_words(root: KeyArray, hi: Any, lo: Any) -> KeyArray:
     return jax.random.fold_in(jax.random.fold_in(root, hi), lo)
 
 
+@public("keys_like")
 def keys_like(key: KeyLike, tree: Any) -> Any:
     """Returns a tree of the same structure whose leaves are ``key_for_path(key, leaf_path)``.
 
