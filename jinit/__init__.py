@@ -10,6 +10,7 @@ so ``from jinit import *`` cannot shadow ``import torch``.
 from typing import TYPE_CHECKING
 
 from jinit import _deprecations
+from jinit import _layout as _layout  # (the layout init_tree gives equinox's layers' weights)
 from jinit import haiku as haiku
 from jinit import keras as keras
 from jinit import mup as mup

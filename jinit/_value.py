@@ -201,7 +201,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The wrappers the tree engine applies by itself to an equinox layer's weight: ``"layout"``
 # (``jinit.equinox.layout(init, in_axis, out_axis)``: the layer's own axes) and ``"stacked"``
 # (``jinit.stacked(init, unroll, axes)``: one layer of a vmapped stack). Each factory registers
-# itself where it is defined (:func:`wrapper`), so the engine imports no module of the catalog.
+# itself where it is defined (:func:`wrapper`), and ``import jinit`` imports both, so the engine
+# imports no module of the catalog.
 WRAPPERS: dict[str, Callable[..., Init]] = {}
 
 

@@ -265,6 +265,9 @@ def build_all(
         return _build_all(root, leaves, where, group, portable)
 
 
+Members = list[tuple[int, _sampling.Sampling]]  # (leaf index, its sampling), in tree order
+
+
 def _build_all(
     root: jax.Array,
     leaves: Sequence[Leaf],
@@ -273,19 +276,12 @@ def _build_all(
     portable: bool,
 ) -> list[jax.Array]:
     if portable:
-        _portable.check_key(where, root)
-        for leaf in leaves:
-            if not _value.covers(leaf.init):
-                raise ValueError(
-                    f"`{where}(portable=True)`: the parameter {leaf.path!r} has the initializer "
-                    f"{leaf.init!r}, which is not jinit's: it draws with jax.random, whose "
-                    "values differ between backends. Use a jinit initializer for it."
-                )
+        _check_portable(root, leaves, where)
     keys = _keys.KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
     outs: list[Any] = [None] * len(leaves)
     budget = chunk_budget(leaves)
-    streams: dict[_sampling.Draw, list[tuple[int, _sampling.Sampling]]] = {}
-    groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
+    streams: dict[_sampling.Draw, Members] = {}
+    groups: dict[tuple[Any, ...], Members] = {}
     for i, leaf in enumerate(leaves):
         s = None
         v = _value.of(leaf.init)
@@ -299,14 +295,51 @@ def _build_all(
             streams.setdefault(s.draw, []).append((i, s))
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
+    previous = _draw_streams(streams, keys, leaves, outs, budget, where)
+    _draw_groups(groups, keys, leaves, outs, budget, previous, where)
+    return outs
 
-    def finish(i: int, s: _sampling.Sampling, row: jax.Array) -> None:
-        with leaf_errors(leaves[i], where):
-            outs[i] = _checked(s.finish(row), leaves[i], where)
 
-    # Streams: every chunk's buffer has one size, so XLA reuses the same memory for all of them
-    # (buffers of many sizes fragment its heap); in float32 the previous chunk's leaves ride
-    # through the next loop, which then overwrites their buffer (one buffer in all).
+def _check_portable(root: jax.Array, leaves: Sequence[Leaf], where: str) -> None:
+    """Portable mode needs a threefry key and jinit's initializers (jax.random's values differ
+    between backends)."""
+    _portable.check_key(where, root)
+    for leaf in leaves:
+        if not _value.covers(leaf.init):
+            raise ValueError(
+                f"`{where}(portable=True)`: the parameter {leaf.path!r} has the initializer "
+                f"{leaf.init!r}, which is not jinit's: it draws with jax.random, whose "
+                "values differ between backends. Use a jinit initializer for it."
+            )
+
+
+def _finish(
+    outs: list[Any],
+    leaves: Sequence[Leaf],
+    i: int,
+    s: _sampling.Sampling,
+    row: jax.Array,
+    where: str,
+) -> None:
+    """Leaf ``i`` from its drawn ``row``: its sampling's finish (scale, shift, cast), checked."""
+    with leaf_errors(leaves[i], where):
+        outs[i] = _checked(s.finish(row), leaves[i], where)
+
+
+def _draw_streams(
+    streams: dict[_sampling.Draw, Members],
+    keys: _keys.KeyTable,
+    leaves: Sequence[Leaf],
+    outs: list[Any],
+    budget: int,
+    where: str,
+) -> list[int]:
+    """Every stream's chunks, each leaf cut out and finished into ``outs``; returns the leaves
+    of the last chunk (what the next loop waits for).
+
+    Every chunk's buffer has one size, so XLA reuses the same memory for all of them (buffers
+    of many sizes fragment its heap); in float32 the previous chunk's leaves ride through the
+    next loop, which then overwrites their buffer (one buffer in all)."""
     budget_rows = max(1, budget // (4 * _stream.ROW))
     on_gpu = platform_of(leaves) in GPU_PLATFORMS
     step = _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS
@@ -333,11 +366,23 @@ def _build_all(
         lo, hi = stream.chunks[c]
         for m in range(lo, hi):
             i, s = members[m]
-            finish(i, s, stream.cut(buffer, m, leaves[i].shape))
+            _finish(outs, leaves, i, s, stream.cut(buffer, m, leaves[i].shape), where)
         previous = [i for i, _ in members[lo:hi]]
+    return previous
 
-    # Groups: leaves of one draw, shape and sharding (sharded leaves, draws without a block
-    # form), stacked; a group of one (e.g. a leaf of more than half a chunk) is drawn alone.
+
+def _draw_groups(
+    groups: dict[tuple[Any, ...], Members],
+    keys: _keys.KeyTable,
+    leaves: Sequence[Leaf],
+    outs: list[Any],
+    budget: int,
+    previous: list[int],
+    where: str,
+) -> None:
+    """Leaves of one draw, shape and sharding (sharded leaves, draws without a block form),
+    stacked, each chunk after ``previous`` (the last loop's leaves); a group of one (e.g. a leaf
+    of more than half a chunk) is drawn alone."""
     chunks = [
         (draw, shape, sharding, chunk)
         for (draw, shape, sharding), members in groups.items()
@@ -357,5 +402,4 @@ def _build_all(
             rows = [xla.row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
-            finish(i, s, row)
-    return outs
+            _finish(outs, leaves, i, s, row, where)
