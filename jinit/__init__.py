@@ -10,6 +10,7 @@ so ``from jinit import *`` cannot shadow ``import torch``.
 from typing import TYPE_CHECKING
 
 from jinit import _catalog, _deprecations
+from jinit import _layout as _layout  # (the layout init_tree gives equinox's layers' weights)
 from jinit import haiku as haiku
 from jinit import keras as keras
 from jinit import mup as mup
@@ -79,12 +80,10 @@ __version__ = "0.1.0"
 # the docs' catalog page is built and against which the README's catalog table is checked.
 __all__ = _catalog.top_level_names()
 
-# Public objects report the module users import them from (reprs, pickling, docs).
-for _name in __all__:
-    _obj = globals()[_name]
-    if not isinstance(_obj, Init) and str(getattr(_obj, "__module__", "")).startswith("jinit._"):
-        _obj.__module__ = "jinit"
-del _name, _obj
+# Public objects report the module users import them from (reprs, pickling, docs), each named
+# where it is defined (`jinit._typing.public`, `jinit._value.factory`). The one exception,
+# until jinit/_torch.py (under another change) takes `@public`:
+calculate_gain.__module__ = "jinit"
 
 if not TYPE_CHECKING:  # type checkers see only the current names, as in jax
     __getattr__ = _deprecations.module_getattr(__name__, _deprecations.RENAMED)

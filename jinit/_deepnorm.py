@@ -5,7 +5,7 @@ from __future__ import annotations
 from jinit import _checks
 from jinit._research import Part
 from jinit._torch import torch_xavier_normal
-from jinit._typing import Axes, DTypeLike, Initializer
+from jinit._typing import Axes, DTypeLike, Initializer, public
 from jinit._value import factory
 
 
@@ -23,6 +23,7 @@ def _deepnorm_constants(
     return 0.81 * nm ** (1 / 16), 0.87 * nm ** (-1 / 16)
 
 
+@public("deepnorm_alpha")
 def deepnorm_alpha(
     n_layers: int, decoder_layers: int | None = None, *, part: Part = "encoder"
 ) -> float:
@@ -62,6 +63,7 @@ def deepnorm_alpha(
     return _deepnorm_constants("deepnorm_alpha", n_layers, decoder_layers, part)[0]
 
 
+@public("deepnorm_beta")
 def deepnorm_beta(
     n_layers: int, decoder_layers: int | None = None, *, part: Part = "encoder"
 ) -> float:

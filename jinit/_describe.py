@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _value
-from jinit._typing import Initializer, Shape
+from jinit._typing import Initializer, Shape, public
 
 
+@public("Description")
 class Description(NamedTuple):
     """What :func:`describe` reports for one initializer and shape."""
 
@@ -25,6 +26,7 @@ class Description(NamedTuple):
     std: float
 
 
+@public("describe")
 def describe(init: Initializer, shape: Shape, dtype: Any = None, key: Any = None) -> Description:
     """Fans, intended mean/std and the measured mean/std of one draw of ``init(key, shape)``.
 

@@ -31,7 +31,7 @@ from jinit._core import make_init
 from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
 from jinit._tree import equinox as _eqx_tree
-from jinit._typing import DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._typing import DTypeLike, Initializer, KeyArray, OutSharding, public
 from jinit._value import factory
 
 
@@ -111,6 +111,7 @@ _STATS = {"ema_state_index": (zeros, zeros), "batch_state_index": (zeros, ones)}
 _PRELU_ALPHA = 0.25  # equinox's default ``init_alpha``
 
 
+@public("equinox.EquinoxDefaults")
 @dataclasses.dataclass(frozen=True, eq=False)
 class EquinoxDefaults:
     """The rule set :func:`defaults` returns (see there); bound to a model's layers by
@@ -276,6 +277,7 @@ def _spectral_uv(layer: Any, path: str, value: Any, abstract: Any) -> Any:
     return u if path.rpartition("/")[2] == "0" else v
 
 
+@public("equinox.defaults")
 def defaults() -> EquinoxDefaults:
     r"""A rule set giving an equinox model equinox's own initialisation, under jinit's keys.
 

@@ -12,12 +12,13 @@ from jinit import _describe, _tree, _value
 from jinit._tree import keep as _keep
 from jinit._tree import rules as _rules
 from jinit._tree import sharding as _sharding
-from jinit._typing import Initializer
+from jinit._typing import Initializer, public
 
 # A parameter whose last path component is one of these is a weight: `default=` on it is noted.
 WEIGHT_NAMES = frozenset({"kernel", "weight", "weights", "w", "embedding"})
 
 
+@public("ParamRule")
 class ParamRule(NamedTuple):
     """What :func:`explain` reports for one parameter."""
 
@@ -35,6 +36,7 @@ class ParamRule(NamedTuple):
     sharding: Sharding | None = None
 
 
+@public("Explanation")
 class Explanation(tuple):
     """The :class:`ParamRule` of every parameter, in tree order; ``str()`` is a table."""
 
@@ -72,6 +74,7 @@ def _placement(sharding: Sharding | None) -> str:
     return str(sharding)
 
 
+@public("explain")
 def explain(
     abstract_tree: Any,
     rules: _rules.Rules,

@@ -10,9 +10,10 @@ import math
 from typing import NamedTuple
 
 from jinit import _checks
-from jinit._typing import Axes, Shape
+from jinit._typing import Axes, Shape, public
 
 
+@public("compute_fans")
 def compute_fans(
     shape: Shape,
     in_axis: Axes = -2,
@@ -106,6 +107,7 @@ def denominator(mode: str, fan_in: float, fan_out: float) -> float:
     return (fan_in * fan_out) ** 0.5
 
 
+@public("EinsumAxes")
 class EinsumAxes(NamedTuple):
     """The kernel axes an einsum spec implies: contracted (in), produced (out) and batch axes."""
 
@@ -114,6 +116,7 @@ class EinsumAxes(NamedTuple):
     batch_axis: tuple[int, ...]
 
 
+@public("einsum_axes")
 @functools.lru_cache(maxsize=1024)
 def einsum_axes(spec: str, kernel_operand: int = -1) -> EinsumAxes:
     """Derives fan axes of an einsum's kernel operand from the einsum spec.

@@ -40,8 +40,10 @@ from typing import Any
 import jax
 
 from jinit import _value
-from jinit._layout import Layout, layout
-from jinit._stacked import InsertAfter, Stacked, stack_depth, stacked
+from jinit._layout import layout
+from jinit._stacked import stacked
+from jinit._tree.keys import stack_depth
+from jinit._value import InsertAfter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +213,8 @@ class ModuleFans:
 
     def __call__(self, path: str, stored: tuple[int, ...], init: Any) -> Any:
         call = self.calls.get(path)
-        if call is None or isinstance(init, (Stacked, Layout)):
+        v = _value.of(init)
+        if call is None or (v is not None and (v.stack is not None or v.layout is not None)):
             return init
         inner = call.shape
         if call.flat is not None and call.flat != inner and len(call.flat) >= 2:

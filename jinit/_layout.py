@@ -19,7 +19,7 @@ structure lands on the real in and out axes.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -34,106 +34,33 @@ from jinit._rng import sampling as _sampling
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import Init, factory
 
-
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Layout(Init):
-    """An initializer run on a parameter whose fan axes are ``in_axis`` and ``out_axis``
-    (see :func:`jinit.equinox.layout`)."""
-
-    init: Any = None
-    in_axis: Axes = -1
-    out_axis: Axes = -2
-    _compiled: Any = dataclasses.field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        inner = _value.target_of(self.init)
-        target = None if inner is None else (lambda shape: inner(self.canonical(tuple(shape))))
-        object.__setattr__(self, "target", target)
-        object.__setattr__(self, "sampling", self._sampling)
-        object.__setattr__(self, "_compiled", jax.jit(self._run, static_argnums=(1, 2, 3, 4)))
-
-    @property
-    def short_name(self) -> str:
-        """The name :func:`jinit.explain` shows, e.g. ``he_normal[in=-1,out=-2]``."""
-        return f"{_value.short_name(self.init)}[in={self.in_axis},out={self.out_axis}]"
-
-    def axes(
-        self, shape: tuple[int, ...]
-    ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """(receptive-field, in, out) axes of ``shape``, as non-negative ints."""
-        where, n = "layout", len(shape)
-        ins = _checks.normalize_axes(where, "in_axis", self.in_axis, n)
-        outs = _checks.normalize_axes(where, "out_axis", self.out_axis, n)
-        if set(ins) & set(outs):
-            raise ValueError(
-                f"`layout(in_axis={self.in_axis}, out_axis={self.out_axis})` names an axis as "
-                f"both input and output of the shape {shape}."
-            )
-        field = tuple(a for a in range(n) if a not in ins and a not in outs)
-        return field, ins, outs
-
-    def canonical(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The shape in Flax's layout: ``(*receptive field, prod(in), prod(out))``."""
-        field, ins, outs = self.axes(shape)
-        size = lambda axes: math.prod(shape[a] for a in axes)
-        return (*(shape[a] for a in field), size(ins), size(outs))
-
-    def label(self, shape: tuple[int, ...]) -> str:
-        """The layout as the parameter's axes read, e.g. ``(out, in)`` or ``(out, in, k, k)``."""
-        _, ins, outs = self.axes(shape)
-        names = ["in" if a in ins else "out" if a in outs else "k" for a in range(len(shape))]
-        return f"({', '.join(names)})"
-
-    def _iid(self, shape: tuple[int, ...], dtype: Any) -> _sampling.Sampling | None:
-        """The inner initializer's sampling at the canonical shape, when it is element-wise."""
-        s = _sampling.sampling_of(self.init, self.canonical(shape), dtype)
-        return s if s is not None and s.draw.block is not None and not s.draw.vmap else None
-
-    def _sampling(self, shape: Shape, dtype: DTypeLike | None = None) -> _sampling.Sampling | None:
-        """The sampling protocol (:mod:`jinit._rng.sampling`): an element-wise draw over ``shape``
-        with the canonical shape's finish; ``None`` for anything else."""
-        shape = _checks.canonical_shape("layout", shape)
-        dtype = _checks.canonical_dtype("layout", dtype)
-        return self._iid(shape, dtype)
-
-    def _run(
-        self,
-        key: KeyArray,
-        shape: tuple[int, ...],
-        dtype: np.dtype,
-        out_sharding: OutSharding,
-        portable: bool,
-    ) -> Array:
-        with _portable.mode(portable):
-            s = self._iid(shape, dtype)
-            if s is not None:
-                drawn = _sampling.applicable(s, key, shape, portable, "layout")
-                if drawn is not None:
-                    return drawn.finish(drawn.draw(key, shape, out_sharding))
-                # (a key jinit's kernels do not cover: the initializer's own body, same counters)
-                return place(
-                    self.init(key, self.canonical(shape), dtype).reshape(shape), out_sharding
-                )
-            field, ins, outs = self.axes(shape)
-            order = (*field, *ins, *outs)
-            out = self.init(key, self.canonical(shape), dtype)
-            out = out.reshape(tuple(shape[a] for a in order))
-            return place(jnp.transpose(out, tuple(int(a) for a in np.argsort(order))), out_sharding)
-
-    def __call__(
-        self,
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = None,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        key, shape, checked, out_sharding = check_call("layout", key, shape, dtype, out_sharding)
-        self.axes(shape)  # the layout's checks, on the caller's shape
-        return self._compiled(key, shape, checked, out_sharding, _portable.active())
+Split = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
+def axes(in_axis: Axes, out_axis: Axes, shape: tuple[int, ...]) -> Split:
+    """(receptive-field, in, out) axes of ``shape``, as non-negative ints."""
+    where, n = "layout", len(shape)
+    ins = _checks.normalize_axes(where, "in_axis", in_axis, n)
+    outs = _checks.normalize_axes(where, "out_axis", out_axis, n)
+    if set(ins) & set(outs):
+        raise ValueError(
+            f"`layout(in_axis={in_axis}, out_axis={out_axis})` names an axis as "
+            f"both input and output of the shape {shape}."
+        )
+    field = tuple(a for a in range(n) if a not in ins and a not in outs)
+    return field, ins, outs
+
+
+def canonical(split: Split, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape in Flax's layout: ``(*receptive field, prod(in), prod(out))``."""
+    field, ins, outs = split
+    size = lambda axes: math.prod(shape[a] for a in axes)
+    return (*(shape[a] for a in field), size(ins), size(outs))
+
+
+@_value.wrapper("layout")
 @factory("equinox.layout")
-def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Layout:
+def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Init:
     """Runs ``init`` on a parameter whose input and output axes are ``in_axis`` and ``out_axis``.
 
     ``init`` is written for Flax's layout (``(*receptive field, in, out)``: ``he_normal()``,
@@ -167,4 +94,57 @@ def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Layout
         raise TypeError(f"`layout(init=...)` must be an initializer (a callable); got {init!r}.")
     in_axis = _checks.check_axes("layout", "in_axis", in_axis)
     out_axis = _checks.check_axes("layout", "out_axis", out_axis)
-    return Layout("equinox.layout", init=init, in_axis=in_axis, out_axis=out_axis, wraps=init)
+    at = lambda shape: canonical(axes(in_axis, out_axis, shape), shape)
+
+    def iid(shape: tuple[int, ...], dtype: Any) -> _sampling.Sampling | None:
+        """``init``'s sampling at the canonical shape, when it is element-wise."""
+        s = _sampling.sampling_of(init, at(shape), dtype)
+        return s if s is not None and s.draw.block is not None and not s.draw.vmap else None
+
+    def sampling(shape: Shape, dtype: DTypeLike | None = None) -> _sampling.Sampling | None:
+        """The sampling protocol (:mod:`jinit._rng.sampling`): an element-wise draw over ``shape``
+        with the canonical shape's finish; ``None`` for anything else."""
+        shape = _checks.canonical_shape("layout", shape)
+        dtype = _checks.canonical_dtype("layout", dtype)
+        return iid(shape, dtype)
+
+    @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+    def run(
+        key: KeyArray,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        out_sharding: OutSharding,
+        portable: bool,
+    ) -> Array:
+        with _portable.mode(portable):
+            s = iid(shape, dtype)
+            if s is not None:
+                drawn = _sampling.applicable(s, key, shape, portable, "layout")
+                if drawn is not None:
+                    return drawn.finish(drawn.draw(key, shape, out_sharding))
+                # (a key jinit's kernels do not cover: the initializer's own body, same counters)
+                return place(init(key, at(shape), dtype).reshape(shape), out_sharding)
+            field, ins, outs = axes(in_axis, out_axis, shape)
+            order = (*field, *ins, *outs)
+            out = init(key, at(shape), dtype).reshape(tuple(shape[a] for a in order))
+            return place(jnp.transpose(out, tuple(int(a) for a in np.argsort(order))), out_sharding)
+
+    def layout_init(
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = None,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        key, shape, checked, out_sharding = check_call("layout", key, shape, dtype, out_sharding)
+        axes(in_axis, out_axis, shape)  # the layout's checks, on the caller's shape
+        return run(key, shape, checked, out_sharding, _portable.active())
+
+    inner = _value.target_of(init)
+    return Init(
+        "equinox.layout",
+        layout_init,
+        sampling=sampling,
+        target=None if inner is None else (lambda shape: inner(at(tuple(shape)))),
+        wraps=init,
+        layout=(in_axis, out_axis),
+    )

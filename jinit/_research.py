@@ -14,7 +14,7 @@ from typing import Any, Literal
 from jinit import _checks
 from jinit._basic import normal
 from jinit._combinators import scaled
-from jinit._typing import DTypeLike, Initializer
+from jinit._typing import DTypeLike, Initializer, public
 from jinit._value import factory
 from jinit._variance import glorot_uniform, he_normal, variance_scaling
 
@@ -99,6 +99,7 @@ def fixup(n_branches: int, layers_per_branch: int, init: Initializer | None = No
     return scaled(base, n_branches ** (-1 / (2 * layers_per_branch - 2)))
 
 
+@public("t_fixup_scale")
 def t_fixup_scale(n_layers: int, part: Part = "encoder") -> float:
     r"""T-Fixup's weight scale: :math:`0.67\,N^{-1/4}` (encoder) or :math:`(9M)^{-1/4}` (decoder).
 

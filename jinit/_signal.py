@@ -10,8 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _paths
+from jinit._typing import public
 
 
+@public("LayerSignal")
 @dataclasses.dataclass(frozen=True)
 class LayerSignal:
     """One layer's forward and backward signal on a batch.
@@ -34,6 +36,7 @@ class LayerSignal:
     grad_ratio: float
 
 
+@public("SignalReport")
 class SignalReport(tuple):
     """The :class:`LayerSignal` of every layer, in natural order of the paths; ``str()`` is a
     table and :meth:`plot` draws the two profiles."""
@@ -82,6 +85,7 @@ class SignalReport(tuple):
         return fig
 
 
+@public("signal_propagation")
 def signal_propagation(
     model: Any, params: Any, batch: Any, *, loss: Any = None, key: Any = None
 ) -> SignalReport:

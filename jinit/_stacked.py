@@ -11,96 +11,21 @@ weights.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jinit import _value
 from jinit._core import check_call, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
-from jinit._value import Init, factory
-
-if TYPE_CHECKING:  # (the engine imports this module)
-    from jinit._tree.leaf import Leaf
-
-Unroll = str | Callable[[str, tuple[int, ...]], str]
+from jinit._value import Init, Stack, Unroll, factory
 
 
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Stacked(Init):
-    """An initializer for ``axes`` leading stack axes over ``init`` (see :func:`stacked`).
-
-    :func:`jinit.init_tree` makes layer ``i`` under its unrolled twin's key (:meth:`unroll`);
-    called directly it folds the flat layer index into the key."""
-
-    init: Any = None
-    unroll_spec: Unroll = ""
-    axes: int = 1
-
-    def __post_init__(self) -> None:
-        inner = _value.target_of(self.init)  # one layer's, at the inner shape
-        target = None if inner is None else (lambda shape: inner(self.split(tuple(shape))[1]))
-        object.__setattr__(self, "target", target)
-
-    @property
-    def short_name(self) -> str:
-        return f"stacked({_value.short_name(self.init)})"
-
-    def split(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(stack shape, inner shape), checking that ``shape`` has the stack axes."""
-        if len(shape) < self.axes:
-            raise ValueError(
-                f"`stacked(axes={self.axes})` needs a shape with at least {self.axes} axes; "
-                f"got {shape}."
-            )
-        return shape[: self.axes], shape[self.axes :]
-
-    def unroll(self, path: str, index: tuple[int, ...]) -> str:
-        """The unrolled twin's path of layer ``index`` of the stacked parameter ``path``."""
-        if callable(self.unroll_spec):
-            out = self.unroll_spec(path, index)
-            if not isinstance(out, str):
-                raise TypeError(f"`stacked(unroll=...)` must return a str path; got {out!r}.")
-            return out
-        parts = path.split("/")
-        if self.unroll_spec not in parts:
-            raise ValueError(
-                f"`stacked(unroll={self.unroll_spec!r})`: the parameter {path!r} has no path "
-                f"component {self.unroll_spec!r} to put the layer index after."
-            )
-        at = parts.index(self.unroll_spec) + 1
-        return "/".join([*parts[:at], *map(str, index), *parts[at:]])
-
-    def layers(self, keys: KeyArray, inner: tuple[int, ...], dtype: Any) -> Array:
-        """``init(keys[i], inner, dtype)`` for every key, stacked: one loop, one kernel."""
-        return lax.map(lambda k: self.init(k, inner, dtype), keys)
-
-    def __call__(
-        self,
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = None,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        """Called directly (without a path), layer ``i`` uses ``fold_in(key, i)`` (flat index)."""
-        key, shape, dtype, out_sharding = check_call(
-            "stacked", key, shape, dtype, out_sharding, inherit_dtype=True
-        )
-        stack, inner = self.split(shape)
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(math.prod(stack)))
-        out = self.layers(keys, inner, dtype).reshape(shape)
-        return place(out, out_sharding)
-
-
+@_value.wrapper("stacked")
 @factory()
-def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:
+def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Init:
     """Builds an initializer for a parameter with leading layer (stack) axes.
 
     In :func:`jinit.init_tree`, layer ``i`` of the stacked parameter at ``path`` is
@@ -141,41 +66,22 @@ def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Stacked:
         )
     if isinstance(axes, bool) or not isinstance(axes, (int, np.integer)) or axes < 1:
         raise ValueError(f"`stacked(axes=...)` must be a positive int; got {axes!r}.")
-    return Stacked("stacked", init=init, unroll_spec=unroll, axes=int(axes), wraps=init)
+    stack = Stack(int(axes), unroll)
+    inner = _value.target_of(init)  # one layer's, at the inner shape
+    target = None if inner is None else (lambda shape: inner(stack.split(tuple(shape))[1]))
 
+    def stacked_init(
+        key: KeyArray,
+        shape: Shape,
+        dtype: DTypeLike | None = None,
+        out_sharding: OutSharding = None,
+    ) -> Array:
+        """Called directly (without a path), layer ``i`` uses ``fold_in(key, i)`` (flat index)."""
+        key, shape, dtype, out_sharding = check_call(
+            "stacked", key, shape, dtype, out_sharding, inherit_dtype=True
+        )
+        layers, _ = stack.split(shape)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(math.prod(layers)))
+        return place(stack.layers(init, keys, shape, dtype), out_sharding)
 
-@dataclasses.dataclass(frozen=True)
-class InsertAfter:
-    """``stacked``'s ``unroll``: the layer index goes after the first ``depth`` path components
-    (a value, so equal calls compile once)."""
-
-    depth: int
-
-    def __call__(self, path: str, index: tuple[int, ...]) -> str:
-        parts = path.split("/")
-        return "/".join([*parts[: self.depth], *map(str, index), *parts[self.depth :]])
-
-
-def stack_depth(path: str, stack: tuple[int, ...], shapes: Mapping[str, tuple[int, ...]]) -> int:
-    """Path components before the layer index: the outermost module on ``path`` (below the
-    model itself, unless the model is one layer) under which every parameter starts with
-    ``stack``: the module a transform stacked (``blocks`` -> ``blocks/3/mlp/kernel``)."""
-    parts = path.split("/")
-    for depth in range(1 if len(parts) > 1 else 0, len(parts)):
-        prefix = "/".join(parts[:depth])
-        under = [s for p, s in shapes.items() if not prefix or p.startswith(prefix + "/")]
-        if all(s[: len(stack)] == stack for s in under):
-            return depth
-    return len(parts) - 1
-
-
-def layer_paths(leaf: Leaf, init: Stacked) -> list[str]:
-    """The unrolled paths of ``leaf``'s layers, row-major (the flattened stack's order)."""
-    stack, _ = init.split(leaf.shape)
-    return [init.unroll(leaf.path, i) for i in itertools.product(*map(range, stack))]
-
-
-def build(keys: KeyArray, leaf: Leaf, init: Stacked) -> Array:
-    """The stacked ``leaf`` from its layers' keys: one loop, one kernel, no copy."""
-    _, inner = init.split(leaf.shape)
-    return init.layers(keys, inner, leaf.dtype).reshape(leaf.shape)
+    return Init("stacked", stacked_init, target=target, wraps=init, stack=stack)

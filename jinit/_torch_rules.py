@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from jinit._basic import ones, zeros
 from jinit._torch import torch_bias_default, torch_embedding_default, torch_linear_default
-from jinit._typing import Initializer
+from jinit._typing import Initializer, public
 
 # Flax's attention projections are DenseGeneral kernels: torch's MultiheadAttention has no
 # per-projection default of the same shape (it inits the fused in_proj with xavier_uniform_).
@@ -86,6 +86,7 @@ class TorchDefaults:
         )
 
 
+@public("torch.defaults")
 def torch_defaults() -> TorchDefaults:
     r"""A rule set giving a whole Flax model PyTorch's default initialisation.
 

@@ -1,10 +1,11 @@
-"""The types shared by every initializer: the `Initializer` protocol and its arguments."""
+"""The types shared by every initializer: the `Initializer` protocol and its arguments, and
+:func:`public`, which names a public object where it is defined."""
 
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import jax
 from jax.sharding import NamedSharding, PartitionSpec
@@ -16,7 +17,25 @@ DTypeLike: TypeAlias = Any
 OutSharding: TypeAlias = NamedSharding | PartitionSpec | None
 Axes: TypeAlias = int | Sequence[int]
 
+T = TypeVar("T", bound=Callable[..., Any])
 
+
+def public(name: str) -> Callable[[T], T]:
+    """Says where users find the decorated function or class, where it is defined (jax's
+    ``set_module``): ``name`` is its public name under ``jinit`` (``"describe"``,
+    ``"torch.defaults"``), which reprs, pickling and the docs show instead of the private module
+    it is written in."""
+    module, _, attr = f"jinit.{name}".rpartition(".")
+
+    def set_name(obj: T) -> T:
+        obj.__module__ = module
+        obj.__name__ = obj.__qualname__ = attr
+        return obj
+
+    return set_name
+
+
+@public("Initializer")
 @typing.runtime_checkable
 class Initializer(Protocol):
     """An initializer: ``init(key, shape, dtype=None, out_sharding=None) -> Array``.

@@ -21,21 +21,84 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import itertools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from jinit._typing import Array, DTypeLike, KeyArray, OutSharding, Shape
+from jinit._typing import Array, Axes, DTypeLike, KeyArray, OutSharding, Shape, public
 
 # shape -> (fan_in or None, fan_out or None, target mean, target std): what `describe` reports.
 Target = Callable[[tuple[int, ...]], tuple[Any, Any, Any, Any]]
 Call = Callable[[KeyArray, Shape, DTypeLike | None, OutSharding], Array]
+Unroll = str | Callable[[str, tuple[int, ...]], str]
 
 
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """``axes`` leading layer axes (:func:`jinit.stacked`): layer ``index`` of the parameter at
+    ``path`` is made under the key of its unrolled twin's path, ``unroll``'s: the path component
+    after which the index goes, or a callable ``(path, index) -> path``."""
+
+    axes: int
+    unroll: Unroll
+
+    def split(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(stack shape, one layer's shape), checking that ``shape`` has the stack axes."""
+        if len(shape) < self.axes:
+            raise ValueError(
+                f"`stacked(axes={self.axes})` needs a shape with at least {self.axes} axes; "
+                f"got {shape}."
+            )
+        return shape[: self.axes], shape[self.axes :]
+
+    def path(self, path: str, index: tuple[int, ...]) -> str:
+        """The unrolled twin's path of layer ``index`` of the stacked parameter ``path``."""
+        if callable(self.unroll):
+            out = self.unroll(path, index)
+            if not isinstance(out, str):
+                raise TypeError(f"`stacked(unroll=...)` must return a str path; got {out!r}.")
+            return out
+        parts = path.split("/")
+        if self.unroll not in parts:
+            raise ValueError(
+                f"`stacked(unroll={self.unroll!r})`: the parameter {path!r} has no path "
+                f"component {self.unroll!r} to put the layer index after."
+            )
+        at = parts.index(self.unroll) + 1
+        return "/".join([*parts[:at], *map(str, index), *parts[at:]])
+
+    def paths(self, path: str, shape: tuple[int, ...]) -> list[str]:
+        """The unrolled paths of every layer, row-major (the flattened stack's order)."""
+        stack, _ = self.split(shape)
+        return [self.path(path, i) for i in itertools.product(*map(range, stack))]
+
+    def layers(self, init: Any, keys: KeyArray, shape: tuple[int, ...], dtype: Any) -> Array:
+        """The stack of ``shape`` from its layers' keys, in :meth:`paths` order: ``init`` on one
+        layer's shape for each key, in one loop (one kernel, whatever the depth) writing the
+        parameter's own buffer."""
+        _, inner = self.split(shape)
+        return lax.map(lambda k: init(k, inner, dtype), keys).reshape(shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class InsertAfter:
+    """A :class:`Stack`'s ``unroll``: the layer index goes after the first ``depth`` path
+    components (a value, so equal calls compile once)."""
+
+    depth: int
+
+    def __call__(self, path: str, index: tuple[int, ...]) -> str:
+        parts = path.split("/")
+        return "/".join([*parts[: self.depth], *map(str, index), *parts[self.depth :]])
+
+
+@public("Init")
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Init:
     """A jinit initializer: ``init(key, shape, dtype=None, out_sharding=None) -> Array``.
@@ -54,6 +117,10 @@ class Init:
     - ``target``: ``shape -> (fan_in, fan_out, mean, std)``, what :func:`jinit.describe`
       reports (None: unknown); ``magnitude``: ``shape -> bound on |value|`` (overflow check).
     - ``wraps``: the initializer it wraps (``scaled``, ``portable``, ``stacked``, ``layout``).
+    - ``stack``: a :class:`Stack` of layers of ``wraps`` (``stacked``): :func:`jinit.init_tree`
+      makes each layer under its unrolled path's key (:meth:`layers`), never as one draw.
+    - ``layout``: the parameter's ``(in_axis, out_axis)`` that ``wraps``, written for Flax's
+      layout, runs on (``jinit.equinox.layout``).
     - ``traced``: a hyperparameter is a tracer (the value must not outlive its trace);
       ``portable``: it always runs in portable mode.
     """
@@ -67,6 +134,8 @@ class Init:
     target: Target | None = None
     magnitude: Callable[[tuple[int, ...]], float] | None = None
     wraps: Any = None
+    stack: Stack | None = None
+    layout: tuple[Axes, Axes] | None = None
     traced: bool = False
     portable: bool = False
     bare: bool = False  # an initializer itself (`jinit.zeros`), not a factory's result
@@ -112,8 +181,39 @@ class Init:
 
     @property
     def short_name(self) -> str:
-        """The name tables show (:func:`jinit.explain`): the factory's public name."""
+        """The name tables show (:func:`jinit.explain`): the factory's public name; a stack's
+        or a layout's shows what it wraps (``stacked(he_normal)``, ``he_normal[in=-1,out=-2]``)."""
+        if self.stack is not None:
+            return f"stacked({short_name(self.wraps)})"
+        if self.layout is not None:
+            return f"{short_name(self.wraps)}[in={self.layout[0]},out={self.layout[1]}]"
         return self.name
+
+    def layers(self, keys: KeyArray, shape: tuple[int, ...], dtype: Any) -> Array:
+        """A stack's value of ``shape`` from its layers' keys (:meth:`Stack.layers`)."""
+        if self.stack is None:
+            raise TypeError(f"{self!r} is not a stack of layers.")
+        return self.stack.layers(self.wraps, keys, shape, dtype)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The wrappers the tree engine applies by itself to an equinox layer's weight: ``"layout"``
+# (``jinit.equinox.layout(init, in_axis, out_axis)``: the layer's own axes) and ``"stacked"``
+# (``jinit.stacked(init, unroll, axes)``: one layer of a vmapped stack). Each factory registers
+# itself where it is defined (:func:`wrapper`), and ``import jinit`` imports both, so the engine
+# imports no module of the catalog.
+WRAPPERS: dict[str, Callable[..., Init]] = {}
+
+
+def wrapper(kind: str) -> Callable[[F], F]:
+    """Registers the decorated factory as the engine's ``kind`` wrapper (:data:`WRAPPERS`)."""
+
+    def register(fn: F) -> F:
+        WRAPPERS[kind] = fn
+        return fn
+
+    return register
 
 
 def _rebuild(name: str, args: tuple[tuple[str, Any], ...], positional: int, bare: bool) -> Any:
@@ -259,7 +359,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        public = name or fn.__name__
+        called = name or fn.__name__
         sig = inspect.signature(fn)
         required = [
             p.name
@@ -279,7 +379,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
             bound.apply_defaults()
             try:
                 frozen: Any = (
-                    public,
+                    called,
                     tuple((k, _freeze_arg(k, v)) for k, v in bound.arguments.items()),
                 )
                 hash(frozen)
@@ -301,7 +401,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
             )
             positional = sum(1 for k, _ in shown if k in required)
             out = dataclasses.replace(
-                out, name=public, args=shown, positional=positional, identity=frozen, bare=False
+                out, name=called, args=shown, positional=positional, identity=frozen, bare=False
             )
             if frozen is not None:
                 with lock:
@@ -310,7 +410,7 @@ def factory(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
                         cache.popitem(last=False)
             return out
 
-        return make
+        return public(called)(make)
 
     return wrap
 

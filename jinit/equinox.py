@@ -7,6 +7,7 @@ equinox is imported.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +18,13 @@ from jinit import _tree
 from jinit._eqx_defaults import EquinoxDefaults as EquinoxDefaults
 from jinit._eqx_defaults import defaults as defaults
 from jinit._eqx_defaults import uniform as uniform
-from jinit._layout import Layout as Layout
 from jinit._layout import layout as layout
 from jinit._tree import equinox as _eqx_tree
 from jinit._tree import keys as _keys
 from jinit._typing import Initializer
+from jinit._value import Init
 
-__all__ = ["EquinoxDefaults", "Layout", "defaults", "init_eqx", "layout", "uniform"]
+__all__ = ["EquinoxDefaults", "defaults", "init_eqx", "layout", "uniform"]
 
 
 def init_eqx(
@@ -151,7 +152,14 @@ def init_eqx(
     )
 
 
-# Public objects report the module users import them from (reprs, docs).
-for _obj in (EquinoxDefaults, Layout, defaults, layout, uniform):
-    _obj.__module__ = __name__
-del _obj
+def __getattr__(name: str) -> Any:
+    """``Layout``, the class layouts were before they were plain values: ``jinit.Init``."""
+    if name != "Layout":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+    warnings.warn(
+        "`jinit.equinox.Layout` is deprecated: a layout is a `jinit.Init` whose `layout` holds "
+        "its (in_axis, out_axis).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return Init

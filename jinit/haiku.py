@@ -5,7 +5,6 @@
 ``jinit.haiku.linear_default()``. This module does not import Haiku.
 """
 
-from jinit import _namespace
 from jinit._haiku import haiku_conv_default as conv_default
 from jinit._haiku import haiku_embed_default as embed_default
 from jinit._haiku import haiku_linear_default as linear_default
@@ -19,5 +18,3 @@ __all__ = [
     "orthogonal",
     "variance_scaling",
 ]
-
-_namespace.publish(globals(), "haiku_", __all__)

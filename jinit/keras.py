@@ -5,7 +5,6 @@ is truncated, as in Keras), ``Dense``'s kernel default is ``jinit.keras.dense_de
 module does not import Keras.
 """
 
-from jinit import _namespace
 from jinit._keras import keras_conv_default as conv_default
 from jinit._keras import keras_dense_default as dense_default
 from jinit._keras import keras_embedding_default as embedding_default
@@ -27,5 +26,3 @@ __all__ = [
     "truncated_normal",
     "variance_scaling",
 ]
-
-_namespace.publish(globals(), "keras_", __all__)

@@ -6,7 +6,6 @@ torch's defaults. Every function takes the Flax shape and gives the distribution
 corresponding torch tensor (see the porting tables). This module does not import torch.
 """
 
-from jinit import _namespace
 from jinit._torch import torch_bias_default as bias_default
 from jinit._torch import torch_embedding_default as embedding_default
 from jinit._torch import torch_kaiming_normal as kaiming_normal
@@ -28,5 +27,3 @@ __all__ = [
     "xavier_normal",
     "xavier_uniform",
 ]
-
-_namespace.publish(globals(), "torch_", __all__)

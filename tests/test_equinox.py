@@ -4,6 +4,9 @@ equinox's own defaults reproduced layer by layer."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import equinox as eqx
 import jax
@@ -130,6 +133,22 @@ def test_paths_are_equinox_attribute_paths(key):
         jinit.key_for_path(key, "layers/1/weight"), (32, 32)
     )
     np.testing.assert_array_equal(np.asarray(model.layers[1].weight), np.asarray(w))
+
+
+def test_init_tree_lays_out_equinox_layers_without_jinit_equinox():
+    """``jinit.init_tree`` given an equinox module lays out its weights (and stacks a vmapped
+    layer) in a process that never imported ``jinit.equinox``."""
+    script = (
+        "import sys, equinox as eqx, jax, jinit\n"
+        "m = eqx.filter_eval_shape(eqx.nn.Linear, 64, 4096, key=jax.random.key(0))\n"
+        "w = jinit.init_tree(0, m, [('weight', jinit.he_normal()), ('bias', jinit.zeros)]).weight\n"
+        "assert 'jinit.equinox' not in sys.modules\n"
+        "print(w.shape, round(float(w.std() * (64 / 2) ** 0.5), 1))\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["(4096,", "64)", "1.0"]
 
 
 def test_init_tree_and_group_false_agree(key):

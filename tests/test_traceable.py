@@ -180,7 +180,7 @@ def _factories() -> list[str]:
         if isinstance(obj, jinit.Init) or inspect.isclass(obj):
             continue
         returns = str(inspect.signature(obj).return_annotation)
-        if "Initializer" in returns or "Stacked" in returns:
+        if "Initializer" in returns or "Stacked" in returns or returns.endswith("Init"):
             out.append(name)
     return out
 

@@ -117,6 +117,42 @@ def test_repr_reads_as_the_call():
     )
 
 
+def test_wrappers_are_plain_values_holding_their_initializer_once():
+    """``stacked`` and ``layout`` are :class:`jinit.Init` values like every family's: what the
+    tree builder needs is a field (``stack``, ``layout``), the initializer they wrap is
+    ``wraps`` alone."""
+    inner = jinit.he_normal()
+    stack = jinit.stacked(inner, "layers", axes=2)
+    layout = jinit.equinox.layout(inner, in_axis=1, out_axis=0)
+    assert type(stack) is type(layout) is jinit.Init
+    assert stack.wraps is inner and stack.stack == jinit._value.Stack(2, "layers")
+    assert layout.wraps is inner and layout.layout == (1, 0) and layout.stack is None
+    assert not hasattr(stack, "init") and not hasattr(layout, "init")
+    assert (stack.short_name, layout.short_name) == ("stacked(he_normal)", "he_normal[in=1,out=0]")
+    with pytest.warns(DeprecationWarning, match="jinit.equinox.Layout"):
+        assert jinit.equinox.Layout is jinit.Init
+
+
+def test_public_objects_are_named_where_they_are_defined():
+    """Factories and other public objects report the name users import (``jinit.torch.defaults``,
+    not ``jinit._torch_rules.torch_defaults``), set by the decorator at their definition."""
+    import jinit.mup
+
+    for obj, where in [
+        (jinit.lecun_normal, "jinit.lecun_normal"),
+        (jinit.torch.kaiming_uniform, "jinit.torch.kaiming_uniform"),
+        (jinit.torch.defaults, "jinit.torch.defaults"),
+        (jinit.equinox.layout, "jinit.equinox.layout"),
+        (jinit.equinox.defaults, "jinit.equinox.defaults"),
+        (jinit.equinox.EquinoxDefaults, "jinit.equinox.EquinoxDefaults"),
+        (jinit.mup.hidden, "jinit.mup.hidden"),
+        (jinit.init_tree, "jinit.init_tree"),
+        (jinit.Init, "jinit.Init"),
+        (jinit.Description, "jinit.Description"),
+    ]:
+        assert f"{obj.__module__}.{obj.__qualname__}" == where
+
+
 def test_values_survive_pickling():
     for init in (jinit.zeros, jinit.lecun_normal(), jinit.normal(0.02)):
         assert pickle.loads(pickle.dumps(init)) == init

@@ -19,7 +19,7 @@ from jinit._tree import rules as _rules
 from jinit._tree import sharding as _sharding
 from jinit._tree.leaf import Leaf
 from jinit._tree.plan import plan
-from jinit._typing import Initializer
+from jinit._typing import Initializer, public
 
 Rules = _rules.Rules
 
@@ -133,6 +133,7 @@ def initialize(
     return (out, extra) if unused == "return" else out
 
 
+@public("init_tree")
 def init_tree(
     key: Any,
     abstract_tree: Any,

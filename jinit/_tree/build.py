@@ -14,18 +14,20 @@ without a block form (a batched QR), are grouped by draw, shape and sharding ins
 stacked, one loop or one batched call per group.
 
 Memory: a stream is drawn in chunks of at most :func:`chunk_budget` bytes of float32 draw, so
-XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and more (under 86 MB
-below). Every chunk is drawn into a flat buffer of the tree's one size, so XLA reuses the same
-memory for every chunk (temporaries: one chunk, 8% of the tree; in float32, a chunk's loop
-carries the previous chunk's leaves so that it overwrites the buffer they were cut from);
-sharded groups keep a stacked buffer per chunk (2.5%). The price is one loop per chunk (XLA
-runs its passes over each loop's copy of the step), and the number of loops does not grow with
-depth once the tree passes 1 GiB (a leaf larger than half a chunk is drawn alone). Every key,
-chunk start and cut offset is read at an index XLA sees as a parameter (:class:`xla.Opaque`), so
-each computation is compiled once however many leaves or chunks use it. Leaf paths' keys are
-derived at once (:class:`KeyTable`). Leaves whose initializer does not implement the protocol
-(a user's own ``init(key, shape, dtype)``), non-threefry keys and non-float32 draws go leaf by
-leaf.
+XLA's temporaries are about one chunk, whatever the tree's size (measured in
+``bench/RESULTS.md``; bounded in ``tests/test_grouping.py``). Every chunk is drawn into a flat
+buffer of the tree's one size, so XLA reuses the same memory for every chunk (in float32, a
+chunk's loop carries the previous chunk's leaves so that it overwrites the buffer they were cut
+from); sharded groups keep a stacked buffer per chunk. The price is one loop per chunk (XLA runs
+its passes over each loop's copy of the step), and the number of loops does not grow with depth
+once the tree is past :data:`SMALL_TREE_BYTES` (a leaf larger than half a chunk is drawn
+alone). Every key, chunk start and cut offset is read at an index XLA sees as a parameter
+(:class:`xla.Opaque`), so each computation is compiled once however many leaves or chunks use
+it. Leaf paths' keys are derived at once (:class:`~jinit._tree.keys.KeyTable`). Leaves whose
+initializer does not implement the protocol (a user's own ``init(key, shape, dtype)``),
+non-threefry keys and non-float32 draws go leaf by leaf. A stack of layers
+(``Init.stack``, :func:`jinit.stacked`) is its own loop, each layer under its unrolled path's
+key.
 """
 
 from __future__ import annotations
@@ -37,15 +39,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
-from jinit import _stacked, _value
+from jinit import _value
 from jinit._rng import portable as _portable
 from jinit._rng import sampling as _sampling
-from jinit._rng import threefry as _threefry
 from jinit._tree import keys as _keys
 from jinit._tree import sharding as _sharding
 from jinit._tree import stream as _stream
@@ -53,11 +53,9 @@ from jinit._tree import xla
 from jinit._tree.leaf import Leaf
 
 # A chunk's float32 draw is at most this fraction of the tree's bytes (of SMALL_TREE_BYTES for a
-# smaller tree), so XLA's temporaries stay under 10% of the parameters for trees of 1 GiB and
-# more, and under 86 MB below (tests/test_grouping.py, bench/RESULTS.md). A stream's chunks
-# share one buffer (temporaries: one chunk); a sharded group's stacked buffers, of several
-# sizes, fragment XLA's heap. Fewer, larger chunks are fewer loops, and loops are most of the
-# compile time.
+# smaller tree): the bound on XLA's temporaries (figures: bench/RESULTS.md). A stream's chunks
+# share one buffer; a sharded group's stacked buffers, of several sizes, fragment XLA's heap, so
+# theirs are smaller. Fewer, larger chunks are fewer loops, and loops are most of the compile time.
 CHUNK_FRACTION = {"flat": 0.08, "stacked": 0.025}
 SMALL_TREE_BYTES = 1 << 30
 MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
@@ -111,59 +109,22 @@ def _checked(out: jax.Array, leaf: Leaf, where: str) -> jax.Array:
     return out
 
 
-class KeyTable:
-    """Every path key a tree needs, derived at once: the two ``fold_in``s of
-    :func:`jinit.key_for_path` over a table of path digests. For a threefry root, as a loop of
-    two steps, one straight-line hash each (:func:`jinit._rng.threefry.fold_step`): the two hashes
-    unrolled are one kernel twice the size, and jax's ``fold_in`` is compiled as loops of a few
-    kernels each. The loop is :class:`xla.Opaque`'s, whose scalars the keys are read with. The same
-    keys as :func:`jinit.key_for_path`."""
-
-    def __init__(self, root: jax.Array, paths: Sequence[str]) -> None:
-        self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
-        words = np.array([_keys.path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
-        n, root_data = len(self.index), jax.random.key_data(root)
-        if str(jax.random.key_impl(root)) == "threefry2x32" and n:
-            k = tuple(jnp.broadcast_to(k, (n,)) for k in _threefry.key_words(root))
-            w = (jnp.asarray(words[:, 0]), jnp.asarray(words[:, 1]))
-            # (+ 1: a Stream's end)
-            self.opaque = xla.Opaque(
-                n + 1, k, root_data, lambda i, k: _threefry.fold_step(i, k, w), trips=2
-            )
-            self.data = jnp.stack(self.opaque.x, axis=1)
-        else:
-            data = jax.random.key_data(
-                jax.vmap(lambda w: _keys.fold_words(root, w[0], w[1]))(words)
-            )
-            # The table leaves the Opaque loop: a computed array, which XLA would otherwise
-            # fuse (recompute) into every kernel that reads a key.
-            self.opaque = xla.Opaque(n + 1, data, root_data)
-            self.data = self.opaque.x
-        self.keys = jax.random.wrap_key_data(self.data, impl=jax.random.key_impl(root))
-
-    def one(self, path: str) -> jax.Array:
-        """``path``'s key, read at an index XLA sees as a parameter (:class:`xla.Opaque`): a leaf
-        drawn alone then compiles to the same kernel as any other of its shape and scheme."""
-        return xla.row(self.keys, self.opaque(self.index[path]))
-
-    def take(self, paths: Sequence[str]) -> jax.Array:
-        return self.keys[np.array([self.index[p] for p in paths], np.int32)]
-
-
 def _paths(leaf: Leaf, where: str) -> list[str]:
     """The paths whose keys ``leaf`` needs: its own, or its layers' unrolled paths."""
-    if isinstance(leaf.init, _stacked.Stacked):
+    v = _value.of(leaf.init)
+    if v is not None and v.stack is not None:
         with leaf_errors(leaf, where):
-            return _stacked.layer_paths(leaf, leaf.init)
+            return v.stack.paths(leaf.path, leaf.shape)
     return [leaf.path]
 
 
-def build_one(keys: KeyTable, leaf: Leaf, where: str) -> jax.Array:
+def build_one(keys: _keys.KeyTable, leaf: Leaf, where: str) -> jax.Array:
     """One leaf, by calling its initializer with its path key (a stack: each layer's key)."""
-    if isinstance(leaf.init, _stacked.Stacked):
-        layers = keys.take(_stacked.layer_paths(leaf, leaf.init))
+    v = _value.of(leaf.init)
+    if v is not None and v.stack is not None:
+        layers = keys.take(v.stack.paths(leaf.path, leaf.shape))
         with leaf_errors(leaf, where):
-            return _checked(_stacked.build(layers, leaf, leaf.init), leaf, where)
+            return _checked(v.layers(layers, leaf.shape, leaf.dtype), leaf, where)
     key = keys.one(leaf.path)
     out_sharding = initializer_sharding(leaf.sharding)
     with leaf_errors(leaf, where):
@@ -267,9 +228,8 @@ def _draw_batch(
 # each leaf once (as fast as writing the bytes); and a per-leaf kernel compiles no slower there
 # than the streams' loops. On GPU (the H100 compiler, deviceless: ``python -m bench --aot
 # cuda:h100``), what a user waits for is XLA:GPU's compile, which runs LLVM and ptxas on every
-# kernel that holds the hash and its transform: a kernel per leaf is one copy per leaf (GPT-2
-# small: 9.4 s on a quiet 2-core host), the streams one per draw (2.0 s, against 2.6 s for Flax
-# with jax's CUDA hash kernel, and no temporaries where Flax's are 1.18x the parameters). On GPU
+# kernel that holds the hash and its transform: a kernel per leaf is one copy per leaf, the
+# streams one per draw (figures: bench/RESULTS.md, "GPU compiler, deviceless"). On GPU
 # a stream's step is GPU_STEP_ROWS rows (a trip is a host round trip) and leaves of every dtype
 # ride through the next chunk's loop, so one buffer serves every chunk.
 GPU_SCHEDULE = "streams"  # "streams" or "per-leaf" on cuda/rocm devices
@@ -318,6 +278,9 @@ def build_all(
         return _build_all(root, leaves, where, group, portable)
 
 
+Members = list[tuple[int, _sampling.Sampling]]  # (leaf index, its sampling), in tree order
+
+
 def _build_all(
     root: jax.Array,
     leaves: Sequence[Leaf],
@@ -326,23 +289,16 @@ def _build_all(
     portable: bool,
 ) -> list[jax.Array]:
     if portable:
-        _portable.check_key(where, root)
-        for leaf in leaves:
-            if not _value.covers(leaf.init):
-                raise ValueError(
-                    f"`{where}(portable=True)`: the parameter {leaf.path!r} has the initializer "
-                    f"{leaf.init!r}, which is not jinit's: it draws with jax.random, whose "
-                    "values differ between backends. Use a jinit initializer for it."
-                )
-    keys = KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
+        _check_portable(root, leaves, where)
+    keys = _keys.KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
     outs: list[Any] = [None] * len(leaves)
     budget = chunk_budget(leaves)
-    on_gpu = platform_of(leaves) in GPU_PLATFORMS
-    streams: dict[_sampling.Draw, list[tuple[int, _sampling.Sampling]]] = {}
-    groups: dict[tuple[Any, ...], list[tuple[int, _sampling.Sampling]]] = {}
+    streams: dict[_sampling.Draw, Members] = {}
+    groups: dict[tuple[Any, ...], Members] = {}
     for i, leaf in enumerate(leaves):
         s = None
-        if group and not isinstance(leaf.init, _stacked.Stacked):  # a stack is its own loop
+        v = _value.of(leaf.init)
+        if group and (v is None or v.stack is None):  # a stack is its own loop
             with leaf_errors(leaf, where):
                 s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
                 s = _sampling.applicable(s, root, leaf.shape, portable, where)
@@ -352,19 +308,57 @@ def _build_all(
             streams.setdefault(s.draw, []).append((i, s))
         else:
             groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
-    if not on_gpu:  # a small draw of one shape: one kernel compiles faster than a stream
+    if platform_of(leaves) not in GPU_PLATFORMS:  # a small draw of one shape: one kernel
         for draw in [d for d, ms in streams.items() if _grouped_instead(leaves, ms, budget)]:
             for i, s in streams.pop(draw):
                 groups.setdefault((s.draw, leaves[i].shape, leaves[i].sharding), []).append((i, s))
+    previous = _draw_streams(streams, keys, leaves, outs, budget, where)
+    _draw_groups(groups, keys, leaves, outs, budget, previous, where)
+    return outs
 
-    def finish(i: int, s: _sampling.Sampling, row: jax.Array) -> None:
-        with leaf_errors(leaves[i], where):
-            outs[i] = _checked(s.finish(row), leaves[i], where)
 
-    # Streams: every chunk's buffer has one size, so XLA reuses the same memory for all of them
-    # (buffers of many sizes fragment its heap); in float32 the previous chunk's leaves ride
-    # through the next loop, which then overwrites their buffer (one buffer in all).
+def _check_portable(root: jax.Array, leaves: Sequence[Leaf], where: str) -> None:
+    """Portable mode needs a threefry key and jinit's initializers (jax.random's values differ
+    between backends)."""
+    _portable.check_key(where, root)
+    for leaf in leaves:
+        if not _value.covers(leaf.init):
+            raise ValueError(
+                f"`{where}(portable=True)`: the parameter {leaf.path!r} has the initializer "
+                f"{leaf.init!r}, which is not jinit's: it draws with jax.random, whose "
+                "values differ between backends. Use a jinit initializer for it."
+            )
+
+
+def _finish(
+    outs: list[Any],
+    leaves: Sequence[Leaf],
+    i: int,
+    s: _sampling.Sampling,
+    row: jax.Array,
+    where: str,
+) -> None:
+    """Leaf ``i`` from its drawn ``row``: its sampling's finish (scale, shift, cast), checked."""
+    with leaf_errors(leaves[i], where):
+        outs[i] = _checked(s.finish(row), leaves[i], where)
+
+
+def _draw_streams(
+    streams: dict[_sampling.Draw, Members],
+    keys: _keys.KeyTable,
+    leaves: Sequence[Leaf],
+    outs: list[Any],
+    budget: int,
+    where: str,
+) -> list[int]:
+    """Every stream's chunks, each leaf cut out and finished into ``outs``; returns the leaves
+    of the last chunk (what the next loop waits for).
+
+    Every chunk's buffer has one size, so XLA reuses the same memory for all of them (buffers
+    of many sizes fragment its heap); in float32 the previous chunk's leaves ride through the
+    next loop, which then overwrites their buffer (one buffer in all)."""
     budget_rows = max(1, budget // (4 * _stream.ROW))
+    on_gpu = platform_of(leaves) in GPU_PLATFORMS
     step = _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS
     runs = []
     for draw, members in streams.items():
@@ -389,11 +383,23 @@ def _build_all(
         lo, hi = stream.chunks[c]
         for m in range(lo, hi):
             i, s = members[m]
-            finish(i, s, stream.cut(buffer, m, leaves[i].shape))
+            _finish(outs, leaves, i, s, stream.cut(buffer, m, leaves[i].shape), where)
         previous = [i for i, _ in members[lo:hi]]
+    return previous
 
-    # Groups: leaves of one draw, shape and sharding (sharded leaves, draws without a block
-    # form), stacked; a group of one (e.g. a leaf of more than half a chunk) is drawn alone.
+
+def _draw_groups(
+    groups: dict[tuple[Any, ...], Members],
+    keys: _keys.KeyTable,
+    leaves: Sequence[Leaf],
+    outs: list[Any],
+    budget: int,
+    previous: list[int],
+    where: str,
+) -> None:
+    """Leaves of one draw, shape and sharding (sharded leaves, draws without a block form),
+    stacked, each chunk after ``previous`` (the last loop's leaves); a group of one (e.g. a leaf
+    of more than half a chunk) is drawn alone."""
     chunks = [
         (draw, shape, sharding, chunk)
         for (draw, shape, sharding), members in groups.items()
@@ -413,5 +419,4 @@ def _build_all(
             rows = [xla.row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
-            finish(i, s, row)
-    return outs
+            _finish(outs, leaves, i, s, row, where)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec, Sharding
 
-from jinit import _layout, _stacked, _value
+from jinit import _value
 from jinit._tree import boxes as _boxes
 from jinit._tree import keys as _keys
 from jinit._value import Init
@@ -225,22 +225,24 @@ class Adapted:
             self.finish[path] = init
             return init
         stack = self.stack_of(path)
-        if stack and not isinstance(init, _stacked.Stacked):
-            depth = _stacked.stack_depth(path, stack, self.shapes)
-            unroll = _stacked.InsertAfter(depth)
-            return _stacked.stacked(self._axes(path, init), unroll, len(stack))
+        v = _value.of(init)
+        if stack and (v is None or v.stack is None):
+            unroll = _value.InsertAfter(_keys.stack_depth(path, stack, self.shapes))
+            return _value.WRAPPERS["stacked"](self._axes(path, init), unroll, len(stack))
         return self._axes(path, init)
 
     def _axes(self, path: str, init: Any) -> Any:
         owner = self.owners.get(path)
         axes = None if owner is None else layout_of(owner)
-        if axes is None:
+        if axes is None or _laid_out(init):
             return init
-        if isinstance(init, _stacked.Stacked):
-            if isinstance(init.init, _layout.Layout):
+        v = _value.of(init)
+        if v is not None and v.stack is not None:  # the layout goes inside the stack
+            if _laid_out(v.wraps):
                 return init
-            return _stacked.stacked(_layout.layout(init.init, *axes), init.unroll_spec, init.axes)
-        return init if isinstance(init, _layout.Layout) else _layout.layout(init, *axes)
+            layout = _value.WRAPPERS["layout"](v.wraps, *axes)
+            return _value.WRAPPERS["stacked"](layout, v.stack.unroll, v.stack.axes)
+        return _value.WRAPPERS["layout"](init, *axes)
 
     def bind(self, rules: Any) -> Any:
         """``rules`` with every rule set that reads the layers (``bind_layers``) bound to them."""
@@ -264,6 +266,12 @@ class Adapted:
         )
         fills = tuple((p, v, x) for p, (v, x) in self.fills.items())
         return Structure(inner.treedef, inner.boxes, self.static, finish, fills)
+
+
+def _laid_out(init: Any) -> bool:
+    """Whether ``init`` states its own layout (``jinit.equinox.layout``)."""
+    v = _value.of(init)
+    return v is not None and v.layout is not None
 
 
 def _state_fill(owner: Owner | None, abstract: jax.ShapeDtypeStruct) -> bool | int | None:

@@ -27,20 +27,24 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 
 from jinit import _checks
-from jinit._typing import KeyArray
+from jinit._rng import threefry as _threefry
+from jinit._tree import xla
+from jinit._typing import KeyArray, public
 
 KeyLike = Any  # a typed key, a legacy uint32[2] key, or an int seed
 PathLike = str | Sequence[Any]
 
 
+@public("path_str")
 def path_str(keypath: PathLike) -> str:
     """Joins a jax key path into the ``'/'``-separated string that rules and keys are derived from.
 
@@ -105,6 +109,7 @@ def as_key(key: KeyLike, where: str = "key_for_path") -> KeyArray:
     return key
 
 
+@public("key_for_path")
 def key_for_path(key: KeyLike, path: PathLike) -> KeyArray:
     """Derives a parameter's key from the root key and the parameter's path.
 
@@ -137,6 +142,7 @@ def fold_words(root: KeyArray, hi: Any, lo: Any) -> KeyArray:
     return jax.random.fold_in(jax.random.fold_in(root, hi), lo)
 
 
+@public("keys_like")
 def keys_like(key: KeyLike, tree: Any) -> Any:
     """Returns a tree of the same structure whose leaves are ``key_for_path(key, leaf_path)``.
 
@@ -168,3 +174,54 @@ def keys_like(key: KeyLike, tree: Any) -> Any:
         return key_for_path(root, path)
 
     return jax.tree_util.tree_map_with_path(leaf_key, tree)
+
+
+class KeyTable:
+    """Every path key a tree needs, derived at once: the two ``fold_in``s of
+    :func:`jinit.key_for_path` over a table of path digests. For a threefry root, as a loop of
+    two steps, one straight-line hash each (:func:`jinit._rng.threefry.fold_step`): the two hashes
+    unrolled are one kernel twice the size, and jax's ``fold_in`` is compiled as loops of a few
+    kernels each. The loop is :class:`xla.Opaque`'s, whose scalars the keys are read with. The same
+    keys as :func:`jinit.key_for_path`."""
+
+    def __init__(self, root: jax.Array, paths: Sequence[str]) -> None:
+        self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
+        words = np.array([path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
+        n, root_data = len(self.index), jax.random.key_data(root)
+        if str(jax.random.key_impl(root)) == "threefry2x32" and n:
+            k = tuple(jnp.broadcast_to(k, (n,)) for k in _threefry.key_words(root))
+            w = (jnp.asarray(words[:, 0]), jnp.asarray(words[:, 1]))
+            # (+ 1: a Stream's end)
+            self.opaque = xla.Opaque(
+                n + 1, k, root_data, lambda i, k: _threefry.fold_step(i, k, w), trips=2
+            )
+            self.data = jnp.stack(self.opaque.x, axis=1)
+        else:
+            data = jax.random.key_data(jax.vmap(lambda w: fold_words(root, w[0], w[1]))(words))
+            # The table leaves the Opaque loop: a computed array, which XLA would otherwise
+            # fuse (recompute) into every kernel that reads a key.
+            self.opaque = xla.Opaque(n + 1, data, root_data)
+            self.data = self.opaque.x
+        self.keys = jax.random.wrap_key_data(self.data, impl=jax.random.key_impl(root))
+
+    def one(self, path: str) -> jax.Array:
+        """``path``'s key, read at an index XLA sees as a parameter (:class:`xla.Opaque`): a leaf
+        drawn alone then compiles to the same kernel as any other of its shape and scheme."""
+        return xla.row(self.keys, self.opaque(self.index[path]))
+
+    def take(self, paths: Sequence[str]) -> jax.Array:
+        return self.keys[np.array([self.index[p] for p in paths], np.int32)]
+
+
+def stack_depth(path: str, stack: tuple[int, ...], shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Path components before the layer index of a stacked parameter (the ``depth`` of
+    :class:`jinit._value.InsertAfter`): the outermost module on ``path`` (below the model itself,
+    unless the model is one layer) under which every parameter starts with ``stack``: the module
+    a transform stacked (``blocks`` -> ``blocks/3/mlp/kernel``)."""
+    parts = path.split("/")
+    for depth in range(1 if len(parts) > 1 else 0, len(parts)):
+        prefix = "/".join(parts[:depth])
+        under = [s for p, s in shapes.items() if not prefix or p.startswith(prefix + "/")]
+        if all(s[: len(stack)] == stack for s in under):
+            return depth
+    return len(parts) - 1

@@ -1,5 +1,5 @@
 """`Leaf`: one parameter as the engine sees it, everything static. The type every phase of the
-engine (:mod:`jinit._tree.plan`, :mod:`jinit._tree.build`, :mod:`jinit._stacked`) reads."""
+engine (:mod:`jinit._tree.plan`, :mod:`jinit._tree.build`) reads."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from jinit._typing import Initializer
+from jinit._typing import Initializer, public
 
 Pattern = str | re.Pattern
 
@@ -45,6 +45,7 @@ class Rule:
     label: str
 
 
+@public("full_match")
 def full_match(pattern: str) -> re.Pattern:
     r"""A rule pattern that must match the whole path, not just part of it (``re.fullmatch``).
 

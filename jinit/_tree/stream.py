@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,10 +22,8 @@ from jax import lax
 from jinit._rng import sampling as _sampling
 from jinit._tree import sharding as _sharding
 from jinit._tree import xla
+from jinit._tree.keys import KeyTable
 from jinit._tree.leaf import Leaf
-
-if TYPE_CHECKING:  # (build.py imports this module)
-    from jinit._tree.build import KeyTable
 
 # A Stream's rows: ROW consecutive counters under one key; a loop step draws STEP_ROWS rows
 # (256 KiB of float32), a leaf's last row is padded (at most ROW - 1 spare draws per leaf).
