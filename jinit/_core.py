@@ -15,14 +15,19 @@ import jax
 import numpy as np
 
 from jinit import _checks
+from jinit._rng import formula as _formula
 from jinit._rng import portable as _portable
+from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
+from jinit._rng.formula import Formula
 from jinit._rng.sampling import Sampling
 from jinit._typing import Array, DTypeLike, KeyArray, OutSharding, Shape
 from jinit._value import Init, Target
 
 Body = Callable[[KeyArray, tuple[int, ...], np.dtype, OutSharding], Array]
 SamplingFn = Callable[[tuple[int, ...], np.dtype], Sampling | None]
+FormulaFn = Callable[[tuple[int, ...], np.dtype], Formula]
+Fans = Callable[[tuple[int, ...]], tuple[float, float]]
 
 
 def place(x: Array, out_sharding: OutSharding) -> Array:
@@ -169,6 +174,48 @@ def make_init(
         sampling=sampling_method,
         target=target,
         magnitude=magnitude,
+        traced=traced,
+    )
+
+
+def formula_init(
+    where: str,
+    formula: FormulaFn,
+    dtype: DTypeLike | None,
+    *,
+    fans: Fans | None = None,
+    target: Target | None = None,
+    allow_complex: bool = True,
+    traced: bool = False,
+) -> Init:
+    """:func:`make_init` for a family stated once, as ``formula(shape, dtype) -> Formula``.
+
+    The eager call, the grouped draw (``sampling``) and ``describe``'s intended mean and std all
+    derive from that one statement (:mod:`jinit._rng.formula`), so they cannot drift.
+    ``formula`` runs the shape checks (on static ints); ``fans(shape)`` (optional) is what
+    ``describe`` reports as the fans; ``target`` replaces the derived target where the draw's
+    moments depend on the shape (orthogonal).
+    """
+
+    def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
+        return _formula.value(formula(shape, dtype), key, shape, dtype, out_sharding)
+
+    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None:
+        return _formula.sampling(formula(shape, dtype), dtype)
+
+    def derived(shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+        fan_in, fan_out = (None, None) if fans is None else fans(shape)
+        if traced:  # the mean and std are not numbers until the traced hyperparameter is
+            return fan_in, fan_out, None, None
+        return fan_in, fan_out, *_formula.moments(formula(shape, _samplers.F32))
+
+    return make_init(
+        where,
+        body,
+        dtype,
+        allow_complex=allow_complex,
+        target=derived if target is None else target,
+        sampling=sampling,
         traced=traced,
     )
 

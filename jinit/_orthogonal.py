@@ -11,11 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks
-from jinit._core import make_init, place
+from jinit._core import formula_init, make_init, place
 from jinit._rng import haar as _haar
 from jinit._rng import portable as _portable
 from jinit._rng import samplers as _samplers
-from jinit._rng import sampling as _sampling
+from jinit._rng.formula import Formula
+from jinit._rng.samplers import F32
+from jinit._rng.sampling import Draw
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory
 
@@ -53,6 +55,25 @@ def _as_weight(q: Array, shape: Shape, col: int) -> Array:
     """The ``(rows, shape[col])`` matrix laid out as ``shape`` with its columns on axis ``col``."""
     q = jnp.reshape(q, (*np.delete(shape, col).tolist(), shape[col]))
     return jnp.moveaxis(q, -1, col)
+
+
+def _haar_weight(
+    key: KeyArray,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    out_sharding: OutSharding,
+    *,
+    col: int,
+    method: str,
+) -> Array:
+    """A Haar weight of ``shape`` (columns on axis ``col``) in the compute dtype of ``dtype``,
+    computed whole and laid out as ``out_sharding``; zeros for an empty shape."""
+    ct = _samplers.compute_dtype(dtype)
+    if 0 in shape:
+        return jnp.zeros(shape, ct, out_sharding=out_sharding)
+    n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
+    q = _as_weight(_orthogonal_matrix(key, n_rows, n_cols, ct, method), shape, col)
+    return place(q, out_sharding)
 
 
 @partial(jax.jit, static_argnames=("col", "method", "portable", "shape"))
@@ -130,24 +151,12 @@ def orthogonal(
         (col,) = _checks.normalize_axes(where, "column_axis", column_axis, len(shape))
         return col
 
-    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
+    def formula(shape: tuple[int, ...], dtype: np.dtype) -> Formula:
+        """``scale`` times a Haar weight; equal shapes share one batched QR (none if empty)."""
         col = column(shape)
-        if 0 in shape:
-            return jnp.zeros(shape, dtype, out_sharding=out_sharding)
-        ct = _samplers.compute_dtype(dtype)
-        n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
-        q = _as_weight(_orthogonal_matrix(key, n_rows, n_cols, ct, method), shape, col)
-        return place((jnp.array(scale, ct) * q).astype(dtype), out_sharding)
-
-    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
-        """Equal shapes share one batched QR; the finish scales and rounds."""
-        col = column(shape)
-        if 0 in shape or _samplers.compute_dtype(dtype) != _samplers.F32:
-            return None
-        draw = _sampling.Draw(
-            "orthogonal", _orthogonal_kernel, (col, method), _samplers.F32, vmap=True
-        )
-        return _sampling.Sampling(draw, lambda q: (jnp.array(scale, q.dtype) * q).astype(dtype))
+        draw = Draw("orthogonal", _orthogonal_kernel, (col, method), F32, vmap=True)
+        sample = partial(_haar_weight, col=col, method=method)
+        return Formula(None if 0 in shape else draw, scale, sample=sample)
 
     def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:
         # min(n, m) orthonormal vectors of unit norm spread over n * m entries.
@@ -155,8 +164,7 @@ def orthogonal(
         n_rows = math.prod(shape) // n_cols
         return None, None, 0.0, abs(scale) * (min(n_rows, n_cols) / (n_rows * n_cols)) ** 0.5
 
-    target_ = None if traced else target
-    return make_init(where, body, dtype, target=target_, sampling=sampling, traced=traced)
+    return formula_init(where, formula, dtype, target=target, traced=traced)
 
 
 @factory()

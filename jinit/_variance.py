@@ -5,22 +5,19 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _fans
-from jinit._core import make_init
-from jinit._rng import samplers as _samplers
+from jinit._core import formula_init
 from jinit._rng import sampling as _sampling
-from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._rng.formula import Formula
+from jinit._typing import Axes, DTypeLike, Initializer
 from jinit._value import factory
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["truncated_normal", "normal", "uniform"]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
-
-_COMPLEX_TRUNCATED_NORMAL_STD = _samplers.complex_truncated_normal_std(2.0)
 
 
 @factory()
@@ -100,85 +97,23 @@ def variance_scaling(
         in_axis, out_axis, batch_axis = axes_
         rank = len(axes_.in_axis) + len(axes_.out_axis) + len(axes_.batch_axis)
 
-    def variance(shape: Shape, dtype: np.dtype) -> Array:
-        """``scale / n`` in the compute dtype."""
-        ct = _samplers.compute_dtype(dtype)
-        if traced:  # one rounding, as the float64 quotient rounded to `ct` (for an exact `n`)
-            return divide(jnp.asarray(scale, ct), denominator(shape))
-        return jnp.array(scale / denominator(shape), dtype=ct)
+    def fans(shape: tuple[int, ...]) -> tuple[float, float]:
+        return _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
 
-    def divide(x: Array, value: float) -> Array:
-        """``x / value`` in ``x``'s dtype, one correctly rounded division.
-
-        With a concrete scale the quotient is a constant XLA folds exactly. With a traced one it
-        is computed at run time, where XLA rewrites ``x / c`` for a constant or broadcast scalar
-        ``c`` as ``x * (1 / c)``: two roundings, last bits off the concrete scale's. A divisor
-        that depends on ``x`` element by element (``x`` itself where it is NaN, which gives NaN
-        either way) stays a division, so a traced scale gives the concrete scale's bits.
-        """
-        c = jnp.array(value, x.dtype)
-        return x / (jnp.where(jnp.isnan(x), x, c) if traced else c)
-
-    def denominator(shape: Shape) -> float:
-        """``n``, from the fans of ``shape``, after the shape checks."""
+    def formula(shape: tuple[int, ...], dtype: np.dtype) -> Formula:
+        """The standard ``distribution`` draw with variance ``scale / n`` (jax's arithmetic)."""
         if rank is not None and len(shape) != rank:
             raise ValueError(
                 f"`{where}(einsum={einsum!r})`: the kernel has {rank} axes in the "
                 f"spec but the shape {shape} has {len(shape)}."
             )
         if not math.prod(shape):  # an empty weight: check the axes, nothing to scale
-            _fans.compute_fans(tuple(max(d, 1) for d in shape), in_axis, out_axis, batch_axis)
-            return 1.0
-        return _fans.denominator(mode, *_fans.compute_fans(shape, in_axis, out_axis, batch_axis))
+            fans(tuple(max(d, 1) for d in shape))
+            return Formula(_sampling.STANDARD[distribution], scale, fan=1.0)
+        n = _fans.denominator(mode, *fans(shape))
+        return Formula(_sampling.STANDARD[distribution], scale, fan=n)
 
-    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        # Same operations as jax, in the compute dtype, so float32 results are bit-identical.
-        var = variance(shape, dtype)
-        ct = var.dtype
-        is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
-        if distribution == "truncated_normal":
-            if is_complex:
-                stddev = jnp.sqrt(var) / jnp.array(_COMPLEX_TRUNCATED_NORMAL_STD, ct)
-                z = _samplers.complex_truncated_normal(key, 2.0, shape, dtype, out_sharding)
-            else:
-                stddev = divide(jnp.sqrt(var), _samplers.TN2_STD)
-                z = _samplers.truncated_normal(key, -2, 2, shape, dtype, out_sharding)
-            out = z * stddev
-        elif distribution == "normal":
-            out = _samplers.normal(key, shape, dtype, out_sharding) * jnp.sqrt(var)
-        elif is_complex:
-            out = _samplers.complex_uniform(key, shape, dtype, out_sharding) * jnp.sqrt(var)
-        else:
-            u = _samplers.uniform(key, shape, dtype, -1, 1, out_sharding)
-            out = u * jnp.sqrt(3 * var)
-        return out.astype(dtype)
-
-    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
-        """The float32 draw of `body` and its finish (scale, cast); None for complex dtypes."""
-        if jnp.issubdtype(dtype, jnp.complexfloating):
-            return None
-        denominator(shape)  # the shape checks, now rather than when the draw is traced
-
-        def finish(z: Array) -> Array:
-            var = variance(shape, dtype)
-            factor: Array
-            if distribution == "truncated_normal":
-                factor = divide(jnp.sqrt(var), _samplers.TN2_STD)
-            elif distribution == "normal":
-                factor = jnp.multiply(_samplers.SQRT2, jnp.sqrt(var))
-            else:
-                factor = jnp.sqrt(3 * var)
-            return (z * factor).astype(dtype)
-
-        return _sampling.Sampling(_sampling.STANDARD[distribution], finish)
-
-    def target(shape: tuple[int, ...]) -> tuple[float, float, float | None, float | None]:
-        fan_in, fan_out = _fans.compute_fans(shape, in_axis, out_axis, batch_axis)
-        if traced:  # the std is not a number until the traced scale is
-            return fan_in, fan_out, None, None
-        return fan_in, fan_out, 0.0, (scale / denominator(shape)) ** 0.5
-
-    return make_init(where, body, dtype, target=target, sampling=sampling, traced=traced)
+    return formula_init(where, formula, dtype, fans=fans, traced=traced)
 
 
 @factory()

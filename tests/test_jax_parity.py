@@ -194,3 +194,16 @@ def test_flax_default_initializers_match():
         _bits(jax.jit(nn.initializers.lecun_normal(), static_argnums=1)(key, shape)),
     )
     assert ref.shape == shape
+
+
+@pytest.mark.parametrize("distribution", ["truncated_normal", "normal", "uniform"])
+def test_float64_under_x64_is_jax_float64(distribution):
+    """With x64 on, a float64 weight is drawn in float64 (jax.random's 64-bit bits), as jax's
+    is: the float32 kernels' grouped draw applies only where the compute dtype is float32."""
+    key = jax.random.key(42)
+    with jax.enable_x64(True):
+        ours = jinit.variance_scaling(2.0, "fan_in", distribution)(key, (16, 8), jnp.float64)
+        theirs = jax.jit(J.variance_scaling(2.0, "fan_in", distribution), static_argnums=(1, 2))
+        want = theirs(key, (16, 8), jnp.float64)
+        assert ours.dtype == want.dtype == jnp.float64
+        np.testing.assert_array_equal(_bits(ours), _bits(want))

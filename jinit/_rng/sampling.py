@@ -15,7 +15,8 @@ The contract that makes grouping exact: ``init(key, shape, dtype)`` equals
 combine with the finish's first (a draw ends in ``erf_inv``, ``clip``, ``max`` or a QR, never in
 a multiplication by a constant); so cutting the leaf out of a batched draw changes no bit.
 A user's own ``init(key, shape, dtype)`` without ``sampling`` still works in ``init_tree``: it is
-called once per leaf.
+called once per leaf. jinit's own families do not write a ``Sampling`` by hand: they state a
+:class:`~jinit._rng.formula.Formula`, from which the sampling and the eager call both derive.
 """
 
 from __future__ import annotations
