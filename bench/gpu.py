@@ -131,7 +131,7 @@ def estimate(
 def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -> int:
     """The loop trips of jinit's program for ``abstract``, from the plan, as the builder lays it
     out: the key table's two; a stream's, one per step of rows per chunk; a sharded group's,
-    one per leaf of each chunk of more than one."""
+    one per leaf of each chunk of more than one; a large leaf's on GPU, one per block."""
     from jinit import _tree
     from jinit._rng import sampling as _sampling
     from jinit._tree import build as _build
@@ -145,7 +145,7 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
         return trips
     budget = _build.chunk_budget(leaves)
     rows_by_draw: dict[Any, list[int]] = {}
-    groups: dict[Any, int] = {}
+    groups: dict[Any, list[Any]] = {}
     for leaf in leaves:
         s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
         if s is None or 0 in leaf.shape:
@@ -154,12 +154,16 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
             rows_by_draw.setdefault(s.draw, []).append(-(-math.prod(leaf.shape) // _stream.ROW))
         else:
             group = (s.draw, leaf.shape, leaf.sharding)
-            groups[group] = groups.get(group, 0) + 1
-    for (draw, shape, _), count in groups.items():
+            groups.setdefault(group, []).append(leaf)
+    block = _stream.GPU_STEP_ROWS * _stream.ROW
+    for (draw, shape, _), members in groups.items():
         per = max(1, budget // max(math.prod(shape) * np.dtype(draw.dtype).itemsize, 1))
-        for lo in range(0, count, per):
-            n = min(per, count - lo)
-            trips += n + 1 if n > 1 else 0
+        for lo in range(0, len(members), per):
+            n = min(per, len(members) - lo)
+            if n == 1 and _build._in_blocks(draw, members[lo]):  # a large leaf, in blocks
+                trips += -(-math.prod(shape) // block)
+            else:
+                trips += n + 1 if n > 1 else 0
     budget_rows = max(1, budget // (4 * _stream.ROW))
     on_gpu = _build.platform_of(leaves) in _build.GPU_PLATFORMS
     for rows in rows_by_draw.values():

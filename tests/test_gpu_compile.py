@@ -211,3 +211,33 @@ def test_the_kernel_branch_of_the_hash_gives_jax_random_bits(monkeypatch, key):
         full = jax.random.bits(keys[r], (5120,), np.uint32)
         np.testing.assert_array_equal(np.asarray(w0 ^ w1)[r], full[counters[r]])
     _tree.compiled_builder.cache_clear()
+
+
+def test_large_leaves_drawn_in_blocks_on_gpu_give_the_same_bits(monkeypatch, key):
+    """On GPU a leaf drawn alone (more than half a chunk) is drawn a block at a time into its
+    own buffer (``build._draw_in_blocks``); forced on the CPU with small blocks and chunks
+    (float32 and bfloat16, sizes that are no multiple of a block: the last block overlaps the
+    one before), the same bits as one kernel per leaf."""
+    f32, bf16 = jnp.float32, jnp.bfloat16
+    abstract = {
+        "embed": jax.ShapeDtypeStruct((1000, 130), f32),
+        "head": jax.ShapeDtypeStruct((130, 1001), bf16),
+        "h": [{"qkv": jax.ShapeDtypeStruct((128, 384), f32)}],
+        "bias": jax.ShapeDtypeStruct((130,), f32),
+    }
+    per_leaf = jinit.init_tree(key, abstract, RULES, group=False)
+    monkeypatch.setattr(_build, "GPU_PLATFORMS", frozenset({"cpu"}))
+    monkeypatch.setattr(_stream, "GPU_STEP_ROWS", 7)  # blocks of 7 * 1024 elements
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 4 * 200_000)
+    blocks = []
+    real = _build._draw_in_blocks
+    monkeypatch.setattr(
+        _build, "_draw_in_blocks", lambda k, leaf, s: blocks.append(leaf.path) or real(k, leaf, s)
+    )
+    _tree.compiled_builder.cache_clear()
+    forced = jinit.init_tree(key, abstract, RULES, group=True)
+    assert sorted(blocks) == ["embed", "head"]
+    for a, b in zip(jax.tree.leaves(per_leaf), jax.tree.leaves(forced), strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    _tree.compiled_builder.cache_clear()

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
@@ -388,6 +389,40 @@ def _draw_streams(
     return previous
 
 
+def _in_blocks(draw: _sampling.Draw, leaf: Leaf) -> bool:
+    """Whether a leaf drawn alone is drawn in blocks (:func:`_draw_in_blocks`): on GPU, whole
+    (not split), with a block form, of at least one block and below ``2**31`` elements."""
+    n = math.prod(leaf.shape)
+    return (
+        platform_of([leaf]) in GPU_PLATFORMS
+        and draw.block is not None
+        and not draw.vmap
+        and np.dtype(draw.dtype) == np.float32
+        and not _sharding.is_split(leaf.sharding)
+        and _stream.GPU_STEP_ROWS * _stream.ROW <= n < 2**31
+    )
+
+
+def _draw_in_blocks(keys: _keys.KeyTable, leaf: Leaf, s: _sampling.Sampling) -> jax.Array:
+    """A large leaf on GPU, drawn and finished a block of ``GPU_STEP_ROWS * ROW`` elements at a
+    time into its own (flat) buffer: the block's hash is a stream step's (jax's CUDA kernel, no
+    copy of the rounds to compile), and only a block's words are temporaries, where a leaf
+    drawn in one kernel holds its hash's copy (and, narrower than float32, its bits whole). The
+    last block starts at ``n - size`` (it rewrites elements with their own values)."""
+    n, size = math.prod(leaf.shape), _stream.GPU_STEP_ROWS * _stream.ROW
+    words = jax.random.key_data(keys.one(leaf.path))
+    trips = -(-n // size) + keys.opaque.zero  # (a count XLA cannot see: the loop is not unrolled)
+
+    def body(i: jax.Array, out: jax.Array) -> jax.Array:
+        start = jnp.minimum(i * np.int32(size), np.int32(n - size))
+        counters = lax.convert_element_type(start, np.uint32) + lax.iota(np.uint32, size)
+        block = s.draw.block(words[0], words[1], counters, *s.draw.args)  # type: ignore[misc]
+        return lax.dynamic_update_slice(out, s.finish(block), (start,), **xla.IN_BOUNDS)
+
+    out = lax.fori_loop(np.int32(0), trips, body, jnp.zeros((n,), leaf.dtype))
+    return out.reshape(leaf.shape)  # (whole: jit's out_shardings place it)
+
+
 def _draw_groups(
     groups: dict[tuple[Any, ...], Members],
     keys: _keys.KeyTable,
@@ -412,6 +447,11 @@ def _draw_groups(
     for draw, shape, sharding, chunk in chunks:
         paths = [leaves[i].path for i, _ in chunk]
         after = [outs[i] for i in previous]
+        if len(chunk) == 1 and _in_blocks(draw, leaves[chunk[0][0]]):
+            i, s = chunk[0]
+            with leaf_errors(leaves[i], where):
+                outs[i] = _checked(_draw_in_blocks(keys, leaves[i], s), leaves[i], where)
+            continue
         if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
             rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
         else:
