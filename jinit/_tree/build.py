@@ -390,16 +390,13 @@ def _draw_streams(
 
 
 def _in_blocks(draw: _sampling.Draw, leaf: Leaf) -> bool:
-    """Whether a leaf drawn alone is drawn in blocks (:func:`_draw_in_blocks`): on GPU, whole
-    (not split), with a block form, of at least one block and below ``2**31`` elements."""
-    n = math.prod(leaf.shape)
+    """Whether a leaf drawn alone is drawn in blocks (:func:`_draw_in_blocks`): on GPU,
+    :func:`stream.blockwise <jinit._tree.stream.blockwise>`, of at least one block and below
+    ``2**31`` elements."""
     return (
         platform_of([leaf]) in GPU_PLATFORMS
-        and draw.block is not None
-        and not draw.vmap
-        and np.dtype(draw.dtype) == np.float32
-        and not _sharding.is_split(leaf.sharding)
-        and _stream.GPU_STEP_ROWS * _stream.ROW <= n < 2**31
+        and _stream.blockwise(draw, leaf)
+        and _stream.GPU_STEP_ROWS * _stream.ROW <= math.prod(leaf.shape) < 2**31
     )
 
 

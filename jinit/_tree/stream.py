@@ -143,19 +143,23 @@ def _draw_rows(
     return elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
 
 
-def streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
-    """Whether ``leaf`` is drawn in its draw's :class:`Stream`: a looped float32 draw with a
-    block form, of a leaf on one device or replicated, of at most half a chunk (a larger leaf
-    is drawn alone) and ``2**32`` elements."""
-    n = math.prod(leaf.shape)
+def blockwise(draw: _sampling.Draw, leaf: Leaf) -> bool:
+    """Whether ``leaf`` can be drawn by its draw's block form (:attr:`Draw.block`), a block of
+    counters at a time: a looped float32 draw with a block form, of a leaf on one device or
+    replicated, of at most ``2**32`` elements."""
     return (
         draw.block is not None
         and not draw.vmap
         and np.dtype(draw.dtype) == np.float32
         and not _sharding.is_split(leaf.sharding)
-        and 2 * 4 * n <= budget
-        and n <= 2**32
+        and math.prod(leaf.shape) <= 2**32
     )
+
+
+def streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
+    """Whether ``leaf`` is drawn in its draw's :class:`Stream`: :func:`blockwise`, and of at
+    most half a chunk (a larger leaf is drawn alone)."""
+    return blockwise(draw, leaf) and 2 * 4 * math.prod(leaf.shape) <= budget
 
 
 def step_size(rows: int, step_rows: int) -> int:
