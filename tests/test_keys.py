@@ -127,3 +127,32 @@ def test_int_seeds_and_legacy_keys_agree_with_init_tree():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match=r"an int seed must fit in int64"):
         init(2**70, (4, 6))
+
+
+def test_host_key_table_equals_fold_in_and_the_in_program_table():
+    """A concrete threefry root's key table is made on the host (numpy's threefry): the same
+    words as jax's ``fold_in`` twice, and as the table the program derives for a traced root."""
+    from jinit._tree.keys import KeyTable
+
+    paths = [f"params/block_{i}/attn/kernel" for i in range(7)] + ["params/head", "params/head"]
+    for seed in (0, 1, 2**31 + 5):
+        root = jax.random.key(seed)
+        data = np.asarray(jax.random.key_data(root))
+        host = KeyTable.host_table(data, "threefry2x32", paths)
+        assert host.dtype == np.uint32 and host.shape == (8, 2)  # (a repeated path once)
+        expected = [jax.random.key_data(jinit.key_for_path(root, p)) for p in paths[:8]]
+        np.testing.assert_array_equal(host, np.stack(expected))
+        in_program = jax.jit(lambda d: KeyTable(jax.random.wrap_key_data(d), paths).data)(data)
+        np.testing.assert_array_equal(host, np.asarray(in_program))
+    rbg = np.asarray(jax.random.key_data(jax.random.key(0, impl="rbg")))
+    assert KeyTable.host_table(rbg, "rbg", paths) is None  # derived in the program instead
+
+
+def test_init_tree_with_a_traced_key_equals_the_host_table_path():
+    """``init_tree`` under ``jit`` (the root traced: the table derived in the program) gives the
+    bits of the concrete call (the table made on the host)."""
+    target = {"a": jax.ShapeDtypeStruct((64, 32), jnp.float32), "b": {"c": jnp.zeros((5, 3))}}
+    rules = [(".*", jinit.glorot_uniform())]
+    eager = jinit.init_tree(jax.random.key(3), target, rules)
+    traced = jax.jit(lambda k: jinit.init_tree(k, target, rules))(jax.random.key(3))
+    jax.tree.map(np.testing.assert_array_equal, eager, traced)

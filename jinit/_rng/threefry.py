@@ -70,11 +70,18 @@ def _rotl(x: Array, d: int) -> Array:
     return lax.shift_left(x, np.uint32(d)) | lax.shift_right_logical(x, np.uint32(32 - d))
 
 
-def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+def _rotl_host(x: np.ndarray, d: int) -> np.ndarray:
+    return (x << np.uint32(d)) | (x >> np.uint32(32 - d))
+
+
+def threefry2x32(
+    k0: Array, k1: Array, x0: Array, x1: Array, rotl: Callable[[Any, int], Any] = _rotl
+) -> tuple[Array, Array]:
     """The Threefry-2x32 hash (20 rounds) of counter words ``(x0, x1)`` under key ``(k0, k1)``.
 
     The same rounds, rotations and key schedule as jax's ``threefry2x32_p``, unrolled, so the
-    result is bit-identical and fuses with whatever consumes it.
+    result is bit-identical and fuses with whatever consumes it. With ``rotl=_rotl_host`` and
+    numpy ``uint32`` arrays, the same function on the host (:func:`host_fold`).
     """
     ks = (k0, k1, k0 ^ k1 ^ _PARITY)
     x0 = x0 + ks[0]
@@ -82,7 +89,7 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
     for block in range(5):
         for r in _ROTATIONS[block % 2]:
             x0 = x0 + x1
-            x1 = x0 ^ _rotl(x1, r)
+            x1 = x0 ^ rotl(x1, r)
         x0 = x0 + ks[(block + 1) % 3]
         x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
     return x0, x1
@@ -135,6 +142,18 @@ def fold_step(
     steps, the hash is compiled once (the two unrolled are one kernel twice its size)."""
     w = jax.numpy.where(i == 0, words[0], words[1])
     return block_hash(key[0], key[1], jax.numpy.zeros_like(w), w)
+
+
+def host_fold(key: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """``fold_in(fold_in(key, words[:, 0]), words[:, 1])`` on the host, for a threefry key's
+    ``uint32[2]`` data and ``uint32[n, 2]`` words: the keys' ``uint32[n, 2]`` data, the same as
+    :func:`fold_step`'s twice (integer arithmetic: the same bits everywhere)."""
+    k0, k1 = (np.full(len(words), w, _U32) for w in np.asarray(key, _U32))
+    zero = np.zeros(len(words), _U32)
+    with np.errstate(over="ignore"):
+        for j in range(2):
+            k0, k1 = threefry2x32(k0, k1, zero, words[:, j].astype(_U32), rotl=_rotl_host)
+    return np.stack([k0, k1], axis=1)
 
 
 def _mul_wide(a: Array, b: int) -> tuple[Array, Array]:

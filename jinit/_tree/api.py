@@ -28,11 +28,12 @@ Rules = _rules.Rules
 def compiled_builder(
     leaves: tuple[Leaf, ...], impl: str, where: str, group: bool = True, portable: bool = False
 ) -> Callable[[Any], Any]:
-    """One jitted function making every leaf from the root key's data; cached per static plan."""
+    """One jitted function making every leaf from the root key's data and its key table (or
+    ``None``: derived in the program); cached per static plan."""
 
-    def build(key_data):
+    def build(key_data, table=None):
         root = jax.random.wrap_key_data(key_data, impl=impl)
-        return _build.build_all(root, leaves, where, group, portable)
+        return _build.build_all(root, leaves, where, group, portable, table)
 
     return jax.jit(build, out_shardings=[leaf.sharding for leaf in leaves])
 
@@ -49,8 +50,10 @@ def run(
     root = _keys.as_key(key, where)
     impl = str(jax.random.key_impl(root))
     data: Any = jax.random.key_data(root)
+    table = None
     if not isinstance(data, jax.core.Tracer):
         data = np.asarray(data)
+        table = _keys.KeyTable.host_table(data, impl, _build.key_paths(leaves, where))
     if group is not None and not isinstance(group, bool):
         raise TypeError(f"`{where}(group=...)` must be a bool or None; got {group!r}.")
     if not isinstance(portable, bool):
@@ -63,7 +66,7 @@ def run(
         # closes over the tracer: a cached builder would keep the tracer alive after its trace
         # ends, and never be hit again (the next trace builds new initializers).
         build = compiled_builder.__wrapped__
-    return build(leaves, impl, where, group, portable)(data)
+    return build(leaves, impl, where, group, portable)(data, table)
 
 
 def _traced(init: Any) -> bool:

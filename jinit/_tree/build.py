@@ -272,11 +272,19 @@ def build_all(
     where: str,
     group: bool = True,
     portable: bool = False,
+    table: Any = None,
 ) -> list[jax.Array]:
     """Every leaf, in order: grouped draws where the protocol allows (and ``group``), else one
-    by one; ``portable``: with the portable samplers (:mod:`jinit._rng.portable`)."""
+    by one; ``portable``: with the portable samplers (:mod:`jinit._rng.portable`); ``table``:
+    the key table of :func:`key_paths`, made on the host (:meth:`KeyTable.host_table
+    <jinit._tree.keys.KeyTable.host_table>`), or ``None`` to derive it here."""
     with _portable.mode(portable):
-        return _build_all(root, leaves, where, group, portable)
+        return _build_all(root, leaves, where, group, portable, table)
+
+
+def key_paths(leaves: Sequence[Leaf], where: str) -> list[str]:
+    """The paths whose keys the leaves need, in the key table's order."""
+    return [p for leaf in leaves for p in _paths(leaf, where)]
 
 
 Members = list[tuple[int, _sampling.Sampling]]  # (leaf index, its sampling), in tree order
@@ -288,10 +296,11 @@ def _build_all(
     where: str,
     group: bool,
     portable: bool,
+    table: Any,
 ) -> list[jax.Array]:
     if portable:
         _check_portable(root, leaves, where)
-    keys = _keys.KeyTable(root, [p for leaf in leaves for p in _paths(leaf, where)])
+    keys = _keys.KeyTable(root, key_paths(leaves, where), table)
     outs: list[Any] = [None] * len(leaves)
     budget = chunk_budget(leaves)
     streams: dict[_sampling.Draw, Members] = {}

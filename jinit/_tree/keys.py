@@ -184,11 +184,14 @@ class KeyTable:
     kernels each. The loop is :class:`xla.Opaque`'s, whose scalars the keys are read with. The same
     keys as :func:`jinit.key_for_path`."""
 
-    def __init__(self, root: jax.Array, paths: Sequence[str]) -> None:
+    def __init__(self, root: jax.Array, paths: Sequence[str], table: Any = None) -> None:
         self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
         words = np.array([path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
         n, root_data = len(self.index), jax.random.key_data(root)
-        if str(jax.random.key_impl(root)) == "threefry2x32" and n:
+        if table is not None:  # made on the host (host_table): the loop only hands out indices
+            self.opaque = xla.Opaque(n + 1, table, root_data)
+            self.data = self.opaque.x
+        elif str(jax.random.key_impl(root)) == "threefry2x32" and n:
             k = tuple(jnp.broadcast_to(k, (n,)) for k in _threefry.key_words(root))
             w = (jnp.asarray(words[:, 0]), jnp.asarray(words[:, 1]))
             # (+ 1: a Stream's end)
@@ -203,6 +206,18 @@ class KeyTable:
             self.opaque = xla.Opaque(n + 1, data, root_data)
             self.data = self.opaque.x
         self.keys = jax.random.wrap_key_data(self.data, impl=jax.random.key_impl(root))
+
+    @staticmethod
+    def host_table(key_data: np.ndarray, impl: str, paths: Sequence[str]) -> np.ndarray | None:
+        """The table of a concrete threefry root, made on the host (its hashes are
+        microseconds of numpy, where the loop that makes it costs XLA tens of milliseconds to
+        compile, on every backend): an argument of the builder; ``None`` for another key
+        implementation (derived in the program)."""
+        unique = list(dict.fromkeys(paths))
+        if impl != "threefry2x32" or len(unique) < 1:
+            return None
+        words = np.array([path_words(p) for p in unique], np.uint32).reshape(-1, 2)
+        return _threefry.host_fold(key_data, words)
 
     def one(self, path: str) -> jax.Array:
         """``path``'s key, read at an index XLA sees as a parameter (:class:`xla.Opaque`): a leaf
