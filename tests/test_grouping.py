@@ -336,3 +336,47 @@ def test_a_small_draw_of_one_shape_is_grouped_not_streamed(monkeypatch, key):
     for name, x in out.items():
         np.testing.assert_array_equal(x, alone[name])
         np.testing.assert_array_equal(both[name], alone[name])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_a_small_group_of_one_finish_is_one_stacked_kernel_with_per_leaf_bits(dtype):
+    """LoRA-style adapters (twelve leaves of one shape, draw and finish) are drawn and finished
+    by one kernel on a CPU and cut into leaves on the host: the same bits as each leaf drawn
+    alone with its path key, eagerly and under a caller's ``jit``; independent arrays."""
+    init = jinit.torch.kaiming_uniform(a=float(np.sqrt(5)))
+    tree = {f"lora_{i}": {"a": SDS((48, 8), dtype), "b": SDS((8, 96), dtype)} for i in range(12)}
+    tree["head"] = SDS((48, 10), dtype)  # another shape: drawn alone
+    rules = [(r"/a$", init), (r"/b$", jinit.zeros), ("head", jinit.normal(0.02))]
+    key = jax.random.key(7)
+    out = jinit.init_tree(key, tree, rules)
+    for i in range(12):
+        path = f"lora_{i}/a"
+        want = init(jinit.key_for_path(key, path), (48, 8), dtype)
+        got = out[f"lora_{i}"]["a"]
+        assert got.dtype == dtype and isinstance(got, jax.Array)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=path)
+    traced = jax.jit(lambda k: jinit.init_tree(k, tree, rules))(key)
+    jax.tree.map(np.testing.assert_array_equal, traced, out)
+    # One kernel for the twelve (the plan's stacked parts), and the parts are their own arrays.
+    leaves, _ = _tree.plan(tree, rules, None, None, None)
+    fn = _tree.compiled_builder(tuple(leaves), "threefry2x32", "init_tree")
+    fn.lower(jax.random.key_data(key))
+    assert len(fn.layout) == 12 and {k for k, _ in fn.layout.values()} == {0}
+    first = out["lora_0"]["a"]
+    first.delete()
+    np.testing.assert_array_equal(np.asarray(out["lora_1"]["a"]), np.asarray(traced["lora_1"]["a"]))
+
+
+def test_groups_of_different_finishes_are_not_stacked():
+    """Same draw and shape but different scales: two finishes, no stacked kernel (each leaf
+    keeps its own finish: the values of each drawn alone)."""
+    tree = {"a": SDS((16, 8), jnp.float32), "b": SDS((16, 8), jnp.float32)}
+    rules = [("a", jinit.normal(0.5)), ("b", jinit.normal(2.0))]
+    leaves, _ = _tree.plan(tree, rules, None, None, None)
+    fn = _tree.compiled_builder(tuple(leaves), "threefry2x32", "init_tree")
+    fn.lower(jax.random.key_data(jax.random.key(0)))
+    assert fn.layout == {}
+    out = jinit.init_tree(0, tree, rules)
+    for p, init in rules:
+        want = init(jinit.key_for_path(jax.random.key(0), p), (16, 8))
+        np.testing.assert_array_equal(out[p], want)

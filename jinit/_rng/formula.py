@@ -65,9 +65,12 @@ def sampling(f: Formula, dtype: np.dtype) -> Sampling | None:
     if draw is None or _samplers.compute_dtype(dtype) != draw.dtype:
         return None
     unit = draw.name == "normal"  # the kernel draws erf_inv(u) = z / sqrt(2)
+    # (equal for finishes that compute the same function: see Sampling.same)
+    same = _hashable((draw, f.scale, f.shift, f.fan, np.dtype(dtype)))
     if f.fan is not None:
         fan = f.fan
-        return Sampling(draw, lambda z: (z * _spread(f, fan, draw.dtype, unit)).astype(dtype))
+        spread = lambda z: (z * _spread(f, fan, draw.dtype, unit)).astype(dtype)
+        return Sampling(draw, spread, same)
     factor: Any
     if _traced(f.scale):
         factor = jnp.asarray(f.scale, draw.dtype)
@@ -75,11 +78,21 @@ def sampling(f: Formula, dtype: np.dtype) -> Sampling | None:
     else:
         factor = np.array(f.scale * math.sqrt(2) if unit else f.scale, draw.dtype)
     if f.shift == 0:
-        return Sampling(draw, lambda z: (z * factor).astype(dtype))
+        return Sampling(draw, lambda z: (z * factor).astype(dtype), same)
     shift = np.array(f.shift, draw.dtype)
     if _traced(f.scale):
         return Sampling(draw, lambda z: (z * factor + shift).astype(dtype))
-    return Sampling(draw, lambda z: _portable.mul_add(z, factor, shift).astype(dtype))
+    return Sampling(draw, lambda z: _portable.mul_add(z, factor, shift).astype(dtype), same)
+
+
+def _hashable(x: Any) -> Any:
+    """``x`` where it is hashable (Python and numpy numbers), else ``None`` (a traced or array
+    scale)."""
+    try:
+        hash(x)
+    except TypeError:
+        return None
+    return x
 
 
 def value(

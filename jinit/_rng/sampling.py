@@ -67,10 +67,16 @@ class Draw:
 
 @dataclasses.dataclass(frozen=True)
 class Sampling:
-    """How one leaf is made: ``finish(draw(key, shape))``; ``finish`` is element-wise."""
+    """How one leaf is made: ``finish(draw(key, shape))``; ``finish`` is element-wise.
+
+    ``same``, where given, is a hashable value such that two samplings with equal ``same``
+    have finishes that compute the same function (the tree builder then draws and finishes
+    their leaves in one kernel); ``None``: not known.
+    """
 
     draw: Draw
     finish: Callable[[Array], Array]
+    same: Any = None
 
 
 def uniform(minval: float, maxval: float) -> Draw:

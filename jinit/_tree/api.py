@@ -31,11 +31,20 @@ def compiled_builder(
     """One jitted function making every leaf from the root key's data and its key table (or
     ``None``: derived in the program); cached per static plan."""
 
+    layout: dict[int, tuple[int, int]] = {}  # the stacked parts (_build.pack), when traced
+
     def build(key_data, table=None):
         root = jax.random.wrap_key_data(key_data, impl=impl)
-        return _build.build_all(root, leaves, where, group, portable, table)
+        arrays, stacks, parts = _build.pack(
+            _build.build_all(root, leaves, where, group, portable, table)
+        )
+        layout.clear()
+        layout.update(parts)
+        return arrays, stacks
 
-    return jax.jit(build, out_shardings=[leaf.sharding for leaf in leaves])
+    fn = jax.jit(build, out_shardings=([leaf.sharding for leaf in leaves], None))
+    fn.layout = layout  # type: ignore[attr-defined]
+    return fn
 
 
 def run(
@@ -60,13 +69,15 @@ def run(
         raise TypeError(f"`{where}(portable=...)` must be a bool; got {portable!r}.")
     if group is None:
         group = _build.default_group(leaves)
-    build: Callable[..., Callable[[Any], Any]] = compiled_builder
+    build: Callable[..., Any] = compiled_builder
     if any(_traced(leaf.init) for leaf in leaves):
         # An initializer built from a traced hyperparameter (a scale swept under `jax.vmap`)
         # closes over the tracer: a cached builder would keep the tracer alive after its trace
         # ends, and never be hit again (the next trace builds new initializers).
         build = compiled_builder.__wrapped__
-    return build(leaves, impl, where, group, portable)(data, table)
+    fn = build(leaves, impl, where, group, portable)
+    arrays, stacks = fn(data, table)
+    return _build.unpack(arrays, stacks, fn.layout)
 
 
 def _traced(init: Any) -> bool:
