@@ -1,0 +1,326 @@
+"""The options the entry points share, each written once: its name, default, annotation, one
+doc paragraph and its check.
+
+:func:`jinit.init_tree`, :func:`jinit.flax.init_linen`, :func:`jinit.flax.init_nnx`,
+:func:`jinit.equinox.init_eqx`, :func:`jinit.explain`, :func:`jinit.flax.explain_linen` and
+:func:`jinit.flax.explain_nnx` take the same keywords (``default``, ``mesh``, ``keep``, ...).
+Each is an :class:`Option` row below, and :func:`entry_point` makes a function an entry point
+with a list of rows: its visible signature (``inspect.signature``, ``help()``, the docs) lists
+them with the row's default and annotation, its docstring's ``Args`` holds the row's paragraph,
+and every call checks the values the caller gave, at once, before anything is planned or traced,
+with errors naming the entry point called (```init_linen(unused=...)` must be ...``).
+
+The function's own parameters (``module``, ``*args``, ``filter``, ...) are written in its ``def``
+and documented in its own ``Args``; it receives the shared options, checked and with their
+defaults filled, as its first argument, a :class:`Call`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import re
+import textwrap
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+from jinit import _checks
+from jinit._tree import keep as _keep
+from jinit._tree import sharding as _sharding
+
+R = TypeVar("R")
+REQUIRED = inspect.Parameter.empty
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One shared parameter: ``check(where, name, value)`` raises for a bad value; ``needs``:
+    the option without which a value other than the default is refused (``reinit`` needs
+    ``keep``). A row with no default is positional: the entry point writes it in its ``def``
+    (where it stands differs), and takes its annotation, doc and check from the row."""
+
+    name: str
+    default: Any
+    annotation: str
+    doc: str
+    check: Callable[[str, str, Any], None] | None = None
+    needs: str | None = None
+
+    def parameter(self) -> inspect.Parameter:
+        kind = inspect.Parameter.KEYWORD_ONLY
+        return inspect.Parameter(self.name, kind, default=self.default, annotation=self.annotation)
+
+
+class Call(NamedTuple):
+    """What an entry point's body receives first: its public name (for errors) and the shared
+    options, every one present (the caller's value or the row's default) and checked."""
+
+    where: str
+    options: dict[str, Any]
+
+
+def _is_bool(where: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{where}({name}=...)` must be a bool; got {value!r}.")
+
+
+def _is_bool_or_none(where: str, name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"`{where}({name}=...)` must be a bool or None; got {value!r}.")
+
+
+def _one_of(*choices: Any) -> Callable[[str, str, Any], None]:
+    shown = ", ".join(map(repr, choices))
+    expected = " or ".join(map(repr, choices)) if len(choices) == 2 else f"one of {shown}"
+
+    def check(where: str, name: str, value: Any) -> None:
+        if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
+            raise ValueError(f"`{where}({name}=...)` must be {expected}; got {value!r}.")
+
+    return check
+
+
+KEY = Option(
+    "key",
+    REQUIRED,
+    "Any",
+    "the root key: a typed key (``jax.random.key``), a legacy ``uint32[2]`` key or an int seed.",
+    lambda where, _, value: _checks.check_key(where, value, argument=True),
+)
+RULES = Option(
+    "rules",
+    REQUIRED,
+    "Rules",
+    "``(pattern, initializer)`` pairs (a pattern is a ``str`` regex, matched with "
+    "``re.search``, or a compiled one, e.g. from :func:`jinit.full_match`) or a dict of them, "
+    "first match wins; a rule set such as :func:`jinit.torch.defaults` may stand in the list, or "
+    "alone.",
+)
+DEFAULT = Option(
+    "default",
+    None,
+    "Initializer | None",
+    "the initializer for parameters no rule matches; without it they raise ``ValueError``.",
+)
+SHARDINGS = Option(
+    "shardings",
+    None,
+    "Any",
+    "a ``Sharding``/``PartitionSpec`` or a pytree of them (``None`` entries: use the "
+    "parameter's own) whose structure is a prefix of the tree's; for an equinox model also "
+    "``(pattern, spec)`` pairs or a ``{pattern: spec}`` dict, matched against the paths like "
+    "rules (first match wins; a pattern matching no parameter raises).",
+)
+MESH = Option(
+    "mesh",
+    None,
+    "Mesh | None",
+    "turns ``PartitionSpec`` entries, box partitionings and abstract-mesh shardings into "
+    "``NamedSharding``; a parameter with none of them is replicated over it (default: the "
+    "``jax.set_mesh`` mesh, if any; with neither, every parameter is on jax's default device).",
+    lambda where, _, value: _sharding.check_mesh(value, where),
+)
+LOGICAL_AXIS_RULES = Option(
+    "logical_axis_rules",
+    None,
+    "Any",
+    "``(logical name, mesh axes)`` pairs for logically partitioned parameters (linen's "
+    "``nn.with_logical_partitioning``, logical names in an nnx variable's ``out_sharding``); "
+    "without them, the box's or variable's own rules, or the ``nn.logical_axis_rules`` context.",
+)
+ALLOW_UNUSED_RULES = Option(
+    "allow_unused_rules",
+    None,
+    "bool | None",
+    "whether a rule may apply to no parameter (misspelt, or shadowed by an earlier one); "
+    "``None`` (the default): only without ``default=``, where a misspelt rule leaves a "
+    "parameter unmatched, which raises.",
+    _is_bool_or_none,
+)
+# The explain functions are diagnostics: by default a rule that does nothing is an error there,
+# with or without `default=` (`tests/test_explain.py` pins it).
+ALLOW_UNUSED_RULES_EXPLAINED = Option(
+    "allow_unused_rules",
+    False,
+    "bool",
+    "whether a rule may apply to no parameter (misspelt, or shadowed by an earlier one); by "
+    "default such a rule raises, with or without ``default=``.",
+    _is_bool,
+)
+GROUP = Option(
+    "group",
+    None,
+    "bool | None",
+    "draw parameters that sample alike together (``True``), one kernel per parameter "
+    "(``False``), or choose by platform (``None``, the default: grouped on a CPU and a GPU, one "
+    "kernel per parameter on TPU); the same values either way (see :func:`jinit.init_tree`).",
+    _is_bool_or_none,
+)
+PORTABLE = Option(
+    "portable",
+    False,
+    "bool",
+    "draw with the portable samplers (:func:`jinit.portable`): values that are the same bits on "
+    "every backend (CPU, GPU, TPU), not jax's. Every parameter's initializer must be jinit's.",
+    _is_bool,
+)
+KEEP = Option(
+    "keep",
+    None,
+    "Any",
+    "trained parameters, for fine-tuning surgery: a tree, or a trained model (an nnx model or "
+    "its state, an equinox module). Each trained parameter at a path of the target, with its "
+    "shape and dtype, is returned as it is (with the target's sharding), and only the other "
+    "parameters are drawn (and compiled), with exactly their from-scratch values. A trained "
+    "parameter of another shape or dtype, or with no place in the target, raises ``ValueError`` "
+    "naming it (unless ``reinit``, ``resize`` or ``unused`` say otherwise).",
+)
+REINIT = Option(
+    "reinit",
+    None,
+    "Any",
+    "regexes (``re.search`` on the path, like the rules'): trained parameters to draw afresh "
+    "(the top layers, the head), with their from-scratch values.",
+    lambda where, _, value: _keep.patterns(value, where),
+    needs="keep",
+)
+RESIZE = Option(
+    "resize",
+    None,
+    "str | None",
+    "grow trained parameters smaller than the target's: ``'scratch'`` (the new slice has the "
+    "larger parameter's from-scratch values) or ``'mean'`` (new embedding rows from the trained "
+    "rows' mean and 1e-9 times their covariance, as Hugging Face's ``mean_resizing``); "
+    "``None``: a size mismatch raises.",
+    _one_of(*_keep.RESIZE),
+    needs="keep",
+)
+SHRINK = Option(
+    "shrink",
+    False,
+    "bool",
+    "with ``resize``, a trained parameter larger than the target's keeps its leading slice "
+    "(otherwise shrinking raises).",
+    _is_bool,
+    needs="keep",
+)
+UNUSED = Option(
+    "unused",
+    "raise",
+    "str",
+    "trained parameters of ``keep`` with no place in the target raise ``ValueError`` listing "
+    "them (``'raise'``, the default), or are returned beside the result (``'return'``): the call "
+    "then returns the pair ``(result, unused)``, ``unused`` a dict from path to those trained "
+    "parameters (empty when every one has a place).",
+    _one_of(*_keep.UNUSED),
+    needs="keep",
+)
+
+# What the init functions share after the key, the target and the rules (each takes those of
+# them its kind of target has: `init_tree` no logical names, the Flax ones no `shardings=`).
+SURGERY = (KEEP, REINIT, RESIZE, SHRINK, UNUSED)
+DRAW = (ALLOW_UNUSED_RULES, GROUP, PORTABLE)
+
+# Every entry point's shared options, by name: filled by `entry_point` (`tests/test_options.py`).
+ENTRY_POINTS: dict[str, tuple[Option, ...]] = {}
+
+
+def entry_point(where: str, *options: Option) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Makes ``fn(call, *own)`` the entry point ``where`` with the shared ``options``: keyword
+    rows go in its signature after its own keyword-only parameters (before a ``**kwargs``),
+    positional rows (``KEY``, ``RULES``) are written in the ``def`` with the row's annotation.
+    Every row's paragraph goes in the docstring's ``Args``, in the signature's order, beside
+    the entries the docstring writes for the function's own parameters."""
+
+    def make(fn: Callable[..., R]) -> Callable[..., R]:
+        rows = {o.name: o for o in options}
+        own = list(inspect.signature(fn).parameters.values())[1:]  # after `call`
+        for p in own:
+            row = rows.get(p.name)
+            if row is not None and (row.default is not REQUIRED or p.annotation != row.annotation):
+                raise TypeError(f"`{where}` writes the shared parameter {p.name!r} itself.")
+        written = {p.name for p in own}
+        shared = [o.parameter() for o in options if o.default is not REQUIRED]
+        missing = [o.name for o in options if o.default is REQUIRED and o.name not in written]
+        if missing or len(rows) != len(options):
+            raise TypeError(f"`{where}`: positional rows {missing} not in its def, or a row twice.")
+        var_kw = [p for p in own if p.kind is inspect.Parameter.VAR_KEYWORD]
+        head = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        signature = inspect.signature(fn).replace(parameters=[*head, *shared, *var_kw])
+        keywords = [p.name for p in shared]
+        checked = [o for o in options if o.check is not None or o.needs is not None]
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> R:
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError as e:
+                raise TypeError(f"`{where}`: {e}.") from None
+            given = bound.arguments
+            for o in checked:
+                if o.check is not None and o.name in given:
+                    o.check(where, o.name, given[o.name])
+                if (
+                    o.needs
+                    and given.get(o.needs) is None
+                    and given.get(o.name, o.default) != o.default
+                ):
+                    raise ValueError(
+                        f"`{where}({o.name}=...)` applies to the leaves of `{o.needs}=`; got none."
+                    )
+            found = {n: given.pop(n, rows[n].default) for n in keywords}
+            return fn(Call(where, found), *bound.args, **bound.kwargs)
+
+        call.__signature__ = signature  # type: ignore[attr-defined]
+        call.__doc__ = document(fn.__doc__ or "", where, signature, rows)
+        ENTRY_POINTS[where] = options
+        return call
+
+    return make
+
+
+_ENTRY = re.compile(r"(\*{0,2}\w+): ")
+
+
+def document(doc: str, where: str, signature: inspect.Signature, rows: dict[str, Option]) -> str:
+    """``doc`` with its ``Args`` section holding every parameter of ``signature`` in order: a
+    shared one's row paragraph, the others' entries as ``doc`` writes them (each must be)."""
+    lines = doc.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == "Args:"), None)
+    if start is None:
+        raise TypeError(f"`{where}`'s docstring has no `Args:` section.")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > indent):
+        end += 1
+    while not lines[end - 1].strip():
+        end -= 1
+    own: dict[str, list[str]] = {}
+    for line in lines[start + 1 : end]:
+        match = _ENTRY.match(line[indent + 2 :]) if _indent(line) == indent + 2 else None
+        if match:
+            own[match.group(1)] = []
+        if not own:
+            raise TypeError(f"`{where}`'s `Args:` section starts with {line.strip()!r}.")
+        own[list(own)[-1]].append(line)
+    entries = []
+    for p in signature.parameters.values():
+        name = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+        row = rows.get(p.name)
+        if row is not None:
+            first, rest = " " * (indent + 2), " " * (indent + 4)
+            text = f"{name}: {row.doc}"
+            wrap = textwrap.wrap(text, 100, initial_indent=first, subsequent_indent=rest)
+            entries += wrap
+        elif name in own:
+            entries += own.pop(name)
+        else:
+            raise TypeError(f"`{where}`'s docstring does not document {name!r}.")
+    if own:
+        raise TypeError(f"`{where}`'s docstring documents {sorted(own)}, not in its signature.")
+    return "\n".join([*lines[: start + 1], *entries, *lines[end:]])
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
