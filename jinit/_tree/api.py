@@ -18,7 +18,7 @@ from jinit._tree import keys as _keys
 from jinit._tree import options as _options
 from jinit._tree import rules as _rules
 from jinit._tree.leaf import Leaf
-from jinit._tree.options import DEFAULT, KEY, MESH, RULES, SHARDINGS
+from jinit._tree.options import DEFAULT, KEY, MESH, RULES, SHARDINGS, UNUSED
 from jinit._tree.plan import plan
 from jinit._typing import Initializer, public
 
@@ -124,7 +124,7 @@ def initialize(
 
 @public("init_tree")
 @_options.entry_point(
-    "init_tree", KEY, RULES, DEFAULT, SHARDINGS, MESH, *_options.DRAW, *_options.SURGERY
+    "init_tree", KEY, RULES, DEFAULT, SHARDINGS, MESH, *_options.DRAW, *_options.SURGERY, UNUSED
 )
 def init_tree(call: _options.Call, key: Any, abstract_tree: Any, rules: Rules) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.

@@ -219,7 +219,7 @@ UNUSED = Option(
 
 # What the init functions share after the key, the target and the rules (each takes those of
 # them its kind of target has: `init_tree` no logical names, the Flax ones no `shardings=`).
-SURGERY = (KEEP, REINIT, RESIZE, SHRINK, UNUSED)
+SURGERY = (KEEP, REINIT, RESIZE, SHRINK)  # `unused=`: only where a tree is returned
 DRAW = (ALLOW_UNUSED_RULES, GROUP, PORTABLE)
 
 # Every entry point's shared options, by name: filled by `entry_point` (`tests/test_options.py`).
@@ -236,15 +236,19 @@ def entry_point(where: str, *options: Option) -> Callable[[Callable[..., R]], Ca
     def make(fn: Callable[..., R]) -> Callable[..., R]:
         rows = {o.name: o for o in options}
         own = list(inspect.signature(fn).parameters.values())[1:]  # after `call`
-        for p in own:
+        for i, p in enumerate(own):  # a positional row: where the def writes it, as the row says
             row = rows.get(p.name)
-            if row is not None and (row.default is not REQUIRED or p.annotation != row.annotation):
-                raise TypeError(f"`{where}` writes the shared parameter {p.name!r} itself.")
+            if row is not None and (
+                row.default is not REQUIRED or p.annotation not in (REQUIRED, row.annotation)
+            ):
+                raise TypeError(f"`{where}` writes the shared parameter {p.name!r} otherwise.")
+            if row is not None:
+                own[i] = p.replace(annotation=row.annotation)
         written = {p.name for p in own}
-        shared = [o.parameter() for o in options if o.default is not REQUIRED]
         missing = [o.name for o in options if o.default is REQUIRED and o.name not in written]
         if missing or len(rows) != len(options):
             raise TypeError(f"`{where}`: positional rows {missing} not in its def, or a row twice.")
+        shared = [o.parameter() for o in options if o.default is not REQUIRED]
         var_kw = [p for p in own if p.kind is inspect.Parameter.VAR_KEYWORD]
         head = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
         signature = inspect.signature(fn).replace(parameters=[*head, *shared, *var_kw])
