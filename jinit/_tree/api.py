@@ -126,7 +126,7 @@ def initialize(
 @_options.entry_point(
     "init_tree", KEY, RULES, DEFAULT, SHARDINGS, MESH, *_options.DRAW, *_options.SURGERY, UNUSED
 )
-def init_tree(call: _options.Call, key: Any, abstract_tree: Any, rules: Rules) -> Any:
+def init_tree(call: _options.Call, key, abstract_tree: Any, rules) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.
 
     Each leaf's path string (:func:`jinit.path_str`, e.g. ``"params/Dense_0/kernel"``) is matched

@@ -236,12 +236,10 @@ def entry_point(where: str, *options: Option) -> Callable[[Callable[..., R]], Ca
     def make(fn: Callable[..., R]) -> Callable[..., R]:
         rows = {o.name: o for o in options}
         own = list(inspect.signature(fn).parameters.values())[1:]  # after `call`
-        for i, p in enumerate(own):  # a positional row: where the def writes it, as the row says
+        for i, p in enumerate(own):  # a positional row: the def says where, the row the rest
             row = rows.get(p.name)
-            if row is not None and (
-                row.default is not REQUIRED or p.annotation not in (REQUIRED, row.annotation)
-            ):
-                raise TypeError(f"`{where}` writes the shared parameter {p.name!r} otherwise.")
+            if row is not None and (row.default is not REQUIRED or p.annotation is not REQUIRED):
+                raise TypeError(f"`{where}` writes the shared parameter {p.name!r} itself.")
             if row is not None:
                 own[i] = p.replace(annotation=row.annotation)
         written = {p.name for p in own}
