@@ -44,7 +44,7 @@ class Option:
     default: Any
     annotation: str
     doc: str
-    check: Callable[[str, str, Any], None] | None = None
+    check: Callable[[str, str, Any], object] | None = None
     needs: str | None = None
 
     def parameter(self) -> inspect.Parameter:
@@ -53,8 +53,8 @@ class Option:
 
 
 class Call(NamedTuple):
-    """What an entry point's body receives first: its public name (for errors) and the shared
-    options, every one present (the caller's value or the row's default) and checked."""
+    """What an entry point's body receives first: its public name (for errors) and its keyword
+    rows' values, every one present (the caller's, checked, or the row's default)."""
 
     where: str
     options: dict[str, Any]
@@ -227,31 +227,17 @@ ENTRY_POINTS: dict[str, tuple[Option, ...]] = {}
 
 
 def entry_point(where: str, *options: Option) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Makes ``fn(call, *own)`` the entry point ``where`` with the shared ``options``: keyword
-    rows go in its signature after its own keyword-only parameters (before a ``**kwargs``),
-    positional rows (``KEY``, ``RULES``) are written in the ``def`` with the row's annotation.
-    Every row's paragraph goes in the docstring's ``Args``, in the signature's order, beside
-    the entries the docstring writes for the function's own parameters."""
+    """Makes ``fn(call, ...own parameters)`` the entry point ``where`` with the shared
+    ``options``. Keyword rows go in its signature after its own keyword-only parameters (before
+    its ``**kwargs``); a positional row (``KEY``, ``RULES``) is written in the ``def``, where it
+    stands, without annotation (the row's is shown). Each row's paragraph goes in the
+    docstring's ``Args``, which lists the parameters in the signature's order; the docstring
+    writes the entries of the function's own ones. A call is bound to that signature, every
+    row it gives is checked, and ``fn`` gets :class:`Call` first, then its own arguments."""
 
     def make(fn: Callable[..., R]) -> Callable[..., R]:
-        rows = {o.name: o for o in options}
-        own = list(inspect.signature(fn).parameters.values())[1:]  # after `call`
-        for i, p in enumerate(own):  # a positional row: the def says where, the row the rest
-            row = rows.get(p.name)
-            if row is not None and (row.default is not REQUIRED or p.annotation is not REQUIRED):
-                raise TypeError(f"`{where}` writes the shared parameter {p.name!r} itself.")
-            if row is not None:
-                own[i] = p.replace(annotation=row.annotation)
-        written = {p.name for p in own}
-        missing = [o.name for o in options if o.default is REQUIRED and o.name not in written]
-        if missing or len(rows) != len(options):
-            raise TypeError(f"`{where}`: positional rows {missing} not in its def, or a row twice.")
-        shared = [o.parameter() for o in options if o.default is not REQUIRED]
-        var_kw = [p for p in own if p.kind is inspect.Parameter.VAR_KEYWORD]
-        head = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        signature = inspect.signature(fn).replace(parameters=[*head, *shared, *var_kw])
-        keywords = [p.name for p in shared]
-        checked = [o for o in options if o.check is not None or o.needs is not None]
+        signature = _signature(where, fn, options)
+        keywords = [o for o in options if o.default is not REQUIRED]
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> R:
@@ -259,46 +245,77 @@ def entry_point(where: str, *options: Option) -> Callable[[Callable[..., R]], Ca
                 bound = signature.bind(*args, **kwargs)
             except TypeError as e:
                 raise TypeError(f"`{where}`: {e}.") from None
-            given = bound.arguments
-            for o in checked:
-                if o.check is not None and o.name in given:
-                    o.check(where, o.name, given[o.name])
-                if (
-                    o.needs
-                    and given.get(o.needs) is None
-                    and given.get(o.name, o.default) != o.default
-                ):
-                    raise ValueError(
-                        f"`{where}({o.name}=...)` applies to the leaves of `{o.needs}=`; got none."
-                    )
-            found = {n: given.pop(n, rows[n].default) for n in keywords}
+            check(where, options, bound.arguments)
+            found = {o.name: bound.arguments.pop(o.name, o.default) for o in keywords}
             return fn(Call(where, found), *bound.args, **bound.kwargs)
 
         call.__signature__ = signature  # type: ignore[attr-defined]
-        call.__doc__ = document(fn.__doc__ or "", where, signature, rows)
+        call.__doc__ = document(fn.__doc__ or "", where, signature, options)
         ENTRY_POINTS[where] = options
         return call
 
     return make
 
 
+def check(where: str, options: tuple[Option, ...], given: dict[str, Any]) -> None:
+    """Checks the ``given`` values of ``options`` (by name), in the rows' order; then that an
+    option which ``needs`` another is left at its default without it."""
+    for o in options:
+        if o.check is not None and o.name in given:
+            o.check(where, o.name, given[o.name])
+        if o.needs and given.get(o.needs) is None and given.get(o.name, o.default) != o.default:
+            raise ValueError(
+                f"`{where}({o.name}=...)` applies to the leaves of `{o.needs}=`; got none."
+            )
+
+
+def _signature(
+    where: str, fn: Callable[..., Any], options: tuple[Option, ...]
+) -> inspect.Signature:
+    """``fn``'s signature less ``call``, its positional rows annotated, the keyword rows added."""
+    rows = {o.name: o for o in options}
+    if len(rows) != len(options):
+        raise TypeError(f"`{where}`: an option is given twice.")
+    own = list(inspect.signature(fn).parameters.values())[1:]
+    for i, p in enumerate(own):
+        row = rows.get(p.name)
+        if row is not None and (row.default is not REQUIRED or p.annotation is not REQUIRED):
+            raise TypeError(f"`{where}` writes the shared parameter {p.name!r} itself.")
+        if row is not None:
+            own[i] = p.replace(annotation=row.annotation)
+    missing = {o.name for o in options if o.default is REQUIRED} - {p.name for p in own}
+    if missing:
+        raise TypeError(f"`{where}` does not say where its positional {sorted(missing)} go.")
+    var_keyword = [p for p in own if p.kind is p.VAR_KEYWORD]
+    head = [p for p in own if p.kind is not p.VAR_KEYWORD]
+    shared = [o.parameter() for o in options if o.default is not REQUIRED]
+    return inspect.signature(fn).replace(parameters=[*head, *shared, *var_keyword])
+
+
+_STARS: dict[Any, str] = {
+    inspect.Parameter.VAR_POSITIONAL: "*",
+    inspect.Parameter.VAR_KEYWORD: "**",
+}
 _ENTRY = re.compile(r"(\*{0,2}\w+): ")
 
 
-def document(doc: str, where: str, signature: inspect.Signature, rows: dict[str, Option]) -> str:
-    """``doc`` with its ``Args`` section holding every parameter of ``signature`` in order: a
-    shared one's row paragraph, the others' entries as ``doc`` writes them (each must be)."""
+def document(
+    doc: str, where: str, signature: inspect.Signature, options: tuple[Option, ...]
+) -> str:
+    """``doc`` with its ``Args`` section listing every parameter of ``signature`` in order: a
+    shared one with its row's paragraph, the others as ``doc`` writes them (each must be)."""
+    rows = {o.name: o for o in options}
     lines = doc.splitlines()
     start = next((i for i, ln in enumerate(lines) if ln.strip() == "Args:"), None)
     if start is None:
         raise TypeError(f"`{where}`'s docstring has no `Args:` section.")
-    indent = len(lines[start]) - len(lines[start].lstrip())
+    indent = _indent(lines[start])
     end = start + 1
     while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > indent):
         end += 1
     while not lines[end - 1].strip():
         end -= 1
-    own: dict[str, list[str]] = {}
+    own: dict[str, list[str]] = {}  # the docstring's entries: name -> lines
     for line in lines[start + 1 : end]:
         match = _ENTRY.match(line[indent + 2 :]) if _indent(line) == indent + 2 else None
         if match:
@@ -308,19 +325,17 @@ def document(doc: str, where: str, signature: inspect.Signature, rows: dict[str,
         own[list(own)[-1]].append(line)
     entries = []
     for p in signature.parameters.values():
-        name = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
-        row = rows.get(p.name)
-        if row is not None:
+        name = _STARS.get(p.kind, "") + p.name
+        if p.name in rows:
             first, rest = " " * (indent + 2), " " * (indent + 4)
-            text = f"{name}: {row.doc}"
-            wrap = textwrap.wrap(text, 100, initial_indent=first, subsequent_indent=rest)
-            entries += wrap
+            text = f"{name}: {rows[p.name].doc}"
+            entries += textwrap.wrap(text, 100, initial_indent=first, subsequent_indent=rest)
         elif name in own:
             entries += own.pop(name)
         else:
             raise TypeError(f"`{where}`'s docstring does not document {name!r}.")
     if own:
-        raise TypeError(f"`{where}`'s docstring documents {sorted(own)}, not in its signature.")
+        raise TypeError(f"`{where}`'s docstring documents {sorted(own)}: shared, or unknown.")
     return "\n".join([*lines[: start + 1], *entries, *lines[end:]])
 
 
