@@ -18,7 +18,6 @@ from jinit._tree import keys as _keys
 from jinit._tree import options as _options
 from jinit._tree import rules as _rules
 from jinit._tree.leaf import Leaf
-from jinit._tree.options import DEFAULT, KEY, MESH, RULES, SHARDINGS, UNUSED
 from jinit._tree.plan import plan
 from jinit._typing import Initializer, public
 
@@ -124,7 +123,15 @@ def initialize(
 
 @public("init_tree")
 @_options.entry_point(
-    "init_tree", KEY, RULES, DEFAULT, SHARDINGS, MESH, *_options.DRAW, *_options.SURGERY, UNUSED
+    "init_tree",
+    _options.KEY,
+    _options.RULES,
+    _options.DEFAULT,
+    _options.SHARDINGS,
+    _options.MESH,
+    *_options.DRAW,
+    *_options.SURGERY,
+    _options.UNUSED,
 )
 def init_tree(call: _options.Call, key, abstract_tree: Any, rules) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.
