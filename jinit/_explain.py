@@ -10,6 +10,7 @@ from jax.sharding import Mesh, NamedSharding, Sharding
 
 from jinit import _describe, _tree, _value
 from jinit._tree import keep as _keep
+from jinit._tree import options as _options
 from jinit._tree import rules as _rules
 from jinit._tree import sharding as _sharding
 from jinit._typing import Initializer, public
@@ -75,20 +76,17 @@ def _placement(sharding: Sharding | None) -> str:
 
 
 @public("explain")
-def explain(
-    abstract_tree: Any,
-    rules: _rules.Rules,
-    *,
-    default: Initializer | None = None,
-    allow_unused_rules: bool = False,
-    shardings: Any = None,
-    mesh: Mesh | None = None,
-    logical_axis_rules: Any = None,
-    keep: Any = None,
-    reinit: Any = None,
-    resize: str | None = None,
-    shrink: bool = False,
-) -> Explanation:
+@_options.entry_point(
+    "explain",
+    _options.RULES,
+    _options.DEFAULT,
+    _options.ALLOW_UNUSED_RULES_EXPLAINED,
+    _options.SHARDINGS,
+    _options.MESH,
+    _options.LOGICAL_AXIS_RULES,
+    *_options.SURGERY,
+)
+def explain(call: _options.Call, abstract_tree: Any, rules) -> Explanation:
     r"""Which rule, initializer and sharding each parameter gets, and the std it aims for;
     draws nothing.
 
@@ -104,20 +102,11 @@ def explain(
     leaf's own, replication over ``mesh`` or the ``jax.set_mesh`` mesh), with its errors; with
     no mesh at all, a linen partitioning box is metadata and its parameter is on one device.
 
+    With ``keep=`` (fine-tuning surgery), each parameter's note says whether it is kept, new,
+    resized or re-initialised, with :func:`jinit.init_tree`'s errors.
+
     Args:
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` or arrays (Flax boxes allowed).
-      rules: ``(pattern, initializer)`` pairs, a dict or a rule set, as for
-        :func:`jinit.init_tree`.
-      default: the initializer for parameters no rule matches.
-      allow_unused_rules: accept rules that apply to no parameter.
-      shardings: as for :func:`jinit.init_tree`.
-      mesh: as for :func:`jinit.init_tree` (default: the ``jax.set_mesh`` mesh, if any).
-      logical_axis_rules: as for :func:`jinit.flax.init_linen`: ``(logical name, mesh axes)``
-        pairs for logically partitioned boxes (else the box's own rules or the
-        ``nn.logical_axis_rules`` context).
-      keep, reinit, resize, shrink: as for :func:`jinit.init_tree` (fine-tuning surgery): each
-        parameter's note says whether it is kept, new, resized or re-initialised, with
-        ``init_tree``'s errors.
 
     Returns:
       An :class:`Explanation`: a tuple of :class:`ParamRule` (path, shape, dtype, rule,
@@ -135,19 +124,7 @@ def explain(
       conv/kernel conv/kernel$ 0.1179 None
       head/kernel default 0.0 default= on a weight-like parameter
     """
-    return explain_with(
-        abstract_tree,
-        rules,
-        default=default,
-        allow_unused_rules=allow_unused_rules,
-        shardings=shardings,
-        mesh=mesh,
-        logical_axis_rules=logical_axis_rules,
-        keep=keep,
-        reinit=reinit,
-        resize=resize,
-        shrink=shrink,
-    )
+    return explain_with(abstract_tree, rules, where=call.where, **call.options)
 
 
 def explain_with(
@@ -166,13 +143,9 @@ def explain_with(
     resize: str | None = None,
     shrink: bool = False,
 ) -> Explanation:
-    """:func:`explain` with an ``adapt`` (the Flax helpers' module fans, whose ``note`` says
-    which fans a parameter gets and why)."""
-    if not isinstance(allow_unused_rules, bool):
-        raise TypeError(
-            f"`{where}(allow_unused_rules=...)` must be a bool; got {allow_unused_rules!r}."
-        )
-    mesh = _tree.check_mesh(mesh, where)
+    """:func:`explain` for the entry point ``where``, whose options
+    :func:`~jinit._tree.options.entry_point` has checked, with an ``adapt`` (the Flax helpers'
+    module fans, whose ``note`` says which fans a parameter gets and why)."""
     leaves, _ = _tree.plan(
         abstract_tree,
         rules,

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
-from jax.sharding import Mesh
 
 from jinit import _tree
 from jinit._eqx_defaults import EquinoxDefaults as EquinoxDefaults
@@ -20,30 +19,18 @@ from jinit._eqx_defaults import defaults as defaults
 from jinit._eqx_defaults import uniform as uniform
 from jinit._layout import layout as layout
 from jinit._tree import equinox as _eqx_tree
-from jinit._tree import keys as _keys
-from jinit._typing import Initializer
+from jinit._tree import options as _options
 from jinit._value import Init
 
 __all__ = ["EquinoxDefaults", "defaults", "init_eqx", "layout", "uniform"]
 
 
+_SHARED = (_options.KEY, _options.RULES, _options.DEFAULT, _options.SHARDINGS, _options.MESH)
+
+
+@_options.entry_point("init_eqx", *_SHARED, *_options.DRAW, *_options.SURGERY, _options.UNUSED)
 def init_eqx(
-    model: Any,
-    key: Any,
-    rules: _tree.Rules,
-    *,
-    default: Initializer | None = None,
-    mesh: Mesh | None = None,
-    shardings: Any = None,
-    filter: Callable[[Any], bool] | None = None,
-    allow_unused_rules: bool | None = None,
-    group: bool | None = None,
-    portable: bool = False,
-    keep: Any = None,
-    reinit: Any = None,
-    resize: str | None = None,
-    shrink: bool = False,
-    unused: str = "raise",
+    call: _options.Call, model: Any, key, rules, *, filter: Callable[[Any], bool] | None = None
 ) -> Any:
     r"""Initialises an equinox model's parameters from path rules, sharded, in one compiled call.
 
@@ -75,36 +62,12 @@ def init_eqx(
 
     Args:
       model: an ``eqx.Module``, concrete or from ``eqx.filter_eval_shape``.
-      key: the root key (typed key, ``uint32[2]`` key or int seed).
-      rules: ``(pattern, initializer)`` pairs, a dict or a rule set (:func:`defaults`), as for
-        :func:`jinit.init_tree`; first match wins.
-      default: the initializer for parameters no rule matches.
-      mesh: the mesh for ``PartitionSpec`` entries and replication (default: the
-        ``jax.set_mesh`` mesh, if any).
-      shardings: a ``Sharding``/``PartitionSpec`` for every parameter; ``(pattern, spec)`` pairs
-        or a ``{pattern: spec}`` dict matched against the paths like rules (first match wins;
-        a pattern matching no parameter raises); or a pytree prefix of ``model``.
       filter: which leaves are parameters, ``leaf -> bool`` (default: floating and complex
         arrays and ``ShapeDtypeStruct``\ s). An abstract leaf it leaves out raises.
-      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
-        ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together (``True``), one kernel per parameter
-        (``False``), or choose by platform (``None``, the default: grouped on a CPU); the same
-        values either way (see :func:`jinit.init_tree`).
-      portable: the portable samplers: the same bits on every backend (see
-        :func:`jinit.portable`).
-      keep: a trained model (fine-tuning surgery): its parameters at the model's paths are
-        kept, the rest drawn with their from-scratch values; ``reinit``, ``resize`` and
-        ``shrink`` as for :func:`jinit.init_tree`.
-      reinit: regexes of trained parameters to draw afresh.
-      resize: grow trained parameters (``'scratch'`` or ``'mean'``).
-      shrink: with ``resize``, keep the leading slice of a larger trained parameter.
-      unused: ``'raise'`` (the default) for trained parameters with no place in the model, or
-        ``'return'`` them beside it: the call then returns ``(model, unused)``, a dict from
-        path to the trained parameters left out (see :func:`jinit.init_tree`).
 
     Returns:
-      The model, a new module with every parameter an array of its shape and dtype.
+      The model, a new module with every parameter an array of its shape and dtype; with
+      ``unused='return'``, the pair ``(model, unused)``.
 
     Examples:
       >>> import jax, equinox as eqx, jinit, jinit.equinox
@@ -115,7 +78,7 @@ def init_eqx(
       >>> w.shape, round(float(w.std() * (64 / 2) ** 0.5), 1)
       ((256, 64), 1.0)
     """
-    where = "init_eqx"
+    where, options = call
     if isinstance(model, tuple) and any(isinstance(x, eqx.nn.State) for x in model):
         raise TypeError(
             f"`{where}(model=...)` must be an equinox Module; got a (model, State) pair, as "
@@ -127,29 +90,13 @@ def init_eqx(
         raise TypeError(f"`{where}(model=...)` must be an equinox Module; got {model!r}.")
     if filter is not None and not callable(filter):
         raise TypeError(f"`{where}(filter=...)` must be a callable leaf -> bool; got {filter!r}.")
-    _keys.as_key(key, where)
     adapted = _eqx_tree.adapt(model, where, filter)
+    keep = options["keep"]
     kept = None if keep is None else _eqx_tree.adapt(keep, where, filter)
     if keep is not None and kept is None:
         raise TypeError(f"`{where}(keep=...)` must be a trained equinox Module; got {keep!r}.")
     trained = None if kept is None else kept.params
-    return _tree.initialize(
-        key,
-        adapted,
-        rules,
-        where,
-        default=default,
-        shardings=shardings,
-        mesh=mesh,
-        group=group,
-        portable=portable,
-        allow_unused_rules=allow_unused_rules,
-        keep=trained,
-        reinit=reinit,
-        resize=resize,
-        shrink=shrink,
-        unused=unused,
-    )
+    return _tree.initialize(key, adapted, rules, where, **{**options, "keep": trained})
 
 
 def __getattr__(name: str) -> Any:

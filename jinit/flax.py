@@ -18,9 +18,13 @@ from jax.sharding import AxisType, Mesh
 
 from jinit import _explain, _flax_calls, _tree
 from jinit._tree import keys as _keys
-from jinit._typing import Initializer
+from jinit._tree import options as _options
 
 LogicalRules = Any  # a sequence of (logical axis name, mesh axis name(s)) pairs
+# What the linen and nnx entry points share, beside the key and the rules.
+_SHARED = (_options.DEFAULT, _options.MESH, _options.LOGICAL_AXIS_RULES)
+_INIT = (_options.KEY, _options.RULES, *_SHARED, *_options.DRAW, *_options.SURGERY, _options.UNUSED)
+_EXPLAIN = (_options.RULES, *_SHARED, _options.ALLOW_UNUSED_RULES_EXPLAINED)
 
 __all__ = ["explain_linen", "explain_nnx", "init_linen", "init_nnx"]
 
@@ -35,65 +39,37 @@ def _auto_axes() -> contextlib.AbstractContextManager:
     return jax.set_mesh(Mesh(ambient.devices, ambient.axis_names, axis_types=auto))
 
 
+@_options.entry_point("init_linen", *_INIT)
 def init_linen(
+    call: _options.Call,
     module: Any,
-    key: Any,
-    rules: _tree.Rules,
+    key,
+    rules,
     *args: Any,
-    mesh: Mesh | None = None,
-    logical_axis_rules: LogicalRules | None = None,
-    default: Initializer | None = None,
     method: Callable | str | None = None,
-    allow_unused_rules: bool | None = None,
-    group: bool | None = None,
-    portable: bool = False,
-    keep: Any = None,
-    reinit: Any = None,
-    resize: str | None = None,
-    shrink: bool = False,
-    unused: str = "raise",
     **kwargs: Any,
 ) -> Any:
     """Initialises a linen module's variables from path rules, as ``module.init`` would shape them.
 
     The variables' shapes come from ``jax.eval_shape(module.init, ...)`` (no weights are made);
     their values come from :func:`jinit.init_tree`, whose paths start with the collection, e.g.
-    ``"params/Dense_0/kernel"`` (a boxed parameter is matched at its own path). Partitioning
-    metadata from ``nn.with_partitioning`` and ``nn.with_logical_partitioning`` (through
-    ``logical_axis_rules``, the box's own rules, or the ``nn.logical_axis_rules`` context) gives
-    each leaf its sharding on ``mesh``, or on the mesh of ``jax.set_mesh`` (Auto or Explicit
-    axes) without it; logical names that no rules map raise rather than replicate, as does an
-    axis the mesh lacks, naming the parameter. With no mesh at all, the partitioning is
-    metadata only, as in ``module.init``: the boxes are kept, the arrays are on jax's default
-    device, and the values are the same bits as under any mesh, so one model goes from a
-    laptop to a pod unchanged. The initializers passed to the module are not called.
+    ``"params/Dense_0/kernel"`` (a boxed parameter is matched at its own path): every collection
+    ``module.init`` creates (``params``, ``batch_stats``, ...) goes through the rules.
+    Partitioning metadata from ``nn.with_partitioning`` and ``nn.with_logical_partitioning``
+    (through ``logical_axis_rules``, the box's own rules, or the ``nn.logical_axis_rules``
+    context) gives each leaf its sharding on ``mesh``, or on the mesh of ``jax.set_mesh`` (Auto
+    or Explicit axes) without it; logical names that no rules map raise rather than replicate,
+    as does an axis the mesh lacks, naming the parameter. With no mesh at all, the partitioning
+    is metadata only, as in ``module.init``: the boxes are kept, the arrays are on jax's default
+    device, and the values are the same bits as under any mesh, so one model goes from a laptop
+    to a pod unchanged. The initializers passed to the module are not called.
 
     Args:
       module: a ``flax.linen.Module``.
-      key: the root key (typed key, ``uint32[2]`` key or int seed).
-      rules: ``(regex, initializer)`` pairs or a dict, as for :func:`jinit.init_tree`. Every
-        collection ``module.init`` creates (``params``, ``batch_stats``, ...) goes through them.
       *args: example inputs for ``module.init`` (arrays or ``ShapeDtypeStruct``).
-      mesh: the mesh for partitioned leaves (default: the ``jax.set_mesh`` one, if any); other
-        leaves are replicated over it. None and no ``jax.set_mesh``: every leaf on one device.
-      logical_axis_rules: ``(logical name, mesh axes)`` pairs for logically partitioned leaves.
-      default: the initializer for leaves no rule matches.
       method: passed to ``module.init``.
-      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
-        ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together (``True``), one kernel per parameter
-        (``False``), or choose by platform (``None``, the default: grouped on a CPU); the same
-        values either way (see :func:`jinit.init_tree`).
-      portable: the portable samplers: the same bits on every backend (see
-        :func:`jinit.portable`).
-      keep: trained variables (fine-tuning surgery): kept where the model has them, the rest
-        drawn with their from-scratch values (see :func:`jinit.init_tree`).
-      reinit: regexes of trained variables to draw afresh (see :func:`jinit.init_tree`).
-      resize: grow trained variables (``'scratch'`` or ``'mean'``), see :func:`jinit.init_tree`.
-      shrink: with ``resize``, keep the leading slice of a larger trained variable.
-      unused: ``'raise'`` (the default) for trained variables with no place in the model, or
-        ``'return'`` them beside it (see :func:`jinit.init_tree`).
-      **kwargs: passed to ``module.init``.
+      **kwargs: passed to ``module.init`` (so to the module's ``__call__``), but for the
+        keywords above: a keyword named like one of this function's is this function's.
 
     Returns:
       The variables dict, boxed exactly as ``module.init`` returns it (``nn.Partitioned`` boxes
@@ -110,28 +86,8 @@ def init_linen(
     """
     if not isinstance(module, linen.Module):
         raise TypeError(f"`init_linen(module=...)` must be a flax.linen.Module; got {module!r}.")
-    where = "init_linen"
-    _keys.as_key(key, where)
-    mesh = _tree.check_mesh(mesh, where)
-    abstract, fans = _linen_abstract(module, args, method, kwargs, where)
-    return _tree.initialize(
-        key,
-        abstract,
-        rules,
-        where,
-        default=default,
-        mesh=mesh,
-        logical_axis_rules=logical_axis_rules,
-        allow_unused_rules=allow_unused_rules,
-        group=group,
-        portable=portable,
-        adapt=fans,
-        keep=keep,
-        reinit=reinit,
-        resize=resize,
-        shrink=shrink,
-        unused=unused,
-    )
+    abstract, fans = _linen_abstract(module, args, method, kwargs, call.where)
+    return _tree.initialize(key, abstract, rules, call.where, adapt=fans, **call.options)
 
 
 def _linen_abstract(
@@ -145,14 +101,12 @@ def _linen_abstract(
     return abstract, _flax_calls.ModuleFans(calls, where)
 
 
+@_options.entry_point("explain_linen", *_EXPLAIN)
 def explain_linen(
+    call: _options.Call,
     module: Any,
-    rules: _tree.Rules,
+    rules,
     *args: Any,
-    default: Initializer | None = None,
-    allow_unused_rules: bool = False,
-    mesh: Mesh | None = None,
-    logical_axis_rules: LogicalRules | None = None,
     method: Callable | str | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -160,6 +114,15 @@ def explain_linen(
     initializer, fans and target std as its module's own init would use them, with a note
     where they are not the stored shape's (a flattened ``DenseGeneral`` kernel, one layer of
     an ``nn.scan`` / ``nn.vmap`` stack).
+
+    Args:
+      module: a ``flax.linen.Module``.
+      *args: example inputs for ``module.init`` (arrays or ``ShapeDtypeStruct``).
+      method: passed to ``module.init``.
+      **kwargs: passed to ``module.init``, but for the keywords above.
+
+    Returns:
+      An :class:`jinit.Explanation`, as :func:`jinit.explain` returns it.
 
     Examples:
       >>> import jax.numpy as jnp, flax.linen as nn, jinit, jinit.flax
@@ -173,31 +136,22 @@ def explain_linen(
     """
     if not isinstance(module, linen.Module):
         raise TypeError(f"`explain_linen(module=...)` must be a flax.linen.Module; got {module!r}.")
-    abstract, fans = _linen_abstract(module, args, method, kwargs, "explain_linen")
-    return _explain.explain_with(
-        abstract,
-        rules,
-        default=default,
-        allow_unused_rules=allow_unused_rules,
-        mesh=mesh,
-        logical_axis_rules=logical_axis_rules,
-        adapt=fans,
-        where="explain_linen",
-    )
+    abstract, fans = _linen_abstract(module, args, method, kwargs, call.where)
+    return _explain.explain_with(abstract, rules, adapt=fans, where=call.where, **call.options)
 
 
-def explain_nnx(
-    model: Any,
-    rules: _tree.Rules,
-    *,
-    default: Initializer | None = None,
-    filter: Any = nnx.Param,
-    allow_unused_rules: bool = False,
-    mesh: Mesh | None = None,
-    logical_axis_rules: LogicalRules | None = None,
-) -> Any:
+@_options.entry_point("explain_nnx", *_EXPLAIN)
+def explain_nnx(call: _options.Call, model: Any, rules, *, filter: Any = nnx.Param) -> Any:
     """:func:`jinit.explain` for what :func:`init_nnx` makes of ``model`` (abstract or made):
     fans as its layers' own init uses them, noted where they are not the stored shape's.
+
+    Args:
+      model: an ``nnx.Module``, abstract or concrete.
+      filter: the nnx filter selecting the variables the rules initialise (default:
+        ``nnx.Param``).
+
+    Returns:
+      An :class:`jinit.Explanation`, as :func:`jinit.explain` returns it.
 
     Examples:
       >>> import jinit, jinit.flax
@@ -215,16 +169,8 @@ def explain_nnx(
     if not isinstance(model, nnx.Module):
         raise TypeError(f"`explain_nnx(model=...)` must be a flax.nnx.Module; got {model!r}.")
     selected = nnx.state(model, nnx.All(filter, nnx.Not(nnx.RngState)))
-    return _explain.explain_with(
-        selected,
-        rules,
-        default=default,
-        allow_unused_rules=allow_unused_rules,
-        mesh=mesh,
-        logical_axis_rules=logical_axis_rules,
-        adapt=_nnx_fans(model, selected, "explain_nnx"),
-        where="explain_nnx",
-    )
+    fans = _nnx_fans(model, selected, call.where)
+    return _explain.explain_with(selected, rules, adapt=fans, where=call.where, **call.options)
 
 
 def _nnx_fans(model: Any, selected: Any, where: str) -> _flax_calls.ModuleFans:
@@ -232,24 +178,9 @@ def _nnx_fans(model: Any, selected: Any, where: str) -> _flax_calls.ModuleFans:
     return _flax_calls.ModuleFans(_flax_calls.nnx_calls(model, shapes), where)
 
 
+@_options.entry_point("init_nnx", *_INIT)
 def init_nnx(
-    model: Any,
-    key: Any,
-    rules: _tree.Rules,
-    *,
-    mesh: Mesh | None = None,
-    logical_axis_rules: LogicalRules | None = None,
-    default: Initializer | None = None,
-    filter: Any = nnx.Param,
-    rngs: Any = None,
-    allow_unused_rules: bool | None = None,
-    group: bool | None = None,
-    portable: bool = False,
-    keep: Any = None,
-    reinit: Any = None,
-    resize: str | None = None,
-    shrink: bool = False,
-    unused: str = "raise",
+    call: _options.Call, model: Any, key, rules, *, filter: Any = nnx.Param, rngs: Any = None
 ) -> Any:
     """Fills an nnx model's parameters from path rules, sharded, in one compiled call.
 
@@ -270,34 +201,15 @@ def init_nnx(
     ``scale_init`` (ones by default) called as Flax calls it, with the key of their path. Any
     other abstract variable or value raises, naming its path.
 
+    ``keep=`` takes a trained model or its state (e.g. an ``nnx.LoRALinear`` from a trained
+    ``nnx.Linear``: the base kept, the adapters drawn).
+
     Args:
       model: an ``nnx.Module``, abstract or concrete.
-      key: the root key (typed key, ``uint32[2]`` key or int seed).
-      rules: ``(regex, initializer)`` pairs or a dict, as for :func:`jinit.init_tree`.
-      mesh: the mesh for the shardings (default: the ``jax.set_mesh`` one, if any); variables
-        without metadata are replicated over it.
-      logical_axis_rules: ``(logical name, mesh axes)`` pairs for logical ``out_sharding`` names.
-      default: the initializer for parameters no rule matches.
       filter: the nnx filter selecting the variables the rules initialise (default:
         ``nnx.Param``).
       rngs: where an abstract model's RNG keys come from: an ``nnx.Rngs`` (the stream named by
         each key's tag, else its default stream), an int seed, or None (``key`` itself).
-      allow_unused_rules: accept rules that apply to no parameter; by default they raise when
-        ``default`` is given (see :func:`jinit.init_tree`).
-      group: draw alike parameters together (``True``), one kernel per parameter
-        (``False``), or choose by platform (``None``, the default: grouped on a CPU); the same
-        values either way (see :func:`jinit.init_tree`).
-      portable: the portable samplers: the same bits on every backend (see
-        :func:`jinit.portable`).
-      keep: a trained model (or its state) for fine-tuning surgery: its parameters at the
-        model's paths are kept, the rest drawn with their from-scratch values; ``reinit``,
-        ``resize`` and ``shrink`` as for :func:`jinit.init_tree` (e.g. an ``nnx.LoRALinear``
-        from a trained ``nnx.Linear``: the base kept, the adapters drawn).
-      reinit: regexes of trained parameters to draw afresh.
-      resize: grow trained parameters (``'scratch'`` or ``'mean'``), see :func:`jinit.init_tree`.
-      shrink: with ``resize``, keep the leading slice of a larger trained parameter.
-      unused: ``'raise'`` (the default) for trained parameters with no place in the model, or
-        ``'return'`` them beside it (see :func:`jinit.init_tree`).
 
     Returns:
       The model with its parameters initialised: a new model for an abstract ``model``, the same
@@ -315,10 +227,12 @@ def init_nnx(
     """
     if not isinstance(model, nnx.Module):
         raise TypeError(f"`init_nnx(model=...)` must be a flax.nnx.Module; got {model!r}.")
-    where = "init_nnx"
-    mesh = _tree.check_mesh(mesh, where)
+    where, options = call
+    mesh = options["mesh"] if options["mesh"] is not None else _tree.ambient_mesh()
+    logical_axis_rules = options["logical_axis_rules"]
     if logical_axis_rules is None:
         logical_axis_rules = core_spmd.get_logical_axis_rules() or None
+    keep, unused = options["keep"], options["unused"]
     streams = _streams(rngs, where)
     placeholders = _placeholders(model, where)  # abstract values outside variables: checked now
     # RNG state is never drawn by rules: it is filled below (abstract) or kept (concrete).
@@ -334,18 +248,13 @@ def init_nnx(
             selected,
             rules,
             where,
-            default=default,
-            mesh=mesh,
-            logical_axis_rules=logical_axis_rules,
-            allow_unused_rules=allow_unused_rules,
-            group=group,
-            portable=portable,
+            **{
+                **options,
+                "mesh": mesh,
+                "logical_axis_rules": logical_axis_rules,
+                "keep": nnx.state(keep, selected_filter) if isinstance(keep, nnx.Module) else keep,
+            },
             adapt=_nnx_fans(model, selected, where),
-            keep=nnx.state(keep, selected_filter) if isinstance(keep, nnx.Module) else keep,
-            reinit=reinit,
-            resize=resize,
-            shrink=shrink,
-            unused=unused,
         )
         if unused == "return":
             params, extra = params

@@ -148,11 +148,14 @@ def host_fold(key: np.ndarray, words: np.ndarray) -> np.ndarray:
     """``fold_in(fold_in(key, words[:, 0]), words[:, 1])`` on the host, for a threefry key's
     ``uint32[2]`` data and ``uint32[n, 2]`` words: the keys' ``uint32[n, 2]`` data, the same as
     :func:`fold_step`'s twice (integer arithmetic: the same bits everywhere)."""
+    k0: Any
+    k1: Any
     k0, k1 = (np.full(len(words), w, _U32) for w in np.asarray(key, _U32))
-    zero = np.zeros(len(words), _U32)
+    zero: Any = np.zeros(len(words), _U32)
     with np.errstate(over="ignore"):
         for j in range(2):
-            k0, k1 = threefry2x32(k0, k1, zero, words[:, j].astype(_U32), rotl=_rotl_host)
+            w: Any = words[:, j].astype(_U32)
+            k0, k1 = threefry2x32(k0, k1, zero, w, rotl=_rotl_host)
     return np.stack([k0, k1], axis=1)
 
 

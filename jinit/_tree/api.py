@@ -15,8 +15,8 @@ from jinit import _value
 from jinit._tree import build as _build
 from jinit._tree import keep as _keep
 from jinit._tree import keys as _keys
+from jinit._tree import options as _options
 from jinit._tree import rules as _rules
-from jinit._tree import sharding as _sharding
 from jinit._tree.leaf import Leaf
 from jinit._tree.plan import plan
 from jinit._typing import Initializer, public
@@ -63,10 +63,6 @@ def run(
     if not isinstance(data, jax.core.Tracer):
         data = np.asarray(data)
         table = _keys.KeyTable.host_table(data, impl, _build.key_paths(leaves, where))
-    if group is not None and not isinstance(group, bool):
-        raise TypeError(f"`{where}(group=...)` must be a bool or None; got {group!r}.")
-    if not isinstance(portable, bool):
-        raise TypeError(f"`{where}(portable=...)` must be a bool; got {portable!r}.")
     if group is None:
         group = _build.default_group(leaves)
     build: Callable[..., Any] = compiled_builder
@@ -105,15 +101,11 @@ def initialize(
     shrink: bool = False,
     unused: str = "raise",
 ) -> Any:
-    """:func:`init_tree` for the entry point ``where`` (its name is in every error); ``adapt``
-    as for :func:`~jinit._tree.plan.plan`."""
+    """:func:`init_tree` for the entry point ``where`` (its name is in every error), whose
+    options :func:`~jinit._tree.options.entry_point` has checked; ``adapt`` as for
+    :func:`~jinit._tree.plan.plan`."""
     if allow_unused_rules is None:  # a rule that matches nothing is silent only with a default
         allow_unused_rules = default is None
-    if not isinstance(allow_unused_rules, bool):
-        raise TypeError(
-            f"`{where}(allow_unused_rules=...)` must be a bool or None; got {allow_unused_rules!r}."
-        )
-    mesh = _sharding.check_mesh(mesh, where)
     leaves, structure = plan(
         abstract_tree,
         rules,
@@ -125,11 +117,7 @@ def initialize(
         logical_axis_rules=logical_axis_rules,
         adapt=adapt,
     )
-    if keep is None:
-        given = {"reinit": reinit, "resize": resize, "shrink": shrink or None}
-        given["unused"] = None if unused == "raise" else unused
-        if name := next((n for n, v in given.items() if v is not None), None):
-            raise ValueError(f"`{where}({name}=...)` applies to the leaves of `keep=`; got none.")
+    if keep is None:  # (then `reinit`, `resize`, `shrink` and `unused` are their defaults)
         return structure.unflatten(run(key, leaves, where, group, portable))
     fates, trained, extra = _keep.statuses(leaves, keep, reinit, where, resize, shrink, unused)
     new = tuple(leaf for leaf, fate in zip(leaves, fates, strict=True) if fate != _keep.KEPT)
@@ -148,23 +136,18 @@ def initialize(
 
 
 @public("init_tree")
-def init_tree(
-    key: Any,
-    abstract_tree: Any,
-    rules: Rules,
-    *,
-    default: Initializer | None = None,
-    shardings: Any = None,
-    mesh: Mesh | None = None,
-    group: bool | None = None,
-    portable: bool = False,
-    allow_unused_rules: bool | None = None,
-    keep: Any = None,
-    reinit: Any = None,
-    resize: str | None = None,
-    shrink: bool = False,
-    unused: str = "raise",
-) -> Any:
+@_options.entry_point(
+    "init_tree",
+    _options.KEY,
+    _options.RULES,
+    _options.DEFAULT,
+    _options.SHARDINGS,
+    _options.MESH,
+    *_options.DRAW,
+    *_options.SURGERY,
+    _options.UNUSED,
+)
+def init_tree(call: _options.Call, key, abstract_tree: Any, rules) -> Any:
     r"""Initialises a whole parameter tree from path rules, in one compiled, sharded computation.
 
     Each leaf's path string (:func:`jinit.path_str`, e.g. ``"params/Dense_0/kernel"``) is matched
@@ -210,44 +193,11 @@ def init_tree(
     commands in ``bench/RESULTS.md``).
 
     Args:
-      key: the root key: a typed key, a legacy ``uint32[2]`` key or an int seed.
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape``) or arrays.
-      rules: ``(pattern, initializer)`` pairs (a pattern is a ``str`` regex or a compiled one,
-        e.g. from :func:`jinit.full_match`) or a dict of them, first match wins; a rule set such
-        as :func:`jinit.torch.defaults` may stand in the list, or alone.
-      default: the initializer for leaves no rule matches; without it they raise ``ValueError``.
-      shardings: a ``Sharding``/``PartitionSpec`` or a pytree of them (``None`` entries: use the
-        leaf's own), whose structure is a prefix of ``abstract_tree``'s.
-      mesh: turns ``PartitionSpec`` entries, box partitionings and abstract-mesh shardings into
-        ``NamedSharding`` (default: the ``jax.set_mesh`` mesh, if any).
-      group: draw alike leaves together (``True``), one kernel per leaf (``False``) or choose
-        by platform (``None``, the default); the same values.
-      portable: draw with the portable samplers (:func:`jinit.portable`): values that are the
-        same bits on every backend (CPU, GPU, TPU), not jax's. Every leaf's initializer must
-        be jinit's.
-      allow_unused_rules: whether a rule may apply to no parameter; ``None`` (the default):
-        only without ``default=``.
-      keep: a trained tree (fine-tuning surgery): each of its leaves at a path of
-        ``abstract_tree``, with its shape and dtype, is returned as it is (with the target's
-        sharding), and only the other leaves are drawn (and compiled), with exactly their
-        from-scratch values. A trained leaf of another shape or dtype, or with no place in the
-        target, raises ``ValueError`` naming it.
-      reinit: regexes (``re.search`` on the path, like the rules'): trained leaves to draw
-        afresh (the top layers, the head), with their from-scratch values.
-      resize: grow trained leaves smaller than the target's: ``'scratch'`` (the new slice
-        has the larger leaf's from-scratch values) or ``'mean'`` (new embedding rows from the
-        trained rows' mean and 1e-9 times their covariance, as Hugging Face's
-        ``mean_resizing``); ``None``: a size mismatch raises.
-      shrink: with ``resize``, a trained leaf larger than the target's keeps its leading slice
-        (otherwise shrinking raises).
-      unused: trained leaves of ``keep`` with no place in the target raise ``ValueError``
-        listing them (``'raise'``, the default), or are returned beside the result
-        (``'return'``).
 
     Returns:
       A pytree like ``abstract_tree`` of arrays with its shapes, dtypes and shardings; with
-      ``unused='return'``, the pair ``(tree, unused)``, ``unused`` a dict from path to the
-      trained leaves that have no place in it (empty when all do).
+      ``unused='return'``, the pair ``(tree, unused)``.
 
     Examples:
       >>> import jax, jinit
@@ -258,20 +208,4 @@ def init_tree(
       >>> jax.tree.map(lambda x: (x.shape, str(x.dtype)), params)
       {'dense': {'bias': ((128,), 'bfloat16'), 'kernel': ((64, 128), 'float32')}}
     """
-    return initialize(
-        key,
-        abstract_tree,
-        rules,
-        "init_tree",
-        default=default,
-        shardings=shardings,
-        mesh=mesh,
-        group=group,
-        portable=portable,
-        allow_unused_rules=allow_unused_rules,
-        keep=keep,
-        reinit=reinit,
-        resize=resize,
-        shrink=shrink,
-        unused=unused,
-    )
+    return initialize(key, abstract_tree, rules, call.where, **call.options)

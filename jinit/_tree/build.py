@@ -468,7 +468,9 @@ def _draw_stacked(s: _sampling.Sampling, keys: jax.Array, leaf: Leaf, where: str
 def pack(outs: list[Any]) -> tuple[list[Any], list[jax.Array], dict[int, tuple[int, int]]]:
     """The program's outputs: each leaf's array (``None`` for a :class:`Part`), the stacks, and
     where each part is (leaf -> (stack, row))."""
-    arrays, stacks, layout = [], {}, {}
+    arrays: list[Any] = []
+    stacks: dict[int, tuple[int, jax.Array]] = {}
+    layout: dict[int, tuple[int, int]] = {}
     for i, x in enumerate(outs):
         if isinstance(x, Part):
             k = stacks.setdefault(id(x.stack), (len(stacks), x.stack))[0]
