@@ -80,15 +80,8 @@ def statuses(
     """Each leaf's fate (:data:`KEPT`, :data:`NEW`, :data:`REINIT` or :data:`RESIZED`), the
     trained leaves by path and those with no place in the target (``unused='return'``); raises
     for a trained leaf that does not fit (and may not be resized) or, by default, has no place
-    in the target."""
-    if unused not in UNUSED:
-        raise ValueError(f"`{where}(unused=...)` must be 'raise' or 'return'; got {unused!r}.")
-    if resize not in RESIZE:
-        raise ValueError(
-            f"`{where}(resize=...)` must be one of None, 'scratch', 'mean'; got {resize!r}."
-        )
-    if not isinstance(shrink, bool):
-        raise TypeError(f"`{where}(shrink=...)` must be a bool; got {shrink!r}.")
+    in the target. (The entry point has checked ``unused``, ``resize`` and ``shrink``:
+    :mod:`jinit._tree.options`.)"""
     trained = trained_leaves(keep, where)
     compiled = patterns(reinit, where)
     out, seen = [], set()
