@@ -16,6 +16,7 @@ from jinit._tree import build as _build
 from jinit._tree import keep as _keep
 from jinit._tree import keys as _keys
 from jinit._tree import options as _options
+from jinit._tree import parts as _parts
 from jinit._tree import rules as _rules
 from jinit._tree.leaf import Leaf
 from jinit._tree.plan import plan
@@ -35,7 +36,7 @@ def compiled_builder(
 
     def build(key_data, table=None):
         root = jax.random.wrap_key_data(key_data, impl=impl)
-        arrays, stacks, parts = _build.pack(
+        arrays, stacks, parts = _parts.pack(
             _build.build_all(root, leaves, where, group, portable, table)
         )
         layout.clear()
@@ -73,7 +74,7 @@ def run(
         build = compiled_builder.__wrapped__
     fn = build(leaves, impl, where, group, portable)
     arrays, stacks = fn(data, table)
-    return _build.unpack(arrays, stacks, fn.layout)
+    return _parts.unpack(arrays, stacks, fn.layout)
 
 
 def _traced(init: Any) -> bool:

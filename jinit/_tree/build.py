@@ -48,6 +48,7 @@ from jinit import _value
 from jinit._rng import portable as _portable
 from jinit._rng import sampling as _sampling
 from jinit._tree import keys as _keys
+from jinit._tree import parts as _parts
 from jinit._tree import sharding as _sharding
 from jinit._tree import stream as _stream
 from jinit._tree import xla
@@ -429,20 +430,12 @@ def _draw_in_blocks(keys: _keys.KeyTable, leaf: Leaf, s: _sampling.Sampling) -> 
     return out.reshape(leaf.shape)  # (whole: jit's out_shardings place it)
 
 
-class Part:
-    """Leaf ``j`` of a stacked output ``stack`` (:func:`_stacks`): one kernel drew and finished
-    the whole group, and the stack leaves the program whole (:func:`pack`)."""
-
-    def __init__(self, stack: jax.Array, j: int) -> None:
-        self.stack, self.j = stack, j
-
-
 # A group of small leaves of one draw, shape and finish, unsharded, on a CPU, is drawn and
 # finished by one kernel and leaves the program stacked, to be cut into leaves on the host
-# (:func:`unpack`): XLA:CPU compiles a kernel per output it cuts, about as long as the draw's
-# (twelve adapters of fine-tuning surgery: one kernel instead of thirteen, ``python -m bench
-# surgery``). The host's cut copies the group once more, so only groups of at most this
-# fraction of a chunk.
+# (:mod:`jinit._tree.parts`): XLA:CPU compiles a kernel per output it cuts, about as long as
+# the draw's (twelve adapters of fine-tuning surgery: one kernel instead of thirteen,
+# ``python -m bench surgery``). The host's cut copies the group once more, so only groups of at
+# most this fraction of a chunk.
 STACK_FRACTION = 1 / 8
 
 
@@ -463,40 +456,6 @@ def _draw_stacked(s: _sampling.Sampling, keys: jax.Array, leaf: Leaf, where: str
     """``s``'s leaf for every key, stacked: the draw and its finish, one kernel."""
     with leaf_errors(leaf, where):
         return jax.vmap(lambda k: _checked(s.finish(s.draw(k, leaf.shape)), leaf, where))(keys)
-
-
-def pack(outs: list[Any]) -> tuple[list[Any], list[jax.Array], dict[int, tuple[int, int]]]:
-    """The program's outputs: each leaf's array (``None`` for a :class:`Part`), the stacks, and
-    where each part is (leaf -> (stack, row))."""
-    arrays: list[Any] = []
-    stacks: dict[int, tuple[int, jax.Array]] = {}
-    layout: dict[int, tuple[int, int]] = {}
-    for i, x in enumerate(outs):
-        if isinstance(x, Part):
-            k = stacks.setdefault(id(x.stack), (len(stacks), x.stack))[0]
-            layout[i] = (k, x.j)
-            arrays.append(None)
-        else:
-            arrays.append(x)
-    return arrays, [z for _, z in stacks.values()], layout
-
-
-def unpack(arrays: list[Any], stacks: list[Any], layout: dict[int, tuple[int, int]]) -> list[Any]:
-    """The leaves from :func:`pack`'s outputs: a part is cut from its stack on the host (a
-    CPU's buffers are host memory), or by indexing where the stack is traced (``init_tree``
-    under a caller's ``jit``)."""
-    out = list(arrays)
-    views: dict[int, Any] = {}
-    for i, (k, j) in layout.items():
-        stack = stacks[k]
-        if isinstance(stack, jax.core.Tracer):
-            out[i] = stack[j]
-            continue
-        if k not in views:
-            views[k] = (np.asarray(stack), next(iter(stack.devices())))
-        view, device = views[k]
-        out[i] = jax.device_put(view[j], device, may_alias=False)
-    return out
 
 
 def _draw_groups(
@@ -533,7 +492,7 @@ def _draw_groups(
         elif _stacks(chunk, leaves, shape, sharding, budget):
             z = _draw_stacked(chunk[0][1], keys.take(paths), leaves[chunk[0][0]], where)
             for j, (i, _) in enumerate(chunk):
-                outs[i] = Part(z, j)
+                outs[i] = _parts.Part(z, j)
             continue
         else:
             z = _draw_batch(draw, keys.take(paths), shape, sharding, after)
