@@ -24,7 +24,7 @@ import numpy as np
 
 from jinit import _checks, _fans
 from jinit._orthogonal import orthogonal
-from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
+from jinit._scaled_draw import Kind, scaled_draw, variance_draw
 from jinit._typing import DTypeLike, Initializer
 from jinit._value import factory
 
@@ -68,7 +68,8 @@ def haiku_variance_scaling(
     name is case-insensitive and ``scale`` may be 0.
 
     Args:
-      scale: the variance multiplier (non-negative).
+      scale: the variance multiplier (non-negative); a number or a traced scalar (under
+        ``jax.vmap``/``jit``), which gives the concrete value's bits.
       mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
       fan_in_axes: axes whose product is the fan-in for rank > 2 (e.g. multi-head attention
@@ -89,7 +90,7 @@ def haiku_variance_scaling(
       ``hk.initializers.VarianceScaling`` (dm-haiku 0.0.17).
     """
     where = "haiku.variance_scaling"
-    _checks.check_real(where, "scale", scale, nonnegative=True)
+    scale = _checks.check_real_or_traced(where, "scale", scale, nonnegative=True)
     _checks.check_one_of(where, "mode", mode, MODES)
     if isinstance(distribution, str):
         distribution = distribution.lower()
@@ -104,16 +105,14 @@ def haiku_variance_scaling(
         )
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
-    def spread(shape: tuple[int, ...]) -> float:
-        var = float(scale) / max(1.0, _fans.denominator(mode, *haiku_fans(shape, ins)))
-        return spread_for_variance(cast(Kind, distribution), var)
-
-    return scaled_draw(
+    return variance_draw(
         where,
         cast(Kind, distribution),
-        spread,
+        scale,
+        lambda s: _fans.denominator(mode, *haiku_fans(s, ins)),
         dtype,
         fans=lambda s: haiku_fans(s, ins),
+        traced=_checks.traced(scale),
     )
 
 

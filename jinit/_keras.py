@@ -29,7 +29,7 @@ from jinit import _checks, _fans
 from jinit._core import make_init, place
 from jinit._orthogonal import orthogonal
 from jinit._rng import samplers as _samplers
-from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
+from jinit._scaled_draw import Kind, scaled_draw, variance_draw
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 
@@ -82,7 +82,8 @@ def keras_variance_scaling(
     As in Keras the distribution name is case-insensitive and ``scale`` must be positive.
 
     Args:
-      scale: the variance multiplier (positive).
+      scale: the variance multiplier (positive); a number or a traced scalar (under
+        ``jax.vmap``/``jit``), which gives the concrete value's bits.
       mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"``, ``"untruncated_normal"`` or
         ``"uniform"``.
@@ -107,7 +108,7 @@ def keras_variance_scaling(
       ``keras.initializers.VarianceScaling`` (Keras 3.15); Glorot & Bengio 2010; He et al. 2015.
     """
     where = "keras.variance_scaling"
-    _checks.check_real(where, "scale", scale, positive=True)
+    scale = _checks.check_real_or_traced(where, "scale", scale, positive=True)
     _checks.check_one_of(where, "mode", mode, MODES)
     if isinstance(distribution, str):
         distribution = distribution.lower()
@@ -125,16 +126,14 @@ def keras_variance_scaling(
     elif distribution == "untruncated_normal":
         kind = "normal"
 
-    def spread(shape: tuple[int, ...]) -> float:
-        var = float(scale) / max(1.0, _fans.denominator(mode, *keras_fans(shape, ins, outs)))
-        return spread_for_variance(kind, var)
-
-    return scaled_draw(
+    return variance_draw(
         where,
         kind,
-        spread,
+        scale,
+        lambda s: _fans.denominator(mode, *keras_fans(s, ins, outs)),
         dtype,
         fans=lambda s: keras_fans(s, ins, outs),
+        traced=_checks.traced(scale),
     )
 
 
@@ -145,8 +144,9 @@ def keras_random_uniform(
     """``keras.initializers.RandomUniform``: U[minval, maxval), Keras's default +-0.05.
 
     Args:
-      minval: the lower bound.
-      maxval: the upper bound, ``minval < maxval``.
+      minval: the lower bound; a number or a traced scalar (under ``jax.vmap``/``jit``),
+        which gives the concrete value's bits.
+      maxval: the upper bound, ``minval < maxval`` (not checked for a traced bound); likewise.
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -162,16 +162,19 @@ def keras_random_uniform(
       ``keras.initializers.RandomUniform`` (Keras 3.15).
     """
     where = "keras.random_uniform"
-    _checks.check_real(where, "minval", minval)
-    _checks.check_real(where, "maxval", maxval)
-    if not minval < maxval:
+    minval = _checks.check_real_or_traced(where, "minval", minval)
+    maxval = _checks.check_real_or_traced(where, "maxval", maxval)
+    traced = _checks.traced(minval) or _checks.traced(maxval)
+    if not (traced or minval < maxval):
         raise ValueError(
             f"`{where}(minval=..., maxval=...)` needs minval < maxval; got "
             f"minval={minval!r}, maxval={maxval!r}."
         )
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    half, mid = (float(maxval) - float(minval)) / 2, (float(maxval) + float(minval)) / 2
-    return scaled_draw(where, "uniform", lambda s: half, dtype, mean=mid)
+    # In float32, by the same operations for concrete and traced bounds (the same bits).
+    lo, hi = _checks.as_float32(minval), _checks.as_float32(maxval)
+    half, mid = (hi - lo) / 2, (hi + lo) / 2
+    return scaled_draw(where, "uniform", lambda s: half, dtype, mean=mid, traced=traced)
 
 
 @factory("keras.random_normal")
@@ -181,8 +184,9 @@ def keras_random_normal(
     """``keras.initializers.RandomNormal``: N(mean, stddev^2), Keras's default stddev 0.05.
 
     Args:
-      mean: the mean.
-      stddev: the standard deviation (non-negative).
+      mean: the mean; a number or a traced scalar (under ``jax.vmap``/``jit``), which gives
+        the concrete value's bits.
+      stddev: the standard deviation (non-negative); likewise.
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -198,10 +202,7 @@ def keras_random_normal(
       ``keras.initializers.RandomNormal`` (Keras 3.15).
     """
     where = "keras.random_normal"
-    _checks.check_real(where, "mean", mean)
-    _checks.check_real(where, "stddev", stddev, nonnegative=True)
-    _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    return scaled_draw(where, "normal", lambda s: float(stddev), dtype, mean=float(mean))
+    return _shifted(where, "normal", mean, stddev, dtype)
 
 
 @factory("keras.truncated_normal")
@@ -214,8 +215,9 @@ def keras_truncated_normal(
     standard deviation is ``0.8796 * stddev``.
 
     Args:
-      mean: the mean.
-      stddev: the standard deviation of the normal before truncation (non-negative).
+      mean: the mean; a number or a traced scalar (under ``jax.vmap``/``jit``), which gives
+        the concrete value's bits.
+      stddev: the standard deviation of the normal before truncation (non-negative); likewise.
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -231,10 +233,18 @@ def keras_truncated_normal(
       ``keras.initializers.TruncatedNormal`` (Keras 3.15).
     """
     where = "keras.truncated_normal"
-    _checks.check_real(where, "mean", mean)
-    _checks.check_real(where, "stddev", stddev, nonnegative=True)
+    return _shifted(where, "truncated_normal", mean, stddev, dtype)
+
+
+def _shifted(where: str, kind: Kind, mean: Any, stddev: Any, dtype: DTypeLike | None) -> Any:
+    """``mean + stddev * z`` for Keras's ``RandomNormal`` and ``TruncatedNormal``: ``mean`` and
+    ``stddev`` numbers or traced scalars, in float32 either way."""
+    mean = _checks.check_real_or_traced(where, "mean", mean)
+    stddev = _checks.check_real_or_traced(where, "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    return scaled_draw(where, "truncated_normal", lambda s: float(stddev), dtype, mean=float(mean))
+    traced = _checks.traced(mean) or _checks.traced(stddev)
+    spread, shift = _checks.as_float32(stddev), _checks.as_float32(mean)
+    return scaled_draw(where, kind, lambda s: spread, dtype, mean=shift, traced=traced)
 
 
 @factory("keras.identity")

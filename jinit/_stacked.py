@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _value
+from jinit import _checks, _value
 from jinit._core import check_call, place
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import Init, Stack, Unroll, factory
@@ -64,6 +64,7 @@ def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Init:
             f"`stacked(unroll=...)` must be a non-empty path component (str) or a callable "
             f"(path, index) -> str; got {unroll!r}."
         )
+    _checks.refuse_traced("stacked", "axes", axes, _checks.COUNT)
     if isinstance(axes, bool) or not isinstance(axes, (int, np.integer)) or axes < 1:
         raise ValueError(f"`stacked(axes=...)` must be a positive int; got {axes!r}.")
     stack = Stack(int(axes), unroll)
