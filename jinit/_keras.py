@@ -238,13 +238,12 @@ def keras_truncated_normal(
 
 def _shifted(where: str, kind: Kind, mean: Any, stddev: Any, dtype: DTypeLike | None) -> Any:
     """``mean + stddev * z`` for Keras's ``RandomNormal`` and ``TruncatedNormal``: ``mean`` and
-    ``stddev`` numbers or traced scalars, in float32 either way."""
+    ``stddev`` numbers or traced scalars (the formula takes either to float32 alike)."""
     mean = _checks.check_real_or_traced(where, "mean", mean)
     stddev = _checks.check_real_or_traced(where, "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
     traced = _checks.traced(mean) or _checks.traced(stddev)
-    spread, shift = _checks.as_float32(stddev), _checks.as_float32(mean)
-    return scaled_draw(where, kind, lambda s: spread, dtype, mean=shift, traced=traced)
+    return scaled_draw(where, kind, lambda s: stddev, dtype, mean=mean, traced=traced)
 
 
 @factory("keras.identity")
