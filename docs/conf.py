@@ -165,17 +165,13 @@ def follow_imported(app, modname: str, attribute: str) -> str | None:
 def find_source(app, modname: str) -> tuple[str, dict] | None:
     """viewcode: a private module's code, where a namespaced object written under its prefixed
     name (``def torch_kaiming_uniform``) is also found by its public one (``kaiming_uniform``),
-    so its ``[source]`` link lands on its ``def``; an initializer that is a value of its own
-    (``zeros = constant_init(...)``) links to its assignment."""
+    so its ``[source]`` link lands on its ``def``."""
     if not modname.startswith("jinit._"):
         return None
     from sphinx.pycode import ModuleAnalyzer
 
     analyzer = ModuleAnalyzer.for_module(modname)
     tags = dict(analyzer.find_tags())
-    for m in re.finditer(r"^(\w+) = constant_init\(", analyzer.code, re.M):
-        line = analyzer.code.count("\n", 0, m.start()) + 1
-        tags[m.group(1)] = ("def", line, line + 1)
     for name in public_names():
         space, _, leaf = name.rpartition(".")
         found = definition(name) if space else None

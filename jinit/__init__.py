@@ -80,11 +80,6 @@ __version__ = "0.1.0"
 # the docs' catalog page is built and against which the README's catalog table is checked.
 __all__ = _catalog.top_level_names()
 
-# Public objects report the module users import them from (reprs, pickling, docs), each named
-# where it is defined (`jinit._typing.public`, `jinit._value.factory`). The one exception,
-# until jinit/_torch.py (under another change) takes `@public`:
-calculate_gain.__module__ = "jinit"
-
 if not TYPE_CHECKING:  # type checkers see only the current names, as in jax
     __getattr__ = _deprecations.module_getattr(__name__, _deprecations.RENAMED)
 del TYPE_CHECKING

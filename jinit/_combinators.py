@@ -6,18 +6,16 @@ A combinator takes any initializer, jinit's or not, and keeps the protocol: its 
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from jinit import _checks, _value
-from jinit._core import check_call
-from jinit._rng import portable as _portable
+from jinit._core import make_init
 from jinit._rng import samplers as _samplers
-from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
-from jinit._value import Init, factory
+from jinit._typing import Array, Initializer, KeyArray, OutSharding
+from jinit._value import factory
 
 
 @factory()
@@ -49,68 +47,36 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
     factor = _checks.check_real_or_traced("scaled", "factor", factor)
     traced = _checks.traced(factor)
 
-    # One compiled program for the draw and the product, so eager and jit give the same bits
-    # (XLA would otherwise fuse the product into the sampler's arithmetic only under jit).
-    # Portable mode is a static argument: a compiled program never serves the other mode.
-    # A traced factor is an argument `f` (None: the concrete `factor`, a constant).
-    @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
-    def apply(
-        key: KeyArray,
-        shape: tuple[int, ...],
-        dtype: Any,
-        out_sharding: Any,
-        portable: bool,
-        f: Array | None = None,
-    ) -> Array:
-        with _portable.mode(portable):
-            if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
-                dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
-            ct = _samplers.compute_dtype(dtype)
-            w = init(key, shape, ct, out_sharding)
-        if f is None:  # a concrete factor must fit the compute dtype (static: at trace time)
-            _checks.check_range(f"scaled(factor={factor!r})", abs(factor), ct)
-        return (w * jnp.array(factor if f is None else f, ct)).astype(dtype)
+    def body(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: OutSharding) -> Array:
+        if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
+            dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
+        ct = _samplers.compute_dtype(dtype)
 
-    def scaled_init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = None,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        key, shape, dtype, out_sharding = check_call(
-            "scaled", key, shape, dtype, out_sharding, inherit_dtype=True
-        )
-        portable = _portable.active()
+        def run(key: KeyArray, f: Any) -> Array:
+            # `init`'s draw and the product in one compiled program (`make_init`'s), so eager
+            # and jit give the same bits (XLA would otherwise fuse the product into the
+            # sampler's arithmetic only under jit).
+            return (init(key, shape, ct, out_sharding) * jnp.asarray(f, ct)).astype(dtype)
+
         if traced:
-            run = lambda k, f: apply(k, shape, dtype, out_sharding, portable, f)
-            out = _per_factor(run, key, factor)
-        else:
-            out = apply(key, shape, dtype, out_sharding, portable)
-        if magnitude is not None and 0 not in shape:
-            _checks.check_range(f"scaled(factor={factor!r})", magnitude(shape), out.dtype)
-        return out
+            return _per_factor(run, key, factor)
+        _checks.check_range(f"scaled(factor={factor!r})", abs(factor), ct)  # (static)
+        return run(key, factor)
 
-    inner_target = _value.target_of(init)
-    inner_magnitude = _value.magnitude_of(init)
-    magnitude = None
-    if inner_magnitude is not None and not traced:  # a traced factor: no overflow check
-        magnitude = lambda s: abs(factor) * inner_magnitude(s)
+    inner = _value.target_of(init)
     target = None
-    if inner_target is not None:
+    if inner is not None:
 
         def target(shape: tuple[int, ...]) -> tuple[Any, Any, float | None, float | None]:
-            fan_in, fan_out, mean, std = inner_target(shape)
-            if mean is None or std is None or traced:  # a traced scale, inside or here
+            fan_in, fan_out, mean, std = inner(shape)
+            if mean is None or std is None:  # a traced scale inside
                 return fan_in, fan_out, None, None
             return fan_in, fan_out, factor * mean, abs(factor) * std
 
-    return Init(
-        "scaled",
-        scaled_init,
-        target=target,
-        magnitude=magnitude,
-        wraps=init,
-        traced=traced,
+    inner_magnitude = _value.magnitude_of(init)
+    magnitude = None if inner_magnitude is None else lambda s: abs(factor) * inner_magnitude(s)
+    return make_init(
+        "scaled", body, None, target=target, magnitude=magnitude, wraps=init, traced=traced
     )
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from jinit import _value
+from jinit._core import make_init
 from jinit._rng import portable as _portable
 from jinit._rng import sampling as _sampling
-from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
-from jinit._value import Init, factory
+from jinit._typing import Array, Initializer
+from jinit._value import factory
 
 
 @factory()
@@ -72,20 +73,12 @@ def portable(init: Initializer) -> Initializer:
             "random values (e.g. with jax.random) that portable mode cannot reach."
         )
 
-    def portable_init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = None,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        with _portable.mode(True):
-            return init(key, shape, dtype, out_sharding)
-
+    body = lambda key, shape, dtype, out_sharding: init(key, shape, dtype, out_sharding)
     inner_sampling = None if v is None else v.sampling
     sampling = None
     if inner_sampling is not None:
 
-        def sampling(shape: Shape, dtype: DTypeLike | None = None) -> Any:
+        def sampling(shape: tuple[int, ...], dtype: Any) -> Any:
             s = _sampling.portable_sampling(inner_sampling(shape, dtype))
             if s is None:
                 return None
@@ -96,12 +89,4 @@ def portable(init: Initializer) -> Initializer:
 
             return _sampling.Sampling(s.draw, finish)
 
-    return Init(
-        "portable",
-        portable_init,
-        sampling=sampling,
-        target=_value.target_of(init),
-        magnitude=_value.magnitude_of(init),
-        wraps=init,
-        portable=True,
-    )
+    return make_init("portable", body, None, sampling=sampling, wraps=init, portable=True)

@@ -38,7 +38,7 @@ from jinit._basic import normal
 from jinit._core import make_init
 from jinit._rng import portable as _portable
 from jinit._rng import samplers as _samplers
-from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, public
 from jinit._value import factory
 from jinit._variance import variance_scaling
 
@@ -60,6 +60,7 @@ TorchMode = Literal["fan_in", "fan_out"]
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
+@public("calculate_gain")
 def calculate_gain(nonlinearity: str, param: Any = None) -> float:
     r"""The gain ``torch.nn.init.calculate_gain`` recommends for a nonlinearity.
 
