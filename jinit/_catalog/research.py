@@ -14,11 +14,11 @@ from typing import Any, Literal
 import numpy as np
 
 from jinit import _checks
-from jinit._basic import normal
-from jinit._combinators import scaled
+from jinit._catalog.basic import normal
+from jinit._catalog.combinators import scaled
+from jinit._catalog.variance import glorot_uniform, he_normal, variance_scaling
 from jinit._typing import DTypeLike, Initializer, public
 from jinit._value import factory
-from jinit._variance import glorot_uniform, he_normal, variance_scaling
 
 Part = Literal["encoder", "decoder"]
 

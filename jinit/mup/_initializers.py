@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 
 from jinit import _checks
-from jinit._basic import constant, zeros
+from jinit._catalog.basic import constant, zeros
+from jinit._catalog.variance import Distribution, variance_scaling
 from jinit._typing import Axes, DTypeLike, Initializer
 from jinit._value import factory
-from jinit._variance import Distribution, variance_scaling
 
 
 @factory("mup.hidden")
-def mup_hidden(
+def hidden(
     scale: Any = 1.0,
     distribution: Distribution = "normal",
     in_axis: Axes = -2,
@@ -55,7 +55,7 @@ def mup_hidden(
 
 
 @factory("mup.readout")
-def mup_readout(
+def readout(
     width_mult: Any,
     scale: Any = 1.0,
     *,

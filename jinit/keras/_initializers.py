@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _fans
+from jinit._catalog import orthogonal as _orthogonal
 from jinit._core import make_init, place
-from jinit._orthogonal import orthogonal
 from jinit._rng import samplers as _samplers
 from jinit._scaled_draw import Kind, scaled_draw, variance_draw
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
@@ -64,7 +64,7 @@ def _axes(where: str, name: str, axes: Any) -> tuple[int, ...] | None:
 
 
 @factory("keras.variance_scaling")
-def keras_variance_scaling(
+def variance_scaling(
     scale: Any = 1.0,
     mode: str = "fan_in",
     distribution: str = "truncated_normal",
@@ -138,7 +138,7 @@ def keras_variance_scaling(
 
 
 @factory("keras.random_uniform")
-def keras_random_uniform(
+def random_uniform(
     minval: Any = -0.05, maxval: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
     """``keras.initializers.RandomUniform``: U[minval, maxval), Keras's default +-0.05.
@@ -178,7 +178,7 @@ def keras_random_uniform(
 
 
 @factory("keras.random_normal")
-def keras_random_normal(
+def random_normal(
     mean: Any = 0.0, stddev: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
     """``keras.initializers.RandomNormal``: N(mean, stddev^2), Keras's default stddev 0.05.
@@ -206,7 +206,7 @@ def keras_random_normal(
 
 
 @factory("keras.truncated_normal")
-def keras_truncated_normal(
+def truncated_normal(
     mean: Any = 0.0, stddev: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
     """``keras.initializers.TruncatedNormal``: ``mean + stddev * TN(-2, 2)``, uncorrected.
@@ -247,7 +247,7 @@ def _shifted(where: str, kind: Kind, mean: Any, stddev: Any, dtype: DTypeLike | 
 
 
 @factory("keras.identity")
-def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
+def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     """``keras.initializers.Identity``: ``gain * eye(*shape)``, 2-D shapes only (as in Keras).
 
     For stacks of identities (rank > 2) use :func:`jinit.identity`.
@@ -284,7 +284,7 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
 
 
 @factory("keras.orthogonal")
-def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
+def orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     """``keras.initializers.Orthogonal``: Haar (semi-)orthogonal times ``gain``.
 
     Keras flattens the shape to ``(prod(shape[:-1]), shape[-1])``, which is
@@ -308,11 +308,11 @@ def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initial
       ``keras.initializers.Orthogonal`` (Keras 3.15); Saxe et al. 2014, arXiv:1312.6120.
     """
     gain = _checks.check_real_or_traced("keras.orthogonal", "gain", gain)
-    return orthogonal(gain, column_axis=-1, dtype=dtype)
+    return _orthogonal.orthogonal(gain, column_axis=-1, dtype=dtype)
 
 
 @factory("keras.dense_default")
-def keras_dense_default(dtype: DTypeLike | None = None) -> Initializer:
+def dense_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""Keras's default ``Dense`` and ``Conv*`` kernel: Glorot uniform.
 
     :math:`U(\pm\sqrt{6/(in+out)})`: ``jinit.keras.variance_scaling(1.0, "fan_avg",
@@ -336,14 +336,14 @@ def keras_dense_default(dtype: DTypeLike | None = None) -> Initializer:
       ``keras.layers.Dense`` and ``keras.layers.Conv2D``
       (``kernel_initializer="glorot_uniform"``), Keras 3.15.
     """
-    return keras_variance_scaling(1.0, "fan_avg", "uniform", dtype=dtype)
+    return variance_scaling(1.0, "fan_avg", "uniform", dtype=dtype)
 
 
-keras_conv_default = keras_dense_default  # Keras's Conv* default is its Dense one
+conv_default = dense_default  # Keras's Conv* default is its Dense one
 
 
 @factory("keras.embedding_default")
-def keras_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
+def embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     """Keras's default ``Embedding`` table: ``RandomUniform(-0.05, 0.05)``.
 
     Args:
@@ -361,4 +361,4 @@ def keras_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     References:
       ``keras.layers.Embedding`` (``embeddings_initializer="uniform"``), Keras 3.15.
     """
-    return keras_random_uniform(-0.05, 0.05, dtype=dtype)
+    return random_uniform(-0.05, 0.05, dtype=dtype)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks
-from jinit._basic import constant, normal, ones, zeros
+from jinit._catalog.basic import constant, normal, ones, zeros
 from jinit._core import make_init
 from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling

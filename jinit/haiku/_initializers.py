@@ -23,7 +23,7 @@ from typing import Any, cast
 import numpy as np
 
 from jinit import _checks, _fans
-from jinit._orthogonal import orthogonal
+from jinit._catalog import orthogonal as _orthogonal
 from jinit._scaled_draw import Kind, scaled_draw, variance_draw
 from jinit._typing import DTypeLike, Initializer
 from jinit._value import factory
@@ -52,7 +52,7 @@ def haiku_fans(
 
 
 @factory("haiku.variance_scaling")
-def haiku_variance_scaling(
+def variance_scaling(
     scale: Any = 1.0,
     mode: str = "fan_in",
     distribution: str = "truncated_normal",
@@ -117,7 +117,7 @@ def haiku_variance_scaling(
 
 
 @factory("haiku.linear_default")
-def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
+def linear_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""Haiku's default ``Linear``/``ConvND`` weight: ``TruncatedNormal(1/sqrt(fan_in))``.
 
     ``fan_in = prod(shape[:-1])`` (``in`` for ``Linear``'s ``(in, out)``, ``prod(k) * in`` for
@@ -152,11 +152,11 @@ def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
     return scaled_draw(where, "truncated_normal", spread, dtype, fans=fans)
 
 
-haiku_conv_default = haiku_linear_default
+conv_default = linear_default
 
 
 @factory("haiku.embed_default")
-def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
+def embed_default(dtype: DTypeLike | None = None) -> Initializer:
     """Haiku's default ``Embed`` table: ``TruncatedNormal(stddev=1)``, uncorrected (std 0.8796).
 
     Args:
@@ -180,9 +180,7 @@ def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
 
 
 @factory("haiku.orthogonal")
-def haiku_orthogonal(
-    scale: Any = 1.0, axis: int = -1, dtype: DTypeLike | None = None
-) -> Initializer:
+def orthogonal(scale: Any = 1.0, axis: int = -1, dtype: DTypeLike | None = None) -> Initializer:
     """``hk.initializers.Orthogonal(scale, axis)``: Haar (semi-)orthogonal times ``scale``.
 
     Haiku flattens the weight to ``(shape[axis], prod(others))`` and makes the shorter side
@@ -211,4 +209,4 @@ def haiku_orthogonal(
     _checks.refuse_traced("haiku.orthogonal", "axis", axis, _checks.AXIS)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"`haiku.orthogonal(axis=...)` must be an int; got {axis!r}.")
-    return orthogonal(scale, column_axis=int(axis), dtype=dtype)
+    return _orthogonal.orthogonal(scale, column_axis=int(axis), dtype=dtype)

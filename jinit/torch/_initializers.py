@@ -34,13 +34,13 @@ import numpy as np
 from jax import lax
 
 from jinit import _checks
-from jinit._basic import normal
+from jinit._catalog.basic import normal
+from jinit._catalog.variance import variance_scaling
 from jinit._core import make_init
 from jinit._rng import portable as _portable
 from jinit._rng import samplers as _samplers
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, public
 from jinit._value import factory
-from jinit._variance import variance_scaling
 
 NONLINEARITIES = (
     "linear",
@@ -142,7 +142,7 @@ def _squared_gain_of(where: str, nonlinearity: str, a: Any) -> Any:
 
 
 @factory("torch.kaiming_uniform")
-def torch_kaiming_uniform(
+def kaiming_uniform(
     a: Any = 0.0,
     mode: TorchMode = "fan_in",
     nonlinearity: str = "leaky_relu",
@@ -186,7 +186,7 @@ def torch_kaiming_uniform(
 
 
 @factory("torch.kaiming_normal")
-def torch_kaiming_normal(
+def kaiming_normal(
     a: Any = 0.0,
     mode: TorchMode = "fan_in",
     nonlinearity: str = "leaky_relu",
@@ -230,7 +230,7 @@ def torch_kaiming_normal(
 
 
 @factory("torch.xavier_uniform")
-def torch_xavier_uniform(
+def xavier_uniform(
     gain: Any = 1.0,
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -266,7 +266,7 @@ def torch_xavier_uniform(
 
 
 @factory("torch.xavier_normal")
-def torch_xavier_normal(
+def xavier_normal(
     gain: Any = 1.0,
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -323,7 +323,7 @@ def _squared_gain(where: str, gain: Any) -> Any:
 
 
 @factory("torch.trunc_normal")
-def torch_trunc_normal(
+def trunc_normal(
     mean: Any = 0.0, std: Any = 1.0, a: Any = -2.0, b: Any = 2.0, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""``torch.nn.init.trunc_normal_``: ``N(mean, std^2)`` truncated to the absolute ``[a, b]``.
@@ -407,7 +407,7 @@ def torch_trunc_normal(
 
 
 @factory("torch.linear_default")
-def torch_linear_default(
+def linear_default(
     in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""torch's default ``Linear``/``Conv`` weight: :math:`U(\pm 1/\sqrt{\text{fan\_in}})`.
@@ -441,7 +441,7 @@ def torch_linear_default(
 
 
 @factory("torch.bias_default")
-def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializer:
+def bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializer:
     r"""torch's default ``Linear``/``Conv`` bias: :math:`U(\pm 1/\sqrt{\text{fan\_in}})`.
 
     A bias has no fan of its own, so the layer's ``fan_in`` (``in_features``, or
@@ -480,7 +480,7 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
 
 
 @factory("torch.embedding_default")
-def torch_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
+def embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""torch's default ``Embedding`` weight: :math:`N(0, 1)`.
 
     torch's ``Embedding.weight`` is ``(num_embeddings, embedding_dim)``, the same layout as Flax's
