@@ -80,6 +80,7 @@ def make_init(
     traced: bool = False,
     wraps: Any = None,
     portable: bool = False,
+    **fields: Any,
 ) -> Init:
     """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
 
@@ -114,7 +115,8 @@ def make_init(
     A combinator (:func:`jinit.scaled`, :func:`jinit.portable`) gives ``wraps``, the initializer
     ``body`` calls: ``dtype=None`` then leaves the dtype to it (``body`` receives ``None``), and
     its ``describe`` target and overflow bound are this initializer's unless ``target`` or
-    ``magnitude`` says otherwise. ``portable=True``: it always runs in portable mode.
+    ``magnitude`` says otherwise. ``portable=True``: it always runs in portable mode. ``fields``
+    are the :class:`jinit.Init` fields the engine reads (``stack``, ``layout``).
     """
     inherit_dtype = wraps is not None
     if wraps is not None:
@@ -189,6 +191,7 @@ def make_init(
         wraps=wraps,
         traced=traced,
         portable=portable,
+        **fields,
     )
 
 
