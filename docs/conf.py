@@ -1,7 +1,7 @@
 """Sphinx configuration: the API reference is built from jinit's docstrings.
 
 ``python -m sphinx -W -b html docs docs/_build/html`` (``tests/test_docs.py`` builds it with
-warnings as errors). The catalog page is built from the families of ``jinit/_catalog.py``,
+warnings as errors). The catalog page is built from the families of ``jinit/_catalog/__init__.py``,
 and the build fails naming any public callable that no family lists.
 """
 
@@ -11,7 +11,6 @@ import functools
 import importlib
 import inspect
 import os
-import re
 import sys
 
 from docutils import nodes
@@ -56,13 +55,26 @@ def lookup(name: str):
     return obj
 
 
+def private(modname: str) -> bool:
+    """Whether ``modname`` is one of jinit's private modules (``jinit._catalog.variance``,
+    ``jinit.torch._initializers``): a component after ``jinit`` starts with ``_``."""
+    head, *parts = modname.split(".")
+    return head == "jinit" and any(p.startswith("_") for p in parts)
+
+
+# The modules the catalog's families are written in; a namespace's other modules (muP's
+# optimizers) are on the modules page.
+FAMILY_MODULES = frozenset(f"jinit.{family.module}" for family in FAMILIES)
+
+
 @functools.cache
 def definition(name: str) -> tuple[str, str] | None:
     """``(private module, name written there)`` for ``jinit.<name>``: the module whose ``def``,
-    ``class`` or alias line writes it (``("_torch", "torch_kaiming_uniform")``), or None."""
+    ``class`` or alias line writes it (``("torch._initializers", "kaiming_uniform")``), or
+    None."""
     obj = lookup(name)
     for modname, module in sorted(sys.modules.items()):
-        if not modname.startswith("jinit._"):
+        if not private(modname):
             continue
         source = None
         for written, value in vars(module).items():
@@ -78,10 +90,12 @@ def definition(name: str) -> tuple[str, str] | None:
 @functools.cache
 def public_names() -> tuple[str, ...]:
     """Every public callable of jinit written in a private module: the top level's and the
-    family namespaces' (``torch.kaiming_uniform``)."""
+    family namespaces' written in a family's module (``torch.kaiming_uniform``)."""
     top = [n for n in dir(jinit) if not n.startswith("_") and callable(getattr(jinit, n))]
     spaced = [f"{ns}.{n}" for ns in NAMESPACES for n in getattr(jinit, ns).__all__]
-    return tuple(sorted(top + [n for n in spaced if definition(n) is not None]))
+    found = {n: definition(n) for n in spaced}
+    spaced = [n for n, d in found.items() if d is not None and f"jinit.{d[0]}" in FAMILY_MODULES]
+    return tuple(sorted(top + spaced))
 
 
 def home(name: str) -> str:
@@ -105,19 +119,19 @@ class JinitCatalog(SphinxDirective):
 
 
 def catalog_rst() -> str:
-    """The catalog page: a section per family of ``jinit/_catalog.py``, in its order, with the
+    """The catalog page: a section per family of ``jinit._catalog``, in its order, with the
     family's title, its module's summary line and an entry per name. Raises ``ValueError``
     naming a public callable that no family lists, or a listed name jinit does not export."""
     listed = [name for family in FAMILIES for name in family.names]
     if twice := sorted({n for n in listed if listed.count(n) > 1}):
-        raise ValueError(f"jinit/_catalog.py lists these names in more than one family: {twice}")
+        raise ValueError(f"jinit._catalog lists these names in more than one family: {twice}")
     if missing := sorted(set(public_names()) - set(listed)):
-        raise ValueError(f"public callables in no family of jinit/_catalog.py: {missing}")
+        raise ValueError(f"public callables in no family of jinit._catalog: {missing}")
     lines: list[str] = []
     for family in FAMILIES:
         if absent := [n for n in family.names if not exported(n)]:
             raise ValueError(
-                f"jinit/_catalog.py lists {absent} in {family.title!r}, but jinit does not "
+                f"jinit._catalog lists {absent} in {family.title!r}, but jinit does not "
                 "export them (CONTRIBUTING.md: the export line)"
             )
         summary = (importlib.import_module(f"jinit.{family.module}").__doc__ or "").strip()
@@ -162,32 +176,6 @@ def follow_imported(app, modname: str, attribute: str) -> str | None:
     return None
 
 
-def find_source(app, modname: str) -> tuple[str, dict] | None:
-    """viewcode: a private module's code, where a namespaced object written under its prefixed
-    name (``def torch_kaiming_uniform``) is also found by its public one (``kaiming_uniform``),
-    so its ``[source]`` link lands on its ``def``; an initializer that is a value of its own
-    (``zeros = constant_init(...)``) links to its assignment."""
-    if not modname.startswith("jinit._"):
-        return None
-    from sphinx.pycode import ModuleAnalyzer
-
-    analyzer = ModuleAnalyzer.for_module(modname)
-    tags = dict(analyzer.find_tags())
-    for m in re.finditer(r"^(\w+) = constant_init\(", analyzer.code, re.M):
-        line = analyzer.code.count("\n", 0, m.start()) + 1
-        tags[m.group(1)] = ("def", line, line + 1)
-    for name in public_names():
-        space, _, leaf = name.rpartition(".")
-        found = definition(name) if space else None
-        if found is None or f"jinit.{found[0]}" != modname or leaf == found[1]:
-            continue
-        if leaf in tags:
-            raise ValueError(f"{modname} writes both {found[1]} and {leaf}: which is jinit.{name}?")
-        tags[leaf] = tags[found[1]]
-    return analyzer.code, tags
-
-
 def setup(app):
     app.add_directive("jinit-catalog", JinitCatalog)
     app.connect("viewcode-follow-imported", follow_imported)
-    app.connect("viewcode-find-source", find_source)

@@ -144,10 +144,32 @@ def traced_quotient(x: Any, value: Any, dtype: Any) -> Any:
     ``dtype``; for an ``x`` exact in ``dtype`` and a ``value`` exact in it too (a power of two,
     an integer) one rounded division gives those bits. XLA rewrites ``x / c`` for a constant
     ``c`` as ``x * (1 / c)``, two roundings; a divisor that depends on ``x`` (``x`` itself where
-    it is NaN, which gives NaN either way) stays a division.
+    it is NaN, which gives NaN either way) stays a division. The quotient leaves through a
+    barrier, so XLA cannot merge it with a later division (``(x / y) / n`` into
+    ``x / (y * n)``, one rounding where the concrete value has two).
     """
     x = jnp.asarray(x, dtype)
-    return x / jnp.where(jnp.isnan(x), x, jnp.array(value, dtype))
+    return jax.lax.optimization_barrier(x / jnp.where(jnp.isnan(x), x, jnp.array(value, dtype)))
+
+
+def as_float32(x: Any) -> Any:
+    """A real hyperparameter in float32: a NumPy scalar for a number, an array for a traced one
+    (arithmetic on either then rounds alike, operation by operation)."""
+    return jnp.asarray(x, np.float32) if traced(x) else np.float32(x)
+
+
+def quotient(x: Any, value: Any, dtype: Any) -> Any:
+    """``x / value`` rounded once in ``dtype``, by the same float operation whether either is
+    traced or concrete, so a traced hyperparameter gives the concrete one's bits.
+
+    Concrete: a NumPy scalar of ``dtype`` (the quotient of the two numbers rounded to ``dtype``
+    first, as a traced value is); traced: :func:`traced_quotient`.
+    """
+    if traced(x) or traced(value):
+        return traced_quotient(x, value, dtype)
+    dt = np.dtype(dtype)
+    with np.errstate(all="ignore"):  # inf and NaN as XLA gives them
+        return dt.type(dt.type(x) / dt.type(value))
 
 
 def check_count(where: str, name: str, value: Any, *, minimum: int = 1) -> int:

@@ -9,12 +9,12 @@ multiplications are separate programs.) It also makes an eager call one dispatch
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import jax
 import numpy as np
 
-from jinit import _checks
+from jinit import _checks, _value
 from jinit._rng import formula as _formula
 from jinit._rng import portable as _portable
 from jinit._rng import samplers as _samplers
@@ -25,7 +25,7 @@ from jinit._typing import Array, DTypeLike, KeyArray, OutSharding, Shape
 from jinit._value import Init, Target
 
 Body = Callable[[KeyArray, tuple[int, ...], np.dtype, OutSharding], Array]
-SamplingFn = Callable[[tuple[int, ...], np.dtype], Sampling | None]
+SamplingFn = Callable[[tuple[int, ...], Any], Sampling | None]
 FormulaFn = Callable[[tuple[int, ...], np.dtype], Formula]
 Fans = Callable[[tuple[int, ...]], tuple[float, float]]
 
@@ -78,6 +78,9 @@ def make_init(
     magnitude: Callable[[tuple[int, ...]], float] | None = None,
     uses_key: bool = True,
     traced: bool = False,
+    wraps: Any = None,
+    portable: bool = False,
+    **fields: Any,
 ) -> Init:
     """Wraps ``body(key, shape, dtype, out_sharding)`` as a jinit initializer.
 
@@ -108,7 +111,17 @@ def make_init(
     does not cache a builder for it (``Init.traced``). The result is an
     :class:`jinit.Init` named ``where``; :func:`jinit._value.factory` names it after the public
     factory and records its hyperparameters.
+
+    A combinator (:func:`jinit.scaled`, :func:`jinit.portable`) gives ``wraps``, the initializer
+    ``body`` calls: ``dtype=None`` then leaves the dtype to it (``body`` receives ``None``), and
+    its ``describe`` target and overflow bound are this initializer's unless ``target`` or
+    ``magnitude`` says otherwise. ``portable=True``: it always runs in portable mode. ``fields``
+    are the :class:`jinit.Init` fields the engine reads (``stack``, ``layout``).
     """
+    inherit_dtype = wraps is not None
+    if wraps is not None:
+        target = _value.target_of(wraps) if target is None else target
+        magnitude = _value.magnitude_of(wraps) if magnitude is None else magnitude
     if traced:
         # Fans are static; mean and std depend on the traced value, which is not a number here.
         inner_target = target
@@ -149,13 +162,13 @@ def make_init(
             default_dtype if dtype is None else dtype,
             out_sharding,
             allow_complex=allow_complex,
+            inherit_dtype=inherit_dtype,
             uses_key=uses_key,
         )
-        dtype = cast(np.dtype, checked)  # never None: no `inherit_dtype`
-        out = compiled(key, shape, dtype, out_sharding, _portable.active())
-        if magnitude is not None and 0 not in shape and (shape, dtype) not in in_range:
-            _checks.check_range(where, magnitude(shape), dtype)
-            in_range.add((shape, dtype))  # static: checked once per shape and dtype
+        out = compiled(key, shape, checked, out_sharding, portable or _portable.active())
+        if magnitude is not None and 0 not in shape and (shape, out.dtype) not in in_range:
+            _checks.check_range(where, magnitude(shape), out.dtype)
+            in_range.add((shape, out.dtype))  # static: checked once per shape and dtype
         return out
 
     sampling_method = None
@@ -164,8 +177,9 @@ def make_init(
         def sampling_method(shape: Shape, dtype: DTypeLike | None = default_dtype):
             shape = _checks.canonical_shape(where, shape)
             dtype = default_dtype if dtype is None else dtype
-            dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
-            return sampling(shape, dtype)
+            if dtype is not None or not inherit_dtype:
+                dtype = _checks.canonical_dtype(where, dtype, allow_complex=allow_complex)
+            return sampling(shape, dtype)  # (None: the wrapped initializer's own dtype)
 
     return Init(
         where,
@@ -174,7 +188,10 @@ def make_init(
         sampling=sampling_method,
         target=target,
         magnitude=magnitude,
+        wraps=wraps,
         traced=traced,
+        portable=portable,
+        **fields,
     )
 
 

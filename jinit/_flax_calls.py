@@ -40,8 +40,8 @@ from typing import Any
 import jax
 
 from jinit import _value
-from jinit._layout import layout
-from jinit._stacked import stacked
+from jinit._catalog.layout import layout
+from jinit._catalog.stacked import stacked
 from jinit._tree.keys import stack_depth
 from jinit._value import InsertAfter
 

@@ -98,6 +98,17 @@ class InsertAfter:
         return "/".join([*parts[: self.depth], *map(str, index), *parts[self.depth :]])
 
 
+class _Doc:
+    """``Init.__doc__``: the class's docstring, or an initializer's own where it has one
+    (``help(jinit.zeros)`` shows the function ``jinit.zeros`` was written as)."""
+
+    def __init__(self, doc: str | None) -> None:
+        self.doc = doc
+
+    def __get__(self, obj: Any, owner: Any = None) -> str | None:
+        return self.doc if obj is None or obj.doc is None else obj.doc
+
+
 @public("Init")
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Init:
@@ -123,6 +134,12 @@ class Init:
       layout, runs on (``jinit.equinox.layout``).
     - ``traced``: a hyperparameter is a tracer (the value must not outlive its trace);
       ``portable``: it always runs in portable mode.
+    - ``finish``: ``finish(layer, path, value, abstract)``, the value equinox's constructor
+      computes from the built layer (``WeightNorm``'s ``g``): the builder makes this
+      initializer's draw, then replaces it on the built model
+      (:func:`jinit._tree.equinox.from_layer`).
+    - ``doc``: an initializer's own docstring (``jinit.zeros``'s), which ``__doc__`` and
+      ``help`` show in place of this class's.
     """
 
     name: str
@@ -139,6 +156,8 @@ class Init:
     traced: bool = False
     portable: bool = False
     bare: bool = False  # an initializer itself (`jinit.zeros`), not a factory's result
+    finish: Callable[[Any, str, Any, Any], Any] | None = None
+    doc: str | None = None
     # What equality and hashing compare: (name, frozen args) from `factory`, or None (identity).
     identity: Any = None
 
@@ -164,6 +183,8 @@ class Init:
         return id(self) if self.identity is None else hash((type(self), self.identity))
 
     def __repr__(self) -> str:
+        if self.finish is not None:
+            return f"<equinox default: {self.name}>"
         if self.bare:
             return f"jinit.{self.name}"
         shown = [repr(v) for _, v in self.args[: self.positional]]
@@ -180,6 +201,10 @@ class Init:
         return (_rebuild, (self.name, self.args, self.positional, self.bare))
 
     @property
+    def __name__(self) -> str:  # (what docs read from a function)
+        return self.name.rpartition(".")[2]
+
+    @property
     def short_name(self) -> str:
         """The name tables show (:func:`jinit.explain`): the factory's public name; a stack's
         or a layout's shows what it wraps (``stacked(he_normal)``, ``he_normal[in=-1,out=-2]``)."""
@@ -194,6 +219,8 @@ class Init:
         if self.stack is None:
             raise TypeError(f"{self!r} is not a stack of layers.")
         return self.stack.layers(self.wraps, keys, shape, dtype)
+
+    __doc__ = _Doc(__doc__)  # (an initializer's own, where it has one)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -225,12 +252,15 @@ def _rebuild(name: str, args: tuple[tuple[str, Any], ...], positional: int, bare
     return obj(*(v for _, v in args[:positional]), **dict(args[positional:]))
 
 
-def constant_init(name: str, call: Call, doc: str, **fields: Any) -> Init:
-    """An initializer that is a value of its own (``jinit.zeros``), documented by ``doc``."""
-    init = Init(name, call, bare=True, identity=(name,), **fields)
-    for attr, value in (("__doc__", doc), ("__name__", name), ("__qualname__", name)):
-        object.__setattr__(init, attr, value)  # (what docs and `help` read from a function)
-    return init
+def initializer(**fields: Any) -> Callable[[Call], Init]:
+    """Makes the decorated function an initializer that is a value of its own (``jinit.zeros``,
+    as in jax): named and documented by the function, with ``fields`` (its ``target``)."""
+
+    def make(fn: Call) -> Init:
+        name = fn.__name__
+        return Init(name, fn, bare=True, identity=(name,), doc=fn.__doc__, **fields)
+
+    return make
 
 
 def _show(v: Any) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 import equinox as eqx
 
 from jinit import _tree
-from jinit._eqx_defaults import EquinoxDefaults as EquinoxDefaults
-from jinit._eqx_defaults import defaults as defaults
-from jinit._eqx_defaults import uniform as uniform
-from jinit._layout import layout as layout
+from jinit._catalog.equinox_defaults import EquinoxDefaults as EquinoxDefaults
+from jinit._catalog.equinox_defaults import defaults as defaults
+from jinit._catalog.equinox_defaults import uniform as uniform
+from jinit._catalog.layout import layout as layout
 from jinit._tree import equinox as _eqx_tree
 from jinit._tree import options as _options
 from jinit._value import Init

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,19 @@ def lookup(name: str) -> Any:
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def catalog_modules() -> list[Any]:
+    """The modules the catalog's names are written in: jinit's private modules (a component
+    after ``jinit`` starts with ``_``: ``jinit._catalog.variance``, ``jinit.torch._initializers``),
+    less muP's optimizers (``jinit.mup._optimizers``), which are on the docs' modules page."""
+    return [
+        m
+        for name, m in sorted(sys.modules.items())
+        if name.startswith("jinit.")
+        and any(p.startswith("_") for p in name.split(".")[1:])
+        and name != "jinit.mup._optimizers"
+    ]
 
 
 def public_callables() -> list[str]:

@@ -1,6 +1,7 @@
-"""The family list is one table, `jinit/_catalog.py`: `jinit.__all__` and the docs' catalog page are
-built from it, the README's catalog table is checked against it, and CONTRIBUTING.md's steps for
-a new family, followed on a copy of the package, put the family in all three."""
+"""The family list is one table, `jinit/_catalog/__init__.py`: `jinit.__all__` and the docs'
+catalog page are built from it, the README's catalog table is checked against it, and
+CONTRIBUTING.md's steps for a new family, followed on a copy of the package, put the family in
+all three."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from registry import lookup, public_callables
+from registry import catalog_modules, lookup, public_callables
 
 import jinit
 from jinit import _catalog
@@ -79,9 +80,9 @@ def test_all_is_the_catalogs_top_level_names_in_its_order():
 
 
 def test_every_public_callable_is_in_exactly_one_family():
-    """As the docs' catalog page needs: every public callable written in a private module (those
-    written in `jinit/mup.py` itself, its optimizers, are on the modules page)."""
-    private = [m for name, m in sorted(sys.modules.items()) if name.startswith("jinit._")]
+    """As the docs' catalog page needs: every public callable written in a module of the catalog
+    (muP's optimizers, in `jinit/mup/_optimizers.py`, are on the modules page)."""
+    private = catalog_modules()
     public = {
         n
         for n in public_callables()
@@ -113,7 +114,7 @@ def test_each_family_is_written_in_its_module(monkeypatch):
 def test_the_readme_table_names_every_family():
     text = (ROOT / "README.md").read_text()
     missing = readme_missing(text, _catalog.FAMILIES)
-    assert not missing, f"README.md's catalog table lacks: {missing} (jinit/_catalog.py)"
+    assert not missing, f"README.md's catalog table lacks: {missing} (jinit/_catalog/__init__.py)"
 
 
 def test_the_readme_check_names_what_is_missing():
@@ -136,7 +137,7 @@ out = {
     "docs": conf.catalog_rst(),
     "families": [list(f) for f in _catalog.FAMILIES],
 }
-conf.FAMILIES = tuple(f for f in conf.FAMILIES if f.module != "_halton")
+conf.FAMILIES = tuple(f for f in conf.FAMILIES if f.module != "_catalog.halton")
 top = _catalog.top_level_names(conf.FAMILIES)
 out["all_without_the_entry_lacks"] = [
     n for n in dir(jinit) if not n.startswith("_") and callable(getattr(jinit, n)) and n not in top
@@ -164,27 +165,30 @@ def test_a_family_added_by_contributings_steps_alone_reaches_all_docs_and_readme
     catalog page and in the README's table; without the catalog entry the docs build names it."""
     pytest.importorskip("sphinx")
     steps = (ROOT / "CONTRIBUTING.md").read_text()
-    for step in ("jinit/_catalog.py", "catalog table", "tests/registry.py", "jinit/__init__.py"):
+    steps_named = ("jinit/_catalog/__init__.py", "catalog table", "tests/registry.py")
+    for step in (*steps_named, "jinit/__init__.py"):
         assert step in steps, f"CONTRIBUTING.md's steps do not mention {step}"
     shutil.copytree(
         ROOT / "jinit", tmp_path / "jinit", ignore=shutil.ignore_patterns("__pycache__")
     )
     (tmp_path / "docs").mkdir()
     shutil.copy(ROOT / "docs" / "conf.py", tmp_path / "docs" / "conf.py")
-    # 1. The body, in the module of its family (a new family: a new module).
-    (tmp_path / "jinit" / "_halton.py").write_text(NEW_MODULE)
+    # 1. The body, in the module of its family (a new family: a new module of the catalog).
+    (tmp_path / "jinit" / "_catalog" / "halton.py").write_text(NEW_MODULE)
     # 2. The export line.
     init = tmp_path / "jinit" / "__init__.py"
     text = init.read_text()
     init.write_text(
         text.replace(
-            "\n__version__", "\nfrom jinit._halton import halton as halton\n\n__version__", 1
+            "\n__version__",
+            "\nfrom jinit._catalog.halton import halton as halton\n\n__version__",
+            1,
         )
     )
     # 3. The catalog entry: a new Family at the end of FAMILIES.
-    catalog = tmp_path / "jinit" / "_catalog.py"
+    catalog = tmp_path / "jinit" / "_catalog" / "__init__.py"
     text = catalog.read_text()
-    entry = '    Family("_halton", "Halton sequences", ("halton",), "quasi-random"),\n)\n'
+    entry = '    Family("_catalog.halton", "Halton sequences", ("halton",), "quasi-random"),\n)\n'
     head, _, tail = text.partition("\nFAMILIES: tuple[Family, ...] = (\n")
     body, _, rest = tail.partition("\n)\n")
     catalog.write_text(f"{head}\nFAMILIES: tuple[Family, ...] = (\n{body}\n{entry}{rest}")

@@ -9,15 +9,14 @@ import sys
 
 import jax
 import pytest
-from registry import lookup, public_callables
+from registry import catalog_modules, lookup, public_callables
 
 import jinit
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PRIVATE = [m for name, m in sorted(sys.modules.items()) if name.startswith("jinit._")]
-# The catalog's names: every public callable written in a private module (`jinit._torch`'s
-# `torch_kaiming_uniform` is `torch.kaiming_uniform`); those written in `jinit/mup.py` itself, its
-# optimizers, are on the modules page.
+# The catalog's names: every public callable written in a module of the catalog (muP's optimizers
+# are on the modules page).
+PRIVATE = catalog_modules()
 PUBLIC = [
     n for n in public_callables() if any(v is lookup(n) for m in PRIVATE for v in vars(m).values())
 ]
@@ -50,7 +49,7 @@ def test_catalog_has_every_public_callable_with_a_source_link(site):
             assert f"jinit.{target}" in entry.group(1), f"alias {name} does not point to {target}"
         else:
             assert "viewcode-link" in entry.group(0), f"jinit.{name} has no [source] link"
-    assert (site / "_modules" / "jinit" / "_variance.html").exists()
+    assert (site / "_modules" / "jinit" / "_catalog" / "variance.html").exists()
 
 
 def test_pages_are_built(site):

@@ -228,8 +228,12 @@ def test_describe_targets_match_the_reference(case: Case, key):
     init = case.make()
     d = jinit.describe(init, case.stat_shape, key=key)
     dist = case.dist(case.stat_shape)
-    assert d.target_std == pytest.approx(dist.std(), rel=1e-9)
-    assert d.target_mean == pytest.approx(dist.mean(), rel=1e-9, abs=1e-12)
+    # float32's precision: where a scale is computed from hyperparameters (a gain's square,
+    # `scale / width_mult`, `stddev / sqrt(2 L)`, Keras's uniform half-width), it is computed in
+    # float32, as a traced hyperparameter's is (tests/test_traceable.py), and the target is the
+    # scale the values are drawn with.
+    assert d.target_std == pytest.approx(dist.std(), rel=2e-7)
+    assert d.target_mean == pytest.approx(dist.mean(), rel=2e-7, abs=1e-12)
     assert d.std == pytest.approx(dist.std(), rel=0.02)
 
 

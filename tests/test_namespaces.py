@@ -13,7 +13,7 @@ import pytest
 from registry import NAMESPACES, lookup
 
 import jinit
-from jinit import _deprecations, _haiku, _keras, _mup, _torch, _torch_rules
+from jinit import _deprecations
 
 RENAMED = sorted(_deprecations.RENAMED.items())
 ROWS = [pytest.param(old, new, id=old) for old, new in RENAMED]
@@ -47,15 +47,27 @@ def test_an_attribute_access_warns_too(fresh):
 
 
 @pytest.mark.parametrize(("old", "new"), ROWS)
-def test_every_row_names_the_object_the_flat_name_gave(old, new):
-    """Each new name is exported by its namespace and is the object the private module writes
-    under the old name (so no row points at a look-alike, e.g. `jinit.identity`)."""
+def test_every_row_names_an_object_its_namespace_writes_under_that_name(old, new):
+    """Each new name is exported by its namespace and written under that name in one of the
+    namespace package's own modules (no prefix renaming; no row points at a look-alike, e.g.
+    `jinit.identity`)."""
     space, _, leaf = new.partition(".")
     assert space in NAMESPACES and leaf in lookup(space).__all__
+    obj = lookup(new)
     written = [
-        getattr(m, old) for m in (_torch, _torch_rules, _keras, _haiku, _mup) if hasattr(m, old)
+        name
+        for name, m in sorted(sys.modules.items())
+        if name.startswith(f"jinit.{space}._") and vars(m).get(leaf) is obj
     ]
-    assert written and all(lookup(new) is w for w in written), old
+    assert written, f"jinit.{new} is not written as `{leaf}` in a module of jinit.{space}"
+    assert not any(hasattr(m, old) for n, m in sys.modules.items() if n.startswith("jinit.")), old
+
+
+@pytest.mark.parametrize("space", NAMESPACES)
+def test_a_namespace_is_a_package(space):
+    """`jinit.torch` and its siblings are packages whose private modules hold their code."""
+    module = lookup(space)
+    assert module.__name__ == f"jinit.{space}" and hasattr(module, "__path__")
 
 
 def test_flat_names_are_neither_in_all_nor_in_dir():

@@ -2,10 +2,10 @@
 
 A hyperparameter that only scales or shifts values (a gain, scale, factor, mean, std, bound)
 accepts a traced value under ``jax.jit`` and ``jax.vmap``, and every slice of a sweep is bit for
-bit the concrete call with that number; a truncation bound, which enters ``erf`` (folded by XLA
-for a concrete bound, computed at run time for a traced one), within ``1e-5`` of it (relative to
-the largest value, for bounds within 3 standard deviations). One that changes what is built (a
-count, an axis) refuses a tracer with an error that names it and says why. ``ROWS`` classifies
+bit the concrete call with that number, for any float32 number and any fan (the shapes' fans are
+not powers of two). One exception, ``truncated_normal``'s bounds, is close rather than exact
+(``CLOSE`` below says why). One that changes what is built (a count, an axis) refuses a tracer
+with an error that names it and says why. ``ROWS`` classifies
 each numeric argument of each factory that ``registry.public_callables()`` lists, so a new
 factory or a new argument fails ``test_every_numeric_hyperparameter_is_classified`` until it
 has its place here.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import re
 from typing import Any
 
 import jax
@@ -29,7 +28,6 @@ import jinit
 # float32 values, so each concrete call gets exactly the number its slice traced.
 SIGNED = (0.3, 1.7, -2.1)
 POSITIVE = (0.3, 1.7, 2.1)
-EXACT_SQUARES = (0.5, 1.25, 3.0)  # gains whose squares are exact in float32
 LOWER, UPPER = (-1.3, -2.0, -0.7), (1.1, 2.0, 0.6)
 
 # Arguments that are not numbers: strings, flags, initializers, dtypes, einsum specs.
@@ -55,13 +53,13 @@ class Row:
     """One factory: its other arguments, a legal shape, and its numeric hyperparameters.
 
     ``scales``: swept values of each hyperparameter that accepts a tracer (bit for bit);
-    ``close``: the same for a truncation bound (within ``1e-5`` of the largest value);
+    ``close``: the same for ``truncated_normal``'s bounds (within ``BOUND_ATOL``);
     ``structural``: a legal concrete value of each one that refuses a tracer, or
     ``(value, extra arguments)``.
     """
 
     base: dict[str, Any] = dataclasses.field(default_factory=dict)
-    shape: tuple[int, ...] = (4, 6)
+    shape: tuple[int, ...] = (7, 6)  # fans 7, 6, 6.5: no power of two
     scales: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
     close: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
     structural: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -84,7 +82,9 @@ ROWS: dict[str, Row] = {
     "constant": Row(base={"value": 1.0}, scales={"value": SIGNED}),
     "normal": Row(scales={"stddev": POSITIVE}),
     "uniform": Row(scales={"scale": SIGNED}),
-    "truncated_normal": Row(scales={"stddev": POSITIVE}, close={"lower": LOWER, "upper": UPPER}),
+    "truncated_normal": Row(
+        base={"stddev": 1.0}, scales={"stddev": POSITIVE}, close={"lower": LOWER, "upper": UPPER}
+    ),
     "variance_scaling": Row(
         base={"scale": 1.0, "mode": "fan_in", "distribution": "normal"},
         scales={"scale": POSITIVE},
@@ -96,7 +96,7 @@ ROWS: dict[str, Row] = {
         shape=(3, 4, 6), scales={"scale": SIGNED}, structural={"column_axis": -1}
     ),
     "identity": Row(scales={"gain": SIGNED}),
-    "hadamard": Row(shape=(4, 16), scales={"scale": SIGNED}),  # bits where sqrt(n) is exact
+    "hadamard": Row(shape=(4, 8), scales={"scale": SIGNED}),  # sqrt(8) is not a float32
     "dirac": Row(shape=(3, 4, 6), structural={"groups": 2}),
     "sparse": Row(base={"sparsity": 0.25}, scales={"std": POSITIVE}, structural={"sparsity": 0.5}),
     "zero_init": Row(),
@@ -105,8 +105,8 @@ ROWS: dict[str, Row] = {
     "scaled": Row(base={"init": jinit.normal(1.0), "factor": 1.0}, scales={"factor": SIGNED}),
     "portable": Row(base={"init": jinit.normal(1.0)}),
     "stacked": Row(base={"init": jinit.normal(1.0), "unroll": "layers"}, structural={"axes": 1}),
-    "scaled_residual": Row(  # bits where sqrt(2 * n_layers) is exact
-        base={"n_layers": 8}, scales={"stddev": POSITIVE}, structural={"n_layers": 2}
+    "scaled_residual": Row(  # sqrt(2 * 12) is not a float32
+        base={"n_layers": 12}, scales={"stddev": POSITIVE}, structural={"n_layers": 2}
     ),
     "fixup": Row(
         base={"n_branches": 4, "layers_per_branch": 2},
@@ -117,58 +117,42 @@ ROWS: dict[str, Row] = {
     "deepnorm": Row(
         base={"n_layers": 4}, structural={"n_layers": 2, "decoder_layers": 2, **FAN_AXES}
     ),
-    "torch.kaiming_normal": Row(scales={"a": (0.0, 1.0, -1.0)}, structural=FAN_AXES),
-    "torch.kaiming_uniform": Row(scales={"a": (0.0, 1.0, -1.0)}, structural=FAN_AXES),
-    # Bits where gain**2 is exact in float32 (these gains), or the fan average a power of two.
-    "torch.xavier_normal": Row(scales={"gain": EXACT_SQUARES}, structural=FAN_AXES),
-    "torch.xavier_uniform": Row(scales={"gain": EXACT_SQUARES}, structural=FAN_AXES),
+    "torch.kaiming_normal": Row(scales={"a": (0.0, 0.3, -2.1)}, structural=FAN_AXES),
+    "torch.kaiming_uniform": Row(scales={"a": (0.0, 0.3, -2.1)}, structural=FAN_AXES),
+    "torch.xavier_normal": Row(scales={"gain": POSITIVE}, structural=FAN_AXES),
+    "torch.xavier_uniform": Row(scales={"gain": POSITIVE}, structural=FAN_AXES),
     "torch.trunc_normal": Row(
-        close={"mean": (0.3, 0.7, -0.4), "std": POSITIVE, "a": LOWER, "b": UPPER}
+        scales={"mean": (0.3, 0.7, -0.4), "std": POSITIVE, "a": LOWER, "b": UPPER}
     ),
     "torch.linear_default": Row(structural=FAN_AXES),
     "torch.bias_default": Row(base={"fan_in": 4}, shape=(6,), structural={"fan_in": 8}),
     "torch.embedding_default": Row(),
     "keras.variance_scaling": Row(
-        structural={"input_axes": (0, {"output_axes": 1}), "output_axes": (1, {"input_axes": 0})}
+        scales={"scale": POSITIVE},
+        structural={"input_axes": (0, {"output_axes": 1}), "output_axes": (1, {"input_axes": 0})},
     ),
-    "keras.random_normal": Row(),
-    "keras.random_uniform": Row(),
-    "keras.truncated_normal": Row(),
+    "keras.random_normal": Row(scales={"mean": SIGNED, "stddev": POSITIVE}),
+    "keras.random_uniform": Row(
+        scales={"minval": (-0.3, -1.7, -2.1), "maxval": POSITIVE},
+    ),
+    "keras.truncated_normal": Row(scales={"mean": SIGNED, "stddev": POSITIVE}),
     "keras.identity": Row(scales={"gain": SIGNED}),
     "keras.orthogonal": Row(scales={"gain": SIGNED}),
     "keras.dense_default": Row(),
     "keras.conv_default": Row(),
     "keras.embedding_default": Row(),
-    "haiku.variance_scaling": Row(structural={"fan_in_axes": 0}),
+    "haiku.variance_scaling": Row(scales={"scale": POSITIVE}, structural={"fan_in_axes": 0}),
     "haiku.orthogonal": Row(scales={"scale": SIGNED}, structural={"axis": 0}),
     "haiku.linear_default": Row(),
     "haiku.conv_default": Row(),
     "haiku.embed_default": Row(),
     "mup.hidden": Row(scales={"scale": POSITIVE}, structural=FAN_AXES),
-    # Bits where scale / width_mult is exact in float32 (width_mult a power of two).
     "mup.readout": Row(
-        base={"width_mult": 2.0},
-        scales={"width_mult": (0.5, 2.0, 4.0), "scale": POSITIVE},
+        base={"width_mult": 3.0},
+        scales={"width_mult": (0.3, 1.7, 3.0), "scale": POSITIVE},
         structural=FAN_AXES,
     ),
 }
-
-# Scale-like hyperparameters that still refuse a tracer, and why: each is refused by name (see
-# `test_an_untraceable_scale_is_refused_by_name`), and moves to its row's `scales` once fixed.
-UNTRACEABLE = {
-    ("keras.variance_scaling", "scale"): "its spread sqrt(scale / n) is computed in float64",
-    ("haiku.variance_scaling", "scale"): "its spread sqrt(scale / n) is computed in float64",
-    ("keras.random_normal", "mean"): "Keras/Haiku rows take a float64 spread and mean",
-    ("keras.random_normal", "stddev"): "Keras/Haiku rows take a float64 spread and mean",
-    ("keras.random_uniform", "minval"): "Keras/Haiku rows take a float64 spread and mean",
-    ("keras.random_uniform", "maxval"): "Keras/Haiku rows take a float64 spread and mean",
-    ("keras.truncated_normal", "mean"): "Keras/Haiku rows take a float64 spread and mean",
-    ("keras.truncated_normal", "stddev"): "Keras/Haiku rows take a float64 spread and mean",
-}
-
-# Structural arguments whose refusal names them but does not yet say why (their checks live in
-# modules this table does not own).
-WITHOUT_REASON = {("stacked", "axes")}
 
 
 def _factories() -> list[str]:
@@ -203,7 +187,8 @@ def test_every_numeric_hyperparameter_is_classified():
     assert sorted(ROWS) == sorted(factories), set(ROWS) ^ set(factories)
     for name in factories:
         row = ROWS[name]
-        kinds = (row.scales, row.close, row.structural, [p for n, p in UNTRACEABLE if n == name])
+        # (every scale-like hyperparameter accepts a tracer: none is left unclassified)
+        kinds = (row.scales, row.close, row.structural)
         assert sorted(p for kind in kinds for p in kind) == sorted(_numeric_parameters(name)), name
 
 
@@ -231,42 +216,29 @@ def test_a_traced_scale_gives_the_concrete_bits(name, param, key):
                 np.testing.assert_array_equal(_bits(got[i]), _bits(want), err_msg=f"{v}, {dtype}")
 
 
-# Where the rows above are exact and these are not, the last bit of the scale can differ.
-OFF_EXACT = {
-    "hadamard": ({}, (4, 8), "scale", SIGNED),
-    "scaled_residual": ({"n_layers": 12}, (4, 6), "stddev", POSITIVE),
-    "torch.xavier_normal": ({}, (4, 6), "gain", (0.3, 1.7, 2.1)),
-    "mup.readout": ({"width_mult": 3.0}, (4, 6), "scale", POSITIVE),
-    "torch.kaiming_normal": ({}, (4, 6), "a", SIGNED),
-    "torch.kaiming_uniform": ({}, (4, 6), "a", SIGNED),
-}
-
-
-@pytest.mark.parametrize("name", sorted(OFF_EXACT))
-def test_a_traced_scale_off_its_exact_cases_is_within_an_ulp(name, key):
-    base, shape, param, values = OFF_EXACT[name]
-    values = jnp.array(values, jnp.float32)
-    call = lambda v: _make(name, base, **{param: v})(key, shape)
-    got = jax.vmap(call)(values)
-    for i, v in enumerate(values.tolist()):
-        want = np.asarray(call(v))
-        np.testing.assert_array_max_ulp(np.asarray(got[i]), want, maxulp=2)
-
+# `truncated_normal`'s bounds are the one exception to bit-identity. jinit keeps jax's bits for
+# a number (tests/test_jax_parity.py pins `truncated_normal(lower=-1.0, upper=3.0)`): jax's
+# sampler computes `erf(bound / sqrt(2))`, which XLA folds on the host (the float32 of the exact
+# erf) for a number and computes on the device (a polynomial, a few ulps off) for a traced bound.
+# Both cannot hold; jax's bits win. Measured on CPU: at most 1.05e-5 * stddev apart, sweeping each
+# bound over 57 points of [0.2, 3] in size (tolerance: twice that). `torch.trunc_normal`, with no
+# jax twin, computes its bounds' erf at run time for numbers too, and is exact.
+BOUND_ATOL = 2e-5  # times stddev, for bounds within 3 standard deviations
 
 CLOSE = [(name, p) for name, row in ROWS.items() for p in row.close]
 
 
 @pytest.mark.parametrize("name, param", CLOSE, ids=[f"{n}({p})" for n, p in CLOSE])
-def test_a_traced_bound_gives_the_concrete_values_within_1e_5(name, param, key):
+def test_a_traced_bound_gives_the_concrete_values_within_bound_atol(name, param, key):
     row = ROWS[name]
     values = jnp.array(row.close[param], jnp.float32)
+    atol = BOUND_ATOL * row.base["stddev"]
     call = lambda v: _make(name, row.base, **{param: v})(key, (64, 64))
     for got in (jax.vmap(call)(values), jax.jit(jax.vmap(call))(values)):
         for i, v in enumerate(values.tolist()):
-            want = np.asarray(call(v))
-            np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-5 * abs(want).max())
+            np.testing.assert_allclose(got[i], np.asarray(call(v)), rtol=0, atol=atol)
     want = np.asarray(call(values[0].item()))
-    np.testing.assert_allclose(jax.jit(call)(values[0]), want, rtol=0, atol=1e-5 * abs(want).max())
+    np.testing.assert_allclose(jax.jit(call)(values[0]), want, rtol=0, atol=atol)
 
 
 STRUCTURAL = [(name, p) for name, row in ROWS.items() for p in row.structural]
@@ -280,22 +252,10 @@ def test_a_traced_structural_hyperparameter_is_refused_by_name(name, param, key)
     _make(name, row.base, **extra, **{param: value})  # the concrete value is legal
     # The argument by name; the call may be the one the factory delegates to (`glorot_normal`
     # checks its axes as `variance_scaling`).
-    said = rf"\({param}=\.\.\.\)` must be a"
-    if (name, param) not in WITHOUT_REASON:
-        said += r" concrete \w+, not a traced value: it "
+    said = rf"\({param}=\.\.\.\)` must be a concrete \w+, not a traced value: it "
     for trace in (jax.jit, jax.vmap):
         with pytest.raises((TypeError, ValueError), match=said):
             trace(lambda v: _make(name, row.base, **extra, **{param: v}))(jnp.array([value] * 2))
-
-
-@pytest.mark.parametrize(
-    "name, param", sorted(UNTRACEABLE), ids=[f"{n}({p})" for n, p in sorted(UNTRACEABLE)]
-)
-def test_an_untraceable_scale_is_refused_by_name(name, param):
-    said = rf"`{re.escape(name)}\({param}=\.\.\.\)` must be a concrete number, not a traced value"
-    base = ROWS[name].base
-    with pytest.raises(TypeError, match=said):
-        jax.jit(lambda v: _make(name, base, **{param: v}))(jnp.float32(1.5))
 
 
 def test_scaled_sweeps_keys_and_factors_together(key):

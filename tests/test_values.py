@@ -135,7 +135,7 @@ def test_wrappers_are_plain_values_holding_their_initializer_once():
 
 def test_public_objects_are_named_where_they_are_defined():
     """Factories and other public objects report the name users import (``jinit.torch.defaults``,
-    not ``jinit._torch_rules.torch_defaults``), set by the decorator at their definition."""
+    not ``jinit.torch._defaults.defaults``), set by the decorator at their definition."""
     import jinit.mup
 
     for obj, where in [

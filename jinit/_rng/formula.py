@@ -13,9 +13,10 @@ that must agree with everything else is derived from that one statement, here:
 
 ``factor`` is the number ``scale``, or, with ``fan``, the multiplier that gives the standard draw
 the variance ``scale / fan``, computed as ``jax.nn.initializers.variance_scaling`` computes it,
-in the compute dtype (so float32 values keep jax's bits). A static ``scale``'s product with the
-normal draw's ``sqrt(2)`` (:func:`jinit._rng.sampling.normal`) is made in float64 and rounded once;
-a traced one's in float32.
+in the compute dtype (so float32 values keep jax's bits). ``scale``'s product with the normal
+draw's ``sqrt(2)`` (:func:`jinit._rng.sampling.normal`), like every operation on a
+hyperparameter, is made in the draw's dtype by the same operations for a number as for a traced
+scalar, so a sweep gives the concrete calls' bits.
 """
 
 from __future__ import annotations
@@ -71,17 +72,12 @@ def sampling(f: Formula, dtype: np.dtype) -> Sampling | None:
         fan = f.fan
         spread = lambda z: (z * _spread(f, fan, draw.dtype, unit)).astype(dtype)
         return Sampling(draw, spread, same)
-    factor: Any
-    if _traced(f.scale):
-        factor = jnp.asarray(f.scale, draw.dtype)
-        factor = jnp.multiply(_samplers.SQRT2, factor) if unit else factor
-    else:
-        factor = np.array(f.scale * math.sqrt(2) if unit else f.scale, draw.dtype)
-    if f.shift == 0:
+    # In the draw's dtype, by the same operations for a number (NumPy) as for a traced scalar.
+    factor = _in(draw.dtype, f.scale)
+    factor = _in(draw.dtype, _samplers.SQRT2) * factor if unit else factor
+    if not _traced(f.shift) and f.shift == 0:
         return Sampling(draw, lambda z: (z * factor).astype(dtype), same)
-    shift = np.array(f.shift, draw.dtype)
-    if _traced(f.scale):
-        return Sampling(draw, lambda z: (z * factor + shift).astype(dtype))
+    shift = _in(draw.dtype, f.shift)
     return Sampling(draw, lambda z: _portable.mul_add(z, factor, shift).astype(dtype), same)
 
 
@@ -103,7 +99,9 @@ def value(
     if f.fan is not None:
         return (z * _spread(f, f.fan, z.dtype, False)).astype(dtype)
     out = z * jnp.asarray(f.scale, z.dtype)
-    return (out if f.shift == 0 else out + jnp.asarray(f.shift, z.dtype)).astype(dtype)
+    if not _traced(f.shift) and f.shift == 0:
+        return out.astype(dtype)
+    return (out + jnp.asarray(f.shift, z.dtype)).astype(dtype)
 
 
 def moments(f: Formula) -> tuple[float, float]:
@@ -188,6 +186,11 @@ def _sample(
     if name == "truncated_normal":
         return _samplers.truncated_normal(key, args[0], args[1], shape, dtype, out_sharding)
     raise TypeError(f"no sampler for the draw {name!r}; give the Formula a `sample`.")
+
+
+def _in(dtype: np.dtype, x: Any) -> Any:
+    """``x`` in ``dtype``: a NumPy scalar for a number, an array for a traced scalar."""
+    return jnp.asarray(x, dtype) if _traced(x) else np.dtype(dtype).type(x)
 
 
 def _traced(x: Any) -> bool:

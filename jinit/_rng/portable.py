@@ -240,23 +240,32 @@ def erf_inv_block(k0: Array, k1: Array, counters: Array) -> Array:
     return quantile(_threefry.random_bits32(k0, k1, counters.shape, counters), _ERF_INV)
 
 
-def _split12(x: Any) -> tuple[np.float32, np.float32]:
+def _f32(x: Any) -> Any:
+    """``x`` in float32: a NumPy scalar for a host number, an array for a traced one."""
+    return jnp.asarray(x, F32) if isinstance(x, jax.core.Tracer) else np.float32(x)
+
+
+def _split12(x: Any) -> tuple[Any, Any]:
     """float32 ``x`` as ``hi + lo``, each with at most 12 significant bits (exact)."""
+    if isinstance(x, jax.Array):  # a traced hyperparameter: the same bits, by XLA
+        bits = lax.bitcast_convert_type(x, U32) & np.uint32(0xFFFFF000)
+        high = lax.bitcast_convert_type(bits, F32)
+        return high, x - high
     x32 = np.float32(x)
     hi = np.float32((np.array(x32).view(np.uint32) & np.uint32(0xFFFFF000)).view(np.float32))
     return hi, np.float32(x32 - hi)
 
 
 def mul_add(x: Array, factor: Any, shift: Any) -> Array:
-    """``x * factor + shift`` (host scalars); in portable mode with exact products, so that no
-    backend can fuse the multiply and the add into one rounding (an FMA) where another rounds
-    twice. ``x`` and ``factor`` are split into 12-bit halves; the four products are exact and
+    """``x * factor + shift`` (host or traced scalars); in portable mode with exact products, so
+    that no backend can fuse the multiply and the add into one rounding (an FMA) where another
+    rounds twice. ``x`` and ``factor`` are split into 12-bit halves; the four products are exact and
     are added in a fixed order. Outside portable mode: ``x * factor + shift``, as written.
     """
-    f, m = np.float32(factor), np.float32(shift)
+    f, m = _f32(factor), _f32(shift)
     if not active():
         return x * f + m
-    if m == 0:
+    if not isinstance(m, jax.Array) and m == 0:
         return x * f  # one rounding: nothing to fuse
     f_hi, f_lo = _split12(f)
     x_hi = lax.bitcast_convert_type(lax.bitcast_convert_type(x, U32) & np.uint32(0xFFFFF000), F32)

@@ -29,9 +29,10 @@ import numpy as np
 
 from jinit._rng import portable as _portable
 from jinit._rng import samplers as _samplers
-from jinit._typing import Array, KeyArray, OutSharding
+from jinit._typing import Array, KeyArray, OutSharding, public
 
 
+@public("Draw")
 @dataclasses.dataclass(frozen=True)
 class Draw:
     """A random draw, described statically: ``kernel(key, *args, shape=shape)``.
@@ -65,6 +66,7 @@ class Draw:
         return _samplers.run_kernel(self.name, kernel, shape, out_sharding, key)
 
 
+@public("Sampling")
 @dataclasses.dataclass(frozen=True)
 class Sampling:
     """How one leaf is made: ``finish(draw(key, shape))``; ``finish`` is element-wise.
@@ -177,6 +179,3 @@ def sampling_of(init: Any, shape: tuple[int, ...], dtype: np.dtype) -> Sampling 
             f"`{init!r}.sampling(shape, dtype)` must return a jinit Sampling or None; got {s!r}."
         )
     return s
-
-
-Draw.__module__ = Sampling.__module__ = "jinit"  # where users find them

@@ -7,7 +7,7 @@ tree builder at their attribute paths (``layers/0/weight``), the rest is combine
 unchanged. Each parameter's layout comes from the equinox layer that owns it
 (:data:`LAYOUTS`), and rule sets that need the layers (:func:`jinit.equinox.defaults`) are bound
 to them. Values equinox's constructors compute rather than draw are put in after the build:
-a :class:`FromLayer` initializer's ``finish`` (``WeightNorm``'s ``g``, the norm of its built
+a :func:`from_layer` initializer's ``finish`` (``WeightNorm``'s ``g``, the norm of its built
 weight), and the non-floating state of equinox's own layers (:data:`STATE`). Equinox is
 imported only by the user: when it is not loaded no tree is a module, and nothing here imports
 it.
@@ -91,36 +91,19 @@ def _eqx() -> Any:
     return sys.modules.get("equinox")
 
 
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class FromLayer(Init):
+def from_layer(init: Any, finish: Callable[[Any, str, Any, Any], Any], name: str) -> Init:
     """A parameter that equinox's constructor computes from its layer's others (``WeightNorm``'s
-    ``g`` is the norm of the weight): the builder makes ``wraps`` (the draw the computation
+    ``g`` is the norm of the weight): the builder makes ``init``'s draw (what the computation
     starts from, or a placeholder), then the built model's value at the parameter's path is
-    replaced by ``finish(layer, path, value, abstract)``, ``layer`` the built layer owning it
-    and ``abstract`` the parameter's ``ShapeDtypeStruct``. Made by :func:`from_layer`."""
-
-    finish: Callable[[Any, str, Any, Any], Any] | None = None
-
-    def __repr__(self) -> str:
-        return f"<equinox default: {self.name}>"
-
-
-def from_layer(init: Any, finish: Callable[[Any, str, Any, Any], Any], name: str) -> FromLayer:
-    """``init`` (a jinit initializer), then ``finish`` on the built layer; ``name`` is what
-    :func:`jinit.explain` shows. Equal arguments give equal values (the compile cache hits)."""
+    replaced by ``finish(layer, path, value, abstract)``, ``layer`` the built layer owning it and
+    ``abstract`` the parameter's ``ShapeDtypeStruct`` (``Init.finish``). ``init`` is a jinit
+    factory's value; ``name`` is what :func:`jinit.explain` shows. Equal arguments give equal
+    values (the compile cache hits)."""
     inner = _value.of(init)
     if inner is None or inner.identity is None:
         raise TypeError(f"`from_layer(init=...)` must be a jinit factory's value; got {init!r}.")
-    return FromLayer(
-        name,
-        call=inner.call,
-        dtype=inner.dtype,
-        sampling=inner.sampling,
-        magnitude=inner.magnitude,
-        wraps=inner,
-        identity=("from_layer", inner, finish, name),
-        finish=finish,
-    )
+    identity = ("from_layer", inner, finish, name)
+    return dataclasses.replace(inner, name=name, target=None, identity=identity, finish=finish)
 
 
 def is_param(x: Any) -> bool:
@@ -186,7 +169,7 @@ class Adapted:
         flat = jax.tree_util.tree_flatten_with_path(self.params)[0]
         self.abstract = {_keys.path_str(kp): x for kp, x in flat}
         self.shapes = {path: tuple(np.shape(x)) for path, x in self.abstract.items()}
-        self.finish: dict[str, FromLayer] = {}  # path -> its FromLayer, as the rules resolve
+        self.finish: dict[str, Init] = {}  # path -> its `from_layer` value, as the rules resolve
         self.fills: dict[str, tuple[Any, jax.ShapeDtypeStruct]] = {}  # path -> STATE value
         for keypath, x in jax.tree_util.tree_flatten_with_path(self.static)[0]:
             if isinstance(x, jax.ShapeDtypeStruct):
@@ -220,12 +203,13 @@ class Adapted:
     def laid_out(self, path: str, init: Any) -> Any:
         """``init`` in the layout of the parameter at ``path``, and stacked as one layer of a
         vmapped layer's stack (an explicit layout or ``jinit.stacked`` is kept). A
-        :class:`FromLayer` is kept as it is, and its ``finish`` noted for the built model."""
-        if isinstance(init, FromLayer):
-            self.finish[path] = init
+        value made by :func:`from_layer` is kept as it is, and its ``finish`` noted for the built
+        model."""
+        v = _value.of(init)
+        if v is not None and v.finish is not None:
+            self.finish[path] = v
             return init
         stack = self.stack_of(path)
-        v = _value.of(init)
         if stack and (v is None or v.stack is None):
             unroll = _value.InsertAfter(_keys.stack_depth(path, stack, self.shapes))
             return _value.WRAPPERS["stacked"](self._axes(path, init), unroll, len(stack))

@@ -12,14 +12,15 @@ weights.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _value
-from jinit._core import check_call, place
-from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit import _checks, _value
+from jinit._core import make_init, place
+from jinit._typing import Array, Initializer, KeyArray, OutSharding
 from jinit._value import Init, Stack, Unroll, factory
 
 
@@ -64,24 +65,26 @@ def stacked(init: Initializer, unroll: Unroll, axes: int = 1) -> Init:
             f"`stacked(unroll=...)` must be a non-empty path component (str) or a callable "
             f"(path, index) -> str; got {unroll!r}."
         )
+    _checks.refuse_traced("stacked", "axes", axes, _checks.COUNT)
     if isinstance(axes, bool) or not isinstance(axes, (int, np.integer)) or axes < 1:
         raise ValueError(f"`stacked(axes=...)` must be a positive int; got {axes!r}.")
     stack = Stack(int(axes), unroll)
-    inner = _value.target_of(init)  # one layer's, at the inner shape
-    target = None if inner is None else (lambda shape: inner(stack.split(tuple(shape))[1]))
+    # One layer's target and overflow bound, at the inner shape.
+    inner, magnitude = _value.target_of(init), _value.magnitude_of(init)
+    layer = lambda shape: stack.split(tuple(shape))[1]
 
-    def stacked_init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = None,
-        out_sharding: OutSharding = None,
-    ) -> Array:
+    def body(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: OutSharding) -> Array:
         """Called directly (without a path), layer ``i`` uses ``fold_in(key, i)`` (flat index)."""
-        key, shape, dtype, out_sharding = check_call(
-            "stacked", key, shape, dtype, out_sharding, inherit_dtype=True
-        )
         layers, _ = stack.split(shape)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(math.prod(layers)))
         return place(stack.layers(init, keys, shape, dtype), out_sharding)
 
-    return Init("stacked", stacked_init, target=target, wraps=init, stack=stack)
+    return make_init(
+        "stacked",
+        body,
+        None,
+        target=None if inner is None else lambda s: inner(layer(s)),
+        magnitude=None if magnitude is None else lambda s: magnitude(layer(s)),
+        wraps=init,
+        stack=stack,
+    )

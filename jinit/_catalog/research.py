@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
+
 from jinit import _checks
-from jinit._basic import normal
-from jinit._combinators import scaled
+from jinit._catalog.basic import normal
+from jinit._catalog.combinators import scaled
+from jinit._catalog.variance import glorot_uniform, he_normal, variance_scaling
 from jinit._typing import DTypeLike, Initializer, public
 from jinit._value import factory
-from jinit._variance import glorot_uniform, he_normal, variance_scaling
 
 Part = Literal["encoder", "decoder"]
 
@@ -35,9 +37,8 @@ def scaled_residual(
     Args:
       n_layers: the number of transformer layers :math:`L` (positive).
       stddev: the base standard deviation :math:`\sigma` (GPT-2: 0.02); a number or a traced
-        scalar (under ``jax.vmap``/``jit``), which gives the concrete stddev's bits when
-        :math:`\sqrt{2L}` is an integer (``L`` = 2, 8, 18, 32, ...; otherwise
-        :math:`\sigma/\sqrt{2L}` can differ in the last bit).
+        scalar (under ``jax.vmap``/``jit``), which gives the concrete stddev's bits
+        (:math:`\sigma/\sqrt{2L}` is one float32 division either way).
       dtype: the initializer's default dtype.
 
     Returns:
@@ -55,9 +56,7 @@ def scaled_residual(
     """
     n_layers = _checks.check_count("scaled_residual", "n_layers", n_layers)
     stddev = _checks.check_real_or_traced("scaled_residual", "stddev", stddev, nonnegative=True)
-    if _checks.traced(stddev):
-        return normal(_checks.traced_quotient(stddev, math.sqrt(2 * n_layers), stddev.dtype), dtype)
-    return normal(stddev / math.sqrt(2 * n_layers), dtype)
+    return normal(_checks.quotient(stddev, math.sqrt(2 * n_layers), np.float32), dtype)
 
 
 @factory()

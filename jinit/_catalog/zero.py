@@ -47,8 +47,8 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
 
     Args:
       scale: the multiplier; a number or a traced scalar (under ``jax.vmap``/``jit``), which
-        gives the concrete scale's bits when :math:`\sqrt n` is a power of two (``n`` a power
-        of 4; otherwise ``scale / sqrt(n)`` can differ in the last bit).
+        gives the concrete scale's bits (``scale / sqrt(n)`` is one division in the compute
+        dtype either way).
       dtype: the initializer's default dtype.
 
     Returns:
@@ -78,10 +78,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
             return jnp.zeros(shape, dtype, out_sharding=out_sharding)
         ct = _samplers.compute_dtype(dtype)
         n = 2 ** _ceil_log2(max(rows, cols))
-        if traced:
-            c = _checks.traced_quotient(scale, math.sqrt(n), ct)
-        else:
-            c = jnp.array(scale / math.sqrt(n), ct)
+        c = jnp.asarray(_checks.quotient(scale, math.sqrt(n), ct), ct)
         w = _sylvester_signs(rows, cols).astype(ct) * c
         return place(w.reshape(shape).astype(dtype), out_sharding)
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
+import numpy as np
 
 from jinit import _checks
-from jinit._basic import constant, zeros
+from jinit._catalog.basic import constant, zeros
+from jinit._catalog.variance import Distribution, variance_scaling
 from jinit._typing import Axes, DTypeLike, Initializer
 from jinit._value import factory
-from jinit._variance import Distribution, variance_scaling
 
 
 @factory("mup.hidden")
-def mup_hidden(
+def hidden(
     scale: Any = 1.0,
     distribution: Distribution = "normal",
     in_axis: Axes = -2,
@@ -55,7 +55,7 @@ def mup_hidden(
 
 
 @factory("mup.readout")
-def mup_readout(
+def readout(
     width_mult: Any,
     scale: Any = 1.0,
     *,
@@ -78,9 +78,8 @@ def mup_readout(
 
     Args:
       width_mult: width / base width (positive); or a traced scalar (under ``jax.vmap``/``jit``,
-        its value then not checked), which gives the concrete call's bits when
-        ``scale / width_mult`` is exact in float32 (``width_mult`` a power of two, as widths
-        that double are); otherwise the last bit of the variance can differ.
+        its value then not checked), which gives the concrete call's bits
+        (``scale / width_mult`` is rounded to float32 either way).
       scale: the variance multiplier of the base model; or a traced scalar, likewise.
       zero: return zeros instead.
       distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"``.
@@ -107,9 +106,6 @@ def mup_readout(
     if _checks.check_bool(where, "zero", zero):
         _checks.check_factory_dtype(where, dtype)
         return zeros if dtype is None else constant(0.0, dtype)
-    traced = [x for x in (scale, width_mult) if _checks.traced(x)]
-    if traced:  # scale / width_mult, rounded once, as the concrete float64 quotient is
-        ratio = _checks.traced_quotient(scale, width_mult, jnp.result_type(*traced))
-    else:
-        ratio = scale / width_mult
+    # scale / width_mult rounded to float32, traced or not (so a sweep gives the same bits).
+    ratio = _checks.quotient(scale, width_mult, np.float32)
     return variance_scaling(ratio, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype)

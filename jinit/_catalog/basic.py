@@ -15,44 +15,41 @@ from jinit._core import check_call, make_init
 from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
-from jinit._value import constant_init, factory
+from jinit._value import factory, initializer
 
 _UNIT_UNIFORM = _sampling.uniform(0.0, 1.0)
 
 
-ZEROS_DOC = """An initializer that returns an array of zeros; ``key`` is ignored.
+# Initializers themselves, as in jax (``kernel_init=jinit.zeros``), not factories.
+@initializer(target=lambda shape: (None, None, 0.0, 0.0))
+def zeros(
+    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
+) -> Array:
+    """An initializer that returns an array of zeros; ``key`` is ignored.
 
     Examples:
       >>> import jax, jinit
       >>> jinit.zeros(jax.random.key(0), (2, 3)).sum()
       Array(0., dtype=float32)
     """
+    return _fill("zeros", 0, key, shape, dtype, out_sharding)
 
-ONES_DOC = """An initializer that returns an array of ones; ``key`` is ignored.
+
+@initializer(target=lambda shape: (None, None, 1.0, 0.0))
+def ones(
+    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
+) -> Array:
+    """An initializer that returns an array of ones; ``key`` is ignored.
 
     Examples:
       >>> import jax, jinit
       >>> jinit.ones(jax.random.key(0), (2, 3)).sum()
       Array(6., dtype=float32)
     """
-
-
-def _zeros(
-    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
-) -> Array:
-    return _fill("zeros", 0, key, shape, dtype, out_sharding)
-
-
-def _ones(
-    key: KeyArray, shape: Shape, dtype: DTypeLike | None = None, out_sharding: OutSharding = None
-) -> Array:
     return _fill("ones", 1, key, shape, dtype, out_sharding)
 
 
-# Initializers themselves, as in jax (``kernel_init=jinit.zeros``), not factories.
-zeros = constant_init("zeros", _zeros, ZEROS_DOC, target=lambda shape: (None, None, 0.0, 0.0))
-ones = constant_init("ones", _ones, ONES_DOC, target=lambda shape: (None, None, 1.0, 0.0))
-__test__ = {"zeros": ZEROS_DOC, "ones": ONES_DOC}  # (doctest does not look inside values)
+__test__ = {"zeros": zeros.__doc__, "ones": ones.__doc__}  # (doctest does not look inside values)
 
 
 def _fill(where: str, value: int, key: Any, shape: Any, dtype: Any, out_sharding: Any) -> Array:

@@ -26,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _fans
+from jinit._catalog import orthogonal as _orthogonal
 from jinit._core import make_init, place
-from jinit._orthogonal import orthogonal
 from jinit._rng import samplers as _samplers
-from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
+from jinit._scaled_draw import Kind, scaled_draw, variance_draw
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 
@@ -64,7 +64,7 @@ def _axes(where: str, name: str, axes: Any) -> tuple[int, ...] | None:
 
 
 @factory("keras.variance_scaling")
-def keras_variance_scaling(
+def variance_scaling(
     scale: Any = 1.0,
     mode: str = "fan_in",
     distribution: str = "truncated_normal",
@@ -82,7 +82,8 @@ def keras_variance_scaling(
     As in Keras the distribution name is case-insensitive and ``scale`` must be positive.
 
     Args:
-      scale: the variance multiplier (positive).
+      scale: the variance multiplier (positive); a number or a traced scalar (under
+        ``jax.vmap``/``jit``), which gives the concrete value's bits.
       mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"``, ``"untruncated_normal"`` or
         ``"uniform"``.
@@ -107,7 +108,7 @@ def keras_variance_scaling(
       ``keras.initializers.VarianceScaling`` (Keras 3.15); Glorot & Bengio 2010; He et al. 2015.
     """
     where = "keras.variance_scaling"
-    _checks.check_real(where, "scale", scale, positive=True)
+    scale = _checks.check_real_or_traced(where, "scale", scale, positive=True)
     _checks.check_one_of(where, "mode", mode, MODES)
     if isinstance(distribution, str):
         distribution = distribution.lower()
@@ -125,28 +126,27 @@ def keras_variance_scaling(
     elif distribution == "untruncated_normal":
         kind = "normal"
 
-    def spread(shape: tuple[int, ...]) -> float:
-        var = float(scale) / max(1.0, _fans.denominator(mode, *keras_fans(shape, ins, outs)))
-        return spread_for_variance(kind, var)
-
-    return scaled_draw(
+    return variance_draw(
         where,
         kind,
-        spread,
+        scale,
+        lambda s: _fans.denominator(mode, *keras_fans(s, ins, outs)),
         dtype,
         fans=lambda s: keras_fans(s, ins, outs),
+        traced=_checks.traced(scale),
     )
 
 
 @factory("keras.random_uniform")
-def keras_random_uniform(
+def random_uniform(
     minval: Any = -0.05, maxval: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
     """``keras.initializers.RandomUniform``: U[minval, maxval), Keras's default +-0.05.
 
     Args:
-      minval: the lower bound.
-      maxval: the upper bound, ``minval < maxval``.
+      minval: the lower bound; a number or a traced scalar (under ``jax.vmap``/``jit``),
+        which gives the concrete value's bits.
+      maxval: the upper bound, ``minval < maxval`` (not checked for a traced bound); likewise.
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -162,27 +162,31 @@ def keras_random_uniform(
       ``keras.initializers.RandomUniform`` (Keras 3.15).
     """
     where = "keras.random_uniform"
-    _checks.check_real(where, "minval", minval)
-    _checks.check_real(where, "maxval", maxval)
-    if not minval < maxval:
+    minval = _checks.check_real_or_traced(where, "minval", minval)
+    maxval = _checks.check_real_or_traced(where, "maxval", maxval)
+    traced = _checks.traced(minval) or _checks.traced(maxval)
+    if not (traced or minval < maxval):
         raise ValueError(
             f"`{where}(minval=..., maxval=...)` needs minval < maxval; got "
             f"minval={minval!r}, maxval={maxval!r}."
         )
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    half, mid = (float(maxval) - float(minval)) / 2, (float(maxval) + float(minval)) / 2
-    return scaled_draw(where, "uniform", lambda s: half, dtype, mean=mid)
+    # In float32, by the same operations for concrete and traced bounds (the same bits).
+    lo, hi = _checks.as_float32(minval), _checks.as_float32(maxval)
+    half, mid = (hi - lo) / 2, (hi + lo) / 2
+    return scaled_draw(where, "uniform", lambda s: half, dtype, mean=mid, traced=traced)
 
 
 @factory("keras.random_normal")
-def keras_random_normal(
+def random_normal(
     mean: Any = 0.0, stddev: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
     """``keras.initializers.RandomNormal``: N(mean, stddev^2), Keras's default stddev 0.05.
 
     Args:
-      mean: the mean.
-      stddev: the standard deviation (non-negative).
+      mean: the mean; a number or a traced scalar (under ``jax.vmap``/``jit``), which gives
+        the concrete value's bits.
+      stddev: the standard deviation (non-negative); likewise.
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -198,14 +202,11 @@ def keras_random_normal(
       ``keras.initializers.RandomNormal`` (Keras 3.15).
     """
     where = "keras.random_normal"
-    _checks.check_real(where, "mean", mean)
-    _checks.check_real(where, "stddev", stddev, nonnegative=True)
-    _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    return scaled_draw(where, "normal", lambda s: float(stddev), dtype, mean=float(mean))
+    return _shifted(where, "normal", mean, stddev, dtype)
 
 
 @factory("keras.truncated_normal")
-def keras_truncated_normal(
+def truncated_normal(
     mean: Any = 0.0, stddev: Any = 0.05, dtype: DTypeLike | None = None
 ) -> Initializer:
     """``keras.initializers.TruncatedNormal``: ``mean + stddev * TN(-2, 2)``, uncorrected.
@@ -214,8 +215,9 @@ def keras_truncated_normal(
     standard deviation is ``0.8796 * stddev``.
 
     Args:
-      mean: the mean.
-      stddev: the standard deviation of the normal before truncation (non-negative).
+      mean: the mean; a number or a traced scalar (under ``jax.vmap``/``jit``), which gives
+        the concrete value's bits.
+      stddev: the standard deviation of the normal before truncation (non-negative); likewise.
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -231,14 +233,21 @@ def keras_truncated_normal(
       ``keras.initializers.TruncatedNormal`` (Keras 3.15).
     """
     where = "keras.truncated_normal"
-    _checks.check_real(where, "mean", mean)
-    _checks.check_real(where, "stddev", stddev, nonnegative=True)
+    return _shifted(where, "truncated_normal", mean, stddev, dtype)
+
+
+def _shifted(where: str, kind: Kind, mean: Any, stddev: Any, dtype: DTypeLike | None) -> Any:
+    """``mean + stddev * z`` for Keras's ``RandomNormal`` and ``TruncatedNormal``: ``mean`` and
+    ``stddev`` numbers or traced scalars (the formula takes either to float32 alike)."""
+    mean = _checks.check_real_or_traced(where, "mean", mean)
+    stddev = _checks.check_real_or_traced(where, "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    return scaled_draw(where, "truncated_normal", lambda s: float(stddev), dtype, mean=float(mean))
+    traced = _checks.traced(mean) or _checks.traced(stddev)
+    return scaled_draw(where, kind, lambda s: stddev, dtype, mean=mean, traced=traced)
 
 
 @factory("keras.identity")
-def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
+def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     """``keras.initializers.Identity``: ``gain * eye(*shape)``, 2-D shapes only (as in Keras).
 
     For stacks of identities (rank > 2) use :func:`jinit.identity`.
@@ -275,7 +284,7 @@ def keras_identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializ
 
 
 @factory("keras.orthogonal")
-def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
+def orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     """``keras.initializers.Orthogonal``: Haar (semi-)orthogonal times ``gain``.
 
     Keras flattens the shape to ``(prod(shape[:-1]), shape[-1])``, which is
@@ -299,11 +308,11 @@ def keras_orthogonal(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initial
       ``keras.initializers.Orthogonal`` (Keras 3.15); Saxe et al. 2014, arXiv:1312.6120.
     """
     gain = _checks.check_real_or_traced("keras.orthogonal", "gain", gain)
-    return orthogonal(gain, column_axis=-1, dtype=dtype)
+    return _orthogonal.orthogonal(gain, column_axis=-1, dtype=dtype)
 
 
 @factory("keras.dense_default")
-def keras_dense_default(dtype: DTypeLike | None = None) -> Initializer:
+def dense_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""Keras's default ``Dense`` and ``Conv*`` kernel: Glorot uniform.
 
     :math:`U(\pm\sqrt{6/(in+out)})`: ``jinit.keras.variance_scaling(1.0, "fan_avg",
@@ -327,14 +336,14 @@ def keras_dense_default(dtype: DTypeLike | None = None) -> Initializer:
       ``keras.layers.Dense`` and ``keras.layers.Conv2D``
       (``kernel_initializer="glorot_uniform"``), Keras 3.15.
     """
-    return keras_variance_scaling(1.0, "fan_avg", "uniform", dtype=dtype)
+    return variance_scaling(1.0, "fan_avg", "uniform", dtype=dtype)
 
 
-keras_conv_default = keras_dense_default  # Keras's Conv* default is its Dense one
+conv_default = dense_default  # Keras's Conv* default is its Dense one
 
 
 @factory("keras.embedding_default")
-def keras_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
+def embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     """Keras's default ``Embedding`` table: ``RandomUniform(-0.05, 0.05)``.
 
     Args:
@@ -352,4 +361,4 @@ def keras_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     References:
       ``keras.layers.Embedding`` (``embeddings_initializer="uniform"``), Keras 3.15.
     """
-    return keras_random_uniform(-0.05, 0.05, dtype=dtype)
+    return random_uniform(-0.05, 0.05, dtype=dtype)

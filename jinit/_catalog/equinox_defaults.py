@@ -6,7 +6,7 @@ its source): ``Linear``, ``Conv*``, ``ConvTranspose*`` weights and biases
 ``GRUCell``/``LSTMCell`` the same with ``lim = sqrt(1 / hidden_size)``, ``Embedding``
 ``jax.random.normal``, the norms ones and zeros, ``BatchNorm``'s running statistics zeros and
 ones, ``PReLU``'s slope 0.25. Two compute from their layer's other parameters, so they are
-finished on the built model (:class:`jinit._tree.equinox.FromLayer`): ``WeightNorm``'s ``g``
+finished on the built model (:func:`jinit._tree.equinox.from_layer`): ``WeightNorm``'s ``g``
 is its weight's norm, ``SpectralNorm``'s ``u``, ``v`` are normal draws refined by 15 power
 iterations on the weight. :func:`defaults` gives every parameter the same formula under its
 path key; the layer (read from the module, not guessed from the name) gives each its ``lim``.
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks
-from jinit._basic import constant, normal, ones, zeros
+from jinit._catalog.basic import constant, normal, ones, zeros
 from jinit._core import make_init
 from jinit._rng import samplers as _samplers
 from jinit._rng import sampling as _sampling
@@ -177,7 +177,7 @@ def _rule(
     )
 
 
-# The values equinox's constructors compute from the built layer (``FromLayer.finish``), each
+# The values equinox's constructors compute from the built layer (``Init.finish``), each
 # one jitted function per shape. ``depth``: the leading stack axes of an ``eqx.filter_vmap``-ed
 # layer, computed per layer.
 

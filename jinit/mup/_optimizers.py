@@ -1,35 +1,6 @@
-"""muP (Yang et al. 2022): the maximal-update parametrization's initializers and optimizers.
-
-:func:`hidden` and :func:`readout` give muP's initial weights; :func:`adam`, :func:`adamw`,
-:func:`sgd` and :func:`scale_by_mup` give its per-parameter learning rates as optax
-transformations, so that hyperparameters tuned on a small *base* model transfer to a wide one.
-The optimizers import optax when called; the initializers, like the rest of jinit, do not need it.
-
-Each parameter is classified by comparing its shape in the base model with its shape in the
-target model, as ``microsoft/mup`` does (``set_base_shapes``): an axis whose size differs is a
-*width* axis, with width multiplier ``target / base``. A parameter with two width axes is
-*matrix-like* (hidden weights), with one *vector-like* (biases, input weights, embeddings), with
-none *fixed*. Flax's layout is assumed: the fan-in axis is ``in_axis`` (default -2) and the fan-out
-axis ``out_axis`` (default -1). The rules are ``mup.MuAdam``'s and ``mup.MuSGD``'s:
-
-===========  ==================================  ==================================
-kind         Adam-like (``optimizer="adam"``)    SGD-like (``optimizer="sgd"``)
-===========  ==================================  ==================================
-matrix-like  lr / fan_in_mult                    lr * fan_out_mult / fan_in_mult
-vector-like  lr                                  lr * width_mult
-fixed        lr                                  lr
-readout      lr / fan_in_mult                    lr / fan_in_mult
-===========  ==================================  ==================================
-
-The *readout* row is for a readout written as a plain ``Dense`` initialised with
-:func:`readout` (weights :math:`W' = W/w`), the form Flax models use: it is exactly
-``mup.MuReadout`` (which keeps :math:`W` and divides its input by :math:`w`) with the same
-training dynamics under ``MuAdam``/``MuSGD`` (``tests/test_mup.py`` trains both side by side).
-Name the readout parameters with ``readout=`` (a regex searched in each parameter's path).
-
-Weight decay: optax's ``adamw`` multiplies its decay by the learning rate, so scaling the update
-also scales the decay; that is ``MuAdam(decoupled_wd=True)``.
-"""
+"""muP's optimizers: each parameter's width multipliers, its learning-rate factor, and the
+optax transformations (:func:`jinit.mup.adam`, ...) and coordinate check built on them. They
+import optax when called (the rules are in :mod:`jinit.mup`'s docstring)."""
 
 from __future__ import annotations
 
@@ -42,10 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jinit import _checks, _namespace
-from jinit._mup import mup_hidden as hidden
-from jinit._mup import mup_readout as readout
+from jinit import _checks
 from jinit._tree import keys as _keys
+from jinit._typing import public
 
 if TYPE_CHECKING:
     import optax
@@ -53,6 +23,7 @@ if TYPE_CHECKING:
 Optimizer = Literal["adam", "sgd"]
 
 
+@public("mup.WidthMult")
 @dataclasses.dataclass(frozen=True)
 class WidthMult:
     """How one parameter grows from the base model to the target model.
@@ -99,6 +70,7 @@ def _axis(where: str, name: str, axis: Any) -> int:
     return int(axis)
 
 
+@public("mup.width_mults")
 def width_mults(base: Any, target: Any, *, in_axis: int = -2, out_axis: int = -1) -> Any:
     """Classifies every parameter of ``target`` against ``base``: a tree of :class:`WidthMult`.
 
@@ -186,6 +158,7 @@ def _readout_matcher(readout: str | Callable[[str], bool] | None) -> Callable[[s
     )
 
 
+@public("mup.lr_factors")
 def lr_factors(
     base: Any,
     target: Any,
@@ -228,6 +201,7 @@ def lr_factors(
     return jax.tree.unflatten(treedef, factors)
 
 
+@public("mup.scale_by_mup")
 def scale_by_mup(
     base: Any,
     target: Any,
@@ -286,6 +260,7 @@ def scale_by_mup(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+@public("mup.adam")
 def adam(
     learning_rate: optax.ScalarOrSchedule,
     base: Any,
@@ -309,6 +284,7 @@ def adam(
     )
 
 
+@public("mup.adamw")
 def adamw(
     learning_rate: optax.ScalarOrSchedule,
     base: Any,
@@ -326,6 +302,7 @@ def adamw(
     )
 
 
+@public("mup.sgd")
 def sgd(
     learning_rate: optax.ScalarOrSchedule,
     base: Any,
@@ -342,6 +319,7 @@ def sgd(
     )
 
 
+@public("mup.coord_check")
 def coord_check(
     init: Callable[[int, jax.Array], Any],
     activations: Callable[[Any, jax.Array], dict[str, jax.Array]],
@@ -413,6 +391,7 @@ def coord_check(
     return out
 
 
+@public("mup.render")
 def render(check: dict[str, np.ndarray], widths: Sequence[int]) -> str:
     """A coordinate check as a table: one row per layer, the last step's change per width, and
     the ratio of the widest to the narrowest (about 1 under muP)."""
@@ -425,20 +404,3 @@ def render(check: dict[str, np.ndarray], widths: Sequence[int]) -> str:
     return "\n".join(
         "  ".join(c.rjust(w) for c, w in zip(r, widths_, strict=True)) for r in [head, *rows]
     )
-
-
-__all__ = [
-    "WidthMult",
-    "adam",
-    "adamw",
-    "coord_check",
-    "hidden",
-    "lr_factors",
-    "readout",
-    "render",
-    "scale_by_mup",
-    "sgd",
-    "width_mults",
-]
-
-_namespace.publish(globals(), "mup_", ["hidden", "readout"])

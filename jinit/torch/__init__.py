@@ -6,15 +6,15 @@ torch's defaults. Every function takes the Flax shape and gives the distribution
 corresponding torch tensor (see the porting tables). This module does not import torch.
 """
 
-from jinit._torch import torch_bias_default as bias_default
-from jinit._torch import torch_embedding_default as embedding_default
-from jinit._torch import torch_kaiming_normal as kaiming_normal
-from jinit._torch import torch_kaiming_uniform as kaiming_uniform
-from jinit._torch import torch_linear_default as linear_default
-from jinit._torch import torch_trunc_normal as trunc_normal
-from jinit._torch import torch_xavier_normal as xavier_normal
-from jinit._torch import torch_xavier_uniform as xavier_uniform
-from jinit._torch_rules import torch_defaults as defaults
+from jinit.torch._defaults import defaults as defaults
+from jinit.torch._initializers import bias_default as bias_default
+from jinit.torch._initializers import embedding_default as embedding_default
+from jinit.torch._initializers import kaiming_normal as kaiming_normal
+from jinit.torch._initializers import kaiming_uniform as kaiming_uniform
+from jinit.torch._initializers import linear_default as linear_default
+from jinit.torch._initializers import trunc_normal as trunc_normal
+from jinit.torch._initializers import xavier_normal as xavier_normal
+from jinit.torch._initializers import xavier_uniform as xavier_uniform
 
 __all__ = [
     "bias_default",

@@ -5,11 +5,11 @@
 ``jinit.haiku.linear_default()``. This module does not import Haiku.
 """
 
-from jinit._haiku import haiku_conv_default as conv_default
-from jinit._haiku import haiku_embed_default as embed_default
-from jinit._haiku import haiku_linear_default as linear_default
-from jinit._haiku import haiku_orthogonal as orthogonal
-from jinit._haiku import haiku_variance_scaling as variance_scaling
+from jinit.haiku._initializers import conv_default as conv_default
+from jinit.haiku._initializers import embed_default as embed_default
+from jinit.haiku._initializers import linear_default as linear_default
+from jinit.haiku._initializers import orthogonal as orthogonal
+from jinit.haiku._initializers import variance_scaling as variance_scaling
 
 __all__ = [
     "conv_default",

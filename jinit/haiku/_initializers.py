@@ -23,8 +23,8 @@ from typing import Any, cast
 import numpy as np
 
 from jinit import _checks, _fans
-from jinit._orthogonal import orthogonal
-from jinit._scaled_draw import Kind, scaled_draw, spread_for_variance
+from jinit._catalog import orthogonal as _orthogonal
+from jinit._scaled_draw import Kind, scaled_draw, variance_draw
 from jinit._typing import DTypeLike, Initializer
 from jinit._value import factory
 
@@ -52,7 +52,7 @@ def haiku_fans(
 
 
 @factory("haiku.variance_scaling")
-def haiku_variance_scaling(
+def variance_scaling(
     scale: Any = 1.0,
     mode: str = "fan_in",
     distribution: str = "truncated_normal",
@@ -68,7 +68,8 @@ def haiku_variance_scaling(
     name is case-insensitive and ``scale`` may be 0.
 
     Args:
-      scale: the variance multiplier (non-negative).
+      scale: the variance multiplier (non-negative); a number or a traced scalar (under
+        ``jax.vmap``/``jit``), which gives the concrete value's bits.
       mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
       fan_in_axes: axes whose product is the fan-in for rank > 2 (e.g. multi-head attention
@@ -89,7 +90,7 @@ def haiku_variance_scaling(
       ``hk.initializers.VarianceScaling`` (dm-haiku 0.0.17).
     """
     where = "haiku.variance_scaling"
-    _checks.check_real(where, "scale", scale, nonnegative=True)
+    scale = _checks.check_real_or_traced(where, "scale", scale, nonnegative=True)
     _checks.check_one_of(where, "mode", mode, MODES)
     if isinstance(distribution, str):
         distribution = distribution.lower()
@@ -104,21 +105,19 @@ def haiku_variance_scaling(
         )
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
 
-    def spread(shape: tuple[int, ...]) -> float:
-        var = float(scale) / max(1.0, _fans.denominator(mode, *haiku_fans(shape, ins)))
-        return spread_for_variance(cast(Kind, distribution), var)
-
-    return scaled_draw(
+    return variance_draw(
         where,
         cast(Kind, distribution),
-        spread,
+        scale,
+        lambda s: _fans.denominator(mode, *haiku_fans(s, ins)),
         dtype,
         fans=lambda s: haiku_fans(s, ins),
+        traced=_checks.traced(scale),
     )
 
 
 @factory("haiku.linear_default")
-def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
+def linear_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""Haiku's default ``Linear``/``ConvND`` weight: ``TruncatedNormal(1/sqrt(fan_in))``.
 
     ``fan_in = prod(shape[:-1])`` (``in`` for ``Linear``'s ``(in, out)``, ``prod(k) * in`` for
@@ -153,11 +152,11 @@ def haiku_linear_default(dtype: DTypeLike | None = None) -> Initializer:
     return scaled_draw(where, "truncated_normal", spread, dtype, fans=fans)
 
 
-haiku_conv_default = haiku_linear_default
+conv_default = linear_default
 
 
 @factory("haiku.embed_default")
-def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
+def embed_default(dtype: DTypeLike | None = None) -> Initializer:
     """Haiku's default ``Embed`` table: ``TruncatedNormal(stddev=1)``, uncorrected (std 0.8796).
 
     Args:
@@ -181,9 +180,7 @@ def haiku_embed_default(dtype: DTypeLike | None = None) -> Initializer:
 
 
 @factory("haiku.orthogonal")
-def haiku_orthogonal(
-    scale: Any = 1.0, axis: int = -1, dtype: DTypeLike | None = None
-) -> Initializer:
+def orthogonal(scale: Any = 1.0, axis: int = -1, dtype: DTypeLike | None = None) -> Initializer:
     """``hk.initializers.Orthogonal(scale, axis)``: Haar (semi-)orthogonal times ``scale``.
 
     Haiku flattens the weight to ``(shape[axis], prod(others))`` and makes the shorter side
@@ -212,4 +209,4 @@ def haiku_orthogonal(
     _checks.refuse_traced("haiku.orthogonal", "axis", axis, _checks.AXIS)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"`haiku.orthogonal(axis=...)` must be an int; got {axis!r}.")
-    return orthogonal(scale, column_axis=int(axis), dtype=dtype)
+    return _orthogonal.orthogonal(scale, column_axis=int(axis), dtype=dtype)

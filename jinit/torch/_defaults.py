@@ -12,9 +12,9 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
-from jinit._basic import ones, zeros
-from jinit._torch import torch_bias_default, torch_embedding_default, torch_linear_default
+from jinit._catalog.basic import ones, zeros
 from jinit._typing import Initializer, public
+from jinit.torch._initializers import bias_default, embedding_default, linear_default
 
 # Flax's attention projections are DenseGeneral kernels: torch's MultiheadAttention has no
 # per-projection default of the same shape (it inits the fused in_proj with xavier_uniform_).
@@ -67,16 +67,16 @@ class TorchDefaults:
             )
         if name == "kernel" and len(shape) >= 2:
             what = "Linear weight" if len(shape) == 2 else "Conv weight"
-            return torch_linear_default(), f"{what}, U(±1/sqrt({math.prod(shape[:-1])}))"
+            return linear_default(), f"{what}, U(±1/sqrt({math.prod(shape[:-1])}))"
         if name == "bias" and kernel is not None and len(kernel) >= 2 and len(shape) == 1:
             fan_in = math.prod(kernel[:-1])
-            return torch_bias_default(fan_in), f"bias, U(±1/sqrt({fan_in}))"
+            return bias_default(fan_in), f"bias, U(±1/sqrt({fan_in}))"
         if name == "scale":
             return ones, "norm weight, 1"
         if name == "bias" and "scale" in siblings:
             return zeros, "norm bias, 0"
         if name == "embedding" and len(shape) == 2:
-            return torch_embedding_default(), "Embedding weight, N(0, 1)"
+            return embedding_default(), "Embedding weight, N(0, 1)"
         if name in ("mean", "var") and "kernel" not in siblings:
             return (zeros, "running_mean, 0") if name == "mean" else (ones, "running_var, 1")
         raise ValueError(
@@ -87,7 +87,7 @@ class TorchDefaults:
 
 
 @public("torch.defaults")
-def torch_defaults() -> TorchDefaults:
+def defaults() -> TorchDefaults:
     r"""A rule set giving a whole Flax model PyTorch's default initialisation.
 
     Use it as ``rules`` (or as the last entry of a list of rules, after your own) in

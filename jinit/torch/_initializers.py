@@ -31,15 +31,16 @@ from typing import Any, Literal
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jinit import _checks
-from jinit._basic import normal
+from jinit._catalog.basic import normal
+from jinit._catalog.variance import variance_scaling
 from jinit._core import make_init
 from jinit._rng import portable as _portable
 from jinit._rng import samplers as _samplers
-from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding
+from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, public
 from jinit._value import factory
-from jinit._variance import variance_scaling
 
 NONLINEARITIES = (
     "linear",
@@ -59,6 +60,7 @@ TorchMode = Literal["fan_in", "fan_out"]
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
+@public("calculate_gain")
 def calculate_gain(nonlinearity: str, param: Any = None) -> float:
     r"""The gain ``torch.nn.init.calculate_gain`` recommends for a nonlinearity.
 
@@ -123,19 +125,24 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
 def _squared_gain_of(where: str, nonlinearity: str, a: Any) -> Any:
     """``calculate_gain(nonlinearity, a) ** 2``, the variance scale of the Kaiming rows.
 
-    A traced slope ``a`` gives ``2 / (1 + a^2)`` rounded in float32 (the concrete gain is
-    rounded in float64, then squared): its values can differ in the last bit.
+    For ``leaky_relu``, ``2 / (1 + a^2)`` in float32, each operation rounded once, by the same
+    operations for a concrete slope (NumPy) and a traced one (XLA, with a barrier so that no
+    FMA fuses ``a * a + 1``): a sweep over slopes gives the concrete slopes' bits.
     """
     _checks.check_one_of(where, "nonlinearity", nonlinearity, NONLINEARITIES)
-    if nonlinearity == "leaky_relu":
-        a = _checks.check_real_or_traced(where, "a", a)
-        if _checks.traced(a):
-            return _checks.traced_quotient(2.0, 1 + a * a, a.dtype)
-    return calculate_gain(nonlinearity, a) ** 2
+    if nonlinearity != "leaky_relu":
+        return calculate_gain(nonlinearity, a) ** 2
+    a = _checks.check_real_or_traced(where, "a", a)
+    if _checks.traced(a):
+        a = jnp.asarray(a, np.float32)
+        return _checks.traced_quotient(2.0, 1 + lax.optimization_barrier(a * a), np.float32)
+    with np.errstate(over="ignore"):  # a huge slope: a^2 is inf and the scale 0, as traced
+        a = np.float32(a)
+        return float(np.float32(2) / (np.float32(1) + a * a))
 
 
 @factory("torch.kaiming_uniform")
-def torch_kaiming_uniform(
+def kaiming_uniform(
     a: Any = 0.0,
     mode: TorchMode = "fan_in",
     nonlinearity: str = "leaky_relu",
@@ -151,8 +158,8 @@ def torch_kaiming_uniform(
 
     Args:
       a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only);
-        or a traced scalar (under ``jax.vmap``/``jit``), whose gain is rounded in float32: the
-        values can differ from the concrete slope's in the last bit.
+        or a traced scalar (under ``jax.vmap``/``jit``), which gives the concrete slope's bits
+        (the squared gain ``2 / (1 + a^2)`` is computed in float32 either way).
       mode: ``"fan_in"`` (default) or ``"fan_out"``.
       nonlinearity: a name accepted by :func:`calculate_gain`.
       in_axis: fan-in axis or axes of the Flax-layout kernel (``-2``; see the module docstring).
@@ -179,7 +186,7 @@ def torch_kaiming_uniform(
 
 
 @factory("torch.kaiming_normal")
-def torch_kaiming_normal(
+def kaiming_normal(
     a: Any = 0.0,
     mode: TorchMode = "fan_in",
     nonlinearity: str = "leaky_relu",
@@ -195,8 +202,8 @@ def torch_kaiming_normal(
 
     Args:
       a: the negative slope of the rectifier after this layer (used with ``leaky_relu`` only);
-        or a traced scalar (under ``jax.vmap``/``jit``), whose gain is rounded in float32: the
-        values can differ from the concrete slope's in the last bit.
+        or a traced scalar (under ``jax.vmap``/``jit``), which gives the concrete slope's bits
+        (the squared gain ``2 / (1 + a^2)`` is computed in float32 either way).
       mode: ``"fan_in"`` (default) or ``"fan_out"``.
       nonlinearity: a name accepted by :func:`calculate_gain`.
       in_axis: fan-in axis or axes of the Flax-layout kernel.
@@ -223,7 +230,7 @@ def torch_kaiming_normal(
 
 
 @factory("torch.xavier_uniform")
-def torch_xavier_uniform(
+def xavier_uniform(
     gain: Any = 1.0,
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -235,8 +242,8 @@ def torch_xavier_uniform(
     ``g`` is ``gain``; the fans are those of :func:`jinit.compute_fans` on the Flax-layout kernel.
 
     Args:
-      gain: the multiplier (non-negative), e.g. ``calculate_gain("tanh")``; or a traced scalar
-        (the concrete bits when ``gain**2`` is exact in float32, e.g. 0.5, 1.25 or 3.0).
+      gain: the multiplier (non-negative), e.g. ``calculate_gain("tanh")``; or a traced scalar,
+        which gives the concrete gain's bits (``gain**2`` is rounded to float32 either way).
       in_axis: fan-in axis or axes of the Flax-layout kernel.
       out_axis: fan-out axis or axes.
       batch_axis: axes that count in neither fan.
@@ -259,7 +266,7 @@ def torch_xavier_uniform(
 
 
 @factory("torch.xavier_normal")
-def torch_xavier_normal(
+def xavier_normal(
     gain: Any = 1.0,
     in_axis: Axes = -2,
     out_axis: Axes = -1,
@@ -271,8 +278,8 @@ def torch_xavier_normal(
     ``g`` is ``gain``. Untruncated, unlike :func:`jinit.glorot_normal`.
 
     Args:
-      gain: the multiplier (non-negative); or a traced scalar (the concrete bits when
-        ``gain**2`` is exact in float32, e.g. 0.5, 1.25 or 3.0).
+      gain: the multiplier (non-negative); or a traced scalar, which gives the concrete gain's
+        bits (``gain**2`` is rounded to float32 either way).
       in_axis: fan-in axis or axes of the Flax-layout kernel.
       out_axis: fan-out axis or axes.
       batch_axis: axes that count in neither fan.
@@ -297,14 +304,16 @@ def torch_xavier_normal(
 def _squared_gain(where: str, gain: Any) -> Any:
     """``gain**2`` (the variance scale) for a non-negative ``gain`` whose square is a float.
 
-    A traced gain's square is rounded to float32: the concrete call's bits when it is exact
-    there (a gain of at most 12 significant bits: 0.5, 1.25, 3.0) or when the fan average is a
-    power of two; otherwise the last bit of the variance can differ.
+    The square is rounded to float32, for a concrete gain as for a traced one (so a sweep over
+    gains gives the concrete gains' bits); beyond float32's range, the float64 square.
     """
     gain = _checks.check_real_or_traced(where, "gain", gain, nonnegative=True)
     if _checks.traced(gain):
         return gain * gain
-    squared = gain * gain  # inf on overflow (``**`` would raise OverflowError)
+    with np.errstate(over="ignore"):  # as a traced gain's: float32
+        squared = float(np.float32(gain) * np.float32(gain))
+    if not math.isfinite(squared):
+        squared = gain * gain  # inf on overflow (``**`` would raise OverflowError)
     if not math.isfinite(squared):
         raise ValueError(
             f"`{where}(gain=...)` must be at most {math.sqrt(_FLOAT_MAX):.4g} (its square, the "
@@ -314,7 +323,7 @@ def _squared_gain(where: str, gain: Any) -> Any:
 
 
 @factory("torch.trunc_normal")
-def torch_trunc_normal(
+def trunc_normal(
     mean: Any = 0.0, std: Any = 1.0, a: Any = -2.0, b: Any = 2.0, dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""``torch.nn.init.trunc_normal_``: ``N(mean, std^2)`` truncated to the absolute ``[a, b]``.
@@ -327,10 +336,9 @@ def torch_trunc_normal(
     shifted, then clipped to ``[a, b]`` and rounded once.
 
     Each of ``mean``, ``std``, ``a`` and ``b`` may be a traced scalar (under ``jax.vmap``/``jit``,
-    its value then not checked). The values are then close to the concrete call's, not its bits:
-    the standardised bounds ``(a - mean) / std`` enter ``erf``, which XLA evaluates at compile
-    time for a concrete bound and at run time for a traced one (within about ``1e-5 * std``
-    for bounds within 3 standard deviations of the mean).
+    its value then not checked), which gives the concrete call's bits: the standardised bounds
+    ``(a - mean) / std`` and their ``erf`` are computed at run time in float32 for numbers too
+    (not folded by XLA), so the two take the same operations.
 
     Args:
       mean: the mean of the normal before truncation.
@@ -378,12 +386,17 @@ def torch_trunc_normal(
                     f"dtype the values are computed in (largest finite value {largest:.4g}); "
                     f"got {value!r}. Use a float64 dtype (jax_enable_x64) or a smaller {name}."
                 )
-        z = _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
         if _portable.active():  # float32: exact products, no FMA can change the bits
+            z = _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding)
             x = _portable.mul_add(z, std, mean)
-        else:
-            x = z * jnp.array(std, ct) + jnp.array(mean, ct)
-        return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
+            return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
+        # The hyperparameters enter at run time, behind a barrier that stops XLA folding a
+        # number's bounds (`erf` folded on the host and `erf` run on the device differ in the
+        # last bits): a traced one takes the same operations, so a sweep gives the same bits.
+        hyper = tuple(jnp.asarray(v, ct) for v in (mean, std, a, b))
+        m, s, lo, hi = lax.optimization_barrier(hyper)
+        z = _samplers.truncated_normal(key, (lo - m) / s, (hi - m) / s, shape, dtype, out_sharding)
+        return jnp.clip(z * s + m, lo, hi).astype(dtype)
 
     if traced:  # no overflow check: the values are not known until they run
         return make_init(where, sample, dtype, allow_complex=False, traced=True)
@@ -394,7 +407,7 @@ def torch_trunc_normal(
 
 
 @factory("torch.linear_default")
-def torch_linear_default(
+def linear_default(
     in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: DTypeLike | None = None
 ) -> Initializer:
     r"""torch's default ``Linear``/``Conv`` weight: :math:`U(\pm 1/\sqrt{\text{fan\_in}})`.
@@ -428,7 +441,7 @@ def torch_linear_default(
 
 
 @factory("torch.bias_default")
-def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializer:
+def bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializer:
     r"""torch's default ``Linear``/``Conv`` bias: :math:`U(\pm 1/\sqrt{\text{fan\_in}})`.
 
     A bias has no fan of its own, so the layer's ``fan_in`` (``in_features``, or
@@ -467,7 +480,7 @@ def torch_bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializ
 
 
 @factory("torch.embedding_default")
-def torch_embedding_default(dtype: DTypeLike | None = None) -> Initializer:
+def embedding_default(dtype: DTypeLike | None = None) -> Initializer:
     r"""torch's default ``Embedding`` weight: :math:`N(0, 1)`.
 
     torch's ``Embedding.weight`` is ``(num_embeddings, embedding_dim)``, the same layout as Flax's

@@ -19,19 +19,16 @@ structure lands on the real in and out axes.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks, _value
-from jinit._core import check_call, place
-from jinit._rng import portable as _portable
+from jinit._core import make_init, place
 from jinit._rng import sampling as _sampling
-from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, Shape
+from jinit._typing import Axes, Initializer, KeyArray, OutSharding
 from jinit._value import Init, factory
 
 Split = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
@@ -101,50 +98,24 @@ def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Init:
         s = _sampling.sampling_of(init, at(shape), dtype)
         return s if s is not None and s.draw.block is not None and not s.draw.vmap else None
 
-    def sampling(shape: Shape, dtype: DTypeLike | None = None) -> _sampling.Sampling | None:
-        """The sampling protocol (:mod:`jinit._rng.sampling`): an element-wise draw over ``shape``
-        with the canonical shape's finish; ``None`` for anything else."""
-        shape = _checks.canonical_shape("layout", shape)
-        dtype = _checks.canonical_dtype("layout", dtype)
-        return iid(shape, dtype)
-
-    @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
-    def run(
-        key: KeyArray,
-        shape: tuple[int, ...],
-        dtype: np.dtype,
-        out_sharding: OutSharding,
-        portable: bool,
-    ) -> Array:
-        with _portable.mode(portable):
-            s = iid(shape, dtype)
-            if s is not None:
-                drawn = _sampling.applicable(s, key, shape, portable, "layout")
-                if drawn is not None:
-                    return drawn.finish(drawn.draw(key, shape, out_sharding))
-                # (a key jinit's kernels do not cover: the initializer's own body, same counters)
-                return place(init(key, at(shape), dtype).reshape(shape), out_sharding)
-            field, ins, outs = axes(in_axis, out_axis, shape)
-            order = (*field, *ins, *outs)
-            out = init(key, at(shape), dtype).reshape(tuple(shape[a] for a in order))
-            return place(jnp.transpose(out, tuple(int(a) for a in np.argsort(order))), out_sharding)
-
-    def layout_init(
-        key: KeyArray,
-        shape: Shape,
-        dtype: DTypeLike | None = None,
-        out_sharding: OutSharding = None,
-    ) -> Array:
-        key, shape, checked, out_sharding = check_call("layout", key, shape, dtype, out_sharding)
+    def body(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: OutSharding):
         axes(in_axis, out_axis, shape)  # the layout's checks, on the caller's shape
-        return run(key, shape, checked, out_sharding, _portable.active())
+        if iid(shape, dtype) is not None:  # (a key jinit's kernels do not cover: same counters)
+            return place(init(key, at(shape), dtype).reshape(shape), out_sharding)
+        field, ins, outs = axes(in_axis, out_axis, shape)
+        order = (*field, *ins, *outs)
+        out = init(key, at(shape), dtype).reshape(tuple(shape[a] for a in order))
+        return place(jnp.transpose(out, tuple(int(a) for a in np.argsort(order))), out_sharding)
 
-    inner = _value.target_of(init)
-    return Init(
+    # `init`'s target and overflow bound, at the canonical shape.
+    inner, magnitude = _value.target_of(init), _value.magnitude_of(init)
+    return make_init(
         "equinox.layout",
-        layout_init,
-        sampling=sampling,
-        target=None if inner is None else (lambda shape: inner(at(tuple(shape)))),
+        body,
+        None,
+        sampling=iid,  # an element-wise draw over the parameter's shape, the canonical finish
+        target=None if inner is None else lambda s: inner(at(tuple(s))),
+        magnitude=None if magnitude is None else lambda s: magnitude(at(tuple(s))),
         wraps=init,
         layout=(in_axis, out_axis),
     )

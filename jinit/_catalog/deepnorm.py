@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from jinit import _checks
-from jinit._research import Part
-from jinit._torch import torch_xavier_normal
+from jinit._catalog.research import Part
 from jinit._typing import Axes, DTypeLike, Initializer, public
 from jinit._value import factory
+from jinit.torch import _initializers as _torch
 
 
 def _deepnorm_constants(
@@ -154,4 +154,4 @@ def deepnorm(
       Wang et al. 2022, 'DeepNet: scaling transformers to 1,000 layers', arXiv:2203.00555.
     """
     beta = _deepnorm_constants("deepnorm", n_layers, decoder_layers, part)[1]
-    return torch_xavier_normal(beta, in_axis, out_axis, batch_axis, dtype)
+    return _torch.xavier_normal(beta, in_axis, out_axis, batch_axis, dtype)

@@ -1,4 +1,14 @@
-"""The catalog: jinit's public names by family, in reading order, in one table.
+"""The catalog: jinit's public names by family, in reading order, in one table; and the room
+where the families live.
+
+Each family is one module of this package (``basic.py``: constants and plain distributions,
+``variance.py``: Glorot, He, LeCun, ``orthogonal.py``, ``structured.py``, ``zero.py``,
+``research.py``, ``gates.py``, ``deepnorm.py``, ``combinators.py``: ``scaled`` and
+``portable``, ``stacked.py``, ``layout.py`` and ``equinox_defaults.py``: ``jinit.equinox``'s),
+or of a family namespace's package (``jinit/torch/``, ``jinit/keras/``, ``jinit/haiku/``,
+``jinit/mup/``), written under the name users write. What the families share is outside:
+``jinit/_core.py`` (``make_init``, ``formula_init``), ``_checks.py``, ``_fans.py``,
+``_value.py``, ``_scaled_draw.py``; the engine (``_tree/``, ``_rng/``) sits below them all.
 
 Everything that lists the families is made from ``FAMILIES`` or checked against it:
 ``jinit.__all__`` is its top-level names in this order (``top_level_names``); the docs' catalog
@@ -18,7 +28,8 @@ class Family(NamedTuple):
     """One family of the catalog.
 
     Attributes:
-      module: the private module its code is written in, relative to ``jinit`` (``"_variance"``);
+      module: the private module its code is written in, relative to ``jinit``
+        (``"_catalog.variance"``, ``"torch._initializers"``);
         its docs section opens with the first line of that module's docstring.
       title: the heading of its docs section.
       names: its public names as users write them after ``jinit.``: top level (``"lecun_normal"``)
@@ -39,13 +50,13 @@ STRUCTURED = "structured"
 
 FAMILIES: tuple[Family, ...] = (
     Family(
-        "_basic",
+        "_catalog.basic",
         "Constants and plain distributions",
         ("constant", "normal", "ones", "truncated_normal", "uniform", "zeros"),
         JAX,
     ),
     Family(
-        "_variance",
+        "_catalog.variance",
         "Variance scaling: Glorot, He, LeCun",
         (
             "glorot_normal",
@@ -63,7 +74,7 @@ FAMILIES: tuple[Family, ...] = (
         JAX,
     ),
     Family(
-        "_torch",
+        "torch._initializers",
         "PyTorch's schemes and layer defaults",
         (
             "calculate_gain",
@@ -79,13 +90,13 @@ FAMILIES: tuple[Family, ...] = (
         "`jinit.torch`",
     ),
     Family(
-        "_torch_rules",
+        "torch._defaults",
         "PyTorch's defaults for a whole Flax model",
         ("torch.defaults",),
         "`jinit.torch`",
     ),
     Family(
-        "_keras",
+        "keras._initializers",
         "Keras 3 semantics",
         (
             "keras.conv_default",
@@ -101,7 +112,7 @@ FAMILIES: tuple[Family, ...] = (
         "`jinit.keras`",
     ),
     Family(
-        "_haiku",
+        "haiku._initializers",
         "Haiku semantics",
         (
             "haiku.conv_default",
@@ -112,27 +123,32 @@ FAMILIES: tuple[Family, ...] = (
         ),
         "`jinit.haiku`",
     ),
-    Family("_orthogonal", "Orthogonal", ("delta_orthogonal", "orthogonal"), JAX),
+    Family("_catalog.orthogonal", "Orthogonal", ("delta_orthogonal", "orthogonal"), JAX),
     Family(
-        "_structured",
+        "_catalog.structured",
         "Structured: identity, Dirac, sparse",
         ("dirac", "identity", "sparse"),
         STRUCTURED,
     ),
-    Family("_zero", "ZerO and Hadamard", ("hadamard", "zero_init"), STRUCTURED),
-    Family("_combinators", "Combinators", ("scaled",), DEPTH),
+    Family("_catalog.zero", "ZerO and Hadamard", ("hadamard", "zero_init"), STRUCTURED),
+    Family("_catalog.combinators", "Combinators", ("scaled",), DEPTH),
     Family(
-        "_research",
+        "_catalog.research",
         "Depth-aware research schemes",
         ("fixup", "scaled_residual", "t_fixup", "t_fixup_embedding", "t_fixup_scale"),
         DEPTH,
     ),
-    Family("_gates", "Residual gates", ("rezero", "skipinit"), DEPTH),
-    Family("_deepnorm", "DeepNorm", ("deepnorm", "deepnorm_alpha", "deepnorm_beta"), DEPTH),
-    Family("_mup", "Maximal update parametrisation (muP)", ("mup.hidden", "mup.readout"), DEPTH),
-    Family("_stacked", "Stacked (scanned) layers", ("stacked",)),
+    Family("_catalog.gates", "Residual gates", ("rezero", "skipinit"), DEPTH),
+    Family("_catalog.deepnorm", "DeepNorm", ("deepnorm", "deepnorm_alpha", "deepnorm_beta"), DEPTH),
+    Family(
+        "mup._initializers",
+        "Maximal update parametrisation (muP)",
+        ("mup.hidden", "mup.readout"),
+        DEPTH,
+    ),
+    Family("_catalog.stacked", "Stacked (scanned) layers", ("stacked",)),
     Family("_tree.api", "Whole trees", ("init_tree",)),
-    Family("_portable_init", "The same values on every backend", ("portable",)),
+    Family("_catalog.combinators", "The same values on every backend", ("portable",)),
     Family("_tree.rules", "Rules", ("full_match",)),
     Family("_explain", "Which rule gives which parameter", ("explain", "Explanation", "ParamRule")),
     Family("_tree.keys", "Path keys", ("key_for_path", "keys_like", "path_str")),
