@@ -186,7 +186,7 @@ class KeyTable:
 
     def __init__(self, root: jax.Array, paths: Sequence[str], table: Any = None) -> None:
         self.index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
-        words = np.array([path_words(p) for p in self.index], np.uint32).reshape(-1, 2)
+        words = _words(self.index)
         n, root_data = len(self.index), jax.random.key_data(root)
         if table is not None:  # made on the host (host_table): the loop only hands out indices
             self.opaque = xla.Opaque(n + 1, table, root_data)
@@ -213,10 +213,10 @@ class KeyTable:
         microseconds of numpy, where the loop that makes it costs XLA tens of milliseconds to
         compile, on every backend): an argument of the builder; ``None`` for another key
         implementation (derived in the program)."""
-        unique = list(dict.fromkeys(paths))
+        unique = dict.fromkeys(paths)  # (the table's rows, as KeyTable indexes them)
         if impl != "threefry2x32" or len(unique) < 1:
             return None
-        words = np.array([path_words(p) for p in unique], np.uint32).reshape(-1, 2)
+        words = _words(unique)
         return _threefry.host_fold(key_data, words)
 
     def one(self, path: str) -> jax.Array:
@@ -226,6 +226,11 @@ class KeyTable:
 
     def take(self, paths: Sequence[str]) -> jax.Array:
         return self.keys[np.array([self.index[p] for p in paths], np.int32)]
+
+
+def _words(paths: Any) -> np.ndarray:
+    """The digest words of each path (in order): ``uint32[n, 2]``."""
+    return np.array([path_words(p) for p in paths], np.uint32).reshape(-1, 2)
 
 
 def stack_depth(path: str, stack: tuple[int, ...], shapes: Mapping[str, tuple[int, ...]]) -> int:
