@@ -131,10 +131,13 @@ def estimate(
 def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -> int:
     """The loop trips of jinit's program for ``abstract``, from the plan, as the builder lays it
     out: the key table's two; a stream's, one per step of rows per chunk; a sharded group's,
-    one per leaf of each chunk of more than one; a large leaf's on GPU, one per block."""
+    one per leaf of each chunk of more than one; a large leaf's on GPU, one per block (a split
+    leaf's, one per block of a device's shard)."""
     from jinit import _tree
     from jinit._rng import sampling as _sampling
     from jinit._tree import build as _build
+    from jinit._tree import sharding as _sharding
+    from jinit._tree import shards as _shards
     from jinit._tree import stream as _stream
 
     leaves, _ = _tree.plan(abstract, rules, None, shardings, None)
@@ -155,13 +158,17 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
         else:
             group = (s.draw, leaf.shape, leaf.sharding)
             groups.setdefault(group, []).append(leaf)
-    block = _stream.GPU_STEP_ROWS * _stream.ROW
-    for (draw, shape, _), members in groups.items():
+    block = _build.block_size(leaves)
+    for (draw, shape, sharding), members in groups.items():
         per = max(1, budget // max(math.prod(shape) * np.dtype(draw.dtype).itemsize, 1))
+        split = _sharding.is_split(sharding) and _shards.local(draw, shape, sharding)
         for lo in range(0, len(members), per):
             n = min(per, len(members) - lo)
             if n == 1 and _build._in_blocks(draw, members[lo]):  # a large leaf, in blocks
                 trips += -(-math.prod(shape) // block)
+            elif n == 1 and split:  # a split leaf, each device its shard, in blocks
+                local = math.prod(_build.shape_of_shard(members[lo]))
+                trips += -(-local // block) if local > block else 0
             else:
                 trips += n + 1 if n > 1 else 0
     budget_rows = max(1, budget // (4 * _stream.ROW))

@@ -22,6 +22,7 @@ from bench import gpu
 from jinit import _jax_compat, _tree
 from jinit._rng import threefry
 from jinit._tree import build as _build
+from jinit._tree import shards as _shards
 from jinit._tree import stream as _stream
 
 
@@ -232,7 +233,9 @@ def test_large_leaves_drawn_in_blocks_on_gpu_give_the_same_bits(monkeypatch, key
     blocks = []
     real = _build._draw_in_blocks
     monkeypatch.setattr(
-        _build, "_draw_in_blocks", lambda k, leaf, s: blocks.append(leaf.path) or real(k, leaf, s)
+        _build,
+        "_draw_in_blocks",
+        lambda k, leaf, s, size: blocks.append(leaf.path) or real(k, leaf, s, size),
     )
     _tree.compiled_builder.cache_clear()
     forced = jinit.init_tree(key, abstract, RULES, group=True)
@@ -240,4 +243,122 @@ def test_large_leaves_drawn_in_blocks_on_gpu_give_the_same_bits(monkeypatch, key
     for a, b in zip(jax.tree.leaves(per_leaf), jax.tree.leaves(forced), strict=True):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    _tree.compiled_builder.cache_clear()
+
+
+def split_tree() -> tuple[dict, dict, list]:
+    """Leaves split over a 2x4 CPU mesh in several ways (both axes, one, a tuple of axes, a
+    float32 leaf and a bfloat16 one), a group of three of one shape, and an orthogonal leaf (a
+    draw without a block form: drawn as before)."""
+    f32, bf16 = jnp.float32, jnp.bfloat16
+    abstract = {
+        "embed": jax.ShapeDtypeStruct((1000, 64), f32),
+        "big": jax.ShapeDtypeStruct((512, 256), bf16),
+        "h": [
+            {"w": jax.ShapeDtypeStruct((64, 256), f32), "u": jax.ShapeDtypeStruct((256, 64), f32)}
+            for _ in range(3)
+        ],
+        "odd": jax.ShapeDtypeStruct((10, 6), f32),
+        "rot": jax.ShapeDtypeStruct((32, 32), f32),
+    }
+    P = PartitionSpec
+    specs = {
+        "embed": P(None, "model"),
+        "big": P(("data", "model"), None),
+        "h": [{"w": P("data", "model"), "u": P("model", None)} for _ in range(3)],
+        "odd": P("data", None),
+        "rot": P("data", None),
+    }
+    rules = [
+        (r"embed", jinit.normal(0.02)),
+        (r"big", jinit.truncated_normal(0.5)),
+        (r"u$", jinit.uniform(0.3)),
+        (r"rot", jinit.orthogonal()),
+        (r".", jinit.lecun_normal()),
+    ]
+    return abstract, specs, rules
+
+
+def test_split_leaves_hash_their_own_shards_with_the_same_bits(monkeypatch, key, devices):
+    """On GPU a split leaf is drawn in ``shard_map``, each device hashing only its own shard's
+    counters with the draw's block form (``shards.draw``), so that the hash is jax's
+    CUDA kernel, which XLA does not partition. Forced on 8 CPU devices: every leaf has the bits
+    it has unsharded, drawn whole and a block at a time (small blocks, a last block that
+    overlaps), in float32 and bfloat16; the draws went through the shards' path (all but the
+    orthogonal one), and the chunks' buffers were made on each device from its
+    own parts (``shards.zeros_after_parts``)."""
+    abstract, specs, rules = split_tree()
+    mesh = Mesh(np.array(devices).reshape(2, 4), ("data", "model"))
+    shardings = jax.tree.map(
+        lambda p: NamedSharding(mesh, p), specs, is_leaf=lambda x: isinstance(x, PartitionSpec)
+    )
+    whole = jinit.init_tree(key, abstract, rules)
+    monkeypatch.setattr(_shards, "PLATFORMS", frozenset({"cpu"}))
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 4 * 2 * 256 * 64)  # 2 per chunk
+    shards, parts = [], []
+    real_draw, real_zeros = _shards.draw, _shards.zeros_after_parts
+    monkeypatch.setattr(_shards, "draw", lambda *a, **k: shards.append(a[2]) or real_draw(*a, **k))
+    monkeypatch.setattr(
+        _shards, "zeros_after_parts", lambda *a, **k: parts.append(a[2]) or real_zeros(*a, **k)
+    )
+    for block in (0, 1000):  # the blocks' size: the default (each shard whole), and small
+        if block:
+            monkeypatch.setattr(_build, "block_size", lambda leaves, size=block: size)
+        shards.clear()
+        _tree.compiled_builder.cache_clear()
+        split = jinit.init_tree(key, abstract, rules, shardings=shardings)
+        assert (32, 32) not in shards
+        assert {(1000, 64), (512, 256), (64, 256), (256, 64), (10, 6)} <= set(shards)
+        for (path, a), b in zip(
+            jax.tree_util.tree_leaves_with_path(split), jax.tree.leaves(whole), strict=True
+        ):
+            assert a.sharding.is_equivalent_to(NamedSharding(mesh, specs_at(specs, path)), a.ndim)
+            np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    assert parts  # a chunk after a chunk of split leaves
+    _tree.compiled_builder.cache_clear()
+
+
+def specs_at(specs: dict, path: tuple) -> PartitionSpec:
+    for k in path:
+        specs = specs[getattr(k, "key", getattr(k, "idx", None))]
+    return specs
+
+
+def test_split_leaves_compile_no_copy_of_the_hash_for_eight_gpus():
+    """GPT-2-like leaves split over an 8-GPU node (``cuda:h100:1x1x8``): every split draw
+    hashes with jax's CUDA kernel in ``shard_map`` (no copy of the twenty rounds for XLA:GPU to
+    compile, none partitioned), no chunk's buffer waits on a collective, and the temporaries
+    stay below a tenth of a device's part of the tree."""
+    path, _ = gpu.parse_target("cuda:h100")
+    mesh = Mesh(np.array(gpu.devices(path, "1x1x8")), ("model",))
+    abstract = tree(3)
+    P = PartitionSpec
+    specs = {
+        "embed": P(None, "model"),
+        "h": [
+            {
+                "qkv": P(None, "model"),
+                "proj": P("model", None),
+                "up": P(None, "model"),
+                "down": P("model", None),
+                "bias": P(),
+            }
+            for _ in range(3)
+        ],
+    }
+    shardings = jax.tree.map(
+        lambda p: NamedSharding(mesh, p), specs, is_leaf=lambda x: isinstance(x, PartitionSpec)
+    )
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=NamedSharding(mesh, P()))
+
+    def body(k):
+        return jinit.init_tree(k, abstract, RULES, shardings=shardings)
+
+    exe = jax.jit(body, out_shardings=shardings).trace(key).lower().compile()
+    text, row = exe.as_text(), gpu.structure(exe.as_text())
+    assert row["samplers"] == 0 and row["hash_custom_calls"] >= 4
+    assert "all-reduce" not in text and "all-gather" not in text
+    leaves = zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings), strict=True)
+    held = sum(int(np.prod(s.shard_shape(a.shape))) * 4 for a, s in leaves)
+    assert exe.memory_analysis().temp_size_in_bytes <= 0.1 * held + 2**20
     _tree.compiled_builder.cache_clear()

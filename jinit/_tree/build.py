@@ -50,6 +50,7 @@ from jinit._rng import sampling as _sampling
 from jinit._tree import keys as _keys
 from jinit._tree import parts as _parts
 from jinit._tree import sharding as _sharding
+from jinit._tree import shards as _shards
 from jinit._tree import stream as _stream
 from jinit._tree import xla
 from jinit._tree.leaf import Leaf
@@ -180,6 +181,7 @@ def _draw_batch(
     shape: tuple[int, ...],
     sharding: Any,
     after: list[jax.Array],
+    after_shardings: Sequence[Any] = (),
 ) -> jax.Array:
     """``draw`` for every key, stacked on a new leading axis, each device making its shard.
 
@@ -208,13 +210,24 @@ def _draw_batch(
         place = lax.with_sharding_constraint
     if draw.vmap:  # one batched call (a batched QR): no loop buffer to order
         return place(jax.vmap(lambda k: draw(k, shape))(keys), batch)
-    z = place(xla.zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype), batch)
+    shapes = [tuple(a.shape) for a in after] + [(n, *shape)]
+    if after and batch is not None and _shards.all_even(shapes, [*after_shardings, batch]):
+        # each device makes its part from its own parts of `after`: no collective
+        z = _shards.zeros_after_parts(after, after_shardings, (n, *shape), draw.dtype, batch)
+    else:
+        z = xla.zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype)
+    z = place(z, batch)
     # (A sharded buffer's element lives on one device: reading it would cost a collective.)
+    local = isinstance(sharding, NamedSharding) and _shards.local(draw, shape, sharding)
     z, _ = xla.pipelined(
         z,
         z[0],
         n,
-        lambda i: draw(keys[i], shape, leaf_sharding),
+        lambda i: (
+            _shards.draw(draw, keys[i], shape, sharding)
+            if local
+            else draw(keys[i], shape, leaf_sharding)
+        ),
         lambda z, d, i: lax.dynamic_update_index_in_dim(z, d, i, 0, **xla.IN_BOUNDS),
         wait=not _sharding.is_split(batch),
     )
@@ -255,10 +268,9 @@ def _grouped_instead(leaves: Sequence[Leaf], members: list[Any], budget: int) ->
 def platform_of(leaves: Sequence[Leaf]) -> str:
     """The platform the tree is built on: its sharded leaves' devices', else jax's default."""
     for leaf in leaves:
-        mesh = getattr(leaf.sharding, "mesh", None)
-        devices = getattr(mesh, "devices", None)
-        if devices is not None and devices.size:
-            return str(devices.flat[0].platform)
+        platform = _shards.platform(leaf.sharding)
+        if platform is not None:
+            return platform
     return jax.default_backend()
 
 
@@ -324,7 +336,7 @@ def _build_all(
             for i, s in streams.pop(draw):
                 groups.setdefault((s.draw, leaves[i].shape, leaves[i].sharding), []).append((i, s))
     previous = _draw_streams(streams, keys, leaves, outs, budget, where)
-    _draw_groups(groups, keys, leaves, outs, budget, previous, where)
+    _draw_groups(groups, keys, leaves, outs, budget, previous, where, block_size(leaves))
     return outs
 
 
@@ -399,6 +411,27 @@ def _draw_streams(
     return previous
 
 
+def block_size(leaves: Sequence[Leaf]) -> int:
+    """The elements of a block, for a leaf (or one device's shard) drawn a block at a time on
+    GPU (:func:`_draw_in_blocks`, :func:`jinit._tree.shards.draw`): a block's words are the
+    temporaries (jax's hash kernel takes four uint32 words an element and returns two), at most
+    :data:`BLOCK_FRACTION` of the bytes a device holds, and at most a stream's GPU step
+    (``GPU_STEP_ROWS * ROW``), at least :data:`MIN_BLOCK` (a block is a loop trip)."""
+    held = sum(math.prod(shape_of_shard(leaf)) * leaf.dtype.itemsize for leaf in leaves)
+    most = _stream.GPU_STEP_ROWS * _stream.ROW
+    return min(most, max(MIN_BLOCK, int(BLOCK_FRACTION * held) // 24))
+
+
+def shape_of_shard(leaf: Leaf) -> tuple[int, ...]:
+    """The shape of the part of ``leaf`` that one device holds."""
+    s = leaf.sharding
+    return leaf.shape if s is None else tuple(s.shard_shape(leaf.shape))
+
+
+BLOCK_FRACTION = 1 / 20
+MIN_BLOCK = 64 * _stream.ROW
+
+
 def _in_blocks(draw: _sampling.Draw, leaf: Leaf) -> bool:
     """Whether a leaf drawn alone is drawn in blocks (:func:`_draw_in_blocks`): on GPU,
     :func:`stream.blockwise <jinit._tree.stream.blockwise>`, of at least one block and below
@@ -410,13 +443,15 @@ def _in_blocks(draw: _sampling.Draw, leaf: Leaf) -> bool:
     )
 
 
-def _draw_in_blocks(keys: _keys.KeyTable, leaf: Leaf, s: _sampling.Sampling) -> jax.Array:
-    """A large leaf on GPU, drawn and finished a block of ``GPU_STEP_ROWS * ROW`` elements at a
-    time into its own (flat) buffer: the block's hash is a stream step's (jax's CUDA kernel, no
+def _draw_in_blocks(
+    keys: _keys.KeyTable, leaf: Leaf, s: _sampling.Sampling, size: int
+) -> jax.Array:
+    """A large leaf on GPU, drawn and finished a block of ``size`` elements (:func:`block_size`)
+    at a time into its own (flat) buffer: the block's hash is a stream step's (jax's CUDA kernel, no
     copy of the rounds to compile), and only a block's words are temporaries, where a leaf
     drawn in one kernel holds its hash's copy (and, narrower than float32, its bits whole). The
     last block starts at ``n - size`` (it rewrites elements with their own values)."""
-    n, size = math.prod(leaf.shape), _stream.GPU_STEP_ROWS * _stream.ROW
+    n = math.prod(leaf.shape)
     words = jax.random.key_data(keys.one(leaf.path))
     trips = -(-n // size) + keys.opaque.zero  # (a count XLA cannot see: the loop is not unrolled)
 
@@ -466,6 +501,7 @@ def _draw_groups(
     budget: int,
     previous: list[int],
     where: str,
+    block: int,
 ) -> None:
     """Leaves of one draw, shape and sharding (sharded leaves, draws without a block form),
     stacked, each chunk after ``previous`` (the last loop's leaves); a group of one (e.g. a leaf
@@ -485,7 +521,17 @@ def _draw_groups(
         if len(chunk) == 1 and _in_blocks(draw, leaves[chunk[0][0]]):
             i, s = chunk[0]
             with leaf_errors(leaves[i], where):
-                outs[i] = _checked(_draw_in_blocks(keys, leaves[i], s), leaves[i], where)
+                outs[i] = _checked(_draw_in_blocks(keys, leaves[i], s, block), leaves[i], where)
+            continue
+        if (
+            len(chunk) == 1
+            and isinstance(sharding, NamedSharding)
+            and _shards.local(draw, shape, sharding)
+        ):  # drawn alone, each device its shard, finished there
+            i, s = chunk[0]
+            with leaf_errors(leaves[i], where):
+                out = _shards.draw(draw, keys.one(paths[0]), shape, sharding, s.finish, block)
+                outs[i] = _checked(out, leaves[i], where)
             continue
         if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
             rows = [draw(keys.one(paths[0]), shape, initializer_sharding(sharding))]
@@ -495,7 +541,8 @@ def _draw_groups(
                 outs[i] = _parts.Part(z, j)
             continue
         else:
-            z = _draw_batch(draw, keys.take(paths), shape, sharding, after)
+            after_shardings = [leaves[i].sharding for i in previous]
+            z = _draw_batch(draw, keys.take(paths), shape, sharding, after, after_shardings)
             rows = [xla.row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
         for (i, s), row in zip(chunk, rows, strict=True):
