@@ -92,8 +92,10 @@ def bandwidth(path: str) -> float:
 
 def structure(text: str) -> dict[str, int]:
     """Of a compiled XLA:GPU program (its HLO text): kernels launched outside loops and per
-    loop trip (a loop body's, on average), custom calls, while loops, and the kernels that hash
-    (threefry2x32 is 20 rounds, each an ``xor``; jax's GPU hash kernel is a custom call)."""
+    loop trip (a loop body's, on average), distinct kernels (fused computations that differ in
+    shape or body: XLA:GPU runs LLVM and ptxas once for each, most of its compile time),
+    custom calls, while loops, and the kernels that hash (threefry2x32 is 20 rounds, each an
+    ``xor``; jax's GPU hash kernel is a custom call)."""
     comps = {}
     for block in text.split("\n\n"):
         head = re.match(r"\s*(?:ENTRY\s+)?%?([\w.\-]+)\s", block)
@@ -106,12 +108,18 @@ def structure(text: str) -> dict[str, int]:
         ops = re.findall(r"\s(fusion|custom-call|copy|dynamic-update-slice)\(", block)
         return len(ops)
 
+    fused = set()  # (shape, kind, body): XLA:GPU compiles one kernel per distinct fusion
+    for m in re.finditer(r"= (.*?) fusion\(.*?\), kind=(\w+), calls=%?([\w.\-]+)", text):
+        body = re.sub(r", metadata=\{[^}]*\}", "", comps.get(m.group(3), ""))
+        body = re.sub(r"%[\w.\-]+", "%", "\n".join(body.splitlines()[1:]))
+        fused.add((m.group(1), m.group(2), body))
     per_body = [launches(comps.get(b, "")) for b in bodies]
     in_loops = -(-sum(per_body) // max(1, len(per_body)))  # a trip runs one loop's body
     targets = re.findall(r'custom_call_target="([^"]*)"', text)
     return {
         "kernels": launches(entry),
         "kernels_per_trip": in_loops,
+        "distinct_kernels": len(fused),
         "custom_calls": len(targets),
         "hash_custom_calls": sum("threefry" in t for t in targets),
         "loops": len(re.findall(r" while\(", text)),

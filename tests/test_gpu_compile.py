@@ -362,3 +362,20 @@ def test_split_leaves_compile_no_copy_of_the_hash_for_eight_gpus():
     held = sum(int(np.prod(s.shard_shape(a.shape))) * 4 for a, s in leaves)
     assert exe.memory_analysis().temp_size_in_bytes <= 0.1 * held + 2**20
     _tree.compiled_builder.cache_clear()
+
+
+def test_the_kernels_to_compile_do_not_grow_with_depth(monkeypatch):
+    """Chunks of a few leaves each (a small chunk budget; a fixed step), at 8 and at 16
+    layers: XLA:GPU compiles as many distinct kernels for both (each is LLVM and ptxas time),
+    though the deeper tree has more chunks, cuts and launches: every cut of one shape and
+    finish is one computation (``Stream.cut(apart=True)``), not fused with its chunk's other
+    cuts into a kernel of several outputs that differs from chunk to chunk."""
+    monkeypatch.setattr(_build, "SMALL_TREE_BYTES", 1 << 21)
+    monkeypatch.setattr(_stream, "GPU_STEP_ROWS", _stream.STEP_ROWS)
+    rows = {}
+    for layers in (8, 16):
+        _tree.compiled_builder.cache_clear()
+        rows[layers] = compiled.__wrapped__(layers, True)
+    assert rows[16]["loops"] > rows[8]["loops"] and rows[16]["kernels"] > rows[8]["kernels"]
+    assert rows[16]["distinct_kernels"] == rows[8]["distinct_kernels"]
+    _tree.compiled_builder.cache_clear()

@@ -406,7 +406,7 @@ def _draw_streams(
         lo, hi = stream.chunks[c]
         for m in range(lo, hi):
             i, s = members[m]
-            _finish(outs, leaves, i, s, stream.cut(buffer, m, leaves[i].shape), where)
+            _finish(outs, leaves, i, s, stream.cut(buffer, m, leaves[i].shape, on_gpu), where)
         previous = [i for i, _ in members[lo:hi]]
     return previous
 

@@ -114,9 +114,17 @@ class Stream:
             carry=carry,
         )
 
-    def cut(self, buffer: jax.Array, m: int, shape: tuple[int, ...]) -> jax.Array:
-        """Leaf ``m`` out of ``buffer``, which holds its chunk's rows."""
+    def cut(
+        self, buffer: jax.Array, m: int, shape: tuple[int, ...], apart: bool = False
+    ) -> jax.Array:
+        """Leaf ``m`` out of ``buffer``, which holds its chunk's rows. ``apart``: behind an
+        ``optimization_barrier`` of its own, so that XLA does not fuse the cuts of a chunk into
+        one kernel with several outputs (XLA:GPU's sibling fusion), which differs from chunk
+        to chunk: each cut of one shape and finish stays one computation, compiled once for
+        the whole tree, however deep (``python -m bench --aot cuda:h100 --depths 12,48``)."""
         offset = (self._at(self.offsets, m),)
+        if apart:
+            buffer, offset = lax.optimization_barrier((buffer, offset))
         return lax.dynamic_slice(buffer, offset, (math.prod(shape),), **xla.IN_BOUNDS).reshape(
             shape
         )
