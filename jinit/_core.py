@@ -108,7 +108,9 @@ def make_init(
     ``jax.vmap``/``jit``, :func:`_checks.traced`): ``body`` closes over the tracer, so the
     initializer must not outlive that trace; it reports no target mean or std (``describe``
     shows ``None``), its magnitude is unknown (no overflow check), and :func:`jinit.init_tree`
-    does not cache a builder for it (``Init.traced``). The result is an
+    does not cache a builder for it (``Init.traced``). A wrapper around such an initializer
+    (``scaled(normal(s), 0.5)``) has no bound derived from its target either, whose mean and
+    std are ``None`` too; only a ``magnitude`` it gives is checked. The result is an
     :class:`jinit.Init` named ``where``; :func:`jinit._value.factory` names it after the public
     factory and records its hyperparameters.
 
@@ -127,7 +129,7 @@ def make_init(
         inner_target = target
         target = None if inner_target is None else lambda s: (*inner_target(s)[:2], None, None)
         magnitude = None
-    elif magnitude is None and target is not None:
+    elif magnitude is None and target is not None and not _value.traced_within(wraps):
         magnitude = lambda shape: _magnitude(target(shape))
 
     def run(

@@ -304,6 +304,12 @@ def chain(init: Any):
         init = v.wraps
 
 
+def traced_within(init: Any) -> bool:
+    """Whether ``init``, or an initializer it wraps, closes over a traced hyperparameter (so it
+    must not outlive that trace, and its mean, std and overflow bound are not numbers)."""
+    return any(v.traced for v in map(of, chain(init)) if v is not None)
+
+
 def covers(init: Any) -> bool:
     """Whether ``init`` draws through jinit's samplers (so portable mode reaches its values).
 

@@ -237,6 +237,33 @@ def test_group_false_same_values_one_kernel_per_leaf(key):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+# The factories without fans, each stated as one formula (jinit._rng.formula): the grouped draw
+# and the eager call derive from it.
+BASIC = {
+    "normal": jinit.normal(0.3),
+    "uniform": jinit.uniform(-2.5),
+    "truncated_normal": jinit.truncated_normal(0.7),
+    "truncated_normal_bounds": jinit.truncated_normal(0.7, lower=-1.5, upper=3.0),
+    "scaled_normal": jinit.scaled(jinit.normal(0.3), 0.5),
+}
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_basic_families_grouped_equal_each_leaf_alone(dtype, key):
+    """Several leaves of one family, of two shapes (a group and a stream), each equal to the
+    eager call with its path's key, and to ``group=False``."""
+    shapes = {"a": (16, 32), "b": (16, 32), "c": (3, 3, 8, 16)}
+    tree = {f"{n}/{p}": SDS(shape, dtype) for n in BASIC for p, shape in shapes.items()}
+    rules = [(rf"^{n}/", init) for n, init in BASIC.items()]
+    grouped = jinit.init_tree(key, tree, rules)
+    per_leaf = jinit.init_tree(key, tree, rules, group=False)
+    for path, x in grouped.items():
+        alone = BASIC[path.split("/")[0]](jinit.key_for_path(key, path), x.shape, dtype)
+        assert x.dtype == dtype
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(alone), err_msg=path)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(per_leaf[path]), err_msg=path)
+
+
 def test_group_must_be_a_bool():
     message = r"`init_tree\(group=...\)` must be a bool or None; got 'yes'"
     with pytest.raises(TypeError, match=message):

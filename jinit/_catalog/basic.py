@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import cmath
-import math
 import numbers
 from typing import Any, cast
 
@@ -217,31 +216,16 @@ def truncated_normal(
     _checks.check_factory_dtype("truncated_normal", dtype, allow_complex=False)
 
     lo, hi = _checks.static_float(lower), _checks.static_float(upper)
-    # Traced or array-valued bounds: no static draw to group by, each leaf drawn alone.
+    # Traced bounds: no static draw to group by, each leaf drawn alone (and no moments).
     draw = None if lo is None or hi is None else _sampling.truncated_normal(lo, hi)
 
     def sample(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
         return _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding)
-
-    def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:
-        mean, var = _truncated_moments(float(lower), float(upper))
-        return None, None, stddev * mean, stddev * var**0.5
 
     return formula_init(
         "truncated_normal",
         lambda shape, dtype: Formula(draw, stddev, sample=sample),
         dtype,
         allow_complex=False,
-        target=None if traced else target,
         traced=traced,
     )
-
-
-def _truncated_moments(a: float, b: float) -> tuple[float, float]:
-    """Mean and variance of N(0, 1) truncated to (a, b)."""
-    phi = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
-    cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
-    z = cdf(b) - cdf(a)
-    mean = (phi(a) - phi(b)) / z
-    var = 1 + (a * phi(a) - b * phi(b)) / z - mean**2
-    return mean, var
