@@ -133,7 +133,7 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
     out: the key table's two; a stream's, one per step of rows per chunk; a sharded group's,
     one per leaf of each chunk of more than one; a large leaf's on GPU, one per block."""
     from jinit import _tree
-    from jinit._rng import sampling as _sampling
+    from jinit._rng import draws as _draws
     from jinit._tree import build as _build
     from jinit._tree import stream as _stream
 
@@ -147,7 +147,7 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
     rows_by_draw: dict[Any, list[int]] = {}
     groups: dict[Any, list[Any]] = {}
     for leaf in leaves:
-        s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
+        s = _draws.sampling_of(leaf.init, leaf.shape, leaf.dtype)
         if s is None or 0 in leaf.shape:
             continue
         if _stream.streamable(s.draw, leaf, budget):

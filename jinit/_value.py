@@ -1,7 +1,7 @@
 """`Init`: the one value every jinit initializer is.
 
 An initializer is a frozen, hashable value: its factory's public name, its hyperparameters,
-its default dtype, its sampling protocol (:mod:`jinit._rng.sampling`), its ``describe`` target and
+its default dtype, its sampling protocol (:mod:`jinit._rng.draws`), its ``describe`` target and
 magnitude, and what it wraps. Calling it is jax's protocol,
 ``init(key, shape, dtype=None, out_sharding=None) -> Array``, so Flax and
 ``jax.nn.initializers`` users see a plain callable.

@@ -14,8 +14,8 @@ from jax.sharding import PartitionSpec as P
 
 import jinit
 from jinit import _tree
+from jinit._rng import draws as _draws
 from jinit._rng import portable as _portable
-from jinit._rng import sampling as _sampling
 from jinit._tree import build as _build
 from jinit._tree import stream as _stream
 
@@ -125,7 +125,7 @@ def test_jax_catalog_implements_the_protocol():
         jinit.scaled_residual(12),
     ):
         s = init.sampling((8, 16), f32)
-        assert isinstance(s, _sampling.Sampling), init
+        assert isinstance(s, _draws.Sampling), init
     # Complex dtypes and traced bounds are drawn leaf by leaf.
     assert jinit.normal().sampling((8, 16), np.dtype(np.complex64)) is None
     assert jinit.lecun_normal().sampling((8, 16), np.dtype(np.complex64)) is None
@@ -291,11 +291,11 @@ def test_empty_tree(key, group):
 
 
 BLOCK_DRAWS = [
-    _sampling.uniform(-1.0, 1.0),
-    _sampling.uniform(0.25, 3.0),
-    _sampling.normal(),
-    _sampling.truncated_normal(-2.0, 2.0),
-    _sampling.truncated_normal(-1.5, 3.0),
+    _draws.uniform(-1.0, 1.0),
+    _draws.uniform(0.25, 3.0),
+    _draws.normal(),
+    _draws.truncated_normal(-2.0, 2.0),
+    _draws.truncated_normal(-1.5, 3.0),
 ]
 
 
@@ -305,7 +305,7 @@ def test_block_form_gives_the_kernels_values(draw, portable):
     """``Draw.block`` on explicit counters, a key per row, equals each key's whole draw read at
     those row-major indices: out of order, across rows of different keys, to the last element."""
     if portable:
-        draw = _sampling.portable_sampling(_sampling.Sampling(draw, lambda z: z)).draw
+        draw = _draws.portable_sampling(_draws.Sampling(draw, lambda z: z)).draw
     shape = (37, 129)  # 4773 elements, not a multiple of a stream's row
     keys = [jax.random.key(3), jax.random.key(11)]
     with _portable.mode(portable):

@@ -11,13 +11,13 @@ import numpy as np
 
 from jinit import _checks
 from jinit._core import check_call, formula_init, make_init
-from jinit._rng import samplers as _samplers
-from jinit._rng import sampling as _sampling
+from jinit._rng import distributions as _distributions
+from jinit._rng import draws as _draws
 from jinit._rng.formula import Formula
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory, initializer
 
-_UNIT_UNIFORM = _sampling.uniform(0.0, 1.0)
+_UNIT_UNIFORM = _draws.uniform(0.0, 1.0)
 
 
 # Initializers themselves, as in jax (``kernel_init=jinit.zeros``), not factories.
@@ -169,7 +169,7 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     """
     stddev = _checks.check_real_or_traced("normal", "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype("normal", dtype)
-    formula = lambda shape, dtype: Formula(_sampling.normal(), stddev)
+    formula = lambda shape, dtype: Formula(_draws.normal(), stddev)
     return formula_init("normal", formula, dtype, traced=_checks.traced(stddev))
 
 
@@ -217,10 +217,10 @@ def truncated_normal(
 
     lo, hi = _checks.static_float(lower), _checks.static_float(upper)
     # Traced bounds: no static draw to group by, each leaf drawn alone (and no moments).
-    draw = None if lo is None or hi is None else _sampling.truncated_normal(lo, hi)
+    draw = None if lo is None or hi is None else _draws.truncated_normal(lo, hi)
 
     def sample(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        return _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding)
+        return _distributions.truncated_normal(key, lower, upper, shape, dtype, out_sharding)
 
     return formula_init(
         "truncated_normal",

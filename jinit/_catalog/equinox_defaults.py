@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jinit import _checks
 from jinit._catalog.basic import constant, normal, ones, zeros
 from jinit._core import formula_init
-from jinit._rng import sampling as _sampling
+from jinit._rng import draws as _draws
 from jinit._rng.formula import Formula
 from jinit._tree import equinox as _eqx_tree
 from jinit._typing import DTypeLike, Initializer, public
@@ -62,7 +62,7 @@ def uniform(lim: float, dtype: DTypeLike | None = None) -> Initializer:
     where = "equinox.uniform"
     lim = _checks.check_real(where, "lim", lim, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    formula = Formula(_sampling.uniform(-lim, lim))  # (a factor of 1: the draw as it is)
+    formula = Formula(_draws.uniform(-lim, lim))  # (a factor of 1: the draw as it is)
     return formula_init(where, lambda shape, dtype: formula, dtype, allow_complex=False)
 
 
