@@ -142,7 +142,7 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
     one per leaf of each chunk of more than one; a large leaf's on GPU, one per block (a split
     leaf's, one per block of a device's shard)."""
     from jinit import _tree
-    from jinit._rng import sampling as _sampling
+    from jinit._rng import draws as _draws
     from jinit._tree import build as _build
     from jinit._tree import sharding as _sharding
     from jinit._tree import shards as _shards
@@ -158,7 +158,7 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
     rows_by_draw: dict[Any, list[int]] = {}
     groups: dict[Any, list[Any]] = {}
     for leaf in leaves:
-        s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
+        s = _draws.sampling_of(leaf.init, leaf.shape, leaf.dtype)
         if s is None or 0 in leaf.shape:
             continue
         if _stream.streamable(s.draw, leaf, budget):

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench import measure, report
+from jinit._rng import distributions as _distributions
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _samplers
 from jinit._rng import threefry as _threefry
 
 DISTRIBUTIONS = ("bits", "uniform", "normal", "truncated_normal")
@@ -42,21 +42,21 @@ def _bits_kernel(key: jax.Array, *, shape: tuple[int, ...]) -> jax.Array:
 
 def bits(key: jax.Array, shape: tuple[int, ...], out_sharding: Any = None) -> jax.Array:
     """uint32 bits equal to ``jax.random.bits(key, shape, jnp.uint32)``, by jinit's threefry kernel
-    where :func:`jinit._rng.samplers.use_kernels` allows it, else by jax."""
+    where :func:`jinit._rng.distributions.use_kernels` allows it, else by jax."""
     shape = tuple(shape)
-    if not _samplers.use_kernels(key, np.float32, shape):
+    if not _distributions.use_kernels(key, np.float32, shape):
         return jax.random.bits(key, shape, jnp.uint32, out_sharding=out_sharding)
-    return _samplers.run_kernel("bits", _bits_kernel, shape, out_sharding, key)
+    return _distributions.run_kernel("bits", _bits_kernel, shape, out_sharding, key)
 
 
 def _jinit_fn(dist: str, shape: tuple[int, ...], dtype: Any) -> Callable:
     if dist == "bits":
         return lambda k: bits(k, shape)
     if dist == "uniform":
-        return lambda k: _samplers.uniform(k, shape, dtype).astype(dtype)
+        return lambda k: _distributions.uniform(k, shape, dtype).astype(dtype)
     if dist == "normal":
-        return lambda k: _samplers.normal(k, shape, dtype).astype(dtype)
-    return lambda k: _samplers.truncated_normal(k, -2.0, 2.0, shape, dtype).astype(dtype)
+        return lambda k: _distributions.normal(k, shape, dtype).astype(dtype)
+    return lambda k: _distributions.truncated_normal(k, -2.0, 2.0, shape, dtype).astype(dtype)
 
 
 def _jax_fn(dist: str, shape: tuple[int, ...], dtype: Any) -> Callable:

@@ -60,8 +60,8 @@ from jinit._explain import explain as explain
 from jinit._fans import EinsumAxes as EinsumAxes
 from jinit._fans import compute_fans as compute_fans
 from jinit._fans import einsum_axes as einsum_axes
-from jinit._rng.sampling import Draw as Draw
-from jinit._rng.sampling import Sampling as Sampling
+from jinit._rng.draws import Draw as Draw
+from jinit._rng.draws import Sampling as Sampling
 from jinit._signal import LayerSignal as LayerSignal
 from jinit._signal import SignalReport as SignalReport
 from jinit._signal import signal_propagation as signal_propagation

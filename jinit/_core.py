@@ -15,12 +15,12 @@ import jax
 import numpy as np
 
 from jinit import _checks, _value
+from jinit._rng import distributions as _distributions
+from jinit._rng import draws as _draws
 from jinit._rng import formula as _formula
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _samplers
-from jinit._rng import sampling as _sampling
+from jinit._rng.draws import Sampling
 from jinit._rng.formula import Formula
-from jinit._rng.sampling import Sampling
 from jinit._typing import Array, DTypeLike, KeyArray, OutSharding, Shape
 from jinit._value import Init, Target
 
@@ -89,7 +89,7 @@ def make_init(
     trace time on static ints. ``target`` (optional) gives the fans and the intended mean and
     standard deviation for a shape, which :func:`jinit.describe` reports.
 
-    ``sampling`` (optional) describes the draw (:mod:`jinit._rng.sampling`) and becomes the
+    ``sampling`` (optional) describes the draw (:mod:`jinit._rng.draws`) and becomes the
     initializer's ``sampling(shape, dtype)`` method. Where it applies (a threefry key and a
     float32 draw) the initializer computes ``finish(draw(key, shape))``, exactly what
     :func:`jinit.init_tree` computes for a batch of leaves; ``body`` handles everything else.
@@ -108,7 +108,9 @@ def make_init(
     ``jax.vmap``/``jit``, :func:`_checks.traced`): ``body`` closes over the tracer, so the
     initializer must not outlive that trace; it reports no target mean or std (``describe``
     shows ``None``), its magnitude is unknown (no overflow check), and :func:`jinit.init_tree`
-    does not cache a builder for it (``Init.traced``). The result is an
+    does not cache a builder for it (``Init.traced``). A wrapper around such an initializer
+    (``scaled(normal(s), 0.5)``) has no bound derived from its target either, whose mean and
+    std are ``None`` too; only a ``magnitude`` it gives is checked. The result is an
     :class:`jinit.Init` named ``where``; :func:`jinit._value.factory` names it after the public
     factory and records its hyperparameters.
 
@@ -127,7 +129,7 @@ def make_init(
         inner_target = target
         target = None if inner_target is None else lambda s: (*inner_target(s)[:2], None, None)
         magnitude = None
-    elif magnitude is None and target is not None:
+    elif magnitude is None and target is not None and not _value.traced_within(wraps):
         magnitude = lambda shape: _magnitude(target(shape))
 
     def run(
@@ -139,7 +141,7 @@ def make_init(
     ):
         with _portable.mode(portable):
             s = None if sampling is None else sampling(shape, dtype)
-            s = _sampling.applicable(s, key, shape, portable, where)
+            s = _draws.applicable(s, key, shape, portable, where)
             if s is not None:
                 return s.finish(s.draw(key, shape, out_sharding))
             return body(key, shape, dtype, out_sharding)
@@ -224,7 +226,7 @@ def formula_init(
         fan_in, fan_out = (None, None) if fans is None else fans(shape)
         if traced:  # the mean and std are not numbers until the traced hyperparameter is
             return fan_in, fan_out, None, None
-        return fan_in, fan_out, *_formula.moments(formula(shape, _samplers.F32))
+        return fan_in, fan_out, *_formula.moments(formula(shape, _distributions.F32))
 
     return make_init(
         where,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from jinit._core import formula_init
-from jinit._rng import sampling as _sampling
+from jinit._rng import draws as _draws
 from jinit._rng.formula import Formula
 from jinit._typing import DTypeLike, Initializer
 
@@ -38,7 +38,7 @@ def variance_draw(
     (``sqrt(var) / 0.8796``, ``sqrt(var)``, ``sqrt(3 * var)``), computed as jax's
     ``variance_scaling`` computes it; ``denominator`` raises the shape errors (on static ints);
     ``fans`` is what :func:`jinit.describe` reports."""
-    draw = _sampling.STANDARD[kind]
+    draw = _draws.STANDARD[kind]
     formula = lambda shape, dtype: Formula(draw, scale, fan=max(1.0, denominator(shape)))
     return formula_init(where, formula, dtype, fans=fans, allow_complex=False, traced=traced)
 
@@ -59,6 +59,6 @@ def scaled_draw(
     what :func:`jinit.describe` reports. ``spread`` and ``mean`` are float32 numbers or traced
     scalars (``traced``).
     """
-    draw = _sampling.STANDARD[kind]
+    draw = _draws.STANDARD[kind]
     formula = lambda shape, dtype: Formula(draw, spread(shape), mean)
     return formula_init(where, formula, dtype, fans=fans, allow_complex=False, traced=traced)

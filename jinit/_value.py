@@ -1,7 +1,7 @@
 """`Init`: the one value every jinit initializer is.
 
 An initializer is a frozen, hashable value: its factory's public name, its hyperparameters,
-its default dtype, its sampling protocol (:mod:`jinit._rng.sampling`), its ``describe`` target and
+its default dtype, its sampling protocol (:mod:`jinit._rng.draws`), its ``describe`` target and
 magnitude, and what it wraps. Calling it is jax's protocol,
 ``init(key, shape, dtype=None, out_sharding=None) -> Array``, so Flax and
 ``jax.nn.initializers`` users see a plain callable.
@@ -302,6 +302,12 @@ def chain(init: Any):
         if v is None or v.wraps is None:
             return
         init = v.wraps
+
+
+def traced_within(init: Any) -> bool:
+    """Whether ``init``, or an initializer it wraps, closes over a traced hyperparameter (so it
+    must not outlive that trace, and its mean, std and overflow bound are not numbers)."""
+    return any(v.traced for v in map(of, chain(init)) if v is not None)
 
 
 def covers(init: Any) -> bool:

@@ -303,6 +303,29 @@ def test_defaults_reproduce_equinox_layer_by_layer(key):
             assert np.abs(x).max() > lim * (1 - 20 / x.size), path
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_uniform_is_equinox_draw_eager_jitted_and_grouped(dtype, key):
+    """``jinit.equinox.uniform(lim)``: ``jax.random.uniform(key, shape, minval=-lim,
+    maxval=lim)``'s float32 bits (equinox's ``default_init``), rounded once for bfloat16; the
+    same under ``jit``, and in ``init_tree`` grouped (two shapes) or leaf by leaf."""
+    lim, shape = 0.125, (16, 24)
+    init = jinit.equinox.uniform(lim)
+    want = jax.random.uniform(key, shape, jnp.float32, -lim, lim).astype(dtype)
+    for got in (init(key, shape, dtype), jax.jit(init, static_argnums=(1, 2))(key, shape, dtype)):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    tree = {p: jax.ShapeDtypeStruct(s, dtype) for p, s in (("a", shape), ("b", shape), ("c", (7,)))}
+    rules = [(".*", init)]
+    grouped = jinit.init_tree(key, tree, rules)
+    per_leaf = jinit.init_tree(key, tree, rules, group=False)
+    for path, x in grouped.items():
+        alone = init(jinit.key_for_path(key, path), x.shape, dtype)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(alone), err_msg=path)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(per_leaf[path]), err_msg=path)
+    d = jinit.describe(init, shape)
+    assert (d.target_mean, d.target_std) == (0.0, pytest.approx(lim / math.sqrt(3), rel=1e-12))
+
+
 def test_defaults_after_rules_and_unknown_parameters(key):
     rules = [(r"mlp/layers/2/weight$", jinit.zeros), jinit.equinox.defaults()]
     model = jinit.equinox.init_eqx(ZOO, key, rules)

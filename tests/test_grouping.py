@@ -14,8 +14,8 @@ from jax.sharding import PartitionSpec as P
 
 import jinit
 from jinit import _tree
+from jinit._rng import draws as _draws
 from jinit._rng import portable as _portable
-from jinit._rng import sampling as _sampling
 from jinit._tree import build as _build
 from jinit._tree import stream as _stream
 
@@ -125,7 +125,7 @@ def test_jax_catalog_implements_the_protocol():
         jinit.scaled_residual(12),
     ):
         s = init.sampling((8, 16), f32)
-        assert isinstance(s, _sampling.Sampling), init
+        assert isinstance(s, _draws.Sampling), init
     # Complex dtypes and traced bounds are drawn leaf by leaf.
     assert jinit.normal().sampling((8, 16), np.dtype(np.complex64)) is None
     assert jinit.lecun_normal().sampling((8, 16), np.dtype(np.complex64)) is None
@@ -237,6 +237,33 @@ def test_group_false_same_values_one_kernel_per_leaf(key):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+# The factories without fans, each stated as one formula (jinit._rng.formula): the grouped draw
+# and the eager call derive from it.
+BASIC = {
+    "normal": jinit.normal(0.3),
+    "uniform": jinit.uniform(-2.5),
+    "truncated_normal": jinit.truncated_normal(0.7),
+    "truncated_normal_bounds": jinit.truncated_normal(0.7, lower=-1.5, upper=3.0),
+    "scaled_normal": jinit.scaled(jinit.normal(0.3), 0.5),
+}
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_basic_families_grouped_equal_each_leaf_alone(dtype, key):
+    """Several leaves of one family, of two shapes (a group and a stream), each equal to the
+    eager call with its path's key, and to ``group=False``."""
+    shapes = {"a": (16, 32), "b": (16, 32), "c": (3, 3, 8, 16)}
+    tree = {f"{n}/{p}": SDS(shape, dtype) for n in BASIC for p, shape in shapes.items()}
+    rules = [(rf"^{n}/", init) for n, init in BASIC.items()]
+    grouped = jinit.init_tree(key, tree, rules)
+    per_leaf = jinit.init_tree(key, tree, rules, group=False)
+    for path, x in grouped.items():
+        alone = BASIC[path.split("/")[0]](jinit.key_for_path(key, path), x.shape, dtype)
+        assert x.dtype == dtype
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(alone), err_msg=path)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(per_leaf[path]), err_msg=path)
+
+
 def test_group_must_be_a_bool():
     message = r"`init_tree\(group=...\)` must be a bool or None; got 'yes'"
     with pytest.raises(TypeError, match=message):
@@ -264,11 +291,11 @@ def test_empty_tree(key, group):
 
 
 BLOCK_DRAWS = [
-    _sampling.uniform(-1.0, 1.0),
-    _sampling.uniform(0.25, 3.0),
-    _sampling.normal(),
-    _sampling.truncated_normal(-2.0, 2.0),
-    _sampling.truncated_normal(-1.5, 3.0),
+    _draws.uniform(-1.0, 1.0),
+    _draws.uniform(0.25, 3.0),
+    _draws.normal(),
+    _draws.truncated_normal(-2.0, 2.0),
+    _draws.truncated_normal(-1.5, 3.0),
 ]
 
 
@@ -278,7 +305,7 @@ def test_block_form_gives_the_kernels_values(draw, portable):
     """``Draw.block`` on explicit counters, a key per row, equals each key's whole draw read at
     those row-major indices: out of order, across rows of different keys, to the last element."""
     if portable:
-        draw = _sampling.portable_sampling(_sampling.Sampling(draw, lambda z: z)).draw
+        draw = _draws.portable_sampling(_draws.Sampling(draw, lambda z: z)).draw
     shape = (37, 129)  # 4773 elements, not a multiple of a stream's row
     keys = [jax.random.key(3), jax.random.key(11)]
     with _portable.mode(portable):

@@ -90,7 +90,7 @@ def test_graph_reads_the_imports():
     graph = _graph()
     assert "jinit._tree.api" in graph["jinit._tree"]
     assert "jinit._value" in graph["jinit._core"]
-    assert "jinit._rng.portable" in graph["jinit._rng.sampling"]
+    assert "jinit._rng.portable" in graph["jinit._rng.draws"]
 
 
 def test_no_import_cycle():

@@ -68,7 +68,7 @@ def test_complex_truncated_normal_constant_is_the_samplers_std():
 
     num, _ = integrate.quad(lambda t: t * math.exp(-t), 0, 4)
     den, _ = integrate.quad(lambda t: math.exp(-t), 0, 4)
-    from jinit._rng.samplers import complex_truncated_normal_std
+    from jinit._rng.distributions import complex_truncated_normal_std
 
     assert complex_truncated_normal_std(2.0) == pytest.approx(math.sqrt(num / den), rel=1e-12)
     assert complex_truncated_normal_std(2.0) == pytest.approx(0.96196, abs=1e-5)

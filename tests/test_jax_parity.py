@@ -199,11 +199,41 @@ def test_flax_default_initializers_match():
 @pytest.mark.parametrize("distribution", ["truncated_normal", "normal", "uniform"])
 def test_float64_under_x64_is_jax_float64(distribution):
     """With x64 on, a float64 weight is drawn in float64 (jax.random's 64-bit bits), as jax's
-    is: the float32 kernels' grouped draw applies only where the compute dtype is float32."""
+    is, by ``variance_scaling`` and by the plain distribution of the same name: the float32
+    kernels' grouped draw applies only where the compute dtype is float32."""
     key = jax.random.key(42)
     with jax.enable_x64(True):
-        ours = jinit.variance_scaling(2.0, "fan_in", distribution)(key, (16, 8), jnp.float64)
-        theirs = jax.jit(J.variance_scaling(2.0, "fan_in", distribution), static_argnums=(1, 2))
-        want = theirs(key, (16, 8), jnp.float64)
-        assert ours.dtype == want.dtype == jnp.float64
-        np.testing.assert_array_equal(_bits(ours), _bits(want))
+        for name, args in (
+            ("variance_scaling", (2.0, "fan_in", distribution)),
+            (distribution, (0.7,)),
+        ):
+            ours = getattr(jinit, name)(*args)(key, (16, 8), jnp.float64)
+            theirs = jax.jit(getattr(J, name)(*args), static_argnums=(1, 2))
+            want = theirs(key, (16, 8), jnp.float64)
+            assert ours.dtype == want.dtype == jnp.float64
+            np.testing.assert_array_equal(_bits(ours), _bits(want), err_msg=name)
+
+
+# Factories whose first argument jax takes as a tracer: (name, the other keyword arguments).
+TRACEABLE = [
+    ("normal", {}),
+    ("uniform", {}),
+    ("truncated_normal", {}),
+    ("truncated_normal", dict(lower=-1.0, upper=3.0)),
+]
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("name, kwargs", TRACEABLE, ids=[f"{n}{k or ''}" for n, k in TRACEABLE])
+def test_a_traced_scale_under_jit_gives_jax_bits(name, kwargs, dtype):
+    """A ``stddev``/``scale`` traced under ``jit`` gives jax's jitted bits for that number, as the
+    number itself does, in float32; a bfloat16 output is those float32 values rounded once (jax
+    samples bfloat16 itself, with 7 random mantissa bits: ``test_jax_differences.py``)."""
+    key, shape = jax.random.key(42), (24, 40)
+    ours = lambda s: _make(jinit, name, (s,), kwargs)(key, shape, dtype)
+    for s in (0.02, 0.7, 3.0):
+        theirs = jax.jit(_make(J, name, (s,), kwargs), static_argnums=(1, 2))
+        want = theirs(key, shape, jnp.float32).astype(dtype)
+        for got in (jax.jit(ours)(jnp.float32(s)), ours(s)):
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=f"{name}({s})")

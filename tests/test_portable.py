@@ -21,9 +21,9 @@ from registry import CASES, Case
 from scipy import special, stats
 
 import jinit
+from jinit._rng import distributions as _distributions
 from jinit._rng import portable as _portable
 from jinit._rng import portable_table as _portable_table
-from jinit._rng import samplers as _samplers
 
 KEYS = (0, 1, 42, 2**31 + 7)
 SHAPES = ((1,), (7,), (33, 65), (2, 3, 5, 4), (1000,))
@@ -371,7 +371,7 @@ def test_errors(key):
     with pytest.raises(ValueError, match="no value of the portable normal lies in"):
         jinit.portable(jinit.truncated_normal(1.0, lower=2.0, upper=2.0000001))(key, (3,))
     with _portable.mode(True), pytest.raises(ValueError, match="needs static scalar bounds"):
-        jax.jit(lambda lo: _samplers.truncated_normal(key, lo, 2.0, (3,), jnp.float32))(-1.0)
+        jax.jit(lambda lo: _distributions.truncated_normal(key, lo, 2.0, (3,), jnp.float32))(-1.0)
 
 
 def test_wrapper_keeps_the_initializer_interface(key):

@@ -85,6 +85,8 @@ def test_init_tree_sweeps_scales_in_one_compiled_program(key):
         "conv": {"kernel": jax.ShapeDtypeStruct((3, 3, 8, 16), jnp.bfloat16)},
         "gate": jax.ShapeDtypeStruct((), jnp.float32),
         "head": jax.ShapeDtypeStruct((32, 10), jnp.float32),
+        "embed": jax.ShapeDtypeStruct((32, 10), jnp.bfloat16),
+        "logit_scale": jax.ShapeDtypeStruct((10,), jnp.float32),
     }
 
     def rules(s):
@@ -94,6 +96,8 @@ def test_init_tree_sweeps_scales_in_one_compiled_program(key):
             ("bias", jinit.normal(s)),
             ("gate", jinit.constant(s)),
             ("head", jinit.scaled(jinit.normal(s), 0.5)),  # a wrapper around a traced scale
+            ("embed", jinit.truncated_normal(s)),
+            ("logit_scale", jinit.uniform(s)),
         ]
 
     sweep = jax.jit(jax.vmap(lambda s: jinit.init_tree(key, abstract, rules(s))))
@@ -152,3 +156,14 @@ def test_traced_values_are_not_range_checked_but_concrete_ones_are(key):
     assert w.dtype == jnp.float16
     with pytest.raises(ValueError, match=r"`normal`: values up to about 6e\+06 overflow float16"):
         jinit.normal(1e6)(key, (4,), jnp.float16)
+    # A wrapper around a traced scale knows no bound either; around a number it checks its own.
+    w = jax.jit(lambda s: jinit.scaled(jinit.normal(s), 0.5)(key, (4,), jnp.float16))(big)
+    assert w.dtype == jnp.float16
+    stack = lambda s: jinit.stacked(jinit.variance_scaling(s, "fan_in", "normal"), unroll="l")
+    assert jax.jit(lambda s: stack(s)(key, (2, 4, 4), jnp.float16))(big).dtype == w.dtype
+    with pytest.raises(ValueError, match=r"`scaled`: values up to about 3e\+06 overflow float16"):
+        jinit.scaled(jinit.normal(1e6), 0.5)(key, (4,), jnp.float16)
+    for make in (jinit.uniform, jinit.truncated_normal):
+        assert jax.jit(lambda s, make=make: make(s)(key, (4,), jnp.float16))(big).dtype == w.dtype
+        with pytest.raises(ValueError, match=rf"`{make.__name__}`: values up to about .* float16"):
+            make(1e6)(key, (4,), jnp.float16)

@@ -155,7 +155,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("_describe", "Describing an initializer", ("describe", "Description")),
     Family("_signal", "Signal propagation", ("LayerSignal", "signal_propagation", "SignalReport")),
     Family("_fans", "Fans", ("compute_fans", "einsum_axes", "EinsumAxes"), "fans"),
-    Family("_rng.sampling", "The sampling protocol", ("Draw", "Sampling")),
+    Family("_rng.draws", "The sampling protocol", ("Draw", "Sampling")),
     Family("_value", "Initializers as values", ("Init",)),
     Family("_typing", "Types", ("Initializer",)),
 )

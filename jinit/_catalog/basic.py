@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import cmath
-import math
 import numbers
 from typing import Any, cast
 
@@ -11,13 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _checks
-from jinit._core import check_call, make_init
-from jinit._rng import samplers as _samplers
-from jinit._rng import sampling as _sampling
+from jinit._core import check_call, formula_init, make_init
+from jinit._rng import distributions as _distributions
+from jinit._rng import draws as _draws
+from jinit._rng.formula import Formula
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory, initializer
 
-_UNIT_UNIFORM = _sampling.uniform(0.0, 1.0)
+_UNIT_UNIFORM = _draws.uniform(0.0, 1.0)
 
 
 # Initializers themselves, as in jax (``kernel_init=jinit.zeros``), not factories.
@@ -140,25 +140,9 @@ def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     """
     scale = _checks.check_real_or_traced("uniform", "scale", scale)
     _checks.check_factory_dtype("uniform", dtype, allow_complex=False)
-
-    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        ct = _samplers.compute_dtype(dtype)
-        u = _samplers.uniform(key, shape, dtype, out_sharding=out_sharding)
-        return (u * jnp.array(scale, ct)).astype(dtype)
-
-    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:
-        finish = lambda u: (u * jnp.array(scale, u.dtype)).astype(dtype)
-        return _sampling.Sampling(_UNIT_UNIFORM, finish)
-
-    target = lambda s: (None, None, scale / 2, abs(scale) / 12**0.5)
-    return make_init(
-        "uniform",
-        body,
-        dtype,
-        allow_complex=False,
-        target=None if _checks.traced(scale) else target,
-        sampling=sampling,
-        traced=_checks.traced(scale),
+    formula = lambda shape, dtype: Formula(_UNIT_UNIFORM, scale)
+    return formula_init(
+        "uniform", formula, dtype, allow_complex=False, traced=_checks.traced(scale)
     )
 
 
@@ -185,23 +169,8 @@ def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
     """
     stddev = _checks.check_real_or_traced("normal", "stddev", stddev, nonnegative=True)
     _checks.check_factory_dtype("normal", dtype)
-
-    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        ct = _samplers.compute_dtype(dtype)
-        z = _samplers.normal(key, shape, dtype, out_sharding=out_sharding)
-        return (z * jnp.array(stddev, ct)).astype(dtype)
-
-    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
-        if jnp.issubdtype(dtype, jnp.complexfloating):
-            return None
-        # sqrt(2) * stddev: the constant XLA folds `sqrt(2) * erf_inv(u) * stddev` into.
-        finish = lambda z: (z * (_samplers.SQRT2 * jnp.array(stddev, z.dtype))).astype(dtype)
-        return _sampling.Sampling(_sampling.normal(), finish)
-
-    target = None if _checks.traced(stddev) else lambda s: (None, None, 0.0, stddev)
-    return make_init(
-        "normal", body, dtype, target=target, sampling=sampling, traced=_checks.traced(stddev)
-    )
+    formula = lambda shape, dtype: Formula(_draws.normal(), stddev)
+    return formula_init("normal", formula, dtype, traced=_checks.traced(stddev))
 
 
 @factory()
@@ -246,39 +215,17 @@ def truncated_normal(
         )
     _checks.check_factory_dtype("truncated_normal", dtype, allow_complex=False)
 
-    def body(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
-        ct = _samplers.compute_dtype(dtype)
-        z = _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
-        return (z * jnp.array(stddev, ct)).astype(dtype)
-
     lo, hi = _checks.static_float(lower), _checks.static_float(upper)
+    # Traced bounds: no static draw to group by, each leaf drawn alone (and no moments).
+    draw = None if lo is None or hi is None else _draws.truncated_normal(lo, hi)
 
-    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling | None:
-        if lo is None or hi is None:  # traced or array-valued bounds: per-leaf only
-            return None
-        finish = lambda z: (z * jnp.array(stddev, z.dtype)).astype(dtype)
-        return _sampling.Sampling(_sampling.truncated_normal(lo, hi), finish)
+    def sample(key: KeyArray, shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> Array:
+        return _distributions.truncated_normal(key, lower, upper, shape, dtype, out_sharding)
 
-    def target(shape: tuple[int, ...]) -> tuple[None, None, float, float]:
-        mean, var = _truncated_moments(float(lower), float(upper))
-        return None, None, stddev * mean, stddev * var**0.5
-
-    return make_init(
+    return formula_init(
         "truncated_normal",
-        body,
+        lambda shape, dtype: Formula(draw, stddev, sample=sample),
         dtype,
         allow_complex=False,
-        target=None if traced else target,
-        sampling=sampling,
         traced=traced,
     )
-
-
-def _truncated_moments(a: float, b: float) -> tuple[float, float]:
-    """Mean and variance of N(0, 1) truncated to (a, b)."""
-    phi = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
-    cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
-    z = cdf(b) - cdf(a)
-    mean = (phi(a) - phi(b)) / z
-    var = 1 + (a * phi(a) - b * phi(b)) / z - mean**2
-    return mean, var

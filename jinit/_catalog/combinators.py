@@ -17,9 +17,9 @@ import jax.numpy as jnp
 
 from jinit import _checks, _value
 from jinit._core import make_init
+from jinit._rng import distributions as _distributions
+from jinit._rng import draws as _draws
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _samplers
-from jinit._rng import sampling as _sampling
 from jinit._typing import Array, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 
@@ -56,7 +56,7 @@ def scaled(init: Initializer, factor: Any) -> Initializer:
     def body(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: OutSharding) -> Array:
         if dtype is None:  # `init`'s own default dtype, still drawn in the compute dtype
             dtype = jax.eval_shape(lambda k: init(k, shape, None, out_sharding), key).dtype
-        ct = _samplers.compute_dtype(dtype)
+        ct = _distributions.compute_dtype(dtype)
 
         def run(key: KeyArray, f: Any) -> Array:
             # `init`'s draw and the product in one compiled program (`make_init`'s), so eager
@@ -153,7 +153,7 @@ def portable(init: Initializer) -> Initializer:
     if inner_sampling is not None:
 
         def sampling(shape: tuple[int, ...], dtype: Any) -> Any:
-            s = _sampling.portable_sampling(inner_sampling(shape, dtype))
+            s = _draws.portable_sampling(inner_sampling(shape, dtype))
             if s is None:
                 return None
 
@@ -161,7 +161,7 @@ def portable(init: Initializer) -> Initializer:
                 with _portable.mode(True):
                     return s.finish(z)
 
-            return _sampling.Sampling(s.draw, finish)
+            return _draws.Sampling(s.draw, finish)
 
     return make_init("portable", body, None, sampling=sampling, wraps=init, portable=True)
 

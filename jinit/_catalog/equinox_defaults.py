@@ -23,15 +23,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jinit import _checks
 from jinit._catalog.basic import constant, normal, ones, zeros
-from jinit._core import make_init
-from jinit._rng import samplers as _samplers
-from jinit._rng import sampling as _sampling
+from jinit._core import formula_init
+from jinit._rng import draws as _draws
+from jinit._rng.formula import Formula
 from jinit._tree import equinox as _eqx_tree
-from jinit._typing import DTypeLike, Initializer, KeyArray, OutSharding, public
+from jinit._typing import DTypeLike, Initializer, public
 from jinit._value import factory
 
 
@@ -63,22 +62,8 @@ def uniform(lim: float, dtype: DTypeLike | None = None) -> Initializer:
     where = "equinox.uniform"
     lim = _checks.check_real(where, "lim", lim, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
-    draw = _sampling.uniform(-lim, lim)
-
-    def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
-        return _samplers.uniform(key, shape, dtype, -lim, lim, out_sharding).astype(dtype)
-
-    def sampling(shape: tuple[int, ...], dtype: np.dtype) -> _sampling.Sampling:
-        return _sampling.Sampling(draw, lambda u: u.astype(dtype))
-
-    return make_init(
-        where,
-        body,
-        dtype,
-        allow_complex=False,
-        target=lambda s: (None, None, 0.0, lim / math.sqrt(3)),
-        sampling=sampling,
-    )
+    formula = Formula(_draws.uniform(-lim, lim))  # (a factor of 1: the draw as it is)
+    return formula_init(where, lambda shape, dtype: formula, dtype, allow_complex=False)
 
 
 def _linear_lim(layer: Any) -> tuple[float, str]:

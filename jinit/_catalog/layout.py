@@ -27,7 +27,7 @@ import numpy as np
 
 from jinit import _checks, _value
 from jinit._core import make_init, place
-from jinit._rng import sampling as _sampling
+from jinit._rng import draws as _draws
 from jinit._typing import Axes, Initializer, KeyArray, OutSharding
 from jinit._value import Init, factory
 
@@ -93,9 +93,9 @@ def layout(init: Initializer, in_axis: Axes = -1, out_axis: Axes = -2) -> Init:
     out_axis = _checks.check_axes("layout", "out_axis", out_axis)
     at = lambda shape: canonical(axes(in_axis, out_axis, shape), shape)
 
-    def iid(shape: tuple[int, ...], dtype: Any) -> _sampling.Sampling | None:
+    def iid(shape: tuple[int, ...], dtype: Any) -> _draws.Sampling | None:
         """``init``'s sampling at the canonical shape, when it is element-wise."""
-        s = _sampling.sampling_of(init, at(shape), dtype)
+        s = _draws.sampling_of(init, at(shape), dtype)
         return s if s is not None and s.draw.block is not None and not s.draw.vmap else None
 
     def body(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: OutSharding):

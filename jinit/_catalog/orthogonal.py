@@ -12,12 +12,12 @@ import numpy as np
 
 from jinit import _checks
 from jinit._core import formula_init, make_init, place
+from jinit._rng import distributions as _distributions
 from jinit._rng import haar as _haar
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _samplers
+from jinit._rng.distributions import F32
+from jinit._rng.draws import Draw
 from jinit._rng.formula import Formula
-from jinit._rng.samplers import F32
-from jinit._rng.sampling import Draw
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding, Shape
 from jinit._value import factory
 
@@ -39,12 +39,12 @@ def _orthogonal_matrix(key: KeyArray, n: int, m: int, dtype: np.dtype, method: s
     In portable mode, either method: the Householder law with exact matmuls, the same bits on
     every machine (:func:`jinit._rng.haar.exact_householder_haar`).
     """
-    if _portable.active() and dtype == _samplers.F32:
+    if _portable.active() and dtype == _distributions.F32:
         x = _haar.exact_householder_haar(key, max(n, m), min(n, m))
     elif method == "householder":
         x = _haar.householder_haar(key, max(n, m), min(n, m), dtype)
     else:
-        z = _samplers.normal(key, (max(n, m), min(n, m)), dtype)
+        z = _distributions.normal(key, (max(n, m), min(n, m)), dtype)
         q, r = jnp.linalg.qr(z)
         d = jnp.linalg.diagonal(r)
         x = q * jnp.expand_dims(jnp.sign(d), -2)
@@ -68,7 +68,7 @@ def _haar_weight(
 ) -> Array:
     """A Haar weight of ``shape`` (columns on axis ``col``) in the compute dtype of ``dtype``,
     computed whole and laid out as ``out_sharding``; zeros for an empty shape."""
-    ct = _samplers.compute_dtype(dtype)
+    ct = _distributions.compute_dtype(dtype)
     if 0 in shape:
         return jnp.zeros(shape, ct, out_sharding=out_sharding)
     n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
@@ -84,7 +84,7 @@ def _orthogonal_kernel(
     ``portable``: from the portable normal (:mod:`jinit._rng.portable`)."""
     n_rows, n_cols = math.prod(shape) // shape[col], shape[col]
     with _portable.mode(portable):
-        q = _orthogonal_matrix(key, n_rows, n_cols, _samplers.F32, method)
+        q = _orthogonal_matrix(key, n_rows, n_cols, _distributions.F32, method)
     return _as_weight(q, shape, col)
 
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from jinit import _checks
 from jinit._core import make_init, place
-from jinit._rng import samplers as _samplers
-from jinit._rng import sampling as _sampling
+from jinit._rng import distributions as _distributions
+from jinit._rng import draws as _draws
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 
@@ -54,7 +54,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     ) -> Array:
         if len(shape) < 2:
             raise ValueError(f"`{where}` needs a shape of rank >= 2 (..., in, out); got {shape}.")
-        ct = _samplers.compute_dtype(dtype)
+        ct = _distributions.compute_dtype(dtype)
         # A select, not eye * gain: +0.0 off the diagonal for any gain, traced or not (XLA
         # rewrites the product with a constant gain into this select; batched, it would not).
         eye = jnp.where(jnp.eye(shape[-2], shape[-1], dtype=bool), jnp.array(gain, ct), 0)
@@ -173,16 +173,17 @@ def sparse(sparsity: Any, std: Any = 0.01, dtype: DTypeLike | None = None) -> In
         if len(shape) != 2:
             raise ValueError(f"`{where}` needs a 2-D kernel (in, out); got shape {shape}.")
         n_zeros = math.ceil(sparsity * shape[-1])
-        ct = _samplers.compute_dtype(dtype)
+        ct = _distributions.compute_dtype(dtype)
         key_values, key_mask = jax.random.split(key)
-        if ct == _samplers.F32 and _samplers.use_kernels(key_values, ct, shape):
+        if ct == _distributions.F32 and _distributions.use_kernels(key_values, ct, shape):
             # erf_inv(u) * (sqrt(2) * std), the product XLA forms under any mesh (see `normal`):
             # written out, so the bits do not depend on how an ambient mesh changes fusion.
-            z = _sampling.normal()(key_values, shape, out_sharding)
-            values = z * (_samplers.SQRT2 * jnp.array(std, ct))
+            z = _draws.normal()(key_values, shape, out_sharding)
+            values = z * (_distributions.SQRT2 * jnp.array(std, ct))
         else:
-            values = _samplers.normal(key_values, shape, dtype, out_sharding) * jnp.array(std, ct)
-        u = _samplers.uniform(key_mask, shape, jnp.dtype(jnp.float32))
+            z = _distributions.normal(key_values, shape, dtype, out_sharding)
+            values = z * jnp.array(std, ct)
+        u = _distributions.uniform(key_mask, shape, jnp.dtype(jnp.float32))
         rank = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
         keep = place(rank >= n_zeros, out_sharding)
         return jnp.where(keep, values, jnp.zeros((), ct)).astype(dtype)

@@ -9,7 +9,7 @@ import numpy as np
 
 from jinit import _checks, _fans
 from jinit._core import formula_init
-from jinit._rng import sampling as _sampling
+from jinit._rng import draws as _draws
 from jinit._rng.formula import Formula
 from jinit._typing import Axes, DTypeLike, Initializer
 from jinit._value import factory
@@ -109,9 +109,9 @@ def variance_scaling(
             )
         if not math.prod(shape):  # an empty weight: check the axes, nothing to scale
             fans(tuple(max(d, 1) for d in shape))
-            return Formula(_sampling.STANDARD[distribution], scale, fan=1.0)
+            return Formula(_draws.STANDARD[distribution], scale, fan=1.0)
         n = _fans.denominator(mode, *fans(shape))
-        return Formula(_sampling.STANDARD[distribution], scale, fan=n)
+        return Formula(_draws.STANDARD[distribution], scale, fan=n)
 
     return formula_init(where, formula, dtype, fans=fans, traced=traced)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from jinit import _checks
 from jinit._core import make_init, place
-from jinit._rng import samplers as _samplers
+from jinit._rng import distributions as _distributions
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
 
@@ -76,7 +76,7 @@ def hadamard(scale: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
         rows, cols = math.prod(shape[:-1]), shape[-1]
         if rows == 0 or cols == 0:
             return jnp.zeros(shape, dtype, out_sharding=out_sharding)
-        ct = _samplers.compute_dtype(dtype)
+        ct = _distributions.compute_dtype(dtype)
         n = 2 ** _ceil_log2(max(rows, cols))
         c = jnp.asarray(_checks.quotient(scale, math.sqrt(n), ct), ct)
         w = _sylvester_signs(rows, cols).astype(ct) * c
@@ -142,7 +142,7 @@ def zero_init(dtype: DTypeLike | None = None) -> Initializer:
         if not math.prod(shape):  # an empty kernel: nothing to place
             return place(jnp.zeros(shape, dtype), out_sharding)
         n_in, n_out = shape[-2:]
-        ct = _samplers.compute_dtype(dtype)
+        ct = _distributions.compute_dtype(dtype)
         if n_out <= n_in:
             mat = jnp.eye(n_in, n_out, dtype=ct)
         else:

@@ -1,2 +1,3 @@
-"""jinit's random numbers: the threefry kernels, the samplers built on them, the portable
-samplers and their table, the Householder QR, and the sampling protocol. A map in README.md."""
+"""jinit's random numbers: the threefry kernels, the distributions built on them
+(``distributions.py``), portable mode's distributions and their table, the Householder QR, and
+the draws the tree builder batches (``draws.py``). A map in README.md."""

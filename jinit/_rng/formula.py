@@ -1,20 +1,21 @@
 """A family's formula, stated once: a standard draw and the affine map that finishes it.
 
 A family says, for a shape and a dtype, how one leaf is made: a :class:`Formula`,
-``shift + factor * z`` with ``z`` a :class:`~jinit._rng.sampling.Draw` in standard units. Everything
+``shift + factor * z`` with ``z`` a :class:`~jinit._rng.draws.Draw` in standard units. Everything
 that must agree with everything else is derived from that one statement, here:
 
 * :func:`sampling`: the grouped draw (the draw's kernel, which the tree builder batches across
   leaves, and a per-leaf ``finish``), used wherever jinit's kernels give ``jax.random``'s bits
   (a threefry key, a float32 compute dtype), by an eager call as by :func:`jinit.init_tree`;
-* :func:`value`: the same draw by the samplers (:mod:`jinit._rng.samplers`: ``jax.random``'s bits
-  for other keys and for float64, the circular twins for complex dtypes), finished the same way;
+* :func:`value`: the same draw by the samplers (:mod:`jinit._rng.distributions`:
+  ``jax.random``'s bits for other keys and for float64, the circular twins for complex dtypes),
+  finished the same way;
 * :func:`moments`: the intended mean and standard deviation that :func:`jinit.describe` reports.
 
 ``factor`` is the number ``scale``, or, with ``fan``, the multiplier that gives the standard draw
 the variance ``scale / fan``, computed as ``jax.nn.initializers.variance_scaling`` computes it,
 in the compute dtype (so float32 values keep jax's bits). ``scale``'s product with the normal
-draw's ``sqrt(2)`` (:func:`jinit._rng.sampling.normal`), like every operation on a
+draw's ``sqrt(2)`` (:func:`jinit._rng.draws.normal`), like every operation on a
 hyperparameter, is made in the draw's dtype by the same operations for a number as for a traced
 scalar, so a sweep gives the concrete calls' bits.
 """
@@ -30,13 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jinit._rng import distributions as _distributions
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _samplers
-from jinit._rng.sampling import Draw, Sampling
+from jinit._rng.draws import Draw, Sampling
 from jinit._typing import Array, KeyArray, OutSharding
 
 # sqrt(E|z|^2) of the complex truncated normal with modulus below 2 (jax divides by 0.95311).
-COMPLEX_TN2_STD = _samplers.complex_truncated_normal_std(2.0)
+COMPLEX_TN2_STD = _distributions.complex_truncated_normal_std(2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Formula:
 
     ``factor`` is ``scale`` (a number, or a traced scalar); with ``fan``, the multiplier that
     gives ``z`` the variance ``scale / fan`` (for the standard draws of
-    :data:`jinit._rng.sampling.STANDARD` only, as in jax: ``sqrt(var) / 0.8796`` for the
+    :data:`jinit._rng.draws.STANDARD` only, as in jax: ``sqrt(var) / 0.8796`` for the
     truncated normal, ``sqrt(var)`` for the normal, ``sqrt(3 * var)`` for the uniform).
     ``sample(key, shape, dtype, out_sharding)`` draws ``z`` where the kernels do not apply
     (default: the samplers' draw of the same name and arguments); with ``draw=None`` it is the
@@ -63,7 +64,7 @@ def sampling(f: Formula, dtype: np.dtype) -> Sampling | None:
     """The grouped draw of ``f`` for outputs of ``dtype``; None where the compute dtype is not
     the draw's (complex and float64 outputs: :func:`value` makes them) or there is no draw."""
     draw = f.draw
-    if draw is None or _samplers.compute_dtype(dtype) != draw.dtype:
+    if draw is None or _distributions.compute_dtype(dtype) != draw.dtype:
         return None
     unit = draw.name == "normal"  # the kernel draws erf_inv(u) = z / sqrt(2)
     # (equal for finishes that compute the same function: see Sampling.same)
@@ -74,7 +75,7 @@ def sampling(f: Formula, dtype: np.dtype) -> Sampling | None:
         return Sampling(draw, spread, same)
     # In the draw's dtype, by the same operations for a number (NumPy) as for a traced scalar.
     factor = _in(draw.dtype, f.scale)
-    factor = _in(draw.dtype, _samplers.SQRT2) * factor if unit else factor
+    factor = _in(draw.dtype, _distributions.SQRT2) * factor if unit else factor
     if not _traced(f.shift) and f.shift == 0:
         return Sampling(draw, lambda z: (z * factor).astype(dtype), same)
     shift = _in(draw.dtype, f.shift)
@@ -125,7 +126,7 @@ def moments(f: Formula) -> tuple[float, float]:
 def truncated_moments(a: float, b: float) -> tuple[float, float]:
     """Mean and standard deviation of N(0, 1) truncated to (a, b) (0 and jax's 0.8796 for +-2)."""
     if (a, b) == (-2.0, 2.0):
-        return 0.0, _samplers.TN2_STD
+        return 0.0, _distributions.TN2_STD
     phi = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
     cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
     z = cdf(b) - cdf(a)
@@ -146,10 +147,10 @@ def _spread(f: Formula, fan: float, ct: np.dtype, unit: bool) -> Array:
     if name == "truncated_normal":
         if is_complex:
             return jnp.sqrt(var) / jnp.array(COMPLEX_TN2_STD, ct)
-        return _divide(jnp.sqrt(var), _samplers.TN2_STD, traced)
+        return _divide(jnp.sqrt(var), _distributions.TN2_STD, traced)
     if name == "uniform" and not is_complex:
         return jnp.sqrt(3 * var)
-    return jnp.multiply(_samplers.SQRT2, jnp.sqrt(var)) if unit else jnp.sqrt(var)
+    return jnp.multiply(_distributions.SQRT2, jnp.sqrt(var)) if unit else jnp.sqrt(var)
 
 
 def _divide(x: Array, value: float, traced: bool) -> Array:
@@ -176,15 +177,15 @@ def _sample(
     name, args = f.draw.name, f.draw.args
     is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
     if name == "uniform" and is_complex:
-        return _samplers.complex_uniform(key, shape, dtype, out_sharding)
+        return _distributions.complex_uniform(key, shape, dtype, out_sharding)
     if name == "uniform":
-        return _samplers.uniform(key, shape, dtype, args[0], args[1], out_sharding)
+        return _distributions.uniform(key, shape, dtype, args[0], args[1], out_sharding)
     if name == "normal":
-        return _samplers.normal(key, shape, dtype, out_sharding)
+        return _distributions.normal(key, shape, dtype, out_sharding)
     if name == "truncated_normal" and is_complex:
-        return _samplers.complex_truncated_normal(key, args[1], shape, dtype, out_sharding)
+        return _distributions.complex_truncated_normal(key, args[1], shape, dtype, out_sharding)
     if name == "truncated_normal":
-        return _samplers.truncated_normal(key, args[0], args[1], shape, dtype, out_sharding)
+        return _distributions.truncated_normal(key, args[0], args[1], shape, dtype, out_sharding)
     raise TypeError(f"no sampler for the draw {name!r}; give the Formula a `sample`.")
 
 

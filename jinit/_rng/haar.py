@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jinit._rng import distributions as _distributions
 from jinit._rng import exact as _exact
-from jinit._rng import samplers as _samplers
 from jinit._typing import Array, KeyArray
 
 BLOCK = 128  # reflectors per block: large enough for matmul rate, small enough for T's cost
@@ -75,7 +75,7 @@ def _replicated(x: Array) -> Array:
 
 def householder_haar(key: KeyArray, m: int, k: int, dtype: np.dtype) -> Array:
     """An ``m x k`` (``m >= k``) matrix with orthonormal columns, Haar distributed, in ``dtype``."""
-    x = _replicated(_samplers.normal(key, (m, k), dtype))
+    x = _replicated(_distributions.normal(key, (m, k), dtype))
     rows = lax.broadcasted_iota(np.int32, (m, k), 0)
     cols = lax.broadcasted_iota(np.int32, (m, k), 1)
     norm = jnp.sqrt(jnp.sum(jnp.where(rows >= cols, x * x, 0), axis=0))
@@ -124,7 +124,7 @@ def _t_factor(g: Array) -> Array:
 def exact_householder_haar(key: KeyArray, m: int, k: int) -> Array:
     """:func:`householder_haar` in float32 with machine-independent arithmetic (portable mode)."""
     f32 = np.dtype(np.float32)
-    x = _replicated(_samplers.normal(key, (m, k), f32))
+    x = _replicated(_distributions.normal(key, (m, k), f32))
     rows = lax.broadcasted_iota(np.int32, (m, k), 0)
     cols = lax.broadcasted_iota(np.int32, (m, k), 1)
     norm = jnp.sqrt(_colsum(jnp.where(rows >= cols, x * x, 0)))

@@ -31,7 +31,7 @@ NumPy alone.
 
 Portable mode is switched on per initializer by :func:`portable` (and by ``portable=True`` in
 :func:`jinit.init_tree` and the Flax helpers); it is a trace-time context read by the samplers in
-:mod:`jinit._rng.samplers`, and every compiled jinit body keys its cache on it.
+:mod:`jinit._rng.distributions`, and every compiled jinit body keys its cache on it.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def run(
     if group is None:
         group = _build.default_group(leaves)
     build: Callable[..., Any] = compiled_builder
-    if any(_traced(leaf.init) for leaf in leaves):
+    if any(_value.traced_within(leaf.init) for leaf in leaves):
         # An initializer built from a traced hyperparameter (a scale swept under `jax.vmap`)
         # closes over the tracer: a cached builder would keep the tracer alive after its trace
         # ends, and never be hit again (the next trace builds new initializers).
@@ -75,11 +75,6 @@ def run(
     fn = build(leaves, impl, where, group, portable)
     arrays, stacks = fn(data, table)
     return _parts.unpack(arrays, stacks, fn.layout)
-
-
-def _traced(init: Any) -> bool:
-    """Whether ``init``, or an initializer it wraps, closes over a traced hyperparameter."""
-    return any(v.traced for v in map(_value.of, _value.chain(init)) if v is not None)
 
 
 def initialize(

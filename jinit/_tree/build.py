@@ -3,7 +3,7 @@
 Compile time, not sampling, is what a user waits for: XLA compiles one kernel per distinct sampler
 expression, and a tree built one leaf at a time has one such kernel per leaf (a transformer's grows
 with its depth). Here, the leaves whose initializers declare the same
-:class:`~jinit._rng.sampling.Draw` form a stream (:mod:`jinit._tree.stream`), whatever their shapes:
+:class:`~jinit._rng.draws.Draw` form a stream (:mod:`jinit._tree.stream`), whatever their shapes:
 laid end to end in rows of ``ROW`` counters, each row under its leaf's key, they are drawn by one
 loop whose step (a fixed number of rows) is one kernel, compiled once per draw for the whole tree;
 each leaf is then cut out and finished (scaled, cast) in a cheap copy. A leaf's counters are its own
@@ -45,8 +45,8 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
 from jinit import _value
+from jinit._rng import draws as _draws
 from jinit._rng import portable as _portable
-from jinit._rng import sampling as _sampling
 from jinit._tree import keys as _keys
 from jinit._tree import parts as _parts
 from jinit._tree import sharding as _sharding
@@ -176,7 +176,7 @@ def _batch_sharding(s: Sharding | None) -> NamedSharding | None:
 
 
 def _draw_batch(
-    draw: _sampling.Draw,
+    draw: _draws.Draw,
     keys: jax.Array,
     shape: tuple[int, ...],
     sharding: Any,
@@ -300,7 +300,7 @@ def key_paths(leaves: Sequence[Leaf], where: str) -> list[str]:
     return [p for leaf in leaves for p in _paths(leaf, where)]
 
 
-Members = list[tuple[int, _sampling.Sampling]]  # (leaf index, its sampling), in tree order
+Members = list[tuple[int, _draws.Sampling]]  # (leaf index, its sampling), in tree order
 
 
 def _build_all(
@@ -316,15 +316,15 @@ def _build_all(
     keys = _keys.KeyTable(root, key_paths(leaves, where), table)
     outs: list[Any] = [None] * len(leaves)
     budget = chunk_budget(leaves)
-    streams: dict[_sampling.Draw, Members] = {}
+    streams: dict[_draws.Draw, Members] = {}
     groups: dict[tuple[Any, ...], Members] = {}
     for i, leaf in enumerate(leaves):
         s = None
         v = _value.of(leaf.init)
         if group and (v is None or v.stack is None):  # a stack is its own loop
             with leaf_errors(leaf, where):
-                s = _sampling.sampling_of(leaf.init, leaf.shape, leaf.dtype)
-                s = _sampling.applicable(s, root, leaf.shape, portable, where)
+                s = _draws.sampling_of(leaf.init, leaf.shape, leaf.dtype)
+                s = _draws.applicable(s, root, leaf.shape, portable, where)
         if s is None or 0 in leaf.shape:
             outs[i] = build_one(keys, leaf, where)  # (an empty leaf: nothing to draw)
         elif _stream.streamable(s.draw, leaf, budget):
@@ -357,7 +357,7 @@ def _finish(
     outs: list[Any],
     leaves: Sequence[Leaf],
     i: int,
-    s: _sampling.Sampling,
+    s: _draws.Sampling,
     row: jax.Array,
     where: str,
 ) -> None:
@@ -367,7 +367,7 @@ def _finish(
 
 
 def _draw_streams(
-    streams: dict[_sampling.Draw, Members],
+    streams: dict[_draws.Draw, Members],
     keys: _keys.KeyTable,
     leaves: Sequence[Leaf],
     outs: list[Any],
@@ -432,7 +432,7 @@ BLOCK_FRACTION = 1 / 20
 MIN_BLOCK = 64 * _stream.ROW
 
 
-def _in_blocks(draw: _sampling.Draw, leaf: Leaf) -> bool:
+def _in_blocks(draw: _draws.Draw, leaf: Leaf) -> bool:
     """Whether a leaf drawn alone is drawn in blocks (:func:`_draw_in_blocks`): on GPU,
     :func:`stream.blockwise <jinit._tree.stream.blockwise>`, of at least one block and below
     ``2**31`` elements."""
@@ -443,9 +443,7 @@ def _in_blocks(draw: _sampling.Draw, leaf: Leaf) -> bool:
     )
 
 
-def _draw_in_blocks(
-    keys: _keys.KeyTable, leaf: Leaf, s: _sampling.Sampling, size: int
-) -> jax.Array:
+def _draw_in_blocks(keys: _keys.KeyTable, leaf: Leaf, s: _draws.Sampling, size: int) -> jax.Array:
     """A large leaf on GPU, drawn and finished a block of ``size`` elements (:func:`block_size`)
     at a time into its own (flat) buffer: the block's hash is a stream step's (jax's CUDA kernel, no
     copy of the rounds to compile), and only a block's words are temporaries, where a leaf
@@ -487,7 +485,7 @@ def _stacks(
     )
 
 
-def _draw_stacked(s: _sampling.Sampling, keys: jax.Array, leaf: Leaf, where: str) -> jax.Array:
+def _draw_stacked(s: _draws.Sampling, keys: jax.Array, leaf: Leaf, where: str) -> jax.Array:
     """``s``'s leaf for every key, stacked: the draw and its finish, one kernel."""
     with leaf_errors(leaf, where):
         return jax.vmap(lambda k: _checked(s.finish(s.draw(k, leaf.shape)), leaf, where))(keys)

@@ -3,7 +3,7 @@
 XLA partitions jinit's unrolled threefry hash over a mesh by itself, but not jax's GPU hash kernel
 (a custom call): on GPU, :func:`draw` runs a split leaf's draw in ``shard_map``, each device
 hashing only its own shard's counters (their row-major indices in the whole leaf) with the draw's
-block form (:class:`~jinit._rng.sampling.Draw`), so XLA:GPU compiles no copy of the twenty rounds
+block form (:class:`~jinit._rng.draws.Draw`), so XLA:GPU compiles no copy of the twenty rounds
 for it. :func:`zeros_after_parts` makes a chunk's buffer on each device from its own parts of the
 previous chunk's leaves, where reading a split array's first element would be a collective.
 Both give the bits of the unsplit program (``tests/test_gpu_compile.py``).
@@ -21,7 +21,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jinit._rng import sampling as _sampling
+from jinit._rng import draws as _draws
 from jinit._rng import threefry as _threefry
 from jinit._tree import xla
 
@@ -88,7 +88,7 @@ def zeros_after_parts(
 PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
 
 
-def local(draw: _sampling.Draw, shape: tuple[int, ...], sharding: NamedSharding) -> bool:
+def local(draw: _draws.Draw, shape: tuple[int, ...], sharding: NamedSharding) -> bool:
     """Whether a split leaf is drawn shard by shard (:func:`draw`): on
     :data:`PLATFORMS`, a float32 draw with a block form, at most ``2**32`` elements,
     every axis split evenly over the mesh axes that its spec names."""
@@ -104,7 +104,7 @@ def local(draw: _sampling.Draw, shape: tuple[int, ...], sharding: NamedSharding)
 
 
 def draw(
-    draw: _sampling.Draw,
+    draw: _draws.Draw,
     key: jax.Array,
     shape: tuple[int, ...],
     sharding: NamedSharding,
@@ -114,7 +114,7 @@ def draw(
     """``draw(key, shape)`` laid out as ``sharding`` (then ``finish``, element-wise), each
     device hashing only its own shard's counters (their row-major indices in the whole leaf)
     with the draw's block form: the same bits as the whole draw (the block form's contract,
-    :class:`~jinit._rng.sampling.Draw`). With a ``finish``, a shard of more than ``size``
+    :class:`~jinit._rng.draws.Draw`). With a ``finish``, a shard of more than ``size``
     elements (:func:`jinit._tree.build.block_size`) is drawn and finished a block at a time, as
     ``build._draw_in_blocks`` draws a whole leaf: only a block's words are temporaries."""
     mesh, spec = sharding.mesh, (*sharding.spec, *(None,) * (len(shape) - len(sharding.spec)))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jinit._rng import sampling as _sampling
+from jinit._rng import draws as _draws
 from jinit._tree import sharding as _sharding
 from jinit._tree import xla
 from jinit._tree.keys import KeyTable
@@ -50,7 +50,7 @@ class Stream:
 
     def __init__(
         self,
-        draw: _sampling.Draw,
+        draw: _draws.Draw,
         keys: KeyTable,
         paths: list[str],
         sizes: list[int],
@@ -151,7 +151,7 @@ def _draw_rows(
     return elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
 
 
-def blockwise(draw: _sampling.Draw, leaf: Leaf) -> bool:
+def blockwise(draw: _draws.Draw, leaf: Leaf) -> bool:
     """Whether ``leaf`` can be drawn by its draw's block form (:attr:`Draw.block`), a block of
     counters at a time: a looped float32 draw with a block form, of a leaf on one device or
     replicated, of at most ``2**32`` elements."""
@@ -164,7 +164,7 @@ def blockwise(draw: _sampling.Draw, leaf: Leaf) -> bool:
     )
 
 
-def streamable(draw: _sampling.Draw, leaf: Leaf, budget: int) -> bool:
+def streamable(draw: _draws.Draw, leaf: Leaf, budget: int) -> bool:
     """Whether ``leaf`` is drawn in its draw's :class:`Stream`: :func:`blockwise`, and of at
     most half a chunk (a larger leaf is drawn alone)."""
     return blockwise(draw, leaf) and 2 * 4 * math.prod(leaf.shape) <= budget

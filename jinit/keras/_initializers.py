@@ -28,7 +28,7 @@ import numpy as np
 from jinit import _checks, _fans
 from jinit._catalog import orthogonal as _orthogonal
 from jinit._core import make_init, place
-from jinit._rng import samplers as _samplers
+from jinit._rng import distributions as _distributions
 from jinit._scaled_draw import Kind, scaled_draw, variance_draw
 from jinit._typing import Array, DTypeLike, Initializer, KeyArray, OutSharding
 from jinit._value import factory
@@ -275,7 +275,7 @@ def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
     def body(key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding):
         if len(shape) != 2:
             raise ValueError(f"`{where}` needs a 2-D shape (as Keras's Identity); got {shape}.")
-        ct = _samplers.compute_dtype(dtype)
+        ct = _distributions.compute_dtype(dtype)
         eye: Array = jnp.where(jnp.eye(*shape, dtype=bool), jnp.array(gain, ct), 0)  # as identity's
         return place(eye.astype(dtype), out_sharding)
 

@@ -37,8 +37,8 @@ from jinit import _checks
 from jinit._catalog.basic import normal
 from jinit._catalog.variance import variance_scaling
 from jinit._core import make_init
+from jinit._rng import distributions as _distributions
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _samplers
 from jinit._typing import Array, Axes, DTypeLike, Initializer, KeyArray, OutSharding, public
 from jinit._value import factory
 
@@ -375,7 +375,7 @@ def trunc_normal(
 
     def sample(key: KeyArray, shape: tuple[int, ...], dtype: Any, out_sharding: Any) -> Array:
         # make_init compiles this as one program, so eager and jit round the affine map alike.
-        ct = _samplers.compute_dtype(dtype)
+        ct = _distributions.compute_dtype(dtype)
         largest = float(jnp.finfo(ct).max)
         for name, value in (("mean", mean), ("std", std), ("a", a), ("b", b)):
             if (
@@ -387,7 +387,7 @@ def trunc_normal(
                     f"got {value!r}. Use a float64 dtype (jax_enable_x64) or a smaller {name}."
                 )
         if _portable.active():  # float32: exact products, no FMA can change the bits
-            z = _samplers.truncated_normal(key, lower, upper, shape, dtype, out_sharding)
+            z = _distributions.truncated_normal(key, lower, upper, shape, dtype, out_sharding)
             x = _portable.mul_add(z, std, mean)
             return jnp.clip(x, jnp.array(a, ct), jnp.array(b, ct)).astype(dtype)
         # The hyperparameters enter at run time, behind a barrier that stops XLA folding a
@@ -395,7 +395,9 @@ def trunc_normal(
         # last bits): a traced one takes the same operations, so a sweep gives the same bits.
         hyper = tuple(jnp.asarray(v, ct) for v in (mean, std, a, b))
         m, s, lo, hi = lax.optimization_barrier(hyper)
-        z = _samplers.truncated_normal(key, (lo - m) / s, (hi - m) / s, shape, dtype, out_sharding)
+        z = _distributions.truncated_normal(
+            key, (lo - m) / s, (hi - m) / s, shape, dtype, out_sharding
+        )
         return jnp.clip(z * s + m, lo, hi).astype(dtype)
 
     if traced:  # no overflow check: the values are not known until they run
@@ -472,8 +474,8 @@ def bias_default(fan_in: int, dtype: DTypeLike | None = None) -> Initializer:
     def body(
         key: KeyArray, shape: tuple[int, ...], dtype: np.dtype, out_sharding: OutSharding
     ) -> Array:
-        ct = _samplers.compute_dtype(dtype)
-        u = _samplers.uniform(key, shape, dtype, -1, 1, out_sharding)
+        ct = _distributions.compute_dtype(dtype)
+        u = _distributions.uniform(key, shape, dtype, -1, 1, out_sharding)
         return (u * jnp.array(bound, ct)).astype(dtype)
 
     return make_init(where, body, dtype, allow_complex=False)

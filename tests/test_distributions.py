@@ -13,7 +13,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jinit
-from jinit._rng import samplers as _samplers
+from jinit._rng import distributions as _distributions
 from jinit._rng import threefry as _threefry
 
 SHAPES = [
@@ -32,31 +32,31 @@ SHAPES = [
 # name -> (jinit sampler, jax.random reference), both (key, shape) -> array.
 SAMPLERS = {
     "uniform": (
-        lambda k, s: _samplers.uniform(k, s, jnp.float32),
+        lambda k, s: _distributions.uniform(k, s, jnp.float32),
         lambda k, s: jax.random.uniform(k, s),
     ),
     "uniform_range": (
-        lambda k, s: _samplers.uniform(k, s, jnp.float32, -1.5, 3.0),
+        lambda k, s: _distributions.uniform(k, s, jnp.float32, -1.5, 3.0),
         lambda k, s: jax.random.uniform(k, s, minval=-1.5, maxval=3.0),
     ),
     "normal": (
-        lambda k, s: _samplers.normal(k, s, jnp.float32),
+        lambda k, s: _distributions.normal(k, s, jnp.float32),
         lambda k, s: jax.random.normal(k, s),
     ),
     "normal_c64": (
-        lambda k, s: _samplers.normal(k, s, jnp.complex64),
+        lambda k, s: _distributions.normal(k, s, jnp.complex64),
         lambda k, s: jax.random.normal(k, s, jnp.complex64),
     ),
     "truncated_normal": (
-        lambda k, s: _samplers.truncated_normal(k, -2, 2, s, jnp.float32),
+        lambda k, s: _distributions.truncated_normal(k, -2, 2, s, jnp.float32),
         lambda k, s: jax.random.truncated_normal(k, -2, 2, s),
     ),
     "truncated_normal_asym": (
-        lambda k, s: _samplers.truncated_normal(k, -0.5, 3.0, s, jnp.float32),
+        lambda k, s: _distributions.truncated_normal(k, -0.5, 3.0, s, jnp.float32),
         lambda k, s: jax.random.truncated_normal(k, -0.5, 3.0, s),
     ),
     "normal_bf16_in_f32": (
-        lambda k, s: _samplers.normal(k, s, jnp.bfloat16),
+        lambda k, s: _distributions.normal(k, s, jnp.bfloat16),
         lambda k, s: jax.random.normal(k, s, jnp.float32),
     ),
 }
@@ -82,11 +82,11 @@ def _reference_complex_truncated_normal(key, shape, upper=2.0):
 # jinit's complex kernels always run fused (a jitted kernel, even when called eagerly), so they
 # match jax's construction under jit; op-by-op eager complex exp/log can differ in the last ulp.
 SAMPLERS["complex_uniform"] = (
-    lambda k, s: _samplers.complex_uniform(k, s, jnp.complex64),
+    lambda k, s: _distributions.complex_uniform(k, s, jnp.complex64),
     jax.jit(_reference_complex_uniform, static_argnums=1),
 )
 SAMPLERS["complex_truncated_normal"] = (
-    lambda k, s: _samplers.complex_truncated_normal(k, 2.0, s, jnp.complex64),
+    lambda k, s: _distributions.complex_truncated_normal(k, 2.0, s, jnp.complex64),
     jax.jit(_reference_complex_truncated_normal, static_argnums=1),
 )
 
@@ -111,9 +111,9 @@ def partitionable_off():
 
 
 def test_an_axis_of_2_to_the_32_falls_back_to_jax(key):
-    assert not _samplers.use_kernels(key, shape=(2**32,))
-    assert _samplers.use_kernels(key, shape=(2**32 - 1, 2))
-    out = jax.eval_shape(lambda k: _samplers.normal(k, (2**32 + 3,), jnp.float32), key)
+    assert not _distributions.use_kernels(key, shape=(2**32,))
+    assert _distributions.use_kernels(key, shape=(2**32 - 1, 2))
+    out = jax.eval_shape(lambda k: _distributions.normal(k, (2**32 + 3,), jnp.float32), key)
     assert out.shape == (2**32 + 3,)
 
 
@@ -123,7 +123,7 @@ def test_an_axis_of_2_to_the_32_falls_back_to_jax(key):
 def test_same_bits_as_jax_random(name, shape, jit, key):
     ours, theirs = SAMPLERS[name]
     f = jax.jit(ours, static_argnums=1) if jit else ours
-    assert _samplers.use_kernels(key)
+    assert _distributions.use_kernels(key)
     assert_same_bits(f(key, shape), theirs(key, shape))
 
 
@@ -134,7 +134,7 @@ def test_same_bits_with_legacy_keys(name, shape, jit):
     key = jax.random.PRNGKey(11)
     ours, theirs = SAMPLERS[name]
     f = jax.jit(ours, static_argnums=1) if jit else ours
-    assert _samplers.use_kernels(key)
+    assert _distributions.use_kernels(key)
     assert_same_bits(f(key, shape), theirs(key, shape))
 
 
@@ -142,30 +142,30 @@ def test_same_bits_with_legacy_keys(name, shape, jit):
 def test_truncated_normal_array_bounds(key, jit):
     lower = jnp.array([[-3.0, -1.0, 0.0, 0.5]])
     upper = jnp.array([[3.0], [2.0], [1.0]])
-    f = lambda k, lo, hi: _samplers.truncated_normal(k, lo, hi, (3, 4), jnp.float32)
+    f = lambda k, lo, hi: _distributions.truncated_normal(k, lo, hi, (3, 4), jnp.float32)
     f = jax.jit(f) if jit else f
     assert_same_bits(f(key, lower, upper), jax.random.truncated_normal(key, lower, upper, (3, 4)))
 
 
 def test_truncated_normal_bad_bounds_shape(key):
     with pytest.raises(ValueError, match=r"must broadcast to `shape` \(3, 4\)"):
-        _samplers.truncated_normal(key, jnp.zeros(5), 1.0, (3, 4), jnp.float32)
+        _distributions.truncated_normal(key, jnp.zeros(5), 1.0, (3, 4), jnp.float32)
 
 
 @pytest.mark.parametrize("name", ["uniform", "normal", "truncated_normal", "normal_c64"])
 def test_partitionable_off_falls_back_to_jax(name, key, partitionable_off):
     ours, theirs = SAMPLERS[name]
-    assert not _samplers.use_kernels(key)
+    assert not _distributions.use_kernels(key)
     assert_same_bits(ours(key, (5, 33)), theirs(key, (5, 33)))
     assert_same_bits(jax.jit(ours, static_argnums=1)(key, (5, 33)), theirs(key, (5, 33)))
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
 def test_partitionable_context_manager_is_honoured(key, jit):
-    f = lambda k: _samplers.normal(k, (3, 17), jnp.float32)
+    f = lambda k: _distributions.normal(k, (3, 17), jnp.float32)
     f = jax.jit(f) if jit else f
     with jax.threefry_partitionable(False):
-        assert not _samplers.use_kernels(key)
+        assert not _distributions.use_kernels(key)
         assert_same_bits(f(key), jax.random.normal(key, (3, 17)))
     assert_same_bits(f(key), jax.random.normal(key, (3, 17)))
 
@@ -175,21 +175,21 @@ def test_partitionable_context_manager_is_honoured(key, jit):
 def test_other_key_impls_fall_back_to_jax(name, impl):
     key = jax.random.key(3, impl=impl)
     ours, theirs = SAMPLERS[name]
-    assert not _samplers.use_kernels(key)
+    assert not _distributions.use_kernels(key)
     assert_same_bits(ours(key, (4, 9)), theirs(key, (4, 9)))
 
 
 def test_float64_falls_back_to_jax(key):
-    assert not _samplers.use_kernels(key, np.float64)
-    assert _samplers.use_kernels(key, jnp.bfloat16)
-    assert _samplers.use_kernels(key, np.complex64)
-    assert not _samplers.use_kernels(key, np.complex128)
+    assert not _distributions.use_kernels(key, np.float64)
+    assert _distributions.use_kernels(key, jnp.bfloat16)
+    assert _distributions.use_kernels(key, np.complex64)
+    assert not _distributions.use_kernels(key, np.complex128)
 
 
 def test_batched_key_is_jaxs_error(key):
     keys = jax.random.split(key, 3)
     with pytest.raises(ValueError, match="accepts a single key"):
-        _samplers.normal(keys, (2,), jnp.float32)
+        _distributions.normal(keys, (2,), jnp.float32)
 
 
 # --- counters beyond 2**32 elements ---------------------------------------------------------
@@ -242,7 +242,7 @@ def test_hash_matches_jax_primitive_with_high_word(key):
 
 def test_huge_shape_traces_and_slices(key):
     shape = (2**17, 2**16)  # 2**33 elements: never materialised here
-    out = jax.eval_shape(lambda k: _samplers.normal(k, shape, jnp.float32), key)
+    out = jax.eval_shape(lambda k: _distributions.normal(k, shape, jnp.float32), key)
     assert out.shape == shape and out.dtype == jnp.float32
     # The last row's counters are (hi=1, lo=2**32 - 2**16 + j): check through the hash directly.
     k0, k1 = _threefry.key_words(key)
@@ -279,13 +279,13 @@ def test_sharded_equals_unsharded(mesh_def, name, jit, devices, key):
     spec = _spec(mesh_def[1])
     shape = (16, 24)
     ours = {
-        "uniform": lambda k, s: _samplers.uniform(k, shape, jnp.float32, out_sharding=s),
-        "normal": lambda k, s: _samplers.normal(k, shape, jnp.float32, out_sharding=s),
-        "truncated_normal": lambda k, s: _samplers.truncated_normal(
+        "uniform": lambda k, s: _distributions.uniform(k, shape, jnp.float32, out_sharding=s),
+        "normal": lambda k, s: _distributions.normal(k, shape, jnp.float32, out_sharding=s),
+        "truncated_normal": lambda k, s: _distributions.truncated_normal(
             k, -2, 2, shape, jnp.float32, out_sharding=s
         ),
-        "normal_c64": lambda k, s: _samplers.normal(k, shape, jnp.complex64, out_sharding=s),
-        "complex_uniform": lambda k, s: _samplers.complex_uniform(
+        "normal_c64": lambda k, s: _distributions.normal(k, shape, jnp.complex64, out_sharding=s),
+        "complex_uniform": lambda k, s: _distributions.complex_uniform(
             k, shape, jnp.complex64, out_sharding=s
         ),
     }[name]
@@ -304,7 +304,7 @@ def test_sharded_equals_unsharded(mesh_def, name, jit, devices, key):
 
 def test_partition_spec_needs_a_mesh(key):
     with pytest.raises(ValueError, match="PartitionSpec"):
-        _samplers.normal(key, (8, 8), jnp.float32, out_sharding=P("x"))
+        _distributions.normal(key, (8, 8), jnp.float32, out_sharding=P("x"))
 
 
 @pytest.mark.parametrize("name", ["normal", "truncated_normal"])
@@ -315,8 +315,8 @@ def test_each_device_generates_only_its_shard(name, devices, key):
     with jax.set_mesh(mesh):
         sharding = NamedSharding(mesh, P("x", "y"))
         f = {
-            "normal": lambda k: _samplers.normal(k, shape, jnp.float32, out_sharding=sharding),
-            "truncated_normal": lambda k: _samplers.truncated_normal(
+            "normal": lambda k: _distributions.normal(k, shape, jnp.float32, out_sharding=sharding),
+            "truncated_normal": lambda k: _distributions.truncated_normal(
                 k, -2, 2, shape, jnp.float32, out_sharding=sharding
             ),
         }[name]
@@ -330,7 +330,7 @@ def test_each_device_generates_only_its_shard(name, devices, key):
 
 
 def test_low_precision_is_sampled_in_float32(key):
-    z = _samplers.normal(key, (4096,), jnp.bfloat16)
+    z = _distributions.normal(key, (4096,), jnp.bfloat16)
     assert z.dtype == jnp.float32
     w = jinit.normal(1.0)(key, (100_000,), jnp.bfloat16)
     assert w.dtype == jnp.bfloat16

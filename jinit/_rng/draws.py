@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from jinit._rng import distributions as _distributions
 from jinit._rng import portable as _portable
-from jinit._rng import samplers as _samplers
 from jinit._typing import Array, KeyArray, OutSharding, public
 
 
@@ -63,7 +63,7 @@ class Draw:
         """The draw for one key, laid out as ``out_sharding`` (``jax.random``'s rules)."""
         # The args stay static (closed over, not traced by `auto_axes`).
         kernel = lambda k, shape: self.kernel(k, *self.args, shape=shape)
-        return _samplers.run_kernel(self.name, kernel, shape, out_sharding, key)
+        return _distributions.run_kernel(self.name, kernel, shape, out_sharding, key)
 
 
 @public("Sampling")
@@ -85,10 +85,10 @@ def uniform(minval: float, maxval: float) -> Draw:
     """U[minval, maxval) in float32, ``jax.random.uniform``'s bits."""
     return Draw(
         "uniform",
-        _samplers.uniform_kernel,
+        _distributions.uniform_kernel,
         (float(minval), float(maxval)),
-        _samplers.F32,
-        block=_samplers.uniform_block,
+        _distributions.F32,
+        block=_distributions.uniform_block,
     )
 
 
@@ -99,7 +99,11 @@ def normal() -> Draw:
     into under ``jit``, so the result has ``jax.random.normal(...) * stddev``'s bits.
     """
     return Draw(
-        "normal", _samplers.erf_inv_kernel, (), _samplers.F32, block=_samplers.erf_inv_block
+        "normal",
+        _distributions.erf_inv_kernel,
+        (),
+        _distributions.F32,
+        block=_distributions.erf_inv_block,
     )
 
 
@@ -107,10 +111,10 @@ def truncated_normal(lower: float, upper: float) -> Draw:
     """A standard normal truncated to (lower, upper), float32, ``jax.random``'s bits."""
     return Draw(
         "truncated_normal",
-        _samplers.truncated_normal_kernel,
+        _distributions.truncated_normal_kernel,
         (float(lower), float(upper)),
-        _samplers.F32,
-        block=_samplers.truncated_normal_block,
+        _distributions.F32,
+        block=_distributions.truncated_normal_block,
     )
 
 
@@ -165,7 +169,7 @@ def applicable(
         if twin is not None:
             _portable.check_key(where, key)
         return twin
-    return s if _samplers.use_kernels(key, s.draw.dtype, shape) else None
+    return s if _distributions.use_kernels(key, s.draw.dtype, shape) else None
 
 
 def sampling_of(init: Any, shape: tuple[int, ...], dtype: np.dtype) -> Sampling | None:
