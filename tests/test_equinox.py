@@ -326,6 +326,28 @@ def test_uniform_is_equinox_draw_eager_jitted_and_grouped(dtype, key):
     assert (d.target_mean, d.target_std) == (0.0, pytest.approx(lim / math.sqrt(3), rel=1e-12))
 
 
+def test_uniform_takes_a_traced_bound(key):
+    """A traced ``lim`` (a sweep under ``jit`` or ``vmap``) gives the number's bits, eagerly and
+    in ``init_tree`` (drawn leaf by leaf: the bound is the draw's own argument), and an odd
+    bound (not a power of two) is the case that would show a rounding difference."""
+    shape, tree = (16, 24), {"w": jax.ShapeDtypeStruct((16, 24), jnp.float32)}
+    lims = np.array([0.125, 1 / math.sqrt(3072), 0.3], np.float32)
+    swept = jax.vmap(lambda lim: jinit.equinox.uniform(lim)(key, shape))(lims)
+    trees = jax.jit(
+        jax.vmap(lambda lim: jinit.init_tree(key, tree, [("w", jinit.equinox.uniform(lim))]))
+    )(lims)
+    for i, lim in enumerate(lims):
+        want = jinit.equinox.uniform(float(lim))(key, shape)
+        np.testing.assert_array_equal(np.asarray(swept[i]), np.asarray(want))
+        np.testing.assert_array_equal(
+            np.asarray(jax.random.uniform(key, shape, jnp.float32, -lim, lim)), np.asarray(want)
+        )
+        tree_want = jinit.init_tree(key, tree, [("w", jinit.equinox.uniform(float(lim)))])
+        np.testing.assert_array_equal(np.asarray(trees["w"][i]), np.asarray(tree_want["w"]))
+    with pytest.raises(ValueError, match=r"`equinox.uniform\(lim=...\)` must be a scalar"):
+        jax.jit(lambda lim: jinit.equinox.uniform(lim)(key, shape))(jnp.ones(3))
+
+
 def test_defaults_after_rules_and_unknown_parameters(key):
     rules = [(r"mlp/layers/2/weight$", jinit.zeros), jinit.equinox.defaults()]
     model = jinit.equinox.init_eqx(ZOO, key, rules)

@@ -26,7 +26,8 @@ import jax.numpy as jnp
 
 from jinit import _checks
 from jinit._catalog.basic import constant, normal, ones, zeros
-from jinit._core import formula_init
+from jinit._core import formula_init, make_init
+from jinit._rng import distributions as _distributions
 from jinit._rng import draws as _draws
 from jinit._rng.formula import Formula
 from jinit._tree import equinox as _eqx_tree
@@ -44,7 +45,8 @@ def uniform(lim: float, dtype: DTypeLike | None = None) -> Initializer:
     each such parameter its layer's ``lim``.
 
     Args:
-      lim: the bound, ``>= 0``.
+      lim: the bound, ``>= 0``; may be traced (a sweep under ``jit``/``vmap``: the same bits
+        as the number, each leaf drawn on its own).
       dtype: the initializer's default dtype (real floating).
 
     Returns:
@@ -60,8 +62,16 @@ def uniform(lim: float, dtype: DTypeLike | None = None) -> Initializer:
       ``equinox.nn._misc.default_init`` (equinox 0.13.8).
     """
     where = "equinox.uniform"
-    lim = _checks.check_real(where, "lim", lim, nonnegative=True)
+    lim = _checks.check_real_or_traced(where, "lim", lim, nonnegative=True)
     _checks.check_factory_dtype(where, dtype, allow_complex=False)
+    if _checks.traced(lim):
+        # The bounds are the draw's own arguments (jax.random.uniform's arithmetic, equinox's
+        # bits), which a grouped draw takes as numbers: a traced `lim` is drawn leaf by leaf,
+        # by the same kernel with the bounds as its arguments (the concrete call's bits).
+        def body(key: Any, shape: Any, dtype: Any, out_sharding: Any) -> jax.Array:
+            return _distributions.uniform(key, shape, dtype, -lim, lim, out_sharding)
+
+        return make_init(where, body, dtype, allow_complex=False, traced=True)
     formula = Formula(_draws.uniform(-lim, lim))  # (a factor of 1: the draw as it is)
     return formula_init(where, lambda shape, dtype: formula, dtype, allow_complex=False)
 
