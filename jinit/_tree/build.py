@@ -67,12 +67,7 @@ MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
 def _axis_types(s: NamedSharding) -> set[AxisType]:
     """The types of the mesh axes that ``s``'s spec names (empty when replicated)."""
     types = dict(zip(s.mesh.axis_names, s.mesh.axis_types, strict=True))
-    return {
-        types[n]
-        for part in s.spec
-        if part is not None
-        for n in (part if isinstance(part, tuple) else (part,))
-    }
+    return {types[n] for part in s.spec for n in _sharding.axes(part)}
 
 
 def initializer_sharding(s: Sharding | None):
@@ -210,15 +205,14 @@ def _draw_batch(
         place = lax.with_sharding_constraint
     if draw.vmap:  # one batched call (a batched QR): no loop buffer to order
         return place(jax.vmap(lambda k: draw(k, shape))(keys), batch)
-    shapes = [tuple(a.shape) for a in after] + [(n, *shape)]
-    if after and batch is not None and _shards.all_even(shapes, [*after_shardings, batch]):
+    if after and batch is not None and _shards.on_one_mesh([*after_shardings, batch]):
         # each device makes its part from its own parts of `after`: no collective
         z = _shards.zeros_after_parts(after, after_shardings, (n, *shape), draw.dtype, batch)
     else:
         z = xla.zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype)
     z = place(z, batch)
     # (A sharded buffer's element lives on one device: reading it would cost a collective.)
-    local = isinstance(sharding, NamedSharding) and _shards.local(draw, shape, sharding)
+    local = _shards.local(draw, shape, sharding)
     z, _ = xla.pipelined(
         z,
         z[0],
@@ -268,7 +262,7 @@ def _grouped_instead(leaves: Sequence[Leaf], members: list[Any], budget: int) ->
 def platform_of(leaves: Sequence[Leaf]) -> str:
     """The platform the tree is built on: its sharded leaves' devices', else jax's default."""
     for leaf in leaves:
-        platform = _shards.platform(leaf.sharding)
+        platform = _sharding.platform(leaf.sharding)
         if platform is not None:
             return platform
     return jax.default_backend()
@@ -521,11 +515,8 @@ def _draw_groups(
             with leaf_errors(leaves[i], where):
                 outs[i] = _checked(_draw_in_blocks(keys, leaves[i], s, block), leaves[i], where)
             continue
-        if (
-            len(chunk) == 1
-            and isinstance(sharding, NamedSharding)
-            and _shards.local(draw, shape, sharding)
-        ):  # drawn alone, each device its shard, finished there
+        if len(chunk) == 1 and _shards.local(draw, shape, sharding):
+            # drawn alone, each device its shard, finished there
             i, s = chunk[0]
             with leaf_errors(leaves[i], where):
                 out = _shards.draw(draw, keys.one(paths[0]), shape, sharding, s.finish, block)

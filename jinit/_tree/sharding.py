@@ -148,16 +148,31 @@ def resolve_leaf_sharding(
     return resolve_sharding(s, leaf, mesh, path, where)
 
 
+def axes(entry: Any) -> tuple[Any, ...]:
+    """The mesh axes a partition spec's entry splits its dimension over: ``()`` for ``None``
+    (whole), a name as a 1-tuple; an entry that names no axes (unconstrained) as itself in a
+    1-tuple, which :func:`named` tells apart."""
+    return () if entry is None else entry if isinstance(entry, tuple) else (entry,)
+
+
+def named(s: NamedSharding) -> bool:
+    """Whether every entry of ``s``'s spec names its mesh axes (none is unconstrained: a
+    layout that XLA would choose)."""
+    return all(isinstance(n, str) for entry in s.spec for n in axes(entry))
+
+
+def platform(s: Any) -> str | None:
+    """The platform of a sharding's mesh's devices (``None`` without concrete devices)."""
+    devices = getattr(getattr(s, "mesh", None), "devices", None)
+    return str(devices.flat[0].platform) if devices is not None and devices.size else None
+
+
 def is_split(s: Any) -> bool:
     """Whether the sharding ``s`` splits its array: a NamedSharding with an axis partitioned over
     mesh axes of more than one device (``P(None, 'model')`` on a one-device mesh is whole)."""
     if not isinstance(s, NamedSharding):
         return False
+    if not named(s):
+        return True  # (an unconstrained axis may be split)
     sizes = dict(zip(s.mesh.axis_names, s.mesh.axis_sizes, strict=True))
-    for p in s.spec:
-        if p is None:
-            continue
-        names = p if isinstance(p, tuple) else (p,)
-        if not all(isinstance(n, str) for n in names) or math.prod(sizes[n] for n in names) > 1:
-            return True  # (an unconstrained axis may be split)
-    return False
+    return any(math.prod(sizes[n] for n in axes(entry)) > 1 for entry in s.spec)

@@ -23,37 +23,17 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jinit._rng import draws as _draws
 from jinit._rng import threefry as _threefry
+from jinit._tree import sharding as _sharding
 from jinit._tree import xla
 
 
-def platform(sharding: Any) -> str | None:
-    """The platform of a sharding's mesh's devices (``None`` without concrete devices)."""
-    devices = getattr(getattr(sharding, "mesh", None), "devices", None)
-    return str(devices.flat[0].platform) if devices is not None and devices.size else None
-
-
-def all_even(shapes: Sequence[tuple[int, ...]], shardings: Sequence[Any]) -> bool:
-    """Whether every shape's sharding is a NamedSharding on one mesh that splits each axis
-    evenly (what ``shard_map`` takes)."""
-    meshes = {getattr(s, "mesh", None) for s in shardings}
-    return len(meshes) == 1 and all(
-        isinstance(s, NamedSharding) and even(shape, s)
-        for shape, s in zip(shapes, shardings, strict=True)
+def on_one_mesh(shardings: Sequence[Any]) -> bool:
+    """Whether the shardings are NamedShardings of one mesh whose every spec entry names its
+    axes: what ``shard_map`` takes. (The plan has checked that each splits its leaf evenly:
+    :func:`jinit._tree.sharding.check_fits`.)"""
+    return len({getattr(s, "mesh", None) for s in shardings}) == 1 and all(
+        isinstance(s, NamedSharding) and _sharding.named(s) for s in shardings
     )
-
-
-def even(shape: tuple[int, ...], sharding: NamedSharding) -> bool:
-    """Whether ``sharding`` splits every axis of ``shape`` evenly, over named mesh axes."""
-    if len(sharding.spec) > len(shape):
-        return False
-    sizes = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_sizes, strict=True))
-    for d, part in enumerate(sharding.spec):
-        names = () if part is None else part if isinstance(part, tuple) else (part,)
-        if not all(isinstance(n, str) for n in names):
-            return False  # (an unconstrained axis: its layout is XLA's to choose)
-        if shape[d] % math.prod(sizes[n] for n in names):
-            return False
-    return True
 
 
 def zeros_after_parts(
@@ -88,19 +68,19 @@ def zeros_after_parts(
 PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
 
 
-def local(draw: _draws.Draw, shape: tuple[int, ...], sharding: NamedSharding) -> bool:
-    """Whether a split leaf is drawn shard by shard (:func:`draw`): on
-    :data:`PLATFORMS`, a float32 draw with a block form, at most ``2**32`` elements,
-    every axis split evenly over the mesh axes that its spec names."""
-    if (
-        draw.block is None
-        or draw.vmap
-        or np.dtype(draw.dtype) != np.float32
-        or math.prod(shape) > 2**32
-        or platform(sharding) not in PLATFORMS
-    ):
-        return False
-    return even(shape, sharding)
+def local(draw: _draws.Draw, shape: tuple[int, ...], sharding: Any) -> bool:
+    """Whether a leaf laid out as ``sharding`` is drawn shard by shard (:func:`draw`): a
+    NamedSharding on :data:`PLATFORMS` whose spec names its axes, a float32 draw with a block
+    form, at most ``2**32`` elements."""
+    return (
+        isinstance(sharding, NamedSharding)
+        and _sharding.platform(sharding) in PLATFORMS
+        and on_one_mesh([sharding])
+        and draw.block is not None
+        and not draw.vmap
+        and np.dtype(draw.dtype) == np.float32
+        and math.prod(shape) <= 2**32
+    )
 
 
 def draw(
@@ -119,8 +99,8 @@ def draw(
     ``build._draw_in_blocks`` draws a whole leaf: only a block's words are temporaries."""
     mesh, spec = sharding.mesh, (*sharding.spec, *(None,) * (len(shape) - len(sharding.spec)))
     sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
-    names = [() if p is None else p if isinstance(p, tuple) else (p,) for p in spec]
-    local = tuple(n // math.prod(sizes[a] for a in ax) for n, ax in zip(shape, names, strict=True))
+    names = [_sharding.axes(entry) for entry in spec]
+    local = tuple(sharding.shard_shape(shape))
     n = math.prod(local)
     block = draw.block
     assert block is not None  # (see local)
