@@ -260,7 +260,7 @@ def aot_header(result: dict[str, Any]) -> str:
 AOT_HEAD = (
     "layers", "peer", "trace+lower s", "compile s", "compile CPU s", "compile / fill",
     "compile / Flax", "run ms", "run / fill", "bytes accessed / shard", "output / shard",
-    "temp / shard", "kernels", "samplers", "loops",
+    "temp / shard", "kernels", "distinct kernels", "samplers", "loops",
 )  # fmt: skip
 
 
@@ -298,6 +298,7 @@ def aot_table(result: dict[str, Any], markdown: bool = True) -> str:
                 f"{row['output_bytes'] / shard:.2f}x",
                 f"{row['temp_bytes'] / shard:.3f}x",
                 str(row["kernels"]),
+                str(row.get("distinct_kernels", "-")),  # (GPU: each one LLVM and ptxas run)
                 str(row["samplers"]),
                 str(row["loops"]),
             ]
