@@ -94,8 +94,9 @@ def structure(text: str) -> dict[str, int]:
     """Of a compiled XLA:GPU program (its HLO text): kernels launched outside loops and per
     loop trip (a loop body's, on average), distinct kernels (fused computations that differ in
     shape or body: XLA:GPU runs LLVM and ptxas once for each, most of its compile time),
-    custom calls, while loops, and the kernels that hash (threefry2x32 is 20 rounds, each an
-    ``xor``; jax's GPU hash kernel is a custom call)."""
+    custom calls, while loops, the kernels that hash (threefry2x32 is 20 rounds, each an
+    ``xor``; jax's GPU hash kernel is a custom call), and the distinct kernels that read that
+    custom call's words (each a draw's transform, the costliest kernels to compile)."""
     comps = {}
     for block in text.split("\n\n"):
         head = re.match(r"\s*(?:ENTRY\s+)?%?([\w.\-]+)\s", block)
@@ -108,11 +109,20 @@ def structure(text: str) -> dict[str, int]:
         ops = re.findall(r"\s(fusion|custom-call|copy|dynamic-update-slice)\(", block)
         return len(ops)
 
+    hashes = set(re.findall(r"%([\w.\-]+) = [^\n]*custom-call\([^\n]*threefry", text))
+    hashed = {
+        m.group(1)
+        for m in re.finditer(r"%([\w.\-]+) = [^\n]*get-tuple-element\(%([\w.\-]+)\)", text)
+        if m.group(2) in hashes
+    }
     fused = set()  # (shape, kind, body): XLA:GPU compiles one kernel per distinct fusion
-    for m in re.finditer(r"= (.*?) fusion\(.*?\), kind=(\w+), calls=%?([\w.\-]+)", text):
-        body = re.sub(r", metadata=\{[^}]*\}", "", comps.get(m.group(3), ""))
+    transforms = set()  # those that read a hash kernel's words: a draw's transform
+    for m in re.finditer(r"= (.*?) fusion\((.*?)\), kind=(\w+), calls=%?([\w.\-]+)", text):
+        body = re.sub(r", metadata=\{[^}]*\}", "", comps.get(m.group(4), ""))
         body = re.sub(r"%[\w.\-]+", "%", "\n".join(body.splitlines()[1:]))
-        fused.add((m.group(1), m.group(2), body))
+        fused.add((m.group(1), m.group(3), body))
+        if hashed & set(re.findall(r"%([\w.\-]+)", m.group(2))):
+            transforms.add((m.group(1), m.group(3), body))
     per_body = [launches(comps.get(b, "")) for b in bodies]
     in_loops = -(-sum(per_body) // max(1, len(per_body)))  # a trip runs one loop's body
     targets = re.findall(r'custom_call_target="([^"]*)"', text)
@@ -120,6 +130,7 @@ def structure(text: str) -> dict[str, int]:
         "kernels": launches(entry),
         "kernels_per_trip": in_loops,
         "distinct_kernels": len(fused),
+        "transform_kernels": len(transforms),
         "custom_calls": len(targets),
         "hash_custom_calls": sum("threefry" in t for t in targets),
         "loops": len(re.findall(r" while\(", text)),
@@ -182,7 +193,7 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
     budget_rows = max(1, budget // (4 * _stream.ROW))
     on_gpu = _build.platform_of(leaves) in _build.GPU_PLATFORMS
     for rows in rows_by_draw.values():
-        step = _stream.step_size(sum(rows), _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS)
+        step = block // _stream.ROW if on_gpu else _stream.step_size(sum(rows), _stream.STEP_ROWS)
         for lo, hi in _stream._row_chunks(rows, budget_rows):
             trips += -(-sum(rows[lo:hi]) // step) + 1  # (+1: the pipeline's drain)
     return trips

@@ -379,3 +379,44 @@ def test_the_kernels_to_compile_do_not_grow_with_depth(monkeypatch):
     assert rows[16]["loops"] > rows[8]["loops"] and rows[16]["kernels"] > rows[8]["kernels"]
     assert rows[16]["distinct_kernels"] == rows[8]["distinct_kernels"]
     _tree.compiled_builder.cache_clear()
+
+
+def test_each_draw_has_one_transform_kernel_for_blocks_and_streams(monkeypatch):
+    """On GPU a leaf drawn alone in blocks and a stream's step hash blocks of one shape and
+    transform them in one kernel per draw (``stream.block_rows``, the block behind a barrier),
+    XLA:GPU's costliest kernels to compile: two draws (a normal and LeCun's truncated normal),
+    each with a large leaf drawn in blocks and small leaves in a stream, compile two."""
+    monkeypatch.setattr(_stream, "GPU_STEP_ROWS", 8)  # blocks of 8 * 1024 elements
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 600_000)  # 2 chunks: blocks
+    mesh = h100()
+    f32 = jnp.float32
+    abstract = {
+        **tree(2),
+        "pos": jax.ShapeDtypeStruct((64, 128), f32),
+        "head": jax.ShapeDtypeStruct((128, 1000), f32),
+    }
+    rules = [(r"pos", jinit.normal(0.02)), *RULES]
+    shardings = jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), abstract)
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=shardings["embed"])
+    blocks = []
+    real = _build._draw_in_blocks
+    monkeypatch.setattr(
+        _build,
+        "_draw_in_blocks",
+        lambda k, leaf, s, size: blocks.append(leaf.path) or real(k, leaf, s, size),
+    )
+    _tree.compiled_builder.cache_clear()
+    exe = (
+        jax.jit(
+            lambda k: jinit.init_tree(k, abstract, rules, shardings=shardings),
+            out_shardings=shardings,
+        )
+        .trace(key)
+        .lower()
+        .compile()
+    )
+    row = gpu.structure(exe.as_text())
+    assert sorted(blocks) == ["embed", "head"]
+    assert row["loops"] >= 4  # the key table's, two leaves' blocks, the streams' chunks
+    assert row["transform_kernels"] == 2
+    _tree.compiled_builder.cache_clear()

@@ -239,8 +239,10 @@ def _draw_batch(
 # cuda:h100``), what a user waits for is XLA:GPU's compile, which runs LLVM and ptxas on every
 # kernel that holds the hash and its transform: a kernel per leaf is one copy per leaf, the
 # streams one per draw (figures: bench/RESULTS.md, "GPU compiler, deviceless"). On GPU
-# a stream's step is GPU_STEP_ROWS rows (a trip is a host round trip) and leaves of every dtype
-# ride through the next chunk's loop, so one buffer serves every chunk.
+# a stream's step is a block (:func:`block_size`, at most GPU_STEP_ROWS rows: a trip is a host
+# round trip), the shape in which a leaf drawn alone is drawn too, so that each draw's transform
+# is one kernel (``stream.block_rows``); and leaves of every dtype ride through the next chunk's
+# loop, so one buffer serves every chunk.
 GPU_SCHEDULE = "streams"  # "streams" or "per-leaf" on cuda/rocm devices
 GPU_PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
 GROUPED_PLATFORMS = frozenset({"cpu"}) | (GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set())
@@ -376,12 +378,12 @@ def _draw_streams(
     next loop, which then overwrites their buffer (one buffer in all)."""
     budget_rows = max(1, budget // (4 * _stream.ROW))
     on_gpu = platform_of(leaves) in GPU_PLATFORMS
-    step = _stream.GPU_STEP_ROWS if on_gpu else _stream.STEP_ROWS
+    step = block_size(leaves) // _stream.ROW if on_gpu else _stream.STEP_ROWS
     runs = []
     for draw, members in streams.items():
         paths = [leaves[i].path for i, _ in members]
         sizes = [math.prod(leaves[i].shape) for i, _ in members]
-        stream = _stream.Stream(draw, keys, paths, sizes, budget_rows, step)
+        stream = _stream.Stream(draw, keys, paths, sizes, budget_rows, step, on_gpu)
         runs += [(stream, members, c) for c in range(len(stream.chunks))]
     flat_size = max((st.rows * _stream.ROW for st, _, _ in runs), default=0)
     buffer: jax.Array | None = None
@@ -413,7 +415,8 @@ def block_size(leaves: Sequence[Leaf]) -> int:
     (``GPU_STEP_ROWS * ROW``), at least :data:`MIN_BLOCK` (a block is a loop trip)."""
     held = sum(math.prod(shape_of_shard(leaf)) * leaf.dtype.itemsize for leaf in leaves)
     most = _stream.GPU_STEP_ROWS * _stream.ROW
-    return min(most, max(MIN_BLOCK, int(BLOCK_FRACTION * held) // 24))
+    words = min(most, max(MIN_BLOCK, int(BLOCK_FRACTION * held) // 24))
+    return words // _stream.ROW * _stream.ROW
 
 
 def shape_of_shard(leaf: Leaf) -> tuple[int, ...]:
@@ -438,20 +441,27 @@ def _in_blocks(draw: _draws.Draw, leaf: Leaf) -> bool:
 
 
 def _draw_in_blocks(keys: _keys.KeyTable, leaf: Leaf, s: _draws.Sampling, size: int) -> jax.Array:
-    """A large leaf on GPU, drawn and finished a block of ``size`` elements (:func:`block_size`)
-    at a time into its own (flat) buffer: the block's hash is a stream step's (jax's CUDA kernel, no
-    copy of the rounds to compile), and only a block's words are temporaries, where a leaf
-    drawn in one kernel holds its hash's copy (and, narrower than float32, its bits whole). The
-    last block starts at ``n - size`` (it rewrites elements with their own values)."""
+    """A large leaf on GPU, drawn a block of ``size`` elements (:func:`block_size`) at a time
+    and finished into its own (flat) buffer: the block's hash is a stream step's (jax's CUDA
+    kernel, no copy of the rounds to compile) and so is its transform, one kernel with the
+    streams' (behind a barrier, not fused into this leaf's update); only a block's words are
+    temporaries. The last block starts at ``n - size`` (it rewrites elements with their own
+    values)."""
     n = math.prod(leaf.shape)
     words = jax.random.key_data(keys.one(leaf.path))
+
+    def drawn(start: jax.Array) -> jax.Array:
+        counters = _stream.block_rows(
+            lax.convert_element_type(start, np.uint32) + lax.iota(np.uint32, size)
+        )
+        block = s.draw.block(words[0], words[1], counters, *s.draw.args)  # type: ignore[misc]
+        return lax.optimization_barrier(block).reshape(-1)
+
     trips = -(-n // size) + keys.opaque.zero  # (a count XLA cannot see: the loop is not unrolled)
 
     def body(i: jax.Array, out: jax.Array) -> jax.Array:
         start = jnp.minimum(i * np.int32(size), np.int32(n - size))
-        counters = lax.convert_element_type(start, np.uint32) + lax.iota(np.uint32, size)
-        block = s.draw.block(words[0], words[1], counters, *s.draw.args)  # type: ignore[misc]
-        return lax.dynamic_update_slice(out, s.finish(block), (start,), **xla.IN_BOUNDS)
+        return lax.dynamic_update_slice(out, s.finish(drawn(start)), (start,), **xla.IN_BOUNDS)
 
     out = lax.fori_loop(np.int32(0), trips, body, jnp.zeros((n,), leaf.dtype))
     return out.reshape(leaf.shape)  # (whole: jit's out_shardings place it)

@@ -24,6 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jinit._rng import draws as _draws
 from jinit._rng import threefry as _threefry
 from jinit._tree import sharding as _sharding
+from jinit._tree import stream as _stream
 from jinit._tree import xla
 
 
@@ -125,18 +126,22 @@ def draw(
         assert finish is not None
         first = offsets()
         strides = [math.prod(local[d + 1 :]) for d in range(len(local))]
-        dtype = jax.eval_shape(finish, jax.ShapeDtypeStruct((size,), np.float32)).dtype
 
-        def body(i: jax.Array, out: jax.Array) -> jax.Array:
-            start = jnp.minimum(i * np.int32(size), np.int32(n - size))
+        def drawn(start: jax.Array) -> jax.Array:
             flat = lax.convert_element_type(start, np.uint32) + lax.iota(np.uint32, size)
             indices = [
                 (flat // np.uint32(st)) % np.uint32(m) + f
                 for st, m, f in zip(strides, local, first, strict=True)
             ]
             counters = _threefry.counter_words(indices, shape)[1]
-            values = block(words[0], words[1], counters, *draw.args)
-            return lax.dynamic_update_slice(out, finish(values), (start,), **xla.IN_BOUNDS)
+            values = block(words[0], words[1], _stream.block_rows(counters), *draw.args)
+            return lax.optimization_barrier(values).reshape(-1)
+
+        dtype = jax.eval_shape(finish, jax.ShapeDtypeStruct((size,), np.float32)).dtype
+
+        def body(i: jax.Array, out: jax.Array) -> jax.Array:
+            start = jnp.minimum(i * np.int32(size), np.int32(n - size))
+            return lax.dynamic_update_slice(out, finish(drawn(start)), (start,), **xla.IN_BOUNDS)
 
         out = lax.fori_loop(np.int32(0), np.int32(-(-n // size)), body, jnp.zeros((n,), dtype))
         return out.reshape(local)

@@ -30,7 +30,8 @@ from jinit._tree.leaf import Leaf
 ROW = 1024
 STEP_ROWS = 64
 # On GPU a step is a kernel launch and a host round trip (XLA:GPU runs a loop's condition on
-# the host): 16x the rows (4 MiB of float32) make a stream's trips 16x fewer.
+# the host): up to 16x the rows (4 MiB of float32) make a stream's trips 16x fewer; the step is
+# ``build.block_size`` (``fixed_step``), the same for every stream of the tree.
 GPU_STEP_ROWS = 1024
 
 
@@ -56,10 +57,11 @@ class Stream:
         sizes: list[int],
         budget_rows: int,
         step_rows: int = STEP_ROWS,
+        fixed_step: bool = False,
     ):
         rows = [-(-n // ROW) for n in sizes]
         starts = np.cumsum([0, *rows])
-        self.step = step_size(int(starts[-1]), step_rows)
+        self.step = step_rows if fixed_step else step_size(int(starts[-1]), step_rows)
         if starts[-1] >= 2**31 - self.step:
             raise ValueError(f"jinit: a stream of {starts[-1]} rows overflows its int32 rows.")
         self.chunks = list(_row_chunks(rows, budget_rows))
@@ -149,6 +151,14 @@ def _draw_rows(
     first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW)
     counters = first[:, None] + lax.broadcasted_iota(np.uint32, (count, ROW), 1)
     return elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
+
+
+def block_rows(counters: jax.Array) -> jax.Array:
+    """A GPU block's counters shaped as a stream step's ``(rows, ROW)``: one shape for every
+    block and step of a tree, so that the hash's operands and the draw's transform are each one
+    kernel, shared by the streams and the leaves drawn alone (a block of another size, as tests
+    force, stays flat)."""
+    return counters.reshape(-1, ROW) if counters.size % ROW == 0 else counters
 
 
 def blockwise(draw: _draws.Draw, leaf: Leaf) -> bool:
