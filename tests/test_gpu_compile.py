@@ -420,3 +420,48 @@ def test_each_draw_has_one_transform_kernel_for_blocks_and_streams(monkeypatch):
     assert row["loops"] >= 4  # the key table's, two leaves' blocks, the streams' chunks
     assert row["transform_kernels"] == 2
     _tree.compiled_builder.cache_clear()
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_a_narrow_tree_finished_in_the_gpu_step_gives_the_same_bits(monkeypatch, key, dtype):
+    """On GPU, a tree whose streamed leaves are all of one narrower dtype, each finished by a
+    factor (``Sampling.factor``), is finished in the stream's step (each row times its leaf's
+    factor, cast) into a buffer of that dtype, and the cuts only copy; forced on the CPU with
+    small chunks (several loops, several factors in a step): the same bits as one kernel per
+    leaf. A leaf whose finish is not a factor (a shift) keeps the float32 buffer."""
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype), tree(3))
+    monkeypatch.setattr(_build, "SMALL_TREE_BYTES", 1 << 20)
+    monkeypatch.setattr(_build, "CHUNK_FRACTION", {"flat": 0.4, "stacked": 0.025})
+    monkeypatch.setattr(_build, "GPU_PLATFORMS", frozenset({"cpu"}))
+    seen = []
+    real = _build.finished_in_step
+    monkeypatch.setattr(_build, "finished_in_step", lambda *a: seen.append(real(*a)) or seen[-1])
+    shifted = [(r"h/1/up", jinit.keras.random_normal(mean=0.25, stddev=0.5)), *RULES]
+    for rules, finished in ((RULES, np.dtype(dtype)), (shifted, None)):
+        per_leaf = jinit.init_tree(key, abstract, rules, group=False)
+        _tree.compiled_builder.cache_clear()
+        gpu_step = jinit.init_tree(key, abstract, rules, group=True)
+        assert seen[-1] == finished
+        for a, b in zip(jax.tree.leaves(per_leaf), jax.tree.leaves(gpu_step), strict=True):
+            assert a.dtype == b.dtype == dtype
+            np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    _tree.compiled_builder.cache_clear()
+
+
+def test_a_narrow_tree_takes_fewer_loops_on_gpu(monkeypatch):
+    """Compiled for an H100, the same tree in bfloat16 holds twice the leaves in a chunk of the
+    same bytes (the steps finish the rows into a bfloat16 buffer), so its streams take about
+    half the loops (each loop's body is a copy of the draw's transform for XLA's passes)."""
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 600_000)
+    rows = {}
+    for dtype in (jnp.float32, jnp.bfloat16):
+        abstract = jax.tree.map(lambda a, d=dtype: jax.ShapeDtypeStruct(a.shape, d), tree(12))
+        shardings = jax.tree.map(lambda _: NamedSharding(h100(), PartitionSpec()), abstract)
+        key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=shardings["embed"])
+        _tree.compiled_builder.cache_clear()
+        body = lambda k, a=abstract, s=shardings: jinit.init_tree(k, a, RULES, shardings=s)
+        exe = jax.jit(body, out_shardings=shardings).trace(key).lower().compile()
+        rows[dtype] = gpu.structure(exe.as_text())["loops"] - 1  # (-1: the key table's loop)
+    assert rows[jnp.float32] >= 6
+    assert rows[jnp.bfloat16] <= (rows[jnp.float32] + 1) // 2
+    _tree.compiled_builder.cache_clear()

@@ -73,12 +73,16 @@ class Sampling:
 
     ``same``, where given, is a hashable value such that two samplings with equal ``same``
     have finishes that compute the same function (the tree builder then draws and finishes
-    their leaves in one kernel); ``None``: not known.
+    their leaves in one kernel); ``None``: not known. ``factor``, where given, is a float32
+    scalar (a number, or an array of one element) such that ``finish(z)`` is
+    ``(z * factor).astype(dtype)`` for the leaf's ``dtype``: the builder may then finish a leaf
+    by a factor read from a table (one kernel for leaves of many factors); ``None``: not known.
     """
 
     draw: Draw
     finish: Callable[[Array], Array]
     same: Any = None
+    factor: Any = None
 
 
 def uniform(minval: float, maxval: float) -> Draw:

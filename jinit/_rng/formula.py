@@ -72,12 +72,14 @@ def sampling(f: Formula, dtype: np.dtype) -> Sampling | None:
     if f.fan is not None:
         fan = f.fan
         spread = lambda z: (z * _spread(f, fan, draw.dtype, unit)).astype(dtype)
-        return Sampling(draw, spread, same)
+        fixed = None if _traced(f.scale) else _spread(f, fan, draw.dtype, unit)
+        return Sampling(draw, spread, same, fixed)
     # In the draw's dtype, by the same operations for a number (NumPy) as for a traced scalar.
     factor = _in(draw.dtype, f.scale)
     factor = _in(draw.dtype, _distributions.SQRT2) * factor if unit else factor
     if not _traced(f.shift) and f.shift == 0:
-        return Sampling(draw, lambda z: (z * factor).astype(dtype), same)
+        fixed = None if _traced(factor) else factor
+        return Sampling(draw, lambda z: (z * factor).astype(dtype), same, fixed)
     shift = _in(draw.dtype, f.shift)
     return Sampling(draw, lambda z: _portable.mul_add(z, factor, shift).astype(dtype), same)
 

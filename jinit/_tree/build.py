@@ -375,15 +375,23 @@ def _draw_streams(
 
     Every chunk's buffer has one size, so XLA reuses the same memory for all of them (buffers
     of many sizes fragment its heap); in float32 the previous chunk's leaves ride through the
-    next loop, which then overwrites their buffer (one buffer in all)."""
-    budget_rows = max(1, budget // (4 * _stream.ROW))
+    next loop, which then overwrites their buffer (one buffer in all). On GPU, where every
+    streamed leaf's finish is a factor and a cast to one narrower dtype (:func:`finished_in_step`,
+    e.g. a bfloat16 model's), the steps finish the rows and the buffer holds that dtype: a chunk
+    of the same bytes holds more leaves, and the tree has fewer loops (each one XLA's passes run
+    over)."""
     on_gpu = platform_of(leaves) in GPU_PLATFORMS
+    dtype = finished_in_step(leaves, streams) if on_gpu else None
+    budget_rows = max(1, budget // (np.dtype(dtype or np.float32).itemsize * _stream.ROW))
     step = block_size(leaves) // _stream.ROW if on_gpu else _stream.STEP_ROWS
     runs = []
     for draw, members in streams.items():
         paths = [leaves[i].path for i, _ in members]
         sizes = [math.prod(leaves[i].shape) for i, _ in members]
-        stream = _stream.Stream(draw, keys, paths, sizes, budget_rows, step, on_gpu)
+        factors = None if dtype is None else [s.factor for _, s in members]
+        stream = _stream.Stream(
+            draw, keys, paths, sizes, budget_rows, step, on_gpu, factors, dtype or np.float32
+        )
         runs += [(stream, members, c) for c in range(len(stream.chunks))]
     flat_size = max((st.rows * _stream.ROW for st, _, _ in runs), default=0)
     buffer: jax.Array | None = None
@@ -395,16 +403,32 @@ def _draw_streams(
         if buffer is not None and (on_gpu or all(x.dtype == np.float32 for x in after)):
             carry = after  # they were cut from `buffer`: it is reused once they exist
         else:
-            buffer = xla.zeros_after(after or [keys.data], (flat_size,), np.dtype(np.float32))
+            buffer = xla.zeros_after(after or [keys.data], (flat_size,), stream.dtype)
         buffer, carry = stream.draw_chunk(c, buffer, carry)
         for i, x in zip(previous if carry else [], carry, strict=True):
             outs[i] = x
         lo, hi = stream.chunks[c]
         for m in range(lo, hi):
             i, s = members[m]
-            _finish(outs, leaves, i, s, stream.cut(buffer, m, leaves[i].shape, on_gpu), where)
+            cut = stream.cut(buffer, m, leaves[i].shape, on_gpu)
+            if dtype is None:
+                _finish(outs, leaves, i, s, cut, where)
+            else:  # finished in the step
+                outs[i] = _checked(cut, leaves[i], where)
         previous = [i for i, _ in members[lo:hi]]
     return previous
+
+
+def finished_in_step(leaves: Sequence[Leaf], streams: dict[_draws.Draw, Members]) -> Any:
+    """The dtype in which the streams' steps finish their rows, or ``None`` (the cuts finish
+    them): the streamed leaves' one dtype, where it is narrower than float32 and every streamed
+    leaf's finish is a factor (:attr:`Sampling.factor <jinit.Sampling>`) and a cast."""
+    members = [(i, s) for ms in streams.values() for i, s in ms]
+    dtypes = {np.dtype(leaves[i].dtype) for i, _ in members}
+    if len(dtypes) != 1 or any(s.factor is None for _, s in members):
+        return None
+    (dtype,) = dtypes
+    return dtype if dtype.itemsize < 4 else None
 
 
 def block_size(leaves: Sequence[Leaf]) -> int:

@@ -58,6 +58,8 @@ class Stream:
         budget_rows: int,
         step_rows: int = STEP_ROWS,
         fixed_step: bool = False,
+        factors: list[Any] | None = None,
+        dtype: Any = np.float32,
     ):
         rows = [-(-n // ROW) for n in sizes]
         starts = np.cumsum([0, *rows])
@@ -72,6 +74,9 @@ class Stream:
         self.rows = int(steps.max(initial=0)) * self.step  # the most rows a chunk draws
         assert draw.block is not None  # (see _streamable)
         self.elementwise, self.args = draw.block, draw.args
+        # finished in the step: each row times its leaf's factor, in the leaves' dtype
+        self.dtype = np.dtype(dtype)
+        self.factors = None if factors is None else jnp.stack(factors).astype(np.float32)
         self.opaque = keys.opaque
         self.words = jax.random.key_data(keys.take(paths))
         # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
@@ -86,7 +91,7 @@ class Stream:
         """Rows ``first_row .. first_row + step`` of the stream, as ``(step, ROW)``: one loop
         step's draw."""
         args = (self.elementwise, self.args, first_row, self.starts, self.words, self.step)
-        return _draw_rows(*args)
+        return _draw_rows(*args, self.factors, self.dtype)
 
     def draw_chunk(
         self, c: int, buffer: jax.Array, carry: list[jax.Array]
@@ -132,7 +137,7 @@ class Stream:
         )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 5))
+@functools.partial(jax.jit, static_argnums=(0, 1, 5, 7))
 def _draw_rows(
     elementwise: Callable[..., jax.Array],
     args: tuple[Any, ...],
@@ -140,9 +145,13 @@ def _draw_rows(
     starts: jax.Array,
     words: jax.Array,
     count: int,
+    factors: jax.Array | None,
+    dtype: np.dtype,
 ) -> jax.Array:
     """:meth:`Stream.step_rows`, jitted: traced once per draw, not once per chunk. Each row's
-    key is its leaf's; ``elementwise`` is the draw's element-wise form (``Draw.block``)."""
+    key is its leaf's; ``elementwise`` is the draw's element-wise form (``Draw.block``); with
+    ``factors``, each row is finished in the step: times its leaf's factor, cast to ``dtype``
+    (``Sampling.factor``: the leaf's finish)."""
     r = first_row + lax.iota(np.int32, count)
     m = jnp.searchsorted(starts, r, side="right", method="compare_all") - 1
     m = jnp.clip(m, 0, words.shape[0] - 1)
@@ -150,7 +159,10 @@ def _draw_rows(
     first = r - starts.at[m].get(mode="promise_in_bounds")
     first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW)
     counters = first[:, None] + lax.broadcasted_iota(np.uint32, (count, ROW), 1)
-    return elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
+    out = elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
+    if factors is None:
+        return out
+    return (out * factors.at[m].get(mode="promise_in_bounds")[:, None]).astype(dtype)
 
 
 def block_rows(counters: jax.Array) -> jax.Array:
