@@ -294,7 +294,8 @@ def test_split_leaves_hash_their_own_shards_with_the_same_bits(monkeypatch, key,
     )
     whole = jinit.init_tree(key, abstract, rules)
     monkeypatch.setattr(_shards, "PLATFORMS", frozenset({"cpu"}))
-    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 4 * 2 * 256 * 64)  # 2 per chunk
+    # a device's bytes of float32 draw: the `u` leaves (a (64, 64) shard each) 2 per chunk
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 4 * 2 * 64 * 64)
     shards, parts = [], []
     real_draw, real_zeros = _shards.draw, _shards.zeros_after_parts
     monkeypatch.setattr(_shards, "draw", lambda *a, **k: shards.append(a[2]) or real_draw(*a, **k))
@@ -464,4 +465,42 @@ def test_a_narrow_tree_takes_fewer_loops_on_gpu(monkeypatch):
         rows[dtype] = gpu.structure(exe.as_text())["loops"] - 1  # (-1: the key table's loop)
     assert rows[jnp.float32] >= 6
     assert rows[jnp.bfloat16] <= (rows[jnp.float32] + 1) // 2
+    _tree.compiled_builder.cache_clear()
+
+
+def test_split_narrow_groups_finished_in_the_loop_give_the_same_bits(monkeypatch, key, devices):
+    """On GPU a group of split leaves of one narrower dtype, each finished by a factor, is
+    finished in its loop (each leaf times its factor, cast) into a stacked buffer of that dtype,
+    which holds twice the bfloat16 leaves in the same bytes (``build._finished_in_batch``).
+    Forced on 8 CPU devices (the GPU's schedule, small chunks): every leaf has its unsharded
+    bits, and only the bfloat16 groups whose finishes are factors were finished in the loop."""
+    abstract, specs, rules = split_tree()
+    rules = [(r"h/1/w", jinit.he_normal()), *rules]  # one group, two factors
+    bf16 = jnp.bfloat16
+    abstract["h"] = [
+        {k: jax.ShapeDtypeStruct(v.shape, bf16) for k, v in h.items()} for h in abstract["h"]
+    ]
+    mesh = Mesh(np.array(devices).reshape(2, 4), ("data", "model"))
+    shardings = jax.tree.map(
+        lambda p: NamedSharding(mesh, p), specs, is_leaf=lambda x: isinstance(x, PartitionSpec)
+    )
+    whole = jinit.init_tree(key, abstract, rules)
+    monkeypatch.setattr(_shards, "PLATFORMS", frozenset({"cpu"}))
+    monkeypatch.setattr(_build, "GPU_PLATFORMS", frozenset({"cpu"}))
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 4 * 2 * 64 * 64)
+    finished = {}
+    real = _build._finished_in_batch
+    monkeypatch.setattr(
+        _build,
+        "_finished_in_batch",
+        lambda leaves, g, ms: finished.setdefault(g[1], real(leaves, g, ms)),
+    )
+    _tree.compiled_builder.cache_clear()
+    split = jinit.init_tree(key, abstract, rules, shardings=shardings)
+    assert finished[(64, 256)] == np.dtype(bf16)  # LeCun's truncated normal: a factor
+    assert finished[(256, 64)] == np.dtype(bf16)  # a uniform: a factor
+    assert finished[(1000, 64)] is None  # float32
+    for a, b in zip(jax.tree.leaves(split), jax.tree.leaves(whole), strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
     _tree.compiled_builder.cache_clear()

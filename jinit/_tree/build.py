@@ -55,11 +55,14 @@ from jinit._tree import stream as _stream
 from jinit._tree import xla
 from jinit._tree.leaf import Leaf
 
-# A chunk's float32 draw is at most this fraction of the tree's bytes (of SMALL_TREE_BYTES for a
-# smaller tree): the bound on XLA's temporaries (figures: bench/RESULTS.md). A stream's chunks
-# share one buffer; a sharded group's stacked buffers, of several sizes, fragment XLA's heap, so
-# theirs are smaller. Fewer, larger chunks are fewer loops, and loops are most of the compile time.
-CHUNK_FRACTION = {"flat": 0.08, "stacked": 0.025}
+# A chunk's float32 draw (a narrower dtype's, where the loop finishes the leaves) is at most this
+# fraction of the bytes a device holds (of SMALL_TREE_BYTES for a smaller tree), counted on that
+# device (a split leaf's shard): the bound on XLA's temporaries (figures: bench/RESULTS.md). A
+# stream's chunks share one buffer; a sharded group's stacked buffers, of several sizes, fragment
+# XLA's heap and two are alive at once, so theirs are smaller. Fewer, larger chunks are fewer
+# loops, and loops are most of the compile time (each loop's body is a copy of its draw's
+# transform for XLA's passes).
+CHUNK_FRACTION = {"flat": 0.08, "stacked": 0.0125}
 SMALL_TREE_BYTES = 1 << 30
 MAX_CHUNK_BYTES = 1 << 31  # (a flat buffer's int32 offsets stay below 2**29)
 
@@ -150,8 +153,8 @@ def _takes_out_sharding(init: Any) -> bool:
 
 
 def chunk_budget(leaves: Sequence[Leaf]) -> int:
-    """The most bytes of float32 draw one chunk may hold, for this tree."""
-    total = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in leaves)
+    """The most bytes of float32 draw one chunk may hold on a device, for this tree."""
+    total = sum(math.prod(shape_of_shard(leaf)) * leaf.dtype.itemsize for leaf in leaves)
     kind = "stacked" if any(_sharding.is_split(leaf.sharding) for leaf in leaves) else "flat"
     return min(MAX_CHUNK_BYTES, int(CHUNK_FRACTION[kind] * max(total, SMALL_TREE_BYTES)))
 
@@ -177,8 +180,10 @@ def _draw_batch(
     sharding: Any,
     after: list[jax.Array],
     after_shardings: Sequence[Any] = (),
+    factors: tuple[jax.Array, Any] | None = None,
 ) -> jax.Array:
-    """``draw`` for every key, stacked on a new leading axis, each device making its shard.
+    """``draw`` for every key, stacked on a new leading axis, each device making its shard;
+    with ``factors`` (a factor per key and a dtype), each leaf finished: times its factor, cast.
 
     A loop, not a ``vmap`` (unless ``draw.vmap``): its body is one kernel, compiled once, and
     XLA cannot fuse it into the leaves' copies (a vmapped sampler behind an
@@ -205,11 +210,12 @@ def _draw_batch(
         place = lax.with_sharding_constraint
     if draw.vmap:  # one batched call (a batched QR): no loop buffer to order
         return place(jax.vmap(lambda k: draw(k, shape))(keys), batch)
+    dtype = draw.dtype if factors is None else factors[1]
     if after and batch is not None and _shards.on_one_mesh([*after_shardings, batch]):
         # each device makes its part from its own parts of `after`: no collective
-        z = _shards.zeros_after_parts(after, after_shardings, (n, *shape), draw.dtype, batch)
+        z = _shards.zeros_after_parts(after, after_shardings, (n, *shape), dtype, batch)
     else:
-        z = xla.zeros_after(after or [jax.random.key_data(keys)], (n, *shape), draw.dtype)
+        z = xla.zeros_after(after or [jax.random.key_data(keys)], (n, *shape), dtype)
     z = place(z, batch)
     # (A sharded buffer's element lives on one device: reading it would cost a collective.)
     local = _shards.local(draw, shape, sharding)
@@ -218,7 +224,7 @@ def _draw_batch(
         z[0],
         n,
         lambda i: (
-            _shards.draw(draw, keys[i], shape, sharding)
+            _shards.draw(draw, keys[i], shape, sharding, _times(factors, i))
             if local
             else draw(keys[i], shape, leaf_sharding)
         ),
@@ -226,6 +232,13 @@ def _draw_batch(
         wait=not _sharding.is_split(batch),
     )
     return place(z, batch)
+
+
+def _times(factors: tuple[jax.Array, Any] | None, i: jax.Array) -> Any:
+    """The finish of key ``i``'s leaf: times ``factors[0][i]``, cast to ``factors[1]``."""
+    if factors is None:
+        return None
+    return lambda v: (v * factors[0][i]).astype(factors[1])
 
 
 # The platforms on which leaves are grouped into streams by default (``init_tree(group=None)``).
@@ -443,6 +456,11 @@ def block_size(leaves: Sequence[Leaf]) -> int:
     return words // _stream.ROW * _stream.ROW
 
 
+def _held(shape: tuple[int, ...], sharding: Any) -> int:
+    """The elements of a leaf of ``shape`` that one device holds under ``sharding``."""
+    return math.prod(shape if sharding is None else sharding.shard_shape(shape))
+
+
 def shape_of_shard(leaf: Leaf) -> tuple[int, ...]:
     """The shape of the part of ``leaf`` that one device holds."""
     s = leaf.sharding
@@ -532,16 +550,22 @@ def _draw_groups(
     """Leaves of one draw, shape and sharding (sharded leaves, draws without a block form),
     stacked, each chunk after ``previous`` (the last loop's leaves); a group of one (e.g. a leaf
     of more than half a chunk) is drawn alone."""
+    finished = {g: _finished_in_batch(leaves, g, ms) for g, ms in groups.items()}
     chunks = [
-        (draw, shape, sharding, chunk)
+        (draw, shape, sharding, chunk, finished[draw, shape, sharding])
         for (draw, shape, sharding), members in groups.items()
-        for chunk in _chunks(members, math.prod(shape) * np.dtype(draw.dtype).itemsize, budget)
+        for chunk in _chunks(
+            members,
+            _held(shape, sharding)
+            * np.dtype(finished[draw, shape, sharding] or draw.dtype).itemsize,
+            budget,
+        )
     ]
     # Each leaf is cut out of its chunk's buffer at an offset XLA sees as a parameter, so every
     # cut of one shape and finish is the same computation. (A chunk has fewer members than the
     # key table has keys.)
     cut = keys.opaque
-    for draw, shape, sharding, chunk in chunks:
+    for draw, shape, sharding, chunk, dtype in chunks:
         paths = [leaves[i].path for i, _ in chunk]
         after = [outs[i] for i in previous]
         if len(chunk) == 1 and _in_blocks(draw, leaves[chunk[0][0]]):
@@ -565,8 +589,27 @@ def _draw_groups(
             continue
         else:
             after_shardings = [leaves[i].sharding for i in previous]
-            z = _draw_batch(draw, keys.take(paths), shape, sharding, after, after_shardings)
+            factors = None if dtype is None else (jnp.stack([s.factor for _, s in chunk]), dtype)
+            z = _draw_batch(
+                draw, keys.take(paths), shape, sharding, after, after_shardings, factors
+            )
             rows = [xla.row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
+            if dtype is not None:  # finished in the loop
+                for (i, _), row in zip(chunk, rows, strict=True):
+                    outs[i] = _checked(row, leaves[i], where)
+                continue
         for (i, s), row in zip(chunk, rows, strict=True):
             _finish(outs, leaves, i, s, row, where)
+
+
+def _finished_in_batch(leaves: Sequence[Leaf], group: tuple[Any, ...], members: Members) -> Any:
+    """The dtype in which a sharded group's loop finishes its leaves on GPU (each leaf times its
+    factor, cast: :attr:`Sampling.factor <jinit.Sampling>`), or ``None`` (the cuts finish them):
+    the members' one dtype, where it is narrower than float32, every member's finish is a
+    factor, and each device draws its own shards (:func:`jinit._tree.shards.local`). A
+    chunk's buffer then holds that dtype: twice the bfloat16 leaves in the same bytes."""
+    draw, shape, sharding = group
+    if platform_of(leaves) not in GPU_PLATFORMS or not _shards.local(draw, shape, sharding):
+        return None
+    return finished_in_step(leaves, {draw: members})
