@@ -13,7 +13,8 @@ the tree's draws, not on its depth or shapes (``tests/test_grouping.py``). Shard
 without a block form (a batched QR), are grouped by draw, shape and sharding instead and drawn
 stacked, one loop or one batched call per group.
 
-Memory: a stream is drawn in chunks of at most :func:`chunk_budget` bytes of float32 draw, so
+Memory: a stream is drawn in chunks of at most :func:`chunk_budget` bytes of float32 draw (on
+GPU, of a narrower tree's dtype, the rows finished in the loop: :func:`finished_in_step`), so
 XLA's temporaries are about one chunk, whatever the tree's size (measured in
 ``bench/RESULTS.md``; bounded in ``tests/test_grouping.py``). Every chunk is drawn into a flat
 buffer of the tree's one size, so XLA reuses the same memory for every chunk (in float32, a
