@@ -230,13 +230,7 @@ def test_large_leaves_drawn_in_blocks_on_gpu_give_the_same_bits(monkeypatch, key
     monkeypatch.setattr(_build, "GPU_PLATFORMS", frozenset({"cpu"}))
     monkeypatch.setattr(_stream, "GPU_STEP_ROWS", 7)  # blocks of 7 * 1024 elements
     monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 4 * 200_000)
-    blocks = []
-    real = _build._draw_in_blocks
-    monkeypatch.setattr(
-        _build,
-        "_draw_in_blocks",
-        lambda k, leaf, s, size: blocks.append(leaf.path) or real(k, leaf, s, size),
-    )
+    blocks = drawn_in_blocks(monkeypatch)
     _tree.compiled_builder.cache_clear()
     forced = jinit.init_tree(key, abstract, RULES, group=True)
     assert sorted(blocks) == ["embed", "head"]
@@ -244,6 +238,18 @@ def test_large_leaves_drawn_in_blocks_on_gpu_give_the_same_bits(monkeypatch, key
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
     _tree.compiled_builder.cache_clear()
+
+
+def drawn_in_blocks(monkeypatch) -> list[str]:
+    """The paths of the leaves ``build._draw_in_blocks`` draws from now on (a list it fills)."""
+    blocks: list[str] = []
+    real = _build._draw_in_blocks
+    monkeypatch.setattr(
+        _build,
+        "_draw_in_blocks",
+        lambda k, leaf, s, size: blocks.append(leaf.path) or real(k, leaf, s, size),
+    )
+    return blocks
 
 
 def split_tree() -> tuple[dict, dict, list]:
@@ -399,13 +405,7 @@ def test_each_draw_has_one_transform_kernel_for_blocks_and_streams(monkeypatch):
     rules = [(r"pos", jinit.normal(0.02)), *RULES]
     shardings = jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), abstract)
     key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=shardings["embed"])
-    blocks = []
-    real = _build._draw_in_blocks
-    monkeypatch.setattr(
-        _build,
-        "_draw_in_blocks",
-        lambda k, leaf, s, size: blocks.append(leaf.path) or real(k, leaf, s, size),
-    )
+    blocks = drawn_in_blocks(monkeypatch)
     _tree.compiled_builder.cache_clear()
     exe = (
         jax.jit(
