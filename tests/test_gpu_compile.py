@@ -473,7 +473,8 @@ def test_split_narrow_groups_finished_in_the_loop_give_the_same_bits(monkeypatch
     finished in its loop (each leaf times its factor, cast) into a stacked buffer of that dtype,
     which holds twice the bfloat16 leaves in the same bytes (``build._finished_in_batch``).
     Forced on 8 CPU devices (the GPU's schedule, small chunks): every leaf has its unsharded
-    bits, and only the bfloat16 groups whose finishes are factors were finished in the loop."""
+    bits, drawn whole and a block at a time, and only the bfloat16 groups whose finishes are
+    factors were finished in the loop."""
     abstract, specs, rules = split_tree()
     rules = [(r"h/1/w", jinit.he_normal()), *rules]  # one group, two factors
     bf16 = jnp.bfloat16
@@ -495,12 +496,15 @@ def test_split_narrow_groups_finished_in_the_loop_give_the_same_bits(monkeypatch
         "_finished_in_batch",
         lambda leaves, g, ms: finished.setdefault(g[1], real(leaves, g, ms)),
     )
-    _tree.compiled_builder.cache_clear()
-    split = jinit.init_tree(key, abstract, rules, shardings=shardings)
-    assert finished[(64, 256)] == np.dtype(bf16)  # LeCun's truncated normal: a factor
-    assert finished[(256, 64)] == np.dtype(bf16)  # a uniform: a factor
-    assert finished[(1000, 64)] is None  # float32
-    for a, b in zip(jax.tree.leaves(split), jax.tree.leaves(whole), strict=True):
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    for block in (0, 1000):  # each shard drawn whole; in blocks (the last one overlapping)
+        if block:
+            monkeypatch.setattr(_build, "block_size", lambda leaves, size=block: size)
+        _tree.compiled_builder.cache_clear()
+        split = jinit.init_tree(key, abstract, rules, shardings=shardings)
+        assert finished[(64, 256)] == np.dtype(bf16)  # LeCun's truncated normal: a factor
+        assert finished[(256, 64)] == np.dtype(bf16)  # a uniform: a factor
+        assert finished[(1000, 64)] is None  # float32
+        for a, b in zip(jax.tree.leaves(split), jax.tree.leaves(whole), strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
     _tree.compiled_builder.cache_clear()

@@ -182,6 +182,7 @@ def _draw_batch(
     after: list[jax.Array],
     after_shardings: Sequence[Any] = (),
     factors: tuple[jax.Array, Any] | None = None,
+    block: int = 0,
 ) -> jax.Array:
     """``draw`` for every key, stacked on a new leading axis, each device making its shard;
     with ``factors`` (a factor per key and a dtype), each leaf finished: times its factor, cast.
@@ -225,7 +226,7 @@ def _draw_batch(
         z[0],
         n,
         lambda i: (
-            _shards.draw(draw, keys[i], shape, sharding, _times(factors, i))
+            _shards.draw(draw, keys[i], shape, sharding, _times(factors, i), block)
             if local
             else draw(keys[i], shape, leaf_sharding)
         ),
@@ -592,7 +593,7 @@ def _draw_groups(
             after_shardings = [leaves[i].sharding for i in previous]
             factors = None if dtype is None else (jnp.stack([s.factor for _, s in chunk]), dtype)
             z = _draw_batch(
-                draw, keys.take(paths), shape, sharding, after, after_shardings, factors
+                draw, keys.take(paths), shape, sharding, after, after_shardings, factors, block
             )
             rows = [xla.row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
