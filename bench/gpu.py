@@ -166,33 +166,37 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
     if not group:
         return trips
     budget = _build.chunk_budget(leaves)
-    rows_by_draw: dict[Any, list[int]] = {}
+    streams: dict[Any, list[Any]] = {}
     groups: dict[Any, list[Any]] = {}
-    for leaf in leaves:
+    for i, leaf in enumerate(leaves):
         s = _draws.sampling_of(leaf.init, leaf.shape, leaf.dtype)
         if s is None or 0 in leaf.shape:
             continue
         if _stream.streamable(s.draw, leaf, budget):
-            rows_by_draw.setdefault(s.draw, []).append(-(-math.prod(leaf.shape) // _stream.ROW))
+            streams.setdefault(s.draw, []).append((i, s))
         else:
-            group = (s.draw, leaf.shape, leaf.sharding)
-            groups.setdefault(group, []).append(leaf)
+            groups.setdefault((s.draw, leaf.shape, leaf.sharding), []).append((i, s))
     block = _build.block_size(leaves)
+    on_gpu = _build.platform_of(leaves) in _build.GPU_PLATFORMS
     for (draw, shape, sharding), members in groups.items():
-        per = max(1, budget // max(math.prod(shape) * np.dtype(draw.dtype).itemsize, 1))
+        finished = _build._finished_in_batch(leaves, (draw, shape, sharding), members)
+        itemsize = np.dtype(finished or draw.dtype).itemsize
+        per = max(1, budget // max(_build._held(shape, sharding) * itemsize, 1))
         split = _sharding.is_split(sharding) and _shards.local(draw, shape, sharding)
+        local = math.prod(_build.shape_of_shard(leaves[members[0][0]]))
+        in_blocks = -(-local // block) if local > block else 0  # a shard's blocks
         for lo in range(0, len(members), per):
             n = min(per, len(members) - lo)
-            if n == 1 and _build._in_blocks(draw, members[lo]):  # a large leaf, in blocks
+            if n == 1 and _build._in_blocks(draw, leaves[members[lo][0]]):  # a large leaf
                 trips += -(-math.prod(shape) // block)
             elif n == 1 and split:  # a split leaf, each device its shard, in blocks
-                local = math.prod(_build.shape_of_shard(members[lo]))
-                trips += -(-local // block) if local > block else 0
-            else:
-                trips += n + 1 if n > 1 else 0
-    budget_rows = max(1, budget // (4 * _stream.ROW))
-    on_gpu = _build.platform_of(leaves) in _build.GPU_PLATFORMS
-    for rows in rows_by_draw.values():
+                trips += in_blocks
+            elif n > 1:  # a batch's loop; a narrow split shard's blocks in each of its trips
+                trips += n + 1 + (n * in_blocks if finished is not None else 0)
+    dtype = _build.finished_in_step(leaves, streams) if on_gpu else None
+    budget_rows = max(1, budget // (np.dtype(dtype or np.float32).itemsize * _stream.ROW))
+    for members in streams.values():
+        rows = [-(-math.prod(leaves[i].shape) // _stream.ROW) for i, _ in members]
         step = block // _stream.ROW if on_gpu else _stream.step_size(sum(rows), _stream.STEP_ROWS)
         for lo, hi in _stream._row_chunks(rows, budget_rows):
             trips += -(-sum(rows[lo:hi]) // step) + 1  # (+1: the pipeline's drain)
