@@ -181,9 +181,9 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
     for (draw, shape, sharding), members in groups.items():
         finished = _build._finished_in_batch(leaves, (draw, shape, sharding), members)
         itemsize = np.dtype(finished or draw.dtype).itemsize
-        per = max(1, budget // max(_build._held(shape, sharding) * itemsize, 1))
-        split = _sharding.is_split(sharding) and _shards.local(draw, shape, sharding)
         local = math.prod(_build.shape_of_shard(leaves[members[0][0]]))
+        per = max(1, budget // max(local * itemsize, 1))
+        split = _sharding.is_split(sharding) and _shards.local(draw, shape, sharding)
         in_blocks = -(-local // block) if local > block else 0  # a shard's blocks
         for lo in range(0, len(members), per):
             n = min(per, len(members) - lo)

@@ -458,11 +458,6 @@ def block_size(leaves: Sequence[Leaf]) -> int:
     return words // _stream.ROW * _stream.ROW
 
 
-def _held(shape: tuple[int, ...], sharding: Any) -> int:
-    """The elements of a leaf of ``shape`` that one device holds under ``sharding``."""
-    return math.prod(shape if sharding is None else sharding.shard_shape(shape))
-
-
 def shape_of_shard(leaf: Leaf) -> tuple[int, ...]:
     """The shape of the part of ``leaf`` that one device holds."""
     s = leaf.sharding
@@ -558,7 +553,7 @@ def _draw_groups(
         for (draw, shape, sharding), members in groups.items()
         for chunk in _chunks(
             members,
-            _held(shape, sharding)
+            math.prod(shape_of_shard(leaves[members[0][0]]))
             * np.dtype(finished[draw, shape, sharding] or draw.dtype).itemsize,
             budget,
         )
