@@ -183,10 +183,10 @@ def init_tree(call: _options.Call, key, abstract_tree: Any, rules) -> Any:
     tree's draws, not on its depth. With ``group=False`` each leaf is drawn on its own and
     written once, in place (XLA may fuse draws of one shape into one kernel with several
     outputs). ``group=None`` (the default) chooses by the platform the tree is
-    built on (its shardings' devices, else jax's default backend): grouped on a CPU and a GPU
-    (where XLA compiles the hash once per kernel that holds it), one kernel per leaf on TPU,
-    where it runs at the speed of writing the bytes and grouped loops do not pay (figures and
-    commands in ``bench/RESULTS.md``).
+    built on (its shardings' devices, else jax's default backend): grouped on a CPU, a GPU and
+    a TPU (whose compilers compile the hash once per kernel that holds it: seconds, where the
+    grouped program's longer run is milliseconds), except that on TPU a leaf split over chips
+    is drawn alone (figures and commands in ``bench/RESULTS.md``).
 
     Args:
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape``) or arrays.

@@ -246,11 +246,16 @@ def _times(factors: tuple[jax.Array, Any] | None, i: jax.Array) -> Any:
 # The platforms on which leaves are grouped into streams by default (``init_tree(group=None)``).
 # Chosen by measurement (bench/RESULTS.md, ``python -m bench`` and ``python -m bench --aot``):
 # on a CPU, streams compile in a fraction of the per-leaf time (XLA:CPU compiles each kernel
-# with LLVM) and run as fast. On TPU, XLA's cost model runs the streams' program several times
-# longer than writing the same bytes, because their rows are drawn into a buffer, then cut out and
-# laid out leaf by leaf (a relayout of TPU's tiled arrays), while one kernel per leaf writes
-# each leaf once (as fast as writing the bytes); and a per-leaf kernel compiles no slower there
-# than the streams' loops. On GPU (the H100 compiler, deviceless: ``python -m bench --aot
+# with LLVM) and run as fast. On TPU (one chip, deviceless: ``python -m bench --aot tpu:v5e:2x2``)
+# a user waits for the compile plus the run, and the compile is seconds where the run is
+# milliseconds: XLA:TPU compiles every kernel that holds the hash on its own, and the streams hold
+# a hash kernel per loop where one kernel per leaf holds one per leaf shape (fused) and grows
+# with depth (GPT-2 small 4.7 s against 6.0, 48 layers 8.3 s against 18.3, LLaMA-1B 10.9 s
+# against 14.7). The streams' run is longer (their rows are drawn into a buffer, then cut out and
+# laid out leaf by leaf: 3 to 10x writing the bytes in XLA's cost model, 3 to 30 ms), but
+# that is under 1% of the compile it saves; their temporaries stay under 10% of the chip's
+# parameters. A leaf split over chips is drawn alone there (:data:`SPLIT_ALONE_PLATFORMS`).
+# On GPU (the H100 compiler, deviceless: ``python -m bench --aot
 # cuda:h100``), what a user waits for is XLA:GPU's compile, which runs LLVM and ptxas on every
 # kernel that holds the hash and its transform: a kernel per leaf is one copy per leaf, the
 # streams one per draw (figures: bench/RESULTS.md, "GPU compiler, deviceless"). On GPU
@@ -260,7 +265,14 @@ def _times(factors: tuple[jax.Array, Any] | None, i: jax.Array) -> Any:
 # loop, so one buffer serves every chunk.
 GPU_SCHEDULE = "streams"  # "streams" or "per-leaf" on cuda/rocm devices
 GPU_PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
-GROUPED_PLATFORMS = frozenset({"cpu"}) | (GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set())
+GROUPED_PLATFORMS = (
+    frozenset({"cpu", "tpu"}) | (GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set())
+)
+# The platforms on which a leaf split over devices is drawn alone, also when grouping: one
+# kernel per leaf, each device writing its shard in place (TPU: LLaMA-7B over 16 chips, 27.0 s
+# so, the same program as ``group=False``, against 32.6 s in batched loops of 44 trips;
+# bench/RESULTS.md).
+SPLIT_ALONE_PLATFORMS = frozenset({"tpu"})
 
 
 # On a CPU, a draw whose streamable leaves have fewer shapes than this, and at most 1/8 of a
@@ -329,10 +341,12 @@ def _build_all(
     budget = chunk_budget(leaves)
     streams: dict[_draws.Draw, Members] = {}
     groups: dict[tuple[Any, ...], Members] = {}
+    split_alone = platform_of(leaves) in SPLIT_ALONE_PLATFORMS
     for i, leaf in enumerate(leaves):
         s = None
         v = _value.of(leaf.init)
-        if group and (v is None or v.stack is None):  # a stack is its own loop
+        alone = split_alone and _sharding.is_split(leaf.sharding)
+        if group and not alone and (v is None or v.stack is None):  # a stack is its own loop
             with leaf_errors(leaf, where):
                 s = _draws.sampling_of(leaf.init, leaf.shape, leaf.dtype)
                 s = _draws.applicable(s, root, leaf.shape, portable, where)

@@ -162,8 +162,8 @@ GROUP = Option(
     None,
     "bool | None",
     "draw parameters that sample alike together (``True``), one kernel per parameter "
-    "(``False``), or choose by platform (``None``, the default: grouped on a CPU and a GPU, one "
-    "kernel per parameter on TPU); the same values either way (see :func:`jinit.init_tree`).",
+    "(``False``), or choose by platform (``None``, the default: grouped, except a parameter "
+    "split over TPU chips); the same values either way (see :func:`jinit.init_tree`).",
     _is_bool_or_none,
 )
 PORTABLE = Option(
