@@ -289,10 +289,10 @@ def test_split_leaves_hash_their_own_shards_with_the_same_bits(monkeypatch, key,
     """On GPU a split leaf is drawn in ``shard_map``, each device hashing only its own shard's
     counters with the draw's block form (``shards.draw``), so that the hash is jax's
     CUDA kernel, which XLA does not partition. Forced on 8 CPU devices: every leaf has the bits
-    it has unsharded, drawn whole and a block at a time (small blocks, a last block that
-    overlaps), in float32 and bfloat16; the draws went through the shards' path (all but the
-    orthogonal one), and the chunks' buffers were made on each device from its
-    own parts (``shards.zeros_after_parts``)."""
+    it has unsharded, drawn whole, a block at a time (small blocks, a last block that
+    overlaps) and as one larger block (``shards.PAD_FRACTION``), in float32 and bfloat16; the
+    draws went through the shards' path (all but the orthogonal one), and the chunks' buffers
+    were made on each device from its own parts (``shards.zeros_after_parts``)."""
     abstract, specs, rules = split_tree()
     mesh = Mesh(np.array(devices).reshape(2, 4), ("data", "model"))
     shardings = jax.tree.map(
@@ -308,7 +308,11 @@ def test_split_leaves_hash_their_own_shards_with_the_same_bits(monkeypatch, key,
     monkeypatch.setattr(
         _shards, "zeros_after_parts", lambda *a, **k: parts.append(a[2]) or real_zeros(*a, **k)
     )
-    for block in (0, 1000):  # the blocks' size: the default (each shard whole), and small
+    # the blocks' size: the default (each shard whole), small, and larger than the `w` and `u`
+    # shards (2048 and 4096 elements a device: each drawn as one block, its start kept, as
+    # blocks above the floor are)
+    monkeypatch.setattr(_stream, "MIN_BLOCK", 1024)
+    for block in (0, 1000, 8192):
         if block:
             monkeypatch.setattr(_build, "block_size", lambda leaves, size=block: size)
         shards.clear()
@@ -421,6 +425,41 @@ def test_each_draw_has_one_transform_kernel_for_blocks_and_streams(monkeypatch):
     assert row["loops"] >= 4  # the key table's, two leaves' blocks, the streams' chunks
     assert row["transform_kernels"] == 2
     _tree.compiled_builder.cache_clear()
+
+
+def test_split_shards_of_several_shapes_share_one_transform_kernel(monkeypatch):
+    """On 8 H100s, split leaves whose shards have four shapes (two larger than a block, two
+    smaller but of at least 1/PAD_FRACTION of one), float32, in batched loops and alone: each
+    shard is transformed in blocks of one shape (a small one as one block), so the draw's
+    transform, XLA:GPU's costliest kernel to compile, is one kernel, not one per shape."""
+    monkeypatch.setattr(_stream, "GPU_STEP_ROWS", 8)  # blocks of 8 * 1024 elements,
+    monkeypatch.setattr(_stream, "MIN_BLOCK", 1024)  # above the floor (padded shards)
+    path, topology = gpu.parse_target("cuda:h100:1x1x8")
+    mesh = Mesh(np.array(gpu.devices(path, topology)), ("model",))
+    f32 = jnp.float32
+    shapes = {"a": (512, 512), "b": (256, 512), "c": (128, 256), "d": (64, 256)}
+    abstract = {
+        f"{name}{j}": jax.ShapeDtypeStruct(shape, f32)
+        for name, shape in shapes.items()
+        for j in range(2)
+    }
+    shardings = {p: NamedSharding(mesh, PartitionSpec(None, "model")) for p in abstract}
+    replicated = NamedSharding(mesh, PartitionSpec())
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
+    _tree.compiled_builder.cache_clear()
+    exe = (
+        jax.jit(
+            lambda k: jinit.init_tree(k, abstract, RULES, shardings=shardings),
+            out_shardings=shardings,
+        )
+        .trace(key)
+        .lower()
+        .compile()
+    )
+    _tree.compiled_builder.cache_clear()
+    row = gpu.structure(exe.as_text())
+    assert row["hash_custom_calls"] >= 2 and row["samplers"] == 0
+    assert row["transform_kernels"] == 1
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])

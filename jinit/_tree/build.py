@@ -226,7 +226,7 @@ def _draw_batch(
         z[0],
         n,
         lambda i: (
-            _shards.draw(draw, keys[i], shape, sharding, _times(factors, i), block)
+            _shards.draw(draw, keys[i], shape, sharding, _times(factors, i) or _same, block)
             if local
             else draw(keys[i], shape, leaf_sharding)
         ),
@@ -234,6 +234,13 @@ def _draw_batch(
         wait=not _sharding.is_split(batch),
     )
     return place(z, batch)
+
+
+def _same(v: jax.Array) -> jax.Array:
+    """No finish (a float32 leaf, finished by its cut), given so that :func:`_shards.draw
+    <jinit._tree.shards.draw>` draws the shard in blocks of the tree's one shape: one transform
+    kernel for every shard's shape."""
+    return v
 
 
 def _times(factors: tuple[jax.Array, Any] | None, i: jax.Array) -> Any:
@@ -265,8 +272,8 @@ def _times(factors: tuple[jax.Array, Any] | None, i: jax.Array) -> Any:
 # loop, so one buffer serves every chunk.
 GPU_SCHEDULE = "streams"  # "streams" or "per-leaf" on cuda/rocm devices
 GPU_PLATFORMS = frozenset({"cuda", "rocm", "gpu"})
-GROUPED_PLATFORMS = (
-    frozenset({"cpu", "tpu"}) | (GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set())
+GROUPED_PLATFORMS = frozenset({"cpu", "tpu"}) | (
+    GPU_PLATFORMS if GPU_SCHEDULE == "streams" else set()
 )
 # The platforms on which a leaf split over devices is drawn alone, also when grouping: one
 # kernel per leaf, each device writing its shard in place (TPU: LLaMA-7B over 16 chips, 27.0 s
@@ -479,7 +486,7 @@ def shape_of_shard(leaf: Leaf) -> tuple[int, ...]:
 
 
 BLOCK_FRACTION = 1 / 20
-MIN_BLOCK = 64 * _stream.ROW
+MIN_BLOCK = _stream.MIN_BLOCK
 
 
 def _in_blocks(draw: _draws.Draw, leaf: Leaf) -> bool:

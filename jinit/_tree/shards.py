@@ -84,6 +84,15 @@ def local(draw: _draws.Draw, shape: tuple[int, ...], sharding: Any) -> bool:
     )
 
 
+# A shard of fewer elements than a block, but at least 1/PAD_FRACTION of one, is drawn as a
+# whole block from its start (its first elements kept): its transform is then the blocks' one
+# kernel, not one compiled for its own shape (a draw's transform is the costliest kernel to
+# compile; hashing a few times a small shard's elements costs microseconds on a GPU). Not with
+# blocks of the fewest elements (``stream.MIN_BLOCK``): their words can be more than a small
+# tree's bound on temporaries.
+PAD_FRACTION = 8
+
+
 def draw(
     draw: _draws.Draw,
     key: jax.Array,
@@ -97,7 +106,8 @@ def draw(
     with the draw's block form: the same bits as the whole draw (the block form's contract,
     :class:`~jinit._rng.draws.Draw`). With a ``finish``, a shard of more than ``size``
     elements (:func:`jinit._tree.build.block_size`) is drawn and finished a block at a time, as
-    ``build._draw_in_blocks`` draws a whole leaf: only a block's words are temporaries."""
+    ``build._draw_in_blocks`` draws a whole leaf: only a block's words are temporaries; a
+    smaller one of at least ``size / PAD_FRACTION`` as one block (:data:`PAD_FRACTION`)."""
     mesh, spec = sharding.mesh, (*sharding.spec, *(None,) * (len(shape) - len(sharding.spec)))
     sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
     names = [_sharding.axes(entry) for entry in spec]
@@ -137,6 +147,8 @@ def draw(
             values = block(words[0], words[1], _stream.block_rows(counters), *draw.args)
             return lax.optimization_barrier(values).reshape(-1)
 
+        if n < size:  # one block from the shard's start, its first n elements
+            return finish(drawn(jnp.int32(0))[:n]).reshape(local)
         dtype = jax.eval_shape(finish, jax.ShapeDtypeStruct((size,), np.float32)).dtype
 
         def body(i: jax.Array, out: jax.Array) -> jax.Array:
@@ -146,8 +158,13 @@ def draw(
         out = lax.fori_loop(np.int32(0), np.int32(-(-n // size)), body, jnp.zeros((n,), dtype))
         return out.reshape(local)
 
+    blocked = (
+        finish is not None
+        and size > 0
+        and (size <= n or _stream.MIN_BLOCK < size <= PAD_FRACTION * n)
+    )
     return jax.shard_map(
-        in_blocks if finish is not None and 0 < size < n else whole,
+        in_blocks if blocked else whole,
         mesh=mesh,
         in_specs=PartitionSpec(),
         out_specs=PartitionSpec(*spec),

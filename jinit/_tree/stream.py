@@ -33,6 +33,8 @@ STEP_ROWS = 64
 # the host): up to 16x the rows (4 MiB of float32) make a stream's trips 16x fewer; the step is
 # ``build.block_size`` (``fixed_step``), the same for every stream of the tree.
 GPU_STEP_ROWS = 1024
+# The fewest elements of a GPU block (``build.block_size``): a block is a loop trip.
+MIN_BLOCK = 64 * ROW
 
 
 class Stream:
