@@ -9,6 +9,7 @@ CPU, forced, and checked bit for bit. Figures (compile seconds) are in bench/RES
 """
 
 import functools
+from typing import Any
 
 import jax
 import jax.extend
@@ -408,23 +409,30 @@ def test_each_draw_has_one_transform_kernel_for_blocks_and_streams(monkeypatch):
     }
     rules = [(r"pos", jinit.normal(0.02)), *RULES]
     shardings = jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), abstract)
-    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=shardings["embed"])
     blocks = drawn_in_blocks(monkeypatch)
-    _tree.compiled_builder.cache_clear()
-    exe = (
-        jax.jit(
-            lambda k: jinit.init_tree(k, abstract, rules, shardings=shardings),
-            out_shardings=shardings,
-        )
-        .trace(key)
-        .lower()
-        .compile()
-    )
-    row = gpu.structure(exe.as_text())
+    row = gpu_structure(abstract, rules, shardings, shardings["embed"])
     assert sorted(blocks) == ["embed", "head"]
     assert row["loops"] >= 4  # the key table's, two leaves' blocks, the streams' chunks
     assert row["transform_kernels"] == 2
+
+
+def gpu_structure(abstract: dict, rules: list, shardings: dict, key_sharding: Any) -> dict:
+    """``gpu.structure`` of ``init_tree``'s program for ``shardings``' GPU devices."""
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=key_sharding)
     _tree.compiled_builder.cache_clear()
+    try:
+        exe = (
+            jax.jit(
+                lambda k: jinit.init_tree(k, abstract, rules, shardings=shardings),
+                out_shardings=shardings,
+            )
+            .trace(key)
+            .lower()
+            .compile()
+        )
+    finally:
+        _tree.compiled_builder.cache_clear()
+    return gpu.structure(exe.as_text())
 
 
 def test_split_shards_of_several_shapes_share_one_transform_kernel(monkeypatch):
@@ -444,20 +452,7 @@ def test_split_shards_of_several_shapes_share_one_transform_kernel(monkeypatch):
         for j in range(2)
     }
     shardings = {p: NamedSharding(mesh, PartitionSpec(None, "model")) for p in abstract}
-    replicated = NamedSharding(mesh, PartitionSpec())
-    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
-    _tree.compiled_builder.cache_clear()
-    exe = (
-        jax.jit(
-            lambda k: jinit.init_tree(k, abstract, RULES, shardings=shardings),
-            out_shardings=shardings,
-        )
-        .trace(key)
-        .lower()
-        .compile()
-    )
-    _tree.compiled_builder.cache_clear()
-    row = gpu.structure(exe.as_text())
+    row = gpu_structure(abstract, RULES, shardings, NamedSharding(mesh, PartitionSpec()))
     assert row["hash_custom_calls"] >= 2 and row["samplers"] == 0
     assert row["transform_kernels"] == 1
 
