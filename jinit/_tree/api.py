@@ -185,8 +185,9 @@ def init_tree(call: _options.Call, key, abstract_tree: Any, rules) -> Any:
     outputs). ``group=None`` (the default) chooses by the platform the tree is
     built on (its shardings' devices, else jax's default backend): grouped on a CPU, a GPU and
     a TPU (whose compilers compile the hash once per kernel that holds it: seconds, where the
-    grouped program's longer run is milliseconds), except that on TPU a leaf split over chips
-    is drawn alone (figures and commands in ``bench/RESULTS.md``).
+    grouped program's longer run is milliseconds). On TPU a leaf split over chips is drawn
+    alone with either ``True`` or ``None`` (batched loops compile slower there). Figures and
+    commands are in ``bench/RESULTS.md``.
 
     Args:
       abstract_tree: a pytree of ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape``) or arrays.
