@@ -70,10 +70,9 @@ def sampling(f: Formula, dtype: np.dtype) -> Sampling | None:
     # (equal for finishes that compute the same function: see Sampling.same)
     same = _hashable((draw, f.scale, f.shift, f.fan, np.dtype(dtype)))
     if f.fan is not None:
-        fan = f.fan
-        spread = lambda z: (z * _spread(f, fan, draw.dtype, unit)).astype(dtype)
-        fixed = None if _traced(f.scale) else _spread(f, fan, draw.dtype, unit)
-        return Sampling(draw, spread, same, fixed)
+        spread = _spread(f, f.fan, draw.dtype, unit)
+        fixed = None if _traced(f.scale) else spread
+        return Sampling(draw, lambda z: (z * spread).astype(dtype), same, fixed)
     # In the draw's dtype, by the same operations for a number (NumPy) as for a traced scalar.
     factor = _in(draw.dtype, f.scale)
     factor = _in(draw.dtype, _distributions.SQRT2) * factor if unit else factor
