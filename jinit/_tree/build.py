@@ -226,7 +226,7 @@ def _draw_batch(
         z[0],
         n,
         lambda i: (
-            _shards.draw(draw, keys[i], shape, sharding, _times(factors, i) or _same, block)
+            _shards.draw(draw, keys[i], shape, sharding, _in_loop(factors, i), block)
             if local
             else draw(keys[i], shape, leaf_sharding)
         ),
@@ -236,17 +236,15 @@ def _draw_batch(
     return place(z, batch)
 
 
-def _same(v: jax.Array) -> jax.Array:
-    """No finish (a float32 leaf, finished by its cut), given so that :func:`_shards.draw
-    <jinit._tree.shards.draw>` draws the shard in blocks of the tree's one shape: one transform
-    kernel for every shard's shape."""
-    return v
-
-
-def _times(factors: tuple[jax.Array, Any] | None, i: jax.Array) -> Any:
-    """The finish of key ``i``'s leaf: times ``factors[0][i]``, cast to ``factors[1]``."""
+def _in_loop(
+    factors: tuple[jax.Array, Any] | None, i: jax.Array
+) -> Callable[[jax.Array], jax.Array]:
+    """What the loop does to key ``i``'s shard: times ``factors[0][i]``, cast to
+    ``factors[1]``; without ``factors`` nothing (the cut finishes the leaf), still given as a
+    finish so that :func:`_shards.draw <jinit._tree.shards.draw>` draws the shard in blocks of
+    the tree's one shape: one transform kernel for every shard's shape."""
     if factors is None:
-        return None
+        return lambda v: v
     return lambda v: (v * factors[0][i]).astype(factors[1])
 
 
