@@ -182,17 +182,17 @@ def jinit_trips(abstract: Any, shardings: Any, group: bool | None, rules: Any) -
         finished = _build._finished_in_batch(leaves, (draw, shape, sharding), members)
         itemsize = np.dtype(finished or draw.dtype).itemsize
         local = math.prod(_build.shape_of_shard(leaves[members[0][0]]))
-        per = max(1, budget // max(local * itemsize, 1))
-        split = _sharding.is_split(sharding) and _shards.local(draw, shape, sharding)
+        by_device = _shards.local(draw, shape, sharding)  # each device its shard, in blocks
+        split = _sharding.is_split(sharding) and by_device
         in_blocks = -(-local // block) if local > block else 0  # a shard's blocks
-        for lo in range(0, len(members), per):
-            n = min(per, len(members) - lo)
-            if n == 1 and _build._in_blocks(draw, leaves[members[lo][0]]):  # a large leaf
+        for chunk in _build._chunks(members, local * itemsize, budget):
+            n = len(chunk)
+            if n == 1 and _build._in_blocks(draw, leaves[chunk[0][0]]):  # a large leaf
                 trips += -(-math.prod(shape) // block)
-            elif n == 1 and split:  # a split leaf, each device its shard, in blocks
+            elif n == 1 and split:  # a split leaf alone
                 trips += in_blocks
-            elif n > 1:  # a batch's loop; a narrow split shard's blocks in each of its trips
-                trips += n + 1 + (n * in_blocks if finished is not None else 0)
+            elif n > 1:  # a batch's loop, each trip a shard's blocks where drawn by device
+                trips += n + 1 + (n * in_blocks if by_device else 0)
     dtype = _build.finished_in_step(leaves, streams) if on_gpu else None
     budget_rows = max(1, budget // (np.dtype(dtype or np.float32).itemsize * _stream.ROW))
     for members in streams.values():
