@@ -90,18 +90,43 @@ def bandwidth(path: str) -> float:
     return float(found.group(1))
 
 
+def computations(text: str) -> dict[str, str]:
+    """The computations of an HLO text, by name."""
+    comps = {}
+    for block in text.split("\n\n"):
+        block = block.strip("\n")  # (a computation after two blank lines: its header is line 0)
+        head = re.match(r"\s*(?:ENTRY\s+)?%?([\w.\-]+)\s", block)
+        if head:
+            comps[head.group(1)] = block
+    return comps
+
+
+FUSION = re.compile(r"%([\w.\-]+) = (.*?) fusion\((.*?)\), kind=(\w+), calls=%?([\w.\-]+)")
+
+
+def kernel(comps: dict[str, str], fusion: re.Match) -> tuple[str, str, str]:
+    """A fusion (a :data:`FUSION` match) as XLA:GPU compiles it: its output, kind and body
+    (names and metadata left out). Equal tuples are one kernel."""
+    body = re.sub(r", metadata=\{[^}]*\}", "", comps.get(fusion.group(5), ""))
+    body = re.sub(r"%[\w.\-]+", "%", "\n".join(body.splitlines()[1:]))
+    return fusion.group(2), fusion.group(4), body
+
+
+def kernels(text: str) -> set[tuple[str, str, str]]:
+    """The distinct kernels of a compiled XLA:GPU program (its fusions, :func:`kernel`)."""
+    comps = computations(text)
+    return {kernel(comps, m) for m in FUSION.finditer(text)}
+
+
 def structure(text: str) -> dict[str, int]:
     """Of a compiled XLA:GPU program (its HLO text): kernels launched outside loops and per
     loop trip (a loop body's, on average), distinct kernels (fused computations that differ in
     shape or body: XLA:GPU runs LLVM and ptxas once for each, most of its compile time),
     custom calls, while loops, the kernels that hash (threefry2x32 is 20 rounds, each an
     ``xor``; jax's GPU hash kernel is a custom call), and the distinct kernels that read that
-    custom call's words (each a draw's transform, the costliest kernels to compile)."""
-    comps = {}
-    for block in text.split("\n\n"):
-        head = re.match(r"\s*(?:ENTRY\s+)?%?([\w.\-]+)\s", block)
-        if head:
-            comps[head.group(1)] = block
+    custom call's words (each a draw's transform, the costliest kernels to compile) and those
+    that make its operands (keys, counters)."""
+    comps = computations(text)
     entry = next((b for b in text.split("\n\n") if b.lstrip().startswith("ENTRY")), text)
     bodies = set(re.findall(r"body=%?([\w.\-]+)", text))
 
@@ -115,14 +140,27 @@ def structure(text: str) -> dict[str, int]:
         for m in re.finditer(r"%([\w.\-]+) = [^\n]*get-tuple-element\(%([\w.\-]+)\)", text)
         if m.group(2) in hashes
     }
+    # the values the hash kernels read, and the instructions whose parts those are
+    operands = {
+        name
+        for m in re.finditer(r"custom-call\(([^)]*)\)[^\n]*threefry", text)
+        for name in re.findall(r"%([\w.\-]+)", m.group(1))
+    }
+    operands |= {
+        m.group(2)
+        for m in re.finditer(r"%([\w.\-]+) = [^\n]*get-tuple-element\(%([\w.\-]+)\)", text)
+        if m.group(1) in operands
+    }
     fused = set()  # (shape, kind, body): XLA:GPU compiles one kernel per distinct fusion
     transforms = set()  # those that read a hash kernel's words: a draw's transform
-    for m in re.finditer(r"= (.*?) fusion\((.*?)\), kind=(\w+), calls=%?([\w.\-]+)", text):
-        body = re.sub(r", metadata=\{[^}]*\}", "", comps.get(m.group(4), ""))
-        body = re.sub(r"%[\w.\-]+", "%", "\n".join(body.splitlines()[1:]))
-        fused.add((m.group(1), m.group(3), body))
-        if hashed & set(re.findall(r"%([\w.\-]+)", m.group(2))):
-            transforms.add((m.group(1), m.group(3), body))
+    makers = set()  # those that make a hash kernel's operands
+    for m in FUSION.finditer(text):
+        k = kernel(comps, m)
+        fused.add(k)
+        if hashed & set(re.findall(r"%([\w.\-]+)", m.group(3))):
+            transforms.add(k)
+        if m.group(1) in operands:
+            makers.add(k)
     per_body = [launches(comps.get(b, "")) for b in bodies]
     in_loops = -(-sum(per_body) // max(1, len(per_body)))  # a trip runs one loop's body
     targets = re.findall(r'custom_call_target="([^"]*)"', text)
@@ -131,6 +169,7 @@ def structure(text: str) -> dict[str, int]:
         "kernels_per_trip": in_loops,
         "distinct_kernels": len(fused),
         "transform_kernels": len(transforms),
+        "hash_operand_kernels": len(makers),
         "custom_calls": len(targets),
         "hash_custom_calls": sum("threefry" in t for t in targets),
         "loops": len(re.findall(r" while\(", text)),

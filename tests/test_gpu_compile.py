@@ -249,7 +249,7 @@ def drawn_in_blocks(monkeypatch) -> list[str]:
     monkeypatch.setattr(
         _build,
         "_draw_in_blocks",
-        lambda k, leaf, s, size: blocks.append(leaf.path) or real(k, leaf, s, size),
+        lambda k, leaf, *rest: blocks.append(leaf.path) or real(k, leaf, *rest),
     )
     return blocks
 
@@ -422,6 +422,11 @@ def test_each_draw_has_one_transform_kernel_for_blocks_and_streams(monkeypatch):
 
 def gpu_structure(abstract: dict, rules: list, shardings: dict, key_sharding: Any) -> dict:
     """``gpu.structure`` of ``init_tree``'s program for ``shardings``' GPU devices."""
+    return gpu.structure(gpu_program(abstract, rules, shardings, key_sharding))
+
+
+def gpu_program(abstract: dict, rules: list, shardings: dict, key_sharding: Any) -> str:
+    """The compiled HLO text of ``init_tree``'s program for ``shardings``' GPU devices."""
     key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=key_sharding)
     _tree.compiled_builder.cache_clear()
     try:
@@ -436,7 +441,7 @@ def gpu_structure(abstract: dict, rules: list, shardings: dict, key_sharding: An
         )
     finally:
         _tree.compiled_builder.cache_clear()
-    return gpu.structure(exe.as_text())
+    return exe.as_text()
 
 
 def test_split_shards_of_several_shapes_share_one_transform_kernel(monkeypatch):
@@ -574,3 +579,40 @@ def test_a_chunk_loop_waits_for_the_last_chunk_without_a_kernel(monkeypatch, dty
     leaf_param = [re.compile(rf"= {re.escape(s)}\{{[^}}]*\}} parameter\(") for s in shapes]
     reads = [b.splitlines()[0] for b in fused if any(p.search(b) for p in leaf_param)]
     assert reads == []
+
+
+def test_streams_and_blocks_share_their_hash_operands_cuts_and_updates(monkeypatch):
+    """On one H100, two draws (a normal and LeCun's truncated normal), each with small leaves
+    in a stream (streams of 7 and 2 leaves, of several factors) and a large leaf drawn alone in
+    blocks: every hash's keys and counters come from one kernel (the streams' tables have one
+    length, a block is drawn by a stream's step), the key table's two aside; the cuts of one
+    shape are one kernel whatever their factors (read from a table), and so are the updates of
+    the two large leaves, of one size and two factors."""
+    monkeypatch.setattr(_stream, "GPU_STEP_ROWS", 8)  # blocks of 8 * 1024 elements
+    monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 600_000)
+    f32 = jnp.float32
+    abstract = {
+        "embed": jax.ShapeDtypeStruct((1000, 128), f32),
+        "head": jax.ShapeDtypeStruct((128, 1000), f32),
+        "pos": [jax.ShapeDtypeStruct((64, 128), f32)] * 2,
+        "h": [{"w": jax.ShapeDtypeStruct((128, 128), f32)} for _ in range(7)],
+    }
+    rules = [
+        (r"embed|pos", jinit.normal(0.02)),
+        (r"h/[0-3]/", jinit.lecun_normal()),
+        (r".", jinit.variance_scaling(0.5, "fan_in", "truncated_normal")),
+    ]
+    mesh = h100()
+    shardings = jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), abstract)
+    blocks = drawn_in_blocks(monkeypatch)
+    text = gpu_program(abstract, rules, shardings, shardings["embed"])
+    row = gpu.structure(text)
+    assert sorted(blocks) == ["embed", "head"]
+    assert row["hash_custom_calls"] >= 4 and row["transform_kernels"] == 2
+    assert row["hash_operand_kernels"] == 1 + 1 + 2  # keys and counters, zeros, the key table
+
+    def kernels(shape: str) -> int:  # distinct fused computations of that output
+        return sum(out.startswith(shape + "{") for out, _, _ in gpu.kernels(text))
+
+    assert kernels("f32[16384]") == 1  # the 128x128 cuts: two factors
+    assert kernels("f32[128000]") == 1  # the two large leaves' updates: two factors

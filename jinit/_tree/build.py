@@ -365,8 +365,10 @@ def _build_all(
         for draw in [d for d, ms in streams.items() if _grouped_instead(leaves, ms, budget)]:
             for i, s in streams.pop(draw):
                 groups.setdefault((s.draw, leaves[i].shape, leaves[i].sharding), []).append((i, s))
-    previous = _draw_streams(streams, keys, leaves, outs, budget, where)
-    _draw_groups(groups, keys, leaves, outs, budget, previous, where, block_size(leaves))
+    # the rows of every stream's tables, and of a GPU block's (one step computation for all)
+    table = 1 + max((len(members) for members in streams.values()), default=1)
+    previous = _draw_streams(streams, keys, leaves, outs, budget, where, table)
+    _draw_groups(groups, keys, leaves, outs, budget, previous, where, block_size(leaves), table)
     return outs
 
 
@@ -403,9 +405,10 @@ def _draw_streams(
     outs: list[Any],
     budget: int,
     where: str,
+    table: int,
 ) -> list[int]:
     """Every stream's chunks, each leaf cut out and finished into ``outs``; returns the leaves
-    of the last chunk (what the next loop waits for).
+    of the last chunk (what the next loop waits for). Each stream's tables have ``table`` rows.
 
     Every chunk's buffer has one size, so XLA reuses the same memory for all of them (buffers
     of many sizes fragment its heap); in float32 the previous chunk's leaves ride through the
@@ -422,9 +425,19 @@ def _draw_streams(
     for draw, members in streams.items():
         paths = [leaves[i].path for i, _ in members]
         sizes = [math.prod(leaves[i].shape) for i, _ in members]
-        factors = None if dtype is None else [s.factor for _, s in members]
+        factors = [s.factor for _, s in members]
         stream = _stream.Stream(
-            draw, keys, paths, sizes, budget_rows, step, on_gpu, factors, dtype or np.float32
+            draw,
+            keys,
+            paths,
+            sizes,
+            budget_rows,
+            step_rows=step,
+            fixed_step=on_gpu,
+            factors=None if dtype is None else factors,
+            dtype=dtype or np.float32,
+            table=table,
+            scales=factors if on_gpu and dtype is None else None,
         )
         runs += [(stream, members, c) for c in range(len(stream.chunks))]
     flat_size = max((st.rows * _stream.ROW for st, _, _ in runs), default=0)
@@ -444,11 +457,14 @@ def _draw_streams(
         lo, hi = stream.chunks[c]
         for m in range(lo, hi):
             i, s = members[m]
-            cut = stream.cut(buffer, m, leaves[i].shape, on_gpu)
-            if dtype is None:
-                _finish(outs, leaves, i, s, cut, where)
-            else:  # finished in the step
+            # finished in the step, or by a factor read from a table (a kernel per shape)
+            scaled = dtype is None and on_gpu and s.factor is not None
+            finish = leaves[i].dtype if scaled else None
+            cut = stream.cut(buffer, m, leaves[i].shape, on_gpu, finish)
+            if dtype is not None or scaled:
                 outs[i] = _checked(cut, leaves[i], where)
+            else:
+                _finish(outs, leaves, i, s, cut, where)
         previous = [i for i, _ in members[lo:hi]]
     return previous
 
@@ -498,28 +514,33 @@ def _in_blocks(draw: _draws.Draw, leaf: Leaf) -> bool:
     )
 
 
-def _draw_in_blocks(keys: _keys.KeyTable, leaf: Leaf, s: _draws.Sampling, size: int) -> jax.Array:
+def _draw_in_blocks(
+    keys: _keys.KeyTable, leaf: Leaf, s: _draws.Sampling, size: int, table: int
+) -> jax.Array:
     """A large leaf on GPU, drawn a block of ``size`` elements (:func:`block_size`) at a time
-    and finished into its own (flat) buffer: the block's hash is a stream step's (jax's CUDA
-    kernel, no copy of the rounds to compile) and so is its transform, one kernel with the
-    streams' (behind a barrier, not fused into this leaf's update); only a block's words are
-    temporaries. The last block starts at ``n - size`` (it rewrites elements with their own
-    values)."""
+    into its own (flat) buffer by the streams' step computation (:class:`stream.Block
+    <jinit._tree.stream.Block>`, ``table`` the rows of the streams' tables): the same kernels
+    hash (jax's CUDA kernel, no copy of the rounds to compile) and transform it, behind a
+    barrier (not fused into this leaf's update); only a block's words are temporaries. A leaf
+    of a narrower dtype whose finish is a factor is finished in the step, as the streams of
+    such a tree are; another is finished after it. The last block starts at ``n - size`` (it
+    rewrites elements with their own values)."""
     n = math.prod(leaf.shape)
-    words = jax.random.key_data(keys.one(leaf.path))
-
-    def drawn(start: jax.Array) -> jax.Array:
-        counters = _stream.block_rows(
-            lax.convert_element_type(start, np.uint32) + lax.iota(np.uint32, size)
-        )
-        block = s.draw.block(words[0], words[1], counters, *s.draw.args)  # type: ignore[misc]
-        return lax.optimization_barrier(block).reshape(-1)
+    dtype = finished_in_step([leaf], {s.draw: [(0, s)]})
+    factor = None if dtype is None else s.factor
+    finish = (lambda x: x) if dtype is not None else s.finish
+    if dtype is None and s.factor is not None:  # a traced factor: leaves of one size, one kernel
+        scale = jnp.asarray(s.factor, np.float32) + keys.opaque.zero.astype(np.float32)
+        finish = lambda x: (x * scale).astype(leaf.dtype)
+    dtype = dtype or np.float32
+    tables = _stream.Block(keys, leaf.path, table, factor)
 
     trips = -(-n // size) + keys.opaque.zero  # (a count XLA cannot see: the loop is not unrolled)
 
     def body(i: jax.Array, out: jax.Array) -> jax.Array:
         start = jnp.minimum(i * np.int32(size), np.int32(n - size))
-        return lax.dynamic_update_slice(out, s.finish(drawn(start)), (start,), **xla.IN_BOUNDS)
+        rows = lax.optimization_barrier(tables.draw(s.draw, i, start, size, dtype))
+        return lax.dynamic_update_slice(out, finish(rows.reshape(-1)), (start,), **xla.IN_BOUNDS)
 
     out = lax.fori_loop(np.int32(0), trips, body, jnp.zeros((n,), leaf.dtype))
     return out.reshape(leaf.shape)  # (whole: jit's out_shardings place it)
@@ -562,6 +583,7 @@ def _draw_groups(
     previous: list[int],
     where: str,
     block: int,
+    table: int,
 ) -> None:
     """Leaves of one draw, shape and sharding (sharded leaves, draws without a block form),
     stacked, each chunk after ``previous`` (the last loop's leaves); a group of one (e.g. a leaf
@@ -587,7 +609,8 @@ def _draw_groups(
         if len(chunk) == 1 and _in_blocks(draw, leaves[chunk[0][0]]):
             i, s = chunk[0]
             with leaf_errors(leaves[i], where):
-                outs[i] = _checked(_draw_in_blocks(keys, leaves[i], s, block), leaves[i], where)
+                out = _draw_in_blocks(keys, leaves[i], s, block, table)
+                outs[i] = _checked(out, leaves[i], where)
             continue
         if len(chunk) == 1 and _shards.local(draw, shape, sharding):
             # drawn alone, each device its shard, finished there

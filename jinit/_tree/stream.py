@@ -35,6 +35,8 @@ STEP_ROWS = 64
 GPU_STEP_ROWS = 1024
 # The fewest elements of a GPU block (``build.block_size``): a block is a loop trip.
 MIN_BLOCK = 64 * ROW
+# A padded entry of a stream's table of first rows: past every row (rows are int32 below it).
+PAST = np.iinfo(np.int32).max
 
 
 class Stream:
@@ -62,6 +64,8 @@ class Stream:
         fixed_step: bool = False,
         factors: list[Any] | None = None,
         dtype: Any = np.float32,
+        table: int = 0,
+        scales: list[Any] | None = None,
     ):
         rows = [-(-n // ROW) for n in sizes]
         starts = np.cumsum([0, *rows])
@@ -76,23 +80,41 @@ class Stream:
         self.rows = int(steps.max(initial=0)) * self.step  # the most rows a chunk draws
         assert draw.block is not None  # (see _streamable)
         self.elementwise, self.args = draw.block, draw.args
+        # The tables a step reads have ``table`` rows in every stream of a tree (the leaves'
+        # rows padded with the last's: spare), so the step is one computation for all.
+        pad = max(0, table - 1 - len(sizes))
         # finished in the step: each row times its leaf's factor, in the leaves' dtype
         self.dtype = np.dtype(dtype)
-        self.factors = None if factors is None else jnp.stack(factors).astype(np.float32)
+        self.factors = None
+        if factors is not None:
+            self.factors = _factors([*factors, *factors[-1:] * pad], keys.opaque.zero)
+        # finished after the cut: each leaf times its factor (1 where it has none), read from a
+        # table, so that every cut of one shape is one kernel (:meth:`scale`)
+        self.scales = None
+        if scales is not None:
+            self.scales = _factors([1.0 if f is None else f for f in scales], keys.opaque.zero)
         self.opaque = keys.opaque
-        self.words = jax.random.key_data(keys.take(paths))
+        self.words = jax.random.key_data(keys.take([*paths, *paths[-1:] * pad]))
+        self.zero = keys.opaque.zero
         # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
         self.starts, self.first, self.steps, self.offsets = (
-            jnp.asarray(t, np.int32) + keys.opaque.zero for t in (starts, first, steps, offsets)
+            jnp.asarray(t, np.int32) + keys.opaque.zero
+            for t in (np.append(starts, [PAST] * pad), first, steps, offsets)
         )
 
     def _at(self, table: jax.Array, j: int) -> jax.Array:
         return xla.row(table, self.opaque(j))
 
+    def scale(self, m: int) -> jax.Array:
+        """Leaf ``m``'s factor (from ``scales``), read at an index XLA sees as a parameter."""
+        assert self.scales is not None
+        return self._at(self.scales, m)
+
     def step_rows(self, first_row: jax.Array) -> jax.Array:
         """Rows ``first_row .. first_row + step`` of the stream, as ``(step, ROW)``: one loop
         step's draw."""
-        args = (self.elementwise, self.args, first_row, self.starts, self.words, self.step)
+        shift = lax.convert_element_type(self.zero, np.uint32)
+        args = (self.elementwise, self.args, first_row, shift, self.starts, self.words, self.step)
         return _draw_rows(*args, self.factors, self.dtype)
 
     def draw_chunk(
@@ -124,26 +146,71 @@ class Stream:
         )
 
     def cut(
-        self, buffer: jax.Array, m: int, shape: tuple[int, ...], apart: bool = False
+        self,
+        buffer: jax.Array,
+        m: int,
+        shape: tuple[int, ...],
+        apart: bool = False,
+        dtype: Any = None,
     ) -> jax.Array:
         """Leaf ``m`` out of ``buffer``, which holds its chunk's rows. ``apart``: behind an
         ``optimization_barrier`` of its own, so that XLA does not fuse the cuts of a chunk into
         one kernel with several outputs (XLA:GPU's sibling fusion), which differs from chunk
         to chunk: each cut of one shape and finish stays one computation, compiled once for
-        the whole tree, however deep (``python -m bench --aot cuda:h100 --depths 12,48``)."""
-        offset = (self._at(self.offsets, m),)
+        the whole tree, however deep (``python -m bench --aot cuda:h100 --depths 12,48``).
+        ``dtype``: finished, times the leaf's factor from ``scales``, cast to ``dtype``."""
+        offset = self._at(self.offsets, m)
+        scale = None if dtype is None else self.scale(m)
         if apart:
-            buffer, offset = lax.optimization_barrier((buffer, offset))
-        return lax.dynamic_slice(buffer, offset, (math.prod(shape),), **xla.IN_BOUNDS).reshape(
-            shape
-        )
+            buffer, offset, scale = lax.optimization_barrier((buffer, offset, scale))
+        out = lax.dynamic_slice(buffer, (offset,), (math.prod(shape),), **xla.IN_BOUNDS)
+        if scale is not None:
+            out = (out * scale).astype(dtype)
+        return out.reshape(shape)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 5, 7))
+def _factors(factors: list[Any], zero: jax.Array) -> jax.Array:
+    """The leaves' factors, a float32 table XLA cannot see is constant (plus a traced zero):
+    a constant table would be sunk into the loop and be part of the step's kernel, one kernel
+    per set of factors."""
+    return jnp.stack(factors).astype(np.float32) + zero.astype(np.float32)
+
+
+class Block:
+    """The tables of a GPU block of one leaf (:func:`jinit._tree.build._draw_in_blocks`), made
+    once, outside its loop: ``table`` rows, as a stream's, of the leaf's key (read at an index
+    XLA sees as a parameter: one computation for every such leaf) and first row 0 (every row
+    of a block is the leaf's); with ``factor``, each row's factor."""
+
+    def __init__(self, keys: KeyTable, path: str, table: int, factor: Any = None) -> None:
+        zero = keys.opaque.zero
+        self.zero = zero
+        self.words = jnp.broadcast_to(jax.random.key_data(keys.one(path)), (table - 1, 2))
+        self.starts = jnp.asarray([0, *[PAST] * (table - 1)], np.int32) + zero
+        self.factors = None if factor is None else _factors([factor] * (table - 1), zero)
+
+    def draw(
+        self, draw: _draws.Draw, i: jax.Array, start: jax.Array, size: int, dtype: Any
+    ) -> jax.Array:
+        """Block ``i``: counters ``start .. start + size`` of the leaf (``size`` a stream's GPU
+        step), drawn by the streams' step computation, as ``(size // ROW, ROW)``: the same
+        kernels hash and transform it (with factors, finished in the step: times the factor,
+        cast to ``dtype``). Its rows are ``i * size // ROW ..``, as a stream's step's, and its
+        counters are shifted by ``start - i * size`` (mod 2**32: 0 but for the last block)."""
+        assert draw.block is not None and size % ROW == 0  # (see blockwise, build.block_size)
+        first_row = i * np.int32(size // ROW)
+        u32 = functools.partial(lax.convert_element_type, new_dtype=np.uint32)
+        shift = u32(start) - u32(i) * np.uint32(size)
+        args = (draw.block, draw.args, first_row, shift, self.starts, self.words, size // ROW)
+        return _draw_rows(*args, self.factors, np.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 6, 8))
 def _draw_rows(
     elementwise: Callable[..., jax.Array],
     args: tuple[Any, ...],
     first_row: jax.Array,
+    shift: jax.Array,
     starts: jax.Array,
     words: jax.Array,
     count: int,
@@ -153,13 +220,17 @@ def _draw_rows(
     """:meth:`Stream.step_rows`, jitted: traced once per draw, not once per chunk. Each row's
     key is its leaf's; ``elementwise`` is the draw's element-wise form (``Draw.block``); with
     ``factors``, each row is finished in the step: times its leaf's factor, cast to ``dtype``
-    (``Sampling.factor``: the leaf's finish)."""
+    (``Sampling.factor``: the leaf's finish). Every counter is shifted by ``shift`` (a traced
+    zero in a stream; a GPU block's, :class:`Block`). Both leave a barrier first: whatever
+    computed them (a stream's wait for its buffer, a block's start), the step's kernels are
+    the same."""
+    first_row, shift = lax.optimization_barrier((first_row, shift))
     r = first_row + lax.iota(np.int32, count)
     m = jnp.searchsorted(starts, r, side="right", method="compare_all") - 1
     m = jnp.clip(m, 0, words.shape[0] - 1)
     k = words.at[m].get(mode="promise_in_bounds")
     first = r - starts.at[m].get(mode="promise_in_bounds")
-    first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW)
+    first = lax.convert_element_type(first, np.uint32) * np.uint32(ROW) + shift
     counters = first[:, None] + lax.broadcasted_iota(np.uint32, (count, ROW), 1)
     out = elementwise(k[:, 0:1], k[:, 1:2], counters, *args)
     if factors is None:
