@@ -365,10 +365,14 @@ def _build_all(
         for draw in [d for d, ms in streams.items() if _grouped_instead(leaves, ms, budget)]:
             for i, s in streams.pop(draw):
                 groups.setdefault((s.draw, leaves[i].shape, leaves[i].sharding), []).append((i, s))
-    # the rows of every stream's tables, and of a GPU block's (one step computation for all)
+    # the rows of every stream's tables (one step computation for all); a leaf drawn alone in
+    # blocks on GPU is drawn by that step too, unless the tree has split leaves, whose shards
+    # are drawn in blocks of their own computation (``shards.draw``), which it then shares
     table = 1 + max((len(members) for members in streams.values()), default=1)
     previous = _draw_streams(streams, keys, leaves, outs, budget, where, table)
-    _draw_groups(groups, keys, leaves, outs, budget, previous, where, block_size(leaves), table)
+    split = any(_sharding.is_split(leaf.sharding) for leaf in leaves)
+    block = block_size(leaves)
+    _draw_groups(groups, keys, leaves, outs, budget, previous, where, block, 0 if split else table)
     return outs
 
 
@@ -518,28 +522,37 @@ def _draw_in_blocks(
     keys: _keys.KeyTable, leaf: Leaf, s: _draws.Sampling, size: int, table: int
 ) -> jax.Array:
     """A large leaf on GPU, drawn a block of ``size`` elements (:func:`block_size`) at a time
-    into its own (flat) buffer by the streams' step computation (:class:`stream.Block
-    <jinit._tree.stream.Block>`, ``table`` the rows of the streams' tables): the same kernels
-    hash (jax's CUDA kernel, no copy of the rounds to compile) and transform it, behind a
-    barrier (not fused into this leaf's update); only a block's words are temporaries. A leaf
-    of a narrower dtype whose finish is a factor is finished in the step, as the streams of
-    such a tree are; another is finished after it. The last block starts at ``n - size`` (it
-    rewrites elements with their own values)."""
+    into its own (flat) buffer, as the tree's other blocks are, so that the same kernels hash
+    (jax's CUDA kernel, no copy of the rounds to compile) and transform it: with ``table``
+    (the rows of the streams' tables), by the streams' step computation (:class:`stream.Block
+    <jinit._tree.stream.Block>`); without, as a split leaf's shards (``shards.draw``). The
+    block leaves a barrier (it is not fused into this leaf's update); only a block's words are
+    temporaries. With ``table``, a leaf of a narrower dtype whose finish is a factor is finished
+    in the step, as the streams of such a tree are; another is finished after it. The last
+    block starts at ``n - size`` (it rewrites elements with their own values)."""
     n = math.prod(leaf.shape)
-    dtype = finished_in_step([leaf], {s.draw: [(0, s)]})
-    factor = None if dtype is None else s.factor
+    dtype = finished_in_step([leaf], {s.draw: [(0, s)]}) if table else None
+    # (A float32 leaf's finish with a traced factor would make the updates of leaves of one
+    # size one kernel, but on 8 GPUs XLA then keeps twice the temporaries: GPT-2 small's
+    # replicated embedding, 14.5 -> 29.5 MB of a 217 MB shard.)
     finish = (lambda x: x) if dtype is not None else s.finish
-    if dtype is None and s.factor is not None:  # a traced factor: leaves of one size, one kernel
-        scale = jnp.asarray(s.factor, np.float32) + keys.opaque.zero.astype(np.float32)
-        finish = lambda x: (x * scale).astype(leaf.dtype)
-    dtype = dtype or np.float32
-    tables = _stream.Block(keys, leaf.path, table, factor)
+    if table:
+        tables = _stream.Block(keys, leaf.path, table, None if dtype is None else s.factor)
+        drawn = lambda i, start: tables.draw(s.draw, i, start, size, dtype or np.float32)
+    else:
+        words = jax.random.key_data(keys.one(leaf.path))
+
+        def drawn(i: jax.Array, start: jax.Array) -> jax.Array:
+            counters = lax.convert_element_type(start, np.uint32) + lax.iota(np.uint32, size)
+            block = s.draw.block
+            assert block is not None  # (see _in_blocks)
+            return block(words[0], words[1], _stream.block_rows(counters), *s.draw.args)
 
     trips = -(-n // size) + keys.opaque.zero  # (a count XLA cannot see: the loop is not unrolled)
 
     def body(i: jax.Array, out: jax.Array) -> jax.Array:
         start = jnp.minimum(i * np.int32(size), np.int32(n - size))
-        rows = lax.optimization_barrier(tables.draw(s.draw, i, start, size, dtype))
+        rows = lax.optimization_barrier(drawn(i, start))
         return lax.dynamic_update_slice(out, finish(rows.reshape(-1)), (start,), **xla.IN_BOUNDS)
 
     out = lax.fori_loop(np.int32(0), trips, body, jnp.zeros((n,), leaf.dtype))
