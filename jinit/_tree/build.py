@@ -183,7 +183,6 @@ def _draw_batch(
     after_shardings: Sequence[Any] = (),
     factors: tuple[jax.Array, Any] | None = None,
     block: int = 0,
-    where: jax.Array | None = None,
 ) -> jax.Array:
     """``draw`` for every key, stacked on a new leading axis, each device making its shard;
     with ``factors`` (a factor per key and a dtype), each leaf finished: times its factor, cast.
@@ -227,7 +226,7 @@ def _draw_batch(
         z[0],
         n,
         lambda i: (
-            _shards.draw(draw, keys[i], shape, sharding, _in_loop(factors, i), block, where)
+            _shards.draw(draw, keys[i], shape, sharding, _in_loop(factors, i), block)
             if local
             else draw(keys[i], shape, leaf_sharding)
         ),
@@ -617,7 +616,6 @@ def _draw_groups(
     # cut of one shape and finish is the same computation. (A chunk has fewer members than the
     # key table has keys.)
     cut = keys.opaque
-    geometry = _geometries([(shape, sharding) for _, shape, sharding, _, _ in chunks], keys)
     for draw, shape, sharding, chunk, dtype in chunks:
         paths = [leaves[i].path for i, _ in chunk]
         after = [outs[i] for i in previous]
@@ -631,8 +629,7 @@ def _draw_groups(
             # drawn alone, each device its shard, finished there
             i, s = chunk[0]
             with leaf_errors(leaves[i], where):
-                key, row = keys.one(paths[0]), geometry(shape, sharding)
-                out = _shards.draw(draw, key, shape, sharding, s.finish, block, row)
+                out = _shards.draw(draw, keys.one(paths[0]), shape, sharding, s.finish, block)
                 outs[i] = _checked(out, leaves[i], where)
             continue
         if len(chunk) == 1:  # drawn alone: the draw and finish fuse, no buffer, no copy
@@ -646,15 +643,7 @@ def _draw_groups(
             after_shardings = [leaves[i].sharding for i in previous]
             factors = None if dtype is None else (jnp.stack([s.factor for _, s in chunk]), dtype)
             z = _draw_batch(
-                draw,
-                keys.take(paths),
-                shape,
-                sharding,
-                after,
-                after_shardings,
-                factors,
-                block,
-                geometry(shape, sharding),
+                draw, keys.take(paths), shape, sharding, after, after_shardings, factors, block
             )
             rows = [xla.row(z, cut(j)) for j in range(len(chunk))]
             previous = [i for i, _ in chunk]
@@ -664,35 +653,6 @@ def _draw_groups(
                 continue
         for (i, s), row in zip(chunk, rows, strict=True):
             _finish(outs, leaves, i, s, row, where)
-
-
-def _geometries(
-    layouts: list[tuple[tuple[int, ...], Any]], keys: _keys.KeyTable
-) -> Callable[[tuple[int, ...], Any], jax.Array | None]:
-    """The :func:`shards.geometry <jinit._tree.shards.geometry>` of every split layout drawn
-    shard by shard on GPU, as one traced table (made once), and a function giving a layout's
-    row, read at an index XLA sees as a parameter (``None`` where there is none): every such
-    leaf's blocks then count their counters in one kernel."""
-    rows: dict[tuple[Any, ...], np.ndarray] = {}
-    for shape, sharding in layouts:
-        if isinstance(sharding, NamedSharding) and _sharding.is_split(sharding):
-            row = _shards.geometry(shape, sharding)
-            if row is not None and _sharding.platform(sharding) in _shards.PLATFORMS:
-                rows.setdefault((shape, sharding), row)
-    if (
-        not rows
-        or len({len(r) for r in rows.values()}) != 1
-        or not _shards.on_one_mesh([s for _, s in rows])
-    ):
-        return lambda shape, sharding: None
-    index = {layout: k for k, layout in enumerate(rows)}
-    table = jnp.asarray(np.stack(list(rows.values()))) + keys.opaque.zero.astype(np.uint32)
-
-    def read(shape: tuple[int, ...], sharding: Any) -> jax.Array | None:
-        k = index.get((shape, sharding))
-        return None if k is None else xla.row(table, keys.opaque(k))
-
-    return read
 
 
 def _finished_in_batch(leaves: Sequence[Leaf], group: tuple[Any, ...], members: Members) -> Any:

@@ -93,38 +93,6 @@ def local(draw: _draws.Draw, shape: tuple[int, ...], sharding: Any) -> bool:
 PAD_FRACTION = 8
 
 
-# The dimensions of a split leaf's geometry (:func:`geometry`): the shards of every leaf of at
-# most this many dimensions are drawn in blocks by one computation.
-RANK = 4
-
-
-def geometry(shape: tuple[int, ...], sharding: NamedSharding) -> np.ndarray | None:
-    """How a device's shard of ``shape`` (laid out as ``sharding``) sits in the whole leaf, as
-    data (uint32): for each of :data:`RANK` dimensions the shard's strides, the shard's sizes,
-    the leaf's strides and the shard's sizes again (a dimension's first index is its place
-    times that; padded dimensions: 1, 1, 0, 0), then for each dimension and mesh axis the
-    weight of the axis's index in the shard's place along the dimension. With it as a traced
-    table row, :func:`draw` computes the counters of every such leaf's blocks in one kernel,
-    where constants make a kernel per shard shape; ``None`` past :data:`RANK` dimensions."""
-    if len(shape) > RANK:
-        return None
-    mesh, spec = sharding.mesh, (*sharding.spec, *(None,) * (len(shape) - len(sharding.spec)))
-    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
-    local = tuple(sharding.shard_shape(shape))
-    pad = RANK - len(shape)
-    strides = [math.prod(local[d + 1 :]) for d in range(len(shape))] + [1] * pad
-    whole = [math.prod(shape[d + 1 :]) for d in range(len(shape))] + [0] * pad
-    weights = np.zeros((RANK, len(mesh.axis_names)), np.int64)
-    for d, entry in enumerate(spec):
-        axes = _sharding.axes(entry)
-        for j, a in enumerate(axes):
-            weights[d, mesh.axis_names.index(a)] = math.prod(sizes[b] for b in axes[j + 1 :])
-    dims = [*local, *[1] * pad]
-    firsts = [*local, *[0] * pad]
-    row = np.array([*strides, *dims, *whole, *firsts, *weights.reshape(-1)], np.int64)
-    return (row % 2**32).astype(np.uint32)
-
-
 def draw(
     draw: _draws.Draw,
     key: jax.Array,
@@ -132,7 +100,6 @@ def draw(
     sharding: NamedSharding,
     finish: Callable[[jax.Array], jax.Array] | None = None,
     size: int = 0,
-    where: jax.Array | None = None,
 ) -> jax.Array:
     """``draw(key, shape)`` laid out as ``sharding`` (then ``finish``, element-wise), each
     device hashing only its own shard's counters (their row-major indices in the whole leaf)
@@ -140,9 +107,7 @@ def draw(
     :class:`~jinit._rng.draws.Draw`). With a ``finish``, a shard of more than ``size``
     elements (:func:`jinit._tree.build.block_size`) is drawn and finished a block at a time, as
     ``build._draw_in_blocks`` draws a whole leaf: only a block's words are temporaries; a
-    smaller one of at least ``size / PAD_FRACTION`` as one block (:data:`PAD_FRACTION`).
-    ``where``: the leaf's :func:`geometry` as a traced row; the blocks' counters are then
-    computed from it, one kernel for the shards of every shape."""
+    smaller one of at least ``size / PAD_FRACTION`` as one block (:data:`PAD_FRACTION`)."""
     mesh, spec = sharding.mesh, (*sharding.spec, *(None,) * (len(shape) - len(sharding.spec)))
     sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
     names = [_sharding.axes(entry) for entry in spec]
@@ -174,21 +139,16 @@ def draw(
 
         def drawn(start: jax.Array) -> jax.Array:
             flat = lax.convert_element_type(start, np.uint32) + lax.iota(np.uint32, size)
-            if where is not None:
-                counters = _counters(where, flat, mesh.axis_names)
-            else:
-                indices = [
-                    (flat // np.uint32(st)) % np.uint32(m) + f
-                    for st, m, f in zip(strides, local, first, strict=True)
-                ]
-                counters = _threefry.counter_words(indices, shape)[1]
+            indices = [
+                (flat // np.uint32(st)) % np.uint32(m) + f
+                for st, m, f in zip(strides, local, first, strict=True)
+            ]
+            counters = _threefry.counter_words(indices, shape)[1]
             values = block(words[0], words[1], _stream.block_rows(counters), *draw.args)
             return lax.optimization_barrier(values).reshape(-1)
 
         if n < size:  # one block from the shard's start, its first n elements
-            # (a traced zero with a geometry: a start XLA cannot see, as every other block's)
-            zero = jnp.int32(0) if where is None else (where[0] >> np.uint32(31)).astype(np.int32)
-            return finish(drawn(zero)[:n]).reshape(local)
+            return finish(drawn(jnp.int32(0))[:n]).reshape(local)
         dtype = jax.eval_shape(finish, jax.ShapeDtypeStruct((size,), np.float32)).dtype
 
         def body(i: jax.Array, out: jax.Array) -> jax.Array:
@@ -210,20 +170,3 @@ def draw(
         out_specs=PartitionSpec(*spec),
         check_vma=False,
     )(jax.random.key_data(key))
-
-
-def _counters(where: jax.Array, flat: jax.Array, axis_names: Sequence[str]) -> jax.Array:
-    """The counters of a shard's elements at flat (shard row-major) indices ``flat``, from its
-    :func:`geometry` ``where``: along each dimension, the element's index in the shard plus the
-    shard's first index (the mesh axes' indices, weighted, times the shard's size), times the
-    leaf's stride (the row-major index in the whole leaf, mod 2**32: the low counter word)."""
-    r = RANK
-    strides, dims, whole, sizes = (where[k * r : (k + 1) * r] for k in range(4))
-    weights = where[4 * r :].reshape(r, len(axis_names))
-    axes = jnp.stack([lax.convert_element_type(lax.axis_index(a), np.uint32) for a in axis_names])
-    places = jnp.sum(weights * axes[None, :], axis=1, dtype=np.uint32)
-    out = jnp.zeros(flat.shape, np.uint32)
-    for d in range(r):
-        index = (flat // strides[d]) % dims[d] + places[d] * sizes[d]
-        out = out + index * whole[d]
-    return out
