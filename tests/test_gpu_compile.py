@@ -9,6 +9,7 @@ CPU, forced, and checked bit for bit. Figures (compile seconds) are in bench/RES
 """
 
 import functools
+import math
 import re
 from typing import Any
 
@@ -67,6 +68,7 @@ def compiled(layers: int, group: bool | None) -> dict:
         **gpu.structure(exe.as_text()),
         "temp_bytes": int(memory.temp_size_in_bytes),
         "params": params,
+        "text": exe.as_text(),
     }
 
 
@@ -379,21 +381,24 @@ def test_split_leaves_compile_no_copy_of_the_hash_for_eight_gpus():
 
 def test_the_kernels_to_compile_do_not_grow_with_depth(monkeypatch):
     """Chunks of a few leaves each (a small chunk budget; a fixed step), at 8 and at 24
-    layers: XLA:GPU compiles about as many distinct kernels for both (each is LLVM and ptxas
-    time), though the deeper tree has more chunks, cuts and launches: every cut of one shape
-    and finish is one computation (``Stream.cut(apart=True)``), not fused with its chunk's
-    other cuts into a kernel of several outputs that differs from chunk to chunk (without it:
-    44 and 54), and a chunk's loop waits for the last chunk's leaves without reading them
-    (``xla.pipelined``: reading one element of each was a kernel per set of carried shapes).
-    One more is allowed: past some size, XLA splits the reads of the cuts' offsets in two."""
+    layers: the deeper tree has more chunks, cuts and launches, but the kernels that write its
+    leaves are the same (each is LLVM and ptxas time), and none writes two leaves: every
+    cut of one shape and finish is one computation (``Stream.cut(apart=True)``), not fused with
+    its chunk's other cuts into a kernel of several outputs that differs from chunk to chunk
+    (without it: 44 and 54 distinct kernels in all)."""
     monkeypatch.setattr(_build, "SMALL_TREE_BYTES", 1 << 21)
     monkeypatch.setattr(_stream, "GPU_STEP_ROWS", _stream.STEP_ROWS)
-    rows = {}
+    sizes = {math.prod(a.shape) for a in jax.tree.leaves(tree(1)["h"][0]) if len(a.shape) == 2}
+    leaf = re.compile(rf"f32\[({'|'.join(map(str, sizes))})\]\{{")
+    rows, cuts = {}, {}
     for layers in (8, 24):
         _tree.compiled_builder.cache_clear()
         rows[layers] = compiled.__wrapped__(layers, True)
+        outputs = [out for out, _, _ in gpu.kernels(rows[layers].pop("text"))]
+        assert not [out for out in outputs if len(leaf.findall(out)) > 1]  # two leaves' cuts
+        cuts[layers] = sorted(out for out in outputs if leaf.fullmatch(out.split("{")[0] + "{"))
     assert rows[24]["loops"] > rows[8]["loops"] and rows[24]["kernels"] > rows[8]["kernels"]
-    assert rows[24]["distinct_kernels"] <= rows[8]["distinct_kernels"] + 1
+    assert cuts[24] == cuts[8] and len(cuts[8]) <= 2 * len(sizes)
     _tree.compiled_builder.cache_clear()
 
 

@@ -105,11 +105,6 @@ class Stream:
     def _at(self, table: jax.Array, j: int) -> jax.Array:
         return xla.row(table, self.opaque(j))
 
-    def scale(self, m: int) -> jax.Array:
-        """Leaf ``m``'s factor (from ``scales``), read at an index XLA sees as a parameter."""
-        assert self.scales is not None
-        return self._at(self.scales, m)
-
     def step_rows(self, first_row: jax.Array) -> jax.Array:
         """Rows ``first_row .. first_row + step`` of the stream, as ``(step, ROW)``: one loop
         step's draw."""
@@ -159,13 +154,17 @@ class Stream:
         to chunk: each cut of one shape and finish stays one computation, compiled once for
         the whole tree, however deep (``python -m bench --aot cuda:h100 --depths 12,48``).
         ``dtype``: finished, times the leaf's factor from ``scales``, cast to ``dtype``."""
-        offset = self._at(self.offsets, m)
-        scale = None if dtype is None else self.scale(m)
-        if apart:
-            buffer, offset, scale = lax.optimization_barrier((buffer, offset, scale))
+        hi, lo = self.opaque.parts(m)
+        tables = (self.offsets, self.scales)
+        if apart:  # (the index's parts and the tables, not their reads: the cut reads them)
+            buffer, hi, lo, tables = lax.optimization_barrier((buffer, hi, lo, tables))
+        offsets, scales = tables
+        j = hi + lo
+        offset = xla.row(offsets, j)
         out = lax.dynamic_slice(buffer, (offset,), (math.prod(shape),), **xla.IN_BOUNDS)
-        if scale is not None:
-            out = (out * scale).astype(dtype)
+        if dtype is not None:
+            assert scales is not None
+            out = (out * xla.row(scales, j)).astype(dtype)
         return out.reshape(shape)
 
 

@@ -89,8 +89,13 @@ class Opaque:
         self.x, self.his, self.los = out[1], tuple(out[2 : m + 2]), tuple(out[m + 2 :])
 
     def __call__(self, j: int) -> jax.Array:
+        hi, lo = self.parts(j)
+        return hi + lo
+
+    def parts(self, j: int) -> tuple[jax.Array, jax.Array]:
+        """The two traced scalars whose sum is ``j``."""
         hi, lo = divmod(j, self.m)
-        return self.his[hi] + self.los[lo]
+        return self.his[hi], self.los[lo]
 
 
 def pipelined(
