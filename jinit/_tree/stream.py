@@ -89,7 +89,7 @@ class Stream:
         if factors is not None:
             self.factors = _factors([*factors, *factors[-1:] * pad], keys.opaque.zero)
         # finished after the cut: each leaf times its factor (1 where it has none), read from a
-        # table, so that every cut of one shape is one kernel (:meth:`scale`)
+        # table, so that every cut of one shape is one kernel (:meth:`cut`)
         self.scales = None
         if scales is not None:
             self.scales = _factors([1.0 if f is None else f for f in scales], keys.opaque.zero)
