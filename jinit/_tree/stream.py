@@ -95,7 +95,7 @@ class Stream:
             self.scales = _factors([1.0 if f is None else f for f in scales], keys.opaque.zero)
         self.opaque = keys.opaque
         self.words = jax.random.key_data(keys.take([*paths, *paths[-1:] * pad]))
-        self.zero = keys.opaque.zero
+        self.shift = lax.convert_element_type(keys.opaque.zero, np.uint32)  # (a traced 0)
         # Traced (not constants), so that reading them at opaque indices gives XLA parameters.
         self.starts, self.first, self.steps, self.offsets = (
             jnp.asarray(t, np.int32) + keys.opaque.zero
@@ -108,9 +108,17 @@ class Stream:
     def step_rows(self, first_row: jax.Array) -> jax.Array:
         """Rows ``first_row .. first_row + step`` of the stream, as ``(step, ROW)``: one loop
         step's draw."""
-        shift = lax.convert_element_type(self.zero, np.uint32)
-        args = (self.elementwise, self.args, first_row, shift, self.starts, self.words, self.step)
-        return _draw_rows(*args, self.factors, self.dtype)
+        return _draw_rows(
+            self.elementwise,
+            self.args,
+            first_row,
+            self.shift,
+            self.starts,
+            self.words,
+            self.step,
+            self.factors,
+            self.dtype,
+        )
 
     def draw_chunk(
         self, c: int, buffer: jax.Array, carry: list[jax.Array]
@@ -183,7 +191,6 @@ class Block:
 
     def __init__(self, keys: KeyTable, path: str, table: int, factor: Any = None) -> None:
         zero = keys.opaque.zero
-        self.zero = zero
         self.words = jnp.broadcast_to(jax.random.key_data(keys.one(path)), (table - 1, 2))
         self.starts = jnp.asarray([0, *[PAST] * (table - 1)], np.int32) + zero
         self.factors = None if factor is None else _factors([factor] * (table - 1), zero)

@@ -132,11 +132,9 @@ def pipelined(
         # longer wait for it), and no kernel reads it (one element of each, read, was a kernel
         # per set of carried shapes: seven of LLaMA-1B's 47 on GPU). Without a carry, `w`
         # waits for `z`.
-        if rest:
-            rest, j = lax.optimization_barrier((rest, i))
-        else:
-            j = after([z], i)
-        return z, draw(after([z], i) + w), j - i, rest
+        k = after([z], i)
+        rest, j = lax.optimization_barrier((rest, i)) if rest else (rest, k)
+        return z, draw(k + w), j - i, rest
 
     z, d, _, rest = lax.fori_loop(0, steps, body, (z, d, np.int32(0), carry or []))
     return store(z, d, steps - 1), rest
