@@ -135,22 +135,16 @@ def structure(text: str) -> dict[str, int]:
         return len(ops)
 
     hashes = set(re.findall(r"%([\w.\-]+) = [^\n]*custom-call\([^\n]*threefry", text))
-    hashed = {
-        m.group(1)
-        for m in re.finditer(r"%([\w.\-]+) = [^\n]*get-tuple-element\(%([\w.\-]+)\)", text)
-        if m.group(2) in hashes
-    }
+    # each get-tuple-element: the tuple it is a part of
+    part_of = dict(re.findall(r"%([\w.\-]+) = [^\n]*get-tuple-element\(%([\w.\-]+)\)", text))
+    hashed = {name for name, whole in part_of.items() if whole in hashes}
     # the values the hash kernels read, and the instructions whose parts those are
     operands = {
         name
         for m in re.finditer(r"custom-call\(([^)]*)\)[^\n]*threefry", text)
         for name in re.findall(r"%([\w.\-]+)", m.group(1))
     }
-    operands |= {
-        m.group(2)
-        for m in re.finditer(r"%([\w.\-]+) = [^\n]*get-tuple-element\(%([\w.\-]+)\)", text)
-        if m.group(1) in operands
-    }
+    operands |= {part_of[name] for name in operands if name in part_of}
     fused = set()  # (shape, kind, body): XLA:GPU compiles one kernel per distinct fusion
     transforms = set()  # those that read a hash kernel's words: a draw's transform
     makers = set()  # those that make a hash kernel's operands

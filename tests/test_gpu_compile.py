@@ -64,11 +64,12 @@ def compiled(layers: int, group: bool | None) -> dict:
     exe = jax.jit(body, out_shardings=shardings).trace(key).lower().compile()
     memory = exe.memory_analysis()
     params = sum(int(np.prod(s.shape)) * 4 for s in jax.tree.leaves(abstract))
+    text = exe.as_text()
     return {
-        **gpu.structure(exe.as_text()),
+        **gpu.structure(text),
         "temp_bytes": int(memory.temp_size_in_bytes),
         "params": params,
-        "text": exe.as_text(),
+        "text": text,
     }
 
 
@@ -385,7 +386,7 @@ def test_the_kernels_to_compile_do_not_grow_with_depth(monkeypatch):
     leaves are the same (each is LLVM and ptxas time), and none writes two leaves: every
     cut of one shape and finish is one computation (``Stream.cut(apart=True)``), not fused with
     its chunk's other cuts into a kernel of several outputs that differs from chunk to chunk
-    (without it: 44 and 54 distinct kernels in all)."""
+    (without it, XLA cuts the 8-layer tree's leaves in pairs: three two-output kernels)."""
     monkeypatch.setattr(_build, "SMALL_TREE_BYTES", 1 << 21)
     monkeypatch.setattr(_stream, "GPU_STEP_ROWS", _stream.STEP_ROWS)
     sizes = {math.prod(a.shape) for a in jax.tree.leaves(tree(1)["h"][0]) if len(a.shape) == 2}
@@ -568,14 +569,7 @@ def test_a_chunk_loop_waits_for_the_last_chunk_without_a_kernel(monkeypatch, dty
     monkeypatch.setattr(_build, "chunk_budget", lambda leaves: 600_000)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype), tree(12))
     shardings = jax.tree.map(lambda _: NamedSharding(h100(), PartitionSpec()), abstract)
-    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=shardings["embed"])
-    _tree.compiled_builder.cache_clear()
-    body = lambda k: jinit.init_tree(k, abstract, RULES, shardings=shardings)
-    try:
-        exe = jax.jit(body, out_shardings=shardings).trace(key).lower().compile()
-    finally:
-        _tree.compiled_builder.cache_clear()
-    text = exe.as_text()
+    text = gpu_program(abstract, RULES, shardings, shardings["embed"])
     row = gpu.structure(text)
     assert row["loops"] - 1 >= 3  # chunks after the first carry the leaves before them
     name = jnp.dtype(dtype).name.replace("float32", "f32").replace("bfloat16", "bf16")
